@@ -1,0 +1,620 @@
+//! Typed settings: a TOML file plus `DRIFTD_<SECTION>__<KEY>` environment overrides.
+//!
+//! Every error names the offending key. Secrets are wrapped in [`Secret`] so that they
+//! never reach a log line or an error message.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::DetectorConfig;
+use crate::train::TrainConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("config key `{key}`: {reason}")]
+    Key { key: String, reason: String },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A string that prints as `***`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub poll: PollConfig,
+    #[serde(default)]
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user@host:port/db?sslmode=verify-full`; the password is better kept out of it.
+    pub url: Secret,
+    /// Overrides any password in the URL.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A file holding the password (for systemd `LoadCredential=` or a Kubernetes secret).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: String,
+    /// Bearer token for the admin endpoints; none configured means they are off.
+    pub admin_token: Option<Secret>,
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9187".into(),
+            admin_token: None,
+            admin_token_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollConfig {
+    /// Fallback poll period; `LISTEN` wakes the poller earlier.
+    pub interval_ms: u64,
+    /// Rows are read only once their label is older than this. It must exceed the longest
+    /// transaction that writes labels, or a late-committing row could fall behind the watermark.
+    pub settle_ms: u64,
+    /// Rows read and committed per transaction.
+    pub batch_size: u32,
+    /// Ceiling of the exponential reconnect backoff.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        PollConfig {
+            interval_ms: 1_000,
+            settle_ms: 5_000,
+            batch_size: 5_000,
+            max_backoff_ms: 30_000,
+        }
+    }
+}
+
+/// How the user's outcomes table is laid out. Every name is validated and quoted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// `table` or `schema.table`.
+    pub table: String,
+    pub id_column: String,
+    pub model_column: String,
+    /// One `real[]`/`float8[]` column holding all features …
+    pub features_column: Option<String>,
+    /// … or a list of numeric columns.
+    pub feature_columns: Vec<String>,
+    pub prediction_column: String,
+    pub label_column: String,
+    pub labeled_at_column: String,
+    /// When the prediction was made; used for the label-delay histogram.
+    pub created_at_column: Option<String>,
+    pub model_version_column: Option<String>,
+    /// Channel the outcomes trigger notifies on.
+    pub notify_channel: String,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            table: "public.outcomes".into(),
+            id_column: "id".into(),
+            model_column: "model".into(),
+            features_column: None,
+            feature_columns: Vec::new(),
+            prediction_column: "prediction".into(),
+            label_column: "label".into(),
+            labeled_at_column: "labeled_at".into(),
+            created_at_column: Some("created_at".into()),
+            model_version_column: Some("model_version".into()),
+            notify_channel: "driftd_outcomes".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `driftd=debug,sqlx=warn`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Label 0/1; prediction is P(label = 1) (a hard 0/1 prediction works too).
+    #[default]
+    Binary,
+    /// Label is a class index; prediction is the predicted class index.
+    Multiclass,
+}
+
+/// Which per-row signal a detector consumes.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// 1 when the prediction was wrong, else 0.
+    #[default]
+    Error,
+    /// Per-row log-loss (binary probabilistic predictions only).
+    LogLoss,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSlotConfig {
+    #[serde(default)]
+    pub signal: Signal,
+    #[serde(flatten)]
+    pub detector: DetectorConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    #[serde(default)]
+    pub task: Task,
+    /// Number of classes for `multiclass`.
+    #[serde(default = "default_n_classes")]
+    pub n_classes: u32,
+    pub n_features: usize,
+    /// Optional feature names, for metrics and exports.
+    #[serde(default)]
+    pub feature_names: Vec<String>,
+    #[serde(default = "default_count_windows")]
+    pub count_windows: Vec<usize>,
+    /// Durations such as `"1h"`, `"24h"`, `"7d"`, measured in label time.
+    #[serde(default = "default_time_windows")]
+    pub time_windows: Vec<String>,
+    #[serde(default = "default_detectors")]
+    pub detectors: Vec<DetectorSlotConfig>,
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+fn default_n_classes() -> u32 {
+    2
+}
+fn default_count_windows() -> Vec<usize> {
+    vec![100, 1_000, 10_000]
+}
+fn default_time_windows() -> Vec<String> {
+    vec!["1h".into(), "24h".into(), "7d".into()]
+}
+fn default_detectors() -> Vec<DetectorSlotConfig> {
+    vec![DetectorSlotConfig {
+        signal: Signal::Error,
+        detector: serde_json::from_str(r#"{"kind":"adwin"}"#)
+            .expect("ADWIN has defaults for every parameter"),
+    }]
+}
+
+/// Parses `"90s"`, `"15m"`, `"1h"`, `"7d"` into seconds.
+pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{s}` has no unit (s, m, h, d, w)"))?;
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("`{s}` has unknown unit `{unit}` (s, m, h, d, w)")),
+    };
+    if n <= 0 {
+        return Err(format!("`{s}` must be positive"));
+    }
+    Ok(n * mult)
+}
+
+/// SQL identifiers from the config: plain names only, so quoting is enough to make them inert.
+pub fn validate_identifier(key: &str, ident: &str) -> Result<(), ConfigError> {
+    let ok = !ident.is_empty()
+        && ident.len() <= 63
+        && ident
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && ident
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::key(
+            key,
+            format!("`{ident}` is not a plain SQL identifier (letters, digits, _; at most 63)"),
+        ))
+    }
+}
+
+impl Config {
+    /// Reads the file, applies `DRIFTD_*__*` overrides from `env`, and validates.
+    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text, env)
+    }
+
+    pub fn from_toml_str(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut value: toml::Value = text
+            .parse::<toml::Table>()
+            .map(toml::Value::Table)
+            .map_err(|e| ConfigError::Syntax(e.message().to_string()))?;
+        apply_env_overrides(&mut value, env)?;
+        let mut cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::key(key, e.into_inner().message().to_string())
+        })?;
+        cfg.resolve_secrets()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.database.password_file {
+            let pw = read_secret_file(path).map_err(|r| ConfigError::key("database.password_file", r))?;
+            self.database.password = Some(pw);
+        }
+        if let Some(path) = &self.http.admin_token_file {
+            let tok = read_secret_file(path).map_err(|r| ConfigError::key("http.admin_token_file", r))?;
+            self.http.admin_token = Some(tok);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database.url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::key(
+                "database.url",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        self.http
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| ConfigError::key("http.listen", format!("not a socket address: {e}")))?;
+        if self.poll.batch_size == 0 {
+            return Err(ConfigError::key("poll.batch_size", "must be at least 1"));
+        }
+        if self.poll.interval_ms == 0 {
+            return Err(ConfigError::key("poll.interval_ms", "must be at least 1"));
+        }
+        self.source.validate()?;
+        let mut seen = BTreeMap::new();
+        for (i, m) in self.models.iter().enumerate() {
+            let k = |f: &str| format!("models[{i}].{f}");
+            if m.name.is_empty() || m.name.len() > 100 {
+                return Err(ConfigError::key(k("name"), "must be 1 to 100 characters"));
+            }
+            if seen.insert(m.name.clone(), i).is_some() {
+                return Err(ConfigError::key(k("name"), format!("`{}` is configured twice", m.name)));
+            }
+            if m.n_features == 0 {
+                return Err(ConfigError::key(k("n_features"), "must be at least 1"));
+            }
+            if !self.source.feature_columns.is_empty() && self.source.feature_columns.len() != m.n_features {
+                return Err(ConfigError::key(
+                    k("n_features"),
+                    format!(
+                        "is {} but source.feature_columns lists {} columns",
+                        m.n_features,
+                        self.source.feature_columns.len()
+                    ),
+                ));
+            }
+            if !m.feature_names.is_empty() && m.feature_names.len() != m.n_features {
+                return Err(ConfigError::key(k("feature_names"), "must have n_features entries"));
+            }
+            if m.task == Task::Multiclass && m.n_classes < 2 {
+                return Err(ConfigError::key(k("n_classes"), "must be at least 2"));
+            }
+            if m.count_windows.iter().any(|&w| w == 0 || w > 1_000_000) {
+                return Err(ConfigError::key(k("count_windows"), "each window must be 1 to 1000000 rows"));
+            }
+            for w in &m.time_windows {
+                parse_duration_secs(w).map_err(|r| ConfigError::key(k("time_windows"), r))?;
+            }
+            for (j, d) in m.detectors.iter().enumerate() {
+                d.detector
+                    .build()
+                    .map_err(|e| ConfigError::key(format!("models[{i}].detectors[{j}]"), e.to_string()))?;
+                if d.signal == Signal::LogLoss && !d.detector.accepts_real_valued() {
+                    return Err(ConfigError::key(
+                        format!("models[{i}].detectors[{j}].signal"),
+                        format!("{} takes a 0/1 stream; use signal = \"error\"", d.detector.name()),
+                    ));
+                }
+            }
+            m.train
+                .validate()
+                .map_err(|(key, reason)| ConfigError::key(format!("models[{i}].train.{key}"), reason))?;
+        }
+        Ok(())
+    }
+
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}
+
+impl SourceConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let parts: Vec<&str> = self.table.split('.').collect();
+        if parts.len() > 2 {
+            return Err(ConfigError::key("source.table", "use `table` or `schema.table`"));
+        }
+        for p in &parts {
+            validate_identifier("source.table", p)?;
+        }
+        validate_identifier("source.id_column", &self.id_column)?;
+        validate_identifier("source.model_column", &self.model_column)?;
+        validate_identifier("source.prediction_column", &self.prediction_column)?;
+        validate_identifier("source.label_column", &self.label_column)?;
+        validate_identifier("source.labeled_at_column", &self.labeled_at_column)?;
+        if let Some(c) = &self.created_at_column {
+            validate_identifier("source.created_at_column", c)?;
+        }
+        if let Some(c) = &self.model_version_column {
+            validate_identifier("source.model_version_column", c)?;
+        }
+        validate_identifier("source.notify_channel", &self.notify_channel)?;
+        match (&self.features_column, self.feature_columns.is_empty()) {
+            (Some(c), true) => validate_identifier("source.features_column", c)?,
+            (None, false) => {
+                for c in &self.feature_columns {
+                    validate_identifier("source.feature_columns", c)?;
+                }
+            }
+            (Some(_), false) => {
+                return Err(ConfigError::key(
+                    "source.feature_columns",
+                    "set either features_column or feature_columns, not both",
+                ))
+            }
+            // The reference table's array column.
+            (None, true) => {}
+        }
+        Ok(())
+    }
+
+    pub fn features_array_column(&self) -> Option<&str> {
+        if self.feature_columns.is_empty() {
+            Some(self.features_column.as_deref().unwrap_or("features"))
+        } else {
+            None
+        }
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let s = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let s = s.trim_end_matches(['\n', '\r']).to_string();
+    if s.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Secret(s))
+}
+
+/// `DRIFTD_DATABASE__URL=…` sets `database.url`; `DRIFTD_POLL__BATCH_SIZE=100` sets a number.
+/// Only names with a `__` are overrides, so `DRIFTD_CACHE` and friends are left alone.
+fn apply_env_overrides(
+    root: &mut toml::Value,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("DRIFTD_") && k.contains("__"))
+        .collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let path: Vec<String> = name["DRIFTD_".len()..]
+            .split("__")
+            .map(|p| p.to_ascii_lowercase())
+            .collect();
+        let key = path.join(".");
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(ConfigError::key(key, format!("malformed override variable {name}")));
+        }
+        let value = parse_env_value(&raw);
+        let mut node = &mut *root;
+        for (i, part) in path.iter().enumerate() {
+            let table = node
+                .as_table_mut()
+                .ok_or_else(|| ConfigError::key(&key, format!("{name} overrides a key inside a non-table")))?;
+            if i + 1 == path.len() {
+                table.insert(part.clone(), value.clone());
+                break;
+            }
+            node = table
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        }
+    }
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    // Numbers, booleans and arrays keep their type; anything else is a string.
+    if let Ok(t) = format!("v = {raw}").parse::<toml::Table>() {
+        if let Some(v) = t.get("v") {
+            if !matches!(v, toml::Value::Table(_)) {
+                return v.clone();
+            }
+        }
+    }
+    toml::Value::String(raw.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[database]
+url = "postgres://driftd@localhost/app"
+[[models]]
+name = "churn"
+n_features = 3
+"#;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml_str(text, env.iter().map(|(a, b)| (a.to_string(), b.to_string())))
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = load(MIN, &[]).unwrap();
+        assert_eq!(c.poll.settle_ms, 5_000);
+        assert_eq!(c.models[0].count_windows, vec![100, 1_000, 10_000]);
+        assert_eq!(c.source.features_array_column(), Some("features"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load(&format!("{MIN}\n[poll]\nintervall_ms = 3\n"), &[]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("poll.intervall_ms"), "{msg}");
+    }
+
+    #[test]
+    fn bad_value_names_nested_key() {
+        let text = MIN.replace("n_features = 3", "n_features = 3\ncount_windows = [0]");
+        let msg = load(&text, &[]).unwrap_err().to_string();
+        assert!(msg.contains("models[0].count_windows"), "{msg}");
+    }
+
+    #[test]
+    fn env_overrides_keep_types_and_ignore_plain_vars() {
+        let c = load(
+            MIN,
+            &[
+                ("DRIFTD_POLL__BATCH_SIZE", "17"),
+                ("DRIFTD_HTTP__LISTEN", "127.0.0.1:0"),
+                ("DRIFTD_CACHE", "/tmp/x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.poll.batch_size, 17);
+        assert_eq!(c.http.listen, "127.0.0.1:0");
+    }
+
+    #[test]
+    fn identifiers_are_validated() {
+        let text = format!("{MIN}\n[source]\ntable = \"public.outcomes; drop table x\"\n");
+        let msg = load(&text, &[]).unwrap_err().to_string();
+        assert!(msg.contains("source.table"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = load(MIN, &[("DRIFTD_DATABASE__PASSWORD", "hunter2")]).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"));
+        assert_eq!(c.database.password.unwrap().expose(), "hunter2");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration_secs("7d"), Ok(604_800));
+        assert!(parse_duration_secs("7").is_err());
+        assert!(parse_duration_secs("0h").is_err());
+    }
+}

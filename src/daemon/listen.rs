@@ -1,0 +1,51 @@
+//! `LISTEN` on the outcomes channel: a notification wakes the model it names early. Losing
+//! notifications is harmless (the poll interval is the fallback), so errors only back off.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::{watch, Notify};
+
+use crate::config::DatabaseConfig;
+use crate::db::{self, Backoff};
+
+pub async fn wake_on_notify(
+    db_cfg: DatabaseConfig,
+    channel: String,
+    wakers: HashMap<String, Arc<Notify>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(500, 30_000);
+    loop {
+        let session = async {
+            let pool = db::pool(&DatabaseConfig {
+                max_connections: 1,
+                ..db_cfg.clone()
+            })?;
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(&channel).await?;
+            loop {
+                let n = listener.recv().await?;
+                if let Some(w) = wakers.get(n.payload()) {
+                    w.notify_one();
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            r = session => {
+                if let Err(e) = r {
+                    let d = backoff.next_delay();
+                    tracing::debug!(error = %e, "LISTEN connection lost; polling continues");
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}

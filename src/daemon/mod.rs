@@ -1,0 +1,134 @@
+//! `driftd run`: wires the source, the per-model loops and the HTTP surface together and runs
+//! them until shutdown.
+
+mod listen;
+mod model_loop;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+use crate::db::{self, Backoff};
+use crate::exporter::{self, Health, HttpState, Metrics};
+use crate::outcomes::OutcomeSource;
+use crate::telemetry::LogLevelHandle;
+
+pub use model_loop::{ModelLoop, StepOutcome};
+
+/// Runs the daemon until `shutdown` turns true; then each model finishes the batch in hand,
+/// commits, and the function returns.
+pub async fn run(cfg: Config, log_level: LogLevelHandle, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let pool = db::pool(&cfg.database).context("database.url")?;
+
+    let http_state = HttpState {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        log_level,
+    };
+    let mut http_shutdown = shutdown.clone();
+    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, axum::Router::new(), async move {
+        let _ = http_shutdown.wait_for(|s| *s).await;
+    })
+    .await
+    .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
+    tracing::info!("listening on http://{addr}");
+
+    let set_db_up = {
+        let (health, metrics) = (health.clone(), metrics.clone());
+        Arc::new(move |up: bool| {
+            health.database_up.store(up, Ordering::Relaxed);
+            metrics.database_up.set(if up { 1.0 } else { 0.0 });
+        })
+    };
+
+    // The server may still be starting: keep trying to migrate, reporting not-ready meanwhile.
+    let mut backoff = Backoff::new(200, cfg.poll.max_backoff_ms);
+    loop {
+        let attempt = async {
+            let mut conn = db::connect_one(&cfg.database).await?;
+            db::migrate(&mut conn).await
+        };
+        match attempt.await {
+            Ok(()) => {
+                set_db_up(true);
+                break;
+            }
+            Err(e) => {
+                set_db_up(false);
+                metrics.poll_errors.inc();
+                let d = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "database not ready");
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = shutdown.wait_for(|s| *s) => { return Ok(()); }
+                }
+            }
+        }
+    }
+
+    let source = Arc::new(OutcomeSource::new(&cfg.source));
+    let mut wakers: HashMap<String, Arc<Notify>> = HashMap::new();
+    let mut loaded = Vec::new();
+    let mut tasks = Vec::new();
+    for m in &cfg.models {
+        let wake = Arc::new(Notify::new());
+        wakers.insert(m.name.clone(), wake.clone());
+        let (tx, rx) = watch::channel(false);
+        loaded.push(rx);
+        let lp = ModelLoop {
+            cfg: m.clone(),
+            poll: cfg.poll.clone(),
+            source: source.clone(),
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+            wake,
+            loaded: tx,
+            db_up: set_db_up.clone(),
+        };
+        tasks.push(tokio::spawn(lp.run(shutdown.clone())));
+    }
+    let listener = tokio::spawn(listen::wake_on_notify(
+        cfg.database.clone(),
+        source.notify_channel.clone(),
+        wakers,
+        shutdown.clone(),
+    ));
+
+    // Ready once every model's state is loaded; systemd hears about it once.
+    {
+        let health = health.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            for mut rx in loaded {
+                tokio::select! {
+                    r = rx.wait_for(|l| *l) => { if r.is_err() { return; } }
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
+            }
+            health.state_loaded.store(true, Ordering::Relaxed);
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+            tracing::info!("ready: all model states loaded");
+        });
+    }
+
+    let _ = shutdown.wait_for(|s| *s).await;
+    tracing::info!("shutting down: finishing the batches in hand");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "a model task ended abnormally");
+        }
+    }
+    listener.abort();
+    let _ = http_task.await;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! driftd's monitor state in PostgreSQL: a model's watermark and snapshot, written together
+//! with the batch's rejected rows and drift events in one transaction.
+
+use sqlx::{PgConnection, Row};
+
+use crate::config::ModelConfig;
+use crate::monitor::{MonitorEvent, MonitorState};
+use crate::outcomes::{Rejection, Watermark};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("stored state of model {model} is unreadable: {source}")]
+    Corrupt {
+        model: String,
+        source: serde_json::Error,
+    },
+    /// Another writer advanced the watermark since we loaded it; our batch was not applied.
+    #[error("watermark of model {0} moved under us; reloading")]
+    Conflict(String),
+}
+
+/// What is durable for one model.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub watermark: Watermark,
+    pub rows_rejected: u64,
+    pub state: MonitorState,
+}
+
+/// Reads the model's state, creating it empty on first sight.
+pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, StoreError> {
+    let fresh = MonitorState::new(cfg);
+    sqlx::query(
+        "INSERT INTO driftd.monitor_state (model, state) VALUES ($1, $2) ON CONFLICT (model) DO NOTHING",
+    )
+    .bind(&cfg.name)
+    .bind(sqlx::types::Json(&fresh))
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query(
+        "SELECT watermark_labeled_at, watermark_id, rows_rejected, state::text \
+         FROM driftd.monitor_state WHERE model = $1",
+    )
+    .bind(&cfg.name)
+    .fetch_one(&mut *conn)
+    .await?;
+    let watermark = match (row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?) {
+        (Some(labeled_at), Some(id)) => Watermark { labeled_at, id },
+        _ => Watermark::start(),
+    };
+    let text: String = row.try_get(3)?;
+    let snapshot: MonitorState = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+        model: cfg.name.clone(),
+        source,
+    })?;
+    Ok(Loaded {
+        watermark,
+        rows_rejected: row.try_get::<i64, _>(2)? as u64,
+        state: MonitorState::restore(cfg, snapshot),
+    })
+}
+
+/// One consumed batch, ready to commit.
+pub struct BatchCommit<'a> {
+    pub model: &'a str,
+    pub from: Watermark,
+    pub to: Watermark,
+    pub state: &'a MonitorState,
+    pub rejected: &'a [Rejection],
+    pub events: &'a [MonitorEvent],
+}
+
+/// Writes the batch atomically; the watermark only moves if it is still where we left it.
+pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    if !b.rejected.is_empty() {
+        let ids: Vec<i64> = b.rejected.iter().map(|r| r.id).collect();
+        let ats: Vec<_> = b.rejected.iter().map(|r| r.labeled_at).collect();
+        let reasons: Vec<&str> = b.rejected.iter().map(|r| r.reason.as_str()).collect();
+        let details: Vec<&str> = b.rejected.iter().map(|r| r.detail.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO driftd.rejected_rows (model, source_id, labeled_at, reason, detail) \
+             SELECT $1, * FROM UNNEST($2::int8[], $3::timestamptz[], $4::text[], $5::text[]) \
+             ON CONFLICT (model, source_id) DO NOTHING",
+        )
+        .bind(b.model)
+        .bind(&ids)
+        .bind(&ats)
+        .bind(&reasons)
+        .bind(&details)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for e in b.events {
+        let (kind, detector, signal, row_id, row_index, labeled_at, estimate) = match e {
+            MonitorEvent::Drift {
+                detector,
+                signal,
+                row_id,
+                row_index,
+                labeled_at,
+                estimate,
+            } => ("drift", detector, signal, row_id, row_index, labeled_at, estimate),
+            MonitorEvent::Warning {
+                detector,
+                signal,
+                row_id,
+                row_index,
+                labeled_at,
+                estimate,
+            } => ("warning", detector, signal, row_id, row_index, labeled_at, estimate),
+        };
+        let signal = serde_json::to_value(signal).expect("signal serialises");
+        sqlx::query(
+            "INSERT INTO driftd.drift_events \
+             (model, detector, signal, kind, row_id, row_index, labeled_at, estimate) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(b.model)
+        .bind(detector)
+        .bind(signal.as_str().unwrap_or("error"))
+        .bind(kind)
+        .bind(row_id)
+        .bind(*row_index as i64)
+        .bind(labeled_at)
+        .bind(estimate.is_finite().then_some(*estimate))
+        .execute(&mut *tx)
+        .await?;
+    }
+    let from_start = b.from == Watermark::start();
+    let updated = sqlx::query(
+        "UPDATE driftd.monitor_state SET \
+            watermark_labeled_at = $2, watermark_id = $3, rows_processed = $4, \
+            rows_rejected = rows_rejected + $5, state = $6, updated_at = now() \
+         WHERE model = $1 AND ( \
+            ($7 AND watermark_id IS NULL) OR \
+            (watermark_labeled_at = $8 AND watermark_id = $9))",
+    )
+    .bind(b.model)
+    .bind(b.to.labeled_at)
+    .bind(b.to.id)
+    .bind(b.state.rows as i64)
+    .bind(b.rejected.len() as i64)
+    .bind(sqlx::types::Json(b.state))
+    .bind(from_start)
+    .bind(b.from.labeled_at)
+    .bind(b.from.id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        tx.rollback().await?;
+        return Err(StoreError::Conflict(b.model.to_string()));
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use super::Metrics;
+use crate::telemetry::LogLevelHandle;
+
+/// What `/readyz` reports: the database answers and every owned model's state is loaded.
+#[derive(Debug, Default)]
+pub struct Health {
+    pub database_up: AtomicBool,
+    pub state_loaded: AtomicBool,
+}
+
+impl Health {
+    pub fn ready(&self) -> bool {
+        self.database_up.load(Ordering::Relaxed) && self.state_loaded.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub log_level: LogLevelHandle,
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<HttpState>) -> Response {
+    if s.health.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let why = if !s.health.database_up.load(Ordering::Relaxed) {
+            "database unreachable\n"
+        } else {
+            "state not loaded\n"
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    }
+}
+
+async fn get_log_level(State(s): State<HttpState>) -> String {
+    format!("{}\n", s.log_level.get())
+}
+
+async fn put_log_level(State(s): State<HttpState>, body: String) -> Response {
+    match s.log_level.set(body.trim()) {
+        Ok(()) => {
+            tracing::info!(filter = body.trim(), "log filter changed");
+            (StatusCode::OK, format!("{}\n", body.trim())).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/log-level", get(get_log_level).put(put_log_level))
+        .with_state(state)
+}
+
+/// Binds (port 0 picks a free port) and serves until `shutdown` resolves.
+pub async fn serve(
+    listen: &str,
+    state: HttpState,
+    extra: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state).merge(extra);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Ok((addr, task))
+}

@@ -1,0 +1,235 @@
+//! Every metric driftd exports, in one place. Other modules update them through these fields;
+//! only this module and the HTTP handler know the Prometheus format.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+use crate::monitor::MonitorState;
+
+pub struct Metrics {
+    registry: Registry,
+    pub outcomes_processed: IntCounterVec,
+    pub rolling_accuracy: GaugeVec,
+    pub rolling_log_loss: GaugeVec,
+    pub rolling_brier: GaugeVec,
+    pub label_delay: HistogramVec,
+    pub poll_duration: HistogramVec,
+    pub poll_errors: IntCounter,
+    pub database_up: Gauge,
+    pub watermark_lag: GaugeVec,
+    pub rows_rejected: IntCounterVec,
+    pub rows_scored: IntCounterVec,
+    pub drift_detected: IntCounterVec,
+    pub drift_warning: IntGaugeVec,
+    pub detector_estimate: GaugeVec,
+    pub last_drift_timestamp: GaugeVec,
+    pub retrains: IntCounterVec,
+    pub training_duration: HistogramVec,
+    pub next_scheduled_retrain: GaugeVec,
+    pub last_retrain_timestamp: GaugeVec,
+    pub champion_version: IntGaugeVec,
+    pub model_owner: IntGaugeVec,
+    pub feature_drift: GaugeVec,
+    pub drifted_features_ratio: GaugeVec,
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique and valid");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let build = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("driftd_build_info", "Build information; always 1."),
+                &["version"],
+            )
+            .unwrap(),
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            reg(&r, IntCounterVec::new(Opts::new(name, help), labels).unwrap())
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            reg(&r, GaugeVec::new(Opts::new(name, help), labels).unwrap())
+        };
+        let int_gauge = |name: &str, help: &str, labels: &[&str]| {
+            reg(&r, IntGaugeVec::new(Opts::new(name, help), labels).unwrap())
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+            reg(
+                &r,
+                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).unwrap(),
+            )
+        };
+        Metrics {
+            outcomes_processed: counter(
+                "driftd_outcomes_processed_total",
+                "Labelled outcomes folded into the monitor state.",
+                &["model"],
+            ),
+            rolling_accuracy: gauge(
+                "driftd_rolling_accuracy",
+                "Accuracy over a window of rows (\"1000\") or of label time (\"24h\").",
+                &["model", "window"],
+            ),
+            rolling_log_loss: gauge(
+                "driftd_rolling_log_loss",
+                "Mean log-loss over a window, for probabilistic predictions.",
+                &["model", "window"],
+            ),
+            rolling_brier: gauge(
+                "driftd_rolling_brier_score",
+                "Mean Brier score over a window, for probabilistic predictions.",
+                &["model", "window"],
+            ),
+            label_delay: histogram(
+                "driftd_label_delay_seconds",
+                "Time from a prediction being made to its label being written.",
+                &["model"],
+                prometheus::exponential_buckets(1.0, 4.0, 12).unwrap(),
+            ),
+            poll_duration: histogram(
+                "driftd_poll_duration_seconds",
+                "Time to read, fold and commit one batch.",
+                &[],
+                prometheus::exponential_buckets(0.001, 2.5, 12).unwrap(),
+            ),
+            poll_errors: reg(
+                &r,
+                IntCounter::new("driftd_poll_errors_total", "Polls that failed (database errors).").unwrap(),
+            ),
+            database_up: reg(
+                &r,
+                Gauge::new("driftd_database_up", "1 when the last database round trip succeeded.").unwrap(),
+            ),
+            watermark_lag: gauge(
+                "driftd_watermark_lag_seconds",
+                "Age of the newest consumed label (wall clock minus watermark).",
+                &["model"],
+            ),
+            rows_rejected: counter(
+                "driftd_rows_rejected_total",
+                "Rows set aside in driftd.rejected_rows, by reason.",
+                &["model", "reason"],
+            ),
+            rows_scored: counter(
+                "driftd_rows_scored_total",
+                "Rows without a prediction that the champion scored.",
+                &["model"],
+            ),
+            drift_detected: counter(
+                "driftd_drift_detected_total",
+                "Drifts reported by a detector.",
+                &["model", "detector"],
+            ),
+            drift_warning: int_gauge(
+                "driftd_drift_warning",
+                "1 while a detector is in its warning zone.",
+                &["model", "detector"],
+            ),
+            detector_estimate: gauge(
+                "driftd_detector_estimate",
+                "A detector's current estimate (e.g. the error rate it tracks).",
+                &["model", "detector"],
+            ),
+            last_drift_timestamp: gauge(
+                "driftd_last_drift_timestamp_seconds",
+                "Label time of the row at which drift was last detected.",
+                &["model"],
+            ),
+            retrains: counter(
+                "driftd_retrains_total",
+                "Model updates, by what triggered them and how they ended.",
+                &["model", "trigger", "result"],
+            ),
+            training_duration: histogram(
+                "driftd_training_duration_seconds",
+                "Wall time of a training run, by strategy.",
+                &["strategy"],
+                prometheus::exponential_buckets(0.1, 2.5, 12).unwrap(),
+            ),
+            next_scheduled_retrain: gauge(
+                "driftd_next_scheduled_retrain_timestamp_seconds",
+                "When the next scheduled update fires.",
+                &["model"],
+            ),
+            last_retrain_timestamp: gauge(
+                "driftd_last_retrain_timestamp_seconds",
+                "When the last update finished.",
+                &["model"],
+            ),
+            champion_version: int_gauge(
+                "driftd_champion_version",
+                "Version number of the serving champion.",
+                &["model"],
+            ),
+            model_owner: int_gauge(
+                "driftd_model_owner",
+                "1 on the replica that owns the model.",
+                &["model"],
+            ),
+            feature_drift: gauge(
+                "driftd_feature_drift",
+                "Per-feature data drift statistic against the champion's training data.",
+                &["model", "feature", "statistic"],
+            ),
+            drifted_features_ratio: gauge(
+                "driftd_drifted_features_ratio",
+                "Share of a model's features whose drift exceeds its threshold.",
+                &["model"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// Publishes the gauges that mirror a model's monitor state.
+    pub fn publish_monitor(&self, model: &str, state: &MonitorState) {
+        for (window, st) in state.window_stats() {
+            let labels = [model, window.as_str()];
+            if let Some(a) = st.accuracy() {
+                self.rolling_accuracy.with_label_values(&labels).set(a);
+            }
+            if let Some(ll) = st.log_loss() {
+                self.rolling_log_loss.with_label_values(&labels).set(ll);
+            }
+            if let Some(b) = st.brier() {
+                self.rolling_brier.with_label_values(&labels).set(b);
+            }
+        }
+        for slot in &state.detectors {
+            let labels = [model, slot.label.as_str()];
+            self.drift_warning
+                .with_label_values(&labels)
+                .set(i64::from(slot.warning));
+            // Touch the counter so the series exists (at 0) before the first drift.
+            self.drift_detected.with_label_values(&labels);
+            use crate::detect::DriftDetector;
+            let est = slot.detector.estimate();
+            if est.is_finite() {
+                self.detector_estimate.with_label_values(&labels).set(est);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encoding to a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

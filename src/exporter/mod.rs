@@ -1,0 +1,8 @@
+//! The Prometheus registry and the HTTP surface: `/metrics`, `/healthz`, `/readyz`,
+//! `GET/PUT /log-level`.
+
+mod http;
+mod metrics;
+
+pub use http::{serve, Health, HttpState};
+pub use metrics::Metrics;

@@ -1,0 +1,19 @@
+//! driftd: watches a deployed model's labelled outcomes in PostgreSQL, tracks its accuracy,
+//! detects concept drift, and updates the model when it should.
+//!
+//! Modules follow the data: `outcomes` (source) → `monitor` + `detect` (pure) →
+//! `policy` (when to update) → `train` (blocking thread) → `registry` → `exporter`.
+//! See `ARCHITECTURE.md`.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod demo;
+pub mod detect;
+pub mod exporter;
+pub mod generate;
+pub mod monitor;
+pub mod outcomes;
+pub mod telemetry;
+pub mod train;

@@ -1,0 +1,5 @@
+//! The `driftd` binary: parse the command line, hand over to the library.
+
+fn main() -> std::process::ExitCode {
+    driftd::cli::main()
+}

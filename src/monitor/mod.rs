@@ -1,0 +1,306 @@
+//! Per-model monitor state: rolling windows, counters, the confusion matrix and the detectors.
+//! Pure and serialisable: the daemon commits one snapshot with each watermark, and a restart
+//! resumes from it exactly. No I/O, no clock (time windows run on label time).
+
+mod windows;
+
+pub use windows::{CountWindow, RowScore, TimeWindow, WindowStats};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{parse_duration_secs, DetectorSlotConfig, ModelConfig, Signal, Task};
+use crate::detect::{AnyDetector, DriftDetector};
+use crate::outcomes::Outcome;
+
+/// Probabilities are clipped before the log so a confident miss costs a large, finite loss.
+const PROB_EPS: f64 = 1e-15;
+
+pub fn score_row(task: Task, prediction: f64, label: u32) -> RowScore {
+    match task {
+        Task::Binary => {
+            let predicted = u32::from(prediction >= 0.5);
+            let y = f64::from(label);
+            let p = prediction.clamp(PROB_EPS, 1.0 - PROB_EPS);
+            RowScore {
+                correct: predicted == label,
+                log_loss: Some(-(y * p.ln() + (1.0 - y) * (1.0 - p).ln())),
+                brier: Some((prediction - y).powi(2)),
+            }
+        }
+        Task::Multiclass => RowScore {
+            correct: prediction as u32 == label,
+            log_loss: None,
+            brier: None,
+        },
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DetectorSlot {
+    /// Metric label: the detector's name, suffixed with the signal when it is not the error.
+    pub label: String,
+    pub signal: Signal,
+    /// The configuration the detector was built from, to notice a changed config on restart.
+    pub config: serde_json::Value,
+    pub detector: AnyDetector,
+    pub drifts: u64,
+    pub warning: bool,
+}
+
+impl DetectorSlot {
+    fn new(cfg: &DetectorSlotConfig) -> Self {
+        let label = match cfg.signal {
+            Signal::Error => cfg.detector.name().to_string(),
+            Signal::LogLoss => format!("{}_log_loss", cfg.detector.name()),
+        };
+        DetectorSlot {
+            label,
+            signal: cfg.signal,
+            config: serde_json::to_value(cfg).expect("detector config serialises"),
+            // Validated when the config was loaded.
+            detector: cfg.detector.build().expect("detector config was validated"),
+            drifts: 0,
+            warning: false,
+        }
+    }
+}
+
+/// Something the monitor noticed on a row; the daemon records and exports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MonitorEvent {
+    Drift {
+        detector: String,
+        signal: Signal,
+        row_id: i64,
+        row_index: u64,
+        labeled_at: DateTime<Utc>,
+        estimate: f64,
+    },
+    /// A warning zone was entered (not repeated while it lasts).
+    Warning {
+        detector: String,
+        signal: Signal,
+        row_id: i64,
+        row_index: u64,
+        labeled_at: DateTime<Utc>,
+        estimate: f64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorState {
+    pub task: Task,
+    pub rows: u64,
+    pub correct: u64,
+    /// `confusion[label][predicted]`, all time.
+    pub confusion: Vec<Vec<u64>>,
+    pub count_windows: Vec<CountWindow>,
+    /// With their configured names (`"1h"`), used as metric labels.
+    pub time_windows: Vec<(String, TimeWindow)>,
+    pub detectors: Vec<DetectorSlot>,
+    pub newest_labeled_at: Option<DateTime<Utc>>,
+}
+
+impl MonitorState {
+    pub fn new(cfg: &ModelConfig) -> Self {
+        let classes = match cfg.task {
+            Task::Binary => 2,
+            Task::Multiclass => cfg.n_classes as usize,
+        };
+        MonitorState {
+            task: cfg.task,
+            rows: 0,
+            correct: 0,
+            confusion: vec![vec![0; classes]; classes],
+            count_windows: cfg.count_windows.iter().map(|&n| CountWindow::new(n)).collect(),
+            time_windows: cfg
+                .time_windows
+                .iter()
+                .map(|w| {
+                    let secs = parse_duration_secs(w).expect("time windows were validated");
+                    (w.clone(), TimeWindow::new(secs))
+                })
+                .collect(),
+            detectors: cfg.detectors.iter().map(DetectorSlot::new).collect(),
+            newest_labeled_at: None,
+        }
+    }
+
+    /// Restores a snapshot, keeping what still matches the config: windows of the same size,
+    /// detectors with the same configuration. Anything new starts empty.
+    pub fn restore(cfg: &ModelConfig, snapshot: MonitorState) -> Self {
+        let fresh = MonitorState::new(cfg);
+        if snapshot.task != fresh.task || snapshot.confusion.len() != fresh.confusion.len() {
+            return fresh;
+        }
+        let take_count = |w: &CountWindow| {
+            snapshot
+                .count_windows
+                .iter()
+                .find(|s| s.size == w.size)
+                .cloned()
+                .unwrap_or_else(|| w.clone())
+        };
+        let take_time = |(name, w): &(String, TimeWindow)| {
+            snapshot
+                .time_windows
+                .iter()
+                .find(|(_, s)| s.span_secs == w.span_secs)
+                .map(|(_, s)| (name.clone(), s.clone()))
+                .unwrap_or_else(|| (name.clone(), w.clone()))
+        };
+        let take_det = |d: &DetectorSlot| {
+            snapshot
+                .detectors
+                .iter()
+                .find(|s| s.config == d.config)
+                .cloned()
+                .unwrap_or_else(|| d.clone())
+        };
+        MonitorState {
+            count_windows: fresh.count_windows.iter().map(take_count).collect(),
+            time_windows: fresh.time_windows.iter().map(take_time).collect(),
+            detectors: fresh.detectors.iter().map(take_det).collect(),
+            ..snapshot
+        }
+    }
+
+    /// Folds one valid row into the state and returns what the detectors saw.
+    pub fn update(&mut self, o: &Outcome) -> Vec<MonitorEvent> {
+        let s = score_row(self.task, o.prediction, o.label);
+        let row_index = self.rows;
+        self.rows += 1;
+        self.correct += u64::from(s.correct);
+        let predicted = match self.task {
+            Task::Binary => usize::from(o.prediction >= 0.5),
+            Task::Multiclass => o.prediction as usize,
+        };
+        self.confusion[o.label as usize][predicted] += 1;
+        for w in &mut self.count_windows {
+            w.push(&s);
+        }
+        let ts = o.labeled_at.timestamp();
+        for (_, w) in &mut self.time_windows {
+            w.push(ts, &s);
+        }
+        self.newest_labeled_at = Some(self.newest_labeled_at.map_or(o.labeled_at, |t| t.max(o.labeled_at)));
+
+        let mut events = Vec::new();
+        for slot in &mut self.detectors {
+            let x = match slot.signal {
+                Signal::Error => f64::from(u8::from(!s.correct)),
+                Signal::LogLoss => match s.log_loss {
+                    Some(ll) => ll,
+                    None => continue,
+                },
+            };
+            slot.detector.update(x);
+            let estimate = slot.detector.estimate();
+            if slot.detector.drift_detected() {
+                slot.drifts += 1;
+                events.push(MonitorEvent::Drift {
+                    detector: slot.label.clone(),
+                    signal: slot.signal,
+                    row_id: o.id,
+                    row_index,
+                    labeled_at: o.labeled_at,
+                    estimate,
+                });
+            }
+            let warning = slot.detector.warning_detected();
+            if warning && !slot.warning {
+                events.push(MonitorEvent::Warning {
+                    detector: slot.label.clone(),
+                    signal: slot.signal,
+                    row_id: o.id,
+                    row_index,
+                    labeled_at: o.labeled_at,
+                    estimate,
+                });
+            }
+            slot.warning = warning;
+        }
+        events
+    }
+
+    pub fn accuracy(&self) -> Option<f64> {
+        (self.rows > 0).then(|| self.correct as f64 / self.rows as f64)
+    }
+
+    /// Every window with its metric label (`"1000"`, `"24h"`).
+    pub fn window_stats(&self) -> Vec<(String, WindowStats)> {
+        self.count_windows
+            .iter()
+            .map(|w| (w.size.to_string(), w.stats()))
+            .chain(self.time_windows.iter().map(|(n, w)| (n.clone(), w.stats())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use chrono::TimeZone;
+
+    fn model_cfg() -> ModelConfig {
+        let text = r#"
+[database]
+url = "postgres://x@localhost/y"
+[[models]]
+name = "m"
+n_features = 1
+count_windows = [10]
+time_windows = ["1h"]
+"#;
+        Config::from_toml_str(text, Vec::new()).unwrap().models.remove(0)
+    }
+
+    fn outcome(i: i64, pred: f64, label: u32) -> Outcome {
+        Outcome {
+            id: i,
+            labeled_at: Utc.timestamp_opt(1_700_000_000 + i * 60, 0).unwrap(),
+            features: vec![0.0],
+            prediction: pred,
+            label,
+            model_version: None,
+        }
+    }
+
+    #[test]
+    fn accuracy_and_confusion_follow_the_stream() {
+        let mut m = MonitorState::new(&model_cfg());
+        m.update(&outcome(1, 0.9, 1));
+        m.update(&outcome(2, 0.2, 1));
+        m.update(&outcome(3, 0.1, 0));
+        assert_eq!(m.rows, 3);
+        assert_eq!(m.correct, 2);
+        assert_eq!(m.confusion, vec![vec![1, 0], vec![1, 1]]);
+        let ll = m.window_stats()[0].1.log_loss().unwrap();
+        let expect = (-(0.9f64.ln()) - 0.2f64.ln() - 0.9f64.ln()) / 3.0;
+        assert!((ll - expect).abs() < 1e-6, "{ll} vs {expect}");
+    }
+
+    #[test]
+    fn snapshot_round_trip_resumes_exactly() {
+        let cfg = model_cfg();
+        let stream: Vec<Outcome> = (0..3_000)
+            .map(|i| {
+                let wrong = if i < 1_500 { i % 10 == 0 } else { i % 2 == 0 };
+                outcome(i, 0.8, u32::from(!wrong))
+            })
+            .collect();
+        let mut straight = MonitorState::new(&cfg);
+        let events_a: Vec<_> = stream.iter().flat_map(|o| straight.update(o)).collect();
+        let mut first = MonitorState::new(&cfg);
+        let mut events_b: Vec<_> = stream[..1_700].iter().flat_map(|o| first.update(o)).collect();
+        let json = serde_json::to_string(&first).unwrap();
+        let mut resumed = MonitorState::restore(&cfg, serde_json::from_str(&json).unwrap());
+        events_b.extend(stream[1_700..].iter().flat_map(|o| resumed.update(o)));
+        let json_of = |m: &MonitorState| serde_json::to_value(m).unwrap();
+        assert_eq!(json_of(&resumed), json_of(&straight));
+        assert_eq!(events_a, events_b);
+        assert!(events_a.iter().any(|e| matches!(e, MonitorEvent::Drift { .. })));
+    }
+}

@@ -1,0 +1,31 @@
+//! The source: the user's outcomes table. Only this module knows its layout.
+//!
+//! Rows become visible when their label is written; they are read in `(labeled_at, id)`
+//! order with keyset pagination, and only once the label is older than the settle interval,
+//! so a transaction that commits late (with an older `labeled_at`) is still read.
+
+mod query;
+mod validate;
+
+pub use query::{OutcomeSource, RawOutcome};
+pub use validate::{validate, Outcome, RejectReason, Rejection};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Position of the last consumed row in `(labeled_at, id)` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    pub labeled_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl Watermark {
+    /// Before every row: year 1 is inside PostgreSQL's range and before any real label.
+    pub fn start() -> Self {
+        Watermark {
+            labeled_at: Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            id: i64::MIN,
+        }
+    }
+}

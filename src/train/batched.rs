@@ -1,0 +1,894 @@
+//! The training engine: K MLPs of one architecture trained together, one step for all K.
+//!
+//! # Layout
+//! All parameters of all K models live in one flat tensor `P`; layer `l`'s weights are the
+//! view `[K, out, in]` and its biases `[K, 1, out]`. The momentum buffers `V` have the same
+//! layout, and so has a flat tensor `-lr` holding, per model and layer, minus the learning
+//! rate (0 for frozen layers and for models that have finished).
+//!
+//! # One step (forward, backward and SGD-momentum by hand, no autograd)
+//! ```text
+//! a0 = x[K,B,in]; a_l = relu(baddbmm(b_l, a_{l-1}, W_lᵀ))      forward
+//! dz_L = (σ(z_L) or softmax(z_L) − y) · c                        c = sample weight / batch rows
+//! V *= μ                                                           momentum decay
+//! V_W_l += dz_lᵀ a_{l-1};  V_b_l += 1ᵀ dz_l                       gradient into the buffer
+//! dz_{l-1} = threshold_backward(dz_l W_l, a_{l-1})                 relu backward
+//! P += V · (−lr)                                                    one fused update
+//! ```
+//! which is PyTorch's `SGD(momentum=μ, dampening=0)` on the mean (weighted) BCE-with-logits or
+//! cross-entropy of the batch. About 25 small tensor ops per step whatever K is, so the K
+//! models of a tournament cost little more than one.
+//!
+//! # Data streams and schedules
+//! Each model (job) has its own rows, scaler, sample weights, learning rate, epoch count,
+//! frozen layers and shuffling RNG. A job with `n` rows has `ceil(n / B)` steps per epoch (a
+//! fresh permutation each epoch, the last batch partial) and `epochs × ceil(n / B)` steps in
+//! all. The engine runs the *longest* job's number of steps; at every step each job takes
+//! its own next batch, padded to `B` with a zero row of weight 0 when partial (the mean is
+//! over the real rows), and a job that has finished its own schedule (or stopped early, or
+//! diverged) gets all-padding batches and a zero learning rate. Every job therefore follows
+//! exactly the schedule it would have alone, so batched and one-by-one training give the
+//! same weights up to float rounding, and the tournament costs the longest job's steps.
+//!
+//! Rows for many steps are gathered with one `index_select` per chunk of steps (a few MiB)
+//! and each step takes a view of the chunk.
+//!
+//! # Checks
+//! Every step polls the cancel flag. At each of a job's epoch ends its training loss is
+//! computed on up to [`EVAL_ROWS`] of its rows; a non-finite loss, or one above
+//! `divergence_factor × max(initial loss, 0.05)`, rejects that job with
+//! [`TrainError::Diverged`]; the other jobs go on. With early stopping, the job's validation
+//! loss is tracked and its best weights are restored at the end.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use super::artifact::Member;
+use super::config::{DeviceChoice, EarlyStopping, TrainConfig};
+use super::dataset::{recency_weights, Dataset};
+use super::mlp::{he_init, Arch, Linear};
+use super::scaler::Scaler;
+use super::{Result, TrainError};
+
+/// Rows used for the epoch-end training-loss (divergence) check.
+pub const EVAL_ROWS: usize = 2048;
+/// Approximate bytes of gathered batch data per chunk of steps.
+const CHUNK_BYTES: usize = 4 << 20;
+/// Divergence threshold floor on the initial loss.
+const LOSS_FLOOR: f64 = 0.05;
+const INIT_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
+const SHUFFLE_SALT: u64 = 0xd1b5_4a32_d192_ed03;
+
+/// One model to train.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub label: String,
+    pub init: Vec<Linear>,
+    /// Standardised training rows, row-major.
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+    /// Per-sample loss weights (mean 1), `None` = all 1.
+    pub weights: Option<Vec<f32>>,
+    /// Standardised validation rows for early stopping (may be empty).
+    pub val_x: Vec<f32>,
+    pub val_y: Vec<f32>,
+    pub lr: f64,
+    pub epochs: usize,
+    /// First hidden layers that are not updated.
+    pub freeze: usize,
+    pub seed: u64,
+}
+
+/// Options shared by the jobs of one engine run.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineOpts {
+    pub batch_size: usize,
+    pub momentum: f64,
+    pub divergence_factor: f64,
+    pub early_stopping: Option<EarlyStopping>,
+    pub device: Device,
+}
+
+impl EngineOpts {
+    pub fn from_config(cfg: &TrainConfig) -> Result<Self> {
+        Ok(EngineOpts {
+            batch_size: cfg.batch_size,
+            momentum: cfg.momentum,
+            divergence_factor: cfg.divergence_factor,
+            early_stopping: cfg.early_stopping.clone(),
+            device: cfg.device.resolve()?,
+        })
+    }
+}
+
+/// What happened while training one model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FitStats {
+    /// Epochs completed (fewer than configured after early stopping).
+    pub epochs_run: usize,
+    /// Optimiser steps taken by this model.
+    pub steps: usize,
+    /// Training loss (on up to [`EVAL_ROWS`] rows) before the first step.
+    pub initial_loss: f64,
+    /// Training loss after the last epoch.
+    pub final_loss: f64,
+    /// Best validation loss, with early stopping.
+    pub best_val_loss: Option<f64>,
+    pub stopped_early: bool,
+    /// Wall time of the engine run that trained this model (shared by batched models).
+    pub seconds: f64,
+    /// Training rows (excluding the validation split).
+    pub n_train_rows: usize,
+}
+
+pub(crate) type JobOutcome = std::result::Result<(Vec<Linear>, FitStats), TrainError>;
+
+/// Options of a single [`fit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitOptions {
+    pub lr: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub momentum: f64,
+    pub seed: u64,
+    pub freeze_layers: usize,
+    pub early_stopping: Option<EarlyStopping>,
+    pub divergence_factor: f64,
+    pub recency_half_life_seconds: Option<f64>,
+    pub device: DeviceChoice,
+}
+
+impl FitOptions {
+    /// A fresh fit with `cfg`'s `fit_lr` / `fit_epochs`.
+    pub fn fresh(cfg: &TrainConfig, seed: u64) -> Self {
+        FitOptions {
+            lr: cfg.fit_lr,
+            epochs: cfg.fit_epochs,
+            batch_size: cfg.batch_size,
+            momentum: cfg.momentum,
+            seed,
+            freeze_layers: 0,
+            early_stopping: cfg.early_stopping.clone(),
+            divergence_factor: cfg.divergence_factor,
+            recency_half_life_seconds: cfg.recency_half_life_seconds,
+            device: cfg.device,
+        }
+    }
+
+    /// Fine-tuning with `cfg`'s `finetune_lr` / `finetune_epochs` / `freeze_layers`.
+    pub fn finetune(cfg: &TrainConfig, seed: u64) -> Self {
+        FitOptions {
+            lr: cfg.finetune_lr,
+            epochs: cfg.finetune_epochs,
+            freeze_layers: cfg.freeze_layers,
+            ..FitOptions::fresh(cfg, seed)
+        }
+    }
+}
+
+/// Trains one model on `data`: from `init` (fine-tuning: its weights and scaler) or from a
+/// fresh He-normal initialisation with a scaler fitted on `data`. Deterministic for a seed
+/// on CPU. A diverged run is an error.
+pub fn fit(
+    arch: &Arch,
+    data: &Dataset,
+    init: Option<&Member>,
+    opts: &FitOptions,
+    cancel: &AtomicBool,
+) -> Result<(Member, FitStats)> {
+    arch.validate()?;
+    data.validate()?;
+    data.validate_labels(arch.n_classes)?;
+    let spec = JobSpec {
+        label: "fit".into(),
+        lr: opts.lr,
+        epochs: opts.epochs,
+        freeze: opts.freeze_layers,
+        seed: opts.seed,
+    };
+    let (job, scaler) = prepare_job(
+        arch,
+        data,
+        init,
+        &spec,
+        opts.early_stopping.as_ref(),
+        opts.recency_half_life_seconds,
+    )?;
+    let eopts = EngineOpts {
+        batch_size: opts.batch_size,
+        momentum: opts.momentum,
+        divergence_factor: opts.divergence_factor,
+        early_stopping: opts.early_stopping.clone(),
+        device: opts.device.resolve()?,
+    };
+    let mut out = train_jobs(arch, std::slice::from_ref(&job), &eopts, cancel)?;
+    let (layers, stats) = out.pop().expect("one job")?;
+    Ok((Member::from_layers(scaler, &layers), stats))
+}
+
+/// Per-job training parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct JobSpec {
+    pub label: String,
+    pub lr: f64,
+    pub epochs: usize,
+    pub freeze: usize,
+    pub seed: u64,
+}
+
+/// Turns raw rows into a [`Job`]: the newest `validation_fraction` of the rows becomes the
+/// validation split (with early stopping), the scaler is the parent's (fine-tuning) or fitted
+/// on the training rows, rows are standardised, recency weights computed.
+pub(crate) fn prepare_job(
+    arch: &Arch,
+    data: &Dataset,
+    init: Option<&Member>,
+    spec: &JobSpec,
+    early_stopping: Option<&EarlyStopping>,
+    half_life: Option<f64>,
+) -> Result<(Job, Scaler)> {
+    if data.n_features != arch.n_features {
+        return Err(TrainError::InvalidInput(format!(
+            "data has {} features, the model {}",
+            data.n_features, arch.n_features
+        )));
+    }
+    if data.is_empty() {
+        return Err(TrainError::InvalidInput(format!("no training rows for {}", spec.label)));
+    }
+    let data = data.time_ordered();
+    let (train, val) = match early_stopping {
+        Some(es) => data.split_newest(es.validation_fraction),
+        None => (data, Dataset::empty(arch.n_features)),
+    };
+    let (scaler, init_layers) = match init {
+        Some(m) => (m.scaler.clone(), m.layers(arch)?),
+        None => (Scaler::fit(&train.x, arch.n_features), he_init(arch, spec.seed ^ INIT_SALT)),
+    };
+    if scaler.n_features() != arch.n_features {
+        return Err(TrainError::InvalidInput("scaler and data disagree on n_features".into()));
+    }
+    let weights = match (half_life, train.max_ts()) {
+        (Some(h), Some(t_ref)) => Some(recency_weights(&train.ts, t_ref, h)),
+        _ => None,
+    };
+    let job = Job {
+        label: spec.label.clone(),
+        init: init_layers,
+        x: scaler.transform(&train.x),
+        y: train.y.clone(),
+        weights,
+        val_x: scaler.transform(&val.x),
+        val_y: val.y.clone(),
+        lr: spec.lr,
+        epochs: spec.epochs,
+        freeze: spec.freeze.min(arch.hidden.len()),
+        seed: spec.seed,
+    };
+    Ok((job, scaler))
+}
+
+/// Labels as the targets of the output layer: `[n, 1]` 0/1 for binary, one-hot otherwise.
+fn targets(arch: &Arch, y: &[f32], out: &mut Vec<f32>) {
+    let c = arch.n_outputs();
+    if c == 1 {
+        out.extend_from_slice(y);
+    } else {
+        for &v in y {
+            let start = out.len();
+            out.resize(start + c, 0.0);
+            out[start + v as usize] = 1.0;
+        }
+    }
+}
+
+struct JobState {
+    n: usize,
+    steps_per_epoch: usize,
+    total_steps: usize,
+    offset: usize,
+    perm: Vec<u32>,
+    rng: StdRng,
+    /// Still scheduling batches and updating (not finished, stopped or failed).
+    running: bool,
+    failed: Option<TrainError>,
+    stats: FitStats,
+    threshold: f64,
+    bad_epochs: usize,
+    snapshot: Option<Vec<Tensor>>,
+    eval: (Tensor, Tensor),
+    val: Option<(Tensor, Tensor)>,
+}
+
+struct Engine<'a> {
+    arch: &'a Arch,
+    k: i64,
+    /// Flat parameters, momentum and −lr.
+    p: Tensor,
+    v: Tensor,
+    neg_lr: Tensor,
+    w: Vec<Tensor>,
+    wt: Vec<Tensor>,
+    b: Vec<Tensor>,
+    vw: Vec<Tensor>,
+    vb: Vec<Tensor>,
+    ones: Tensor,
+    momentum: f64,
+    /// Lowest layer any job updates (layers below are frozen for every job).
+    min_layer: usize,
+    device: Device,
+}
+
+impl Engine<'_> {
+    /// One SGD-momentum step of all K models on `x [K,B,in]`, `y [K,B,C]`, `c [K,B,1]`.
+    fn step(&mut self, x: &Tensor, y: &Tensor, c: &Tensor) -> Result<()> {
+        let n_layers = self.w.len();
+        let mut acts: Vec<Tensor> = Vec::with_capacity(n_layers);
+        acts.push(x.shallow_clone());
+        for l in 0..n_layers - 1 {
+            let mut z = self.b[l].f_baddbmm(&acts[l], &self.wt[l], 1.0, 1.0)?;
+            z.f_relu_()?;
+            acts.push(z);
+        }
+        let mut z = self.b[n_layers - 1].f_baddbmm(&acts[n_layers - 1], &self.wt[n_layers - 1], 1.0, 1.0)?;
+        let mut dz = if self.arch.is_binary() {
+            z.f_sigmoid_()?;
+            z
+        } else {
+            z.f_softmax(-1, Kind::Float)?
+        };
+        dz.f_sub_(y)?;
+        dz.f_mul_(c)?;
+        self.v.f_mul_scalar_(self.momentum)?;
+        for l in (self.min_layer..n_layers).rev() {
+            self.vw[l].f_baddbmm_(&dz.f_transpose(1, 2)?, &acts[l])?;
+            self.vb[l].f_baddbmm_(&self.ones, &dz)?;
+            if l > self.min_layer {
+                let da = dz.f_bmm(&self.w[l])?;
+                dz = acts[l].f_threshold_backward(&da, 0.0)?;
+            }
+        }
+        self.p.f_addcmul_(&self.v, &self.neg_lr)?;
+        Ok(())
+    }
+
+    /// Mean loss of model `k` on `(x [m,in], y [m,C])`.
+    fn loss(&self, k: i64, x: &Tensor, y: &Tensor) -> Result<f64> {
+        let n_layers = self.w.len();
+        let mut a = x.shallow_clone();
+        for l in 0..n_layers {
+            let w = self.w[l].f_select(0, k)?;
+            let b = self.b[l].f_select(0, k)?;
+            a = b.f_addmm(&a, &w.f_tr()?)?;
+            if l + 1 < n_layers {
+                a.f_relu_()?;
+            }
+        }
+        let loss = if self.arch.is_binary() {
+            (a.f_softplus()? - y * &a).f_mean(Kind::Float)?
+        } else {
+            let m = a.size()[0].max(1) as f64;
+            (a.f_log_softmax(-1, Kind::Float)? * y).f_sum(Kind::Float)? * (-1.0 / m)
+        };
+        Ok(loss.f_double_value(&[])?)
+    }
+
+    fn snapshot(&self, k: i64) -> Result<Vec<Tensor>> {
+        let mut out = Vec::with_capacity(2 * self.w.len());
+        for l in 0..self.w.len() {
+            out.push(self.w[l].f_get(k)?.f_copy()?);
+            out.push(self.b[l].f_get(k)?.f_copy()?);
+        }
+        Ok(out)
+    }
+
+    fn restore(&mut self, k: i64, snap: &[Tensor]) -> Result<()> {
+        for l in 0..self.w.len() {
+            self.w[l].f_get(k)?.f_copy_(&snap[2 * l])?;
+            self.b[l].f_get(k)?.f_copy_(&snap[2 * l + 1])?;
+        }
+        Ok(())
+    }
+
+    fn extract(&self, k: i64) -> Result<Vec<Linear>> {
+        let dims = self.arch.layer_dims();
+        let mut out = Vec::with_capacity(dims.len());
+        for (l, &(inp, o)) in dims.iter().enumerate() {
+            let w = self.w[l].f_get(k)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1])?;
+            let b = self.b[l].f_get(k)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1])?;
+            out.push(Linear { inp, out: o, w: Vec::<f32>::try_from(&w)?, b: Vec::<f32>::try_from(&b)? });
+        }
+        Ok(out)
+    }
+
+    fn set_neg_lr(&mut self, jobs: &[Job], states: &[JobState]) -> Result<()> {
+        let mut flat = Vec::with_capacity(self.p.numel());
+        for (l, &(inp, out)) in self.arch.layer_dims().iter().enumerate() {
+            for per_model in [inp * out, out] {
+                for (job, st) in jobs.iter().zip(states) {
+                    let v = if st.running && l >= job.freeze { -(job.lr as f32) } else { 0.0 };
+                    flat.extend(std::iter::repeat_n(v, per_model));
+                }
+            }
+        }
+        self.neg_lr = Tensor::f_from_slice(&flat)?.f_to_device(self.device)?;
+        Ok(())
+    }
+}
+
+fn to_dev(data: &[f32], shape: &[i64], device: Device) -> Result<Tensor> {
+    Ok(Tensor::f_from_slice(data)?.f_view(shape)?.f_to_device(device)?)
+}
+
+/// Trains `jobs` (same architecture) together; see the module docs. The outer error is
+/// cancellation (or a libtorch failure); each job's own failure (divergence) is its entry.
+pub(crate) fn train_jobs(
+    arch: &Arch,
+    jobs: &[Job],
+    opts: &EngineOpts,
+    cancel: &AtomicBool,
+) -> Result<Vec<JobOutcome>> {
+    let _guard = tch::no_grad_guard();
+    let start = Instant::now();
+    let dev = opts.device;
+    let kn = jobs.len();
+    let k = kn as i64;
+    let bs = opts.batch_size;
+    let f = arch.n_features;
+    let c = arch.n_outputs();
+    let dims = arch.layer_dims();
+    if kn == 0 {
+        return Ok(Vec::new());
+    }
+    if bs == 0 {
+        return Err(TrainError::InvalidInput("batch_size must be positive".into()));
+    }
+    for job in jobs {
+        if job.y.is_empty() || job.x.len() != job.y.len() * f || job.init.len() != dims.len() {
+            return Err(TrainError::InvalidInput(format!("job {} is malformed or empty", job.label)));
+        }
+    }
+
+    // Flat parameters: per layer [K,out,in] weights then [K,1,out] biases.
+    let mut flat = Vec::new();
+    let mut offsets = Vec::with_capacity(dims.len());
+    for (l, &(inp, out)) in dims.iter().enumerate() {
+        let w_off = flat.len();
+        for job in jobs {
+            flat.extend_from_slice(&job.init[l].w);
+        }
+        let b_off = flat.len();
+        for job in jobs {
+            flat.extend_from_slice(&job.init[l].b);
+        }
+        offsets.push((w_off, b_off, inp, out));
+    }
+    let p = Tensor::f_from_slice(&flat)?.f_to_device(dev)?;
+    let v = p.f_zeros_like()?;
+    let view = |t: &Tensor, off: usize, shape: [i64; 3]| -> Result<Tensor> {
+        Ok(t.f_narrow(0, off as i64, shape.iter().product())?.f_view(shape)?)
+    };
+    let (mut w, mut wt, mut b, mut vw, mut vb) = (vec![], vec![], vec![], vec![], vec![]);
+    for &(w_off, b_off, inp, out) in &offsets {
+        let (inp, out) = (inp as i64, out as i64);
+        let wl = view(&p, w_off, [k, out, inp])?;
+        wt.push(wl.f_transpose(1, 2)?);
+        w.push(wl);
+        b.push(view(&p, b_off, [k, 1, out])?);
+        vw.push(view(&v, w_off, [k, out, inp])?);
+        vb.push(view(&v, b_off, [k, 1, out])?);
+    }
+    let min_layer = jobs.iter().map(|j| j.freeze).min().unwrap_or(0).min(dims.len() - 1);
+    let mut eng = Engine {
+        arch,
+        k,
+        p,
+        v,
+        neg_lr: Tensor::f_zeros([1], (Kind::Float, dev))?,
+        w,
+        wt,
+        b,
+        vw,
+        vb,
+        ones: Tensor::f_ones([k, 1, bs as i64], (Kind::Float, dev))?,
+        momentum: opts.momentum,
+        min_layer,
+        device: dev,
+    };
+
+    // All jobs' rows in one tensor, plus a final zero row used as padding.
+    let n_total: usize = jobs.iter().map(|j| j.y.len()).sum();
+    let mut xs = Vec::with_capacity((n_total + 1) * f);
+    let mut ys = Vec::with_capacity((n_total + 1) * c);
+    let mut states = Vec::with_capacity(kn);
+    for job in jobs {
+        let n = job.y.len();
+        let offset = xs.len() / f;
+        xs.extend_from_slice(&job.x);
+        targets(arch, &job.y, &mut ys);
+        let steps_per_epoch = n.div_ceil(bs);
+        // Evenly spaced rows for the loss check.
+        let m = n.min(EVAL_ROWS);
+        let mut ex = Vec::with_capacity(m * f);
+        let mut ey = Vec::with_capacity(m);
+        for i in 0..m {
+            let r = i * n / m;
+            ex.extend_from_slice(&job.x[r * f..(r + 1) * f]);
+            ey.push(job.y[r]);
+        }
+        let mut et = Vec::with_capacity(m * c);
+        targets(arch, &ey, &mut et);
+        let eval = (to_dev(&ex, &[m as i64, f as i64], dev)?, to_dev(&et, &[m as i64, c as i64], dev)?);
+        let val = if job.val_y.is_empty() || opts.early_stopping.is_none() {
+            None
+        } else {
+            let mv = job.val_y.len() as i64;
+            let mut vt = Vec::new();
+            targets(arch, &job.val_y, &mut vt);
+            Some((to_dev(&job.val_x, &[mv, f as i64], dev)?, to_dev(&vt, &[mv, c as i64], dev)?))
+        };
+        states.push(JobState {
+            n,
+            steps_per_epoch,
+            total_steps: steps_per_epoch * job.epochs,
+            offset,
+            perm: (0..n as u32).collect(),
+            rng: StdRng::seed_from_u64(job.seed ^ SHUFFLE_SALT),
+            running: job.epochs > 0,
+            failed: None,
+            stats: FitStats { n_train_rows: n, ..Default::default() },
+            threshold: f64::INFINITY,
+            bad_epochs: 0,
+            snapshot: None,
+            eval,
+            val,
+        });
+    }
+    xs.extend(std::iter::repeat_n(0.0, f));
+    ys.extend(std::iter::repeat_n(0.0, c));
+    let pad = n_total as i64;
+    let x_all = to_dev(&xs, &[n_total as i64 + 1, f as i64], dev)?;
+    let y_all = to_dev(&ys, &[n_total as i64 + 1, c as i64], dev)?;
+    drop((xs, ys));
+
+    // Initial losses: divergence thresholds, and an immediate rejection of NaN data.
+    for (ki, st) in states.iter_mut().enumerate() {
+        let l0 = eng.loss(ki as i64, &st.eval.0, &st.eval.1)?;
+        st.stats.initial_loss = l0;
+        st.stats.final_loss = l0;
+        st.threshold = opts.divergence_factor * l0.max(LOSS_FLOOR);
+        if !l0.is_finite() {
+            st.failed = Some(TrainError::Diverged(format!(
+                "{}: initial loss is {l0} (non-finite inputs?)",
+                jobs[ki].label
+            )));
+            st.running = false;
+        }
+    }
+    eng.set_neg_lr(jobs, &states)?;
+
+    let total = states.iter().filter(|s| s.running).map(|s| s.total_steps).max().unwrap_or(0);
+    let per_step_bytes = kn * bs * (f + c + 1) * 4;
+    let chunk = (CHUNK_BYTES / per_step_bytes.max(1)).max(1);
+    let mut t = 0usize;
+    let mut idx: Vec<i64> = Vec::new();
+    let mut coef: Vec<f32> = Vec::new();
+    while t < total && states.iter().any(|s| s.running) {
+        let s_len = chunk.min(total - t);
+        idx.clear();
+        coef.clear();
+        for step in t..t + s_len {
+            for (job, st) in jobs.iter().zip(states.iter_mut()) {
+                if !st.running || step >= st.total_steps {
+                    idx.extend(std::iter::repeat_n(pad, bs));
+                    coef.extend(std::iter::repeat_n(0.0, bs));
+                    continue;
+                }
+                let j = step % st.steps_per_epoch;
+                if j == 0 {
+                    // Fisher–Yates with the job's own RNG.
+                    for i in (1..st.n).rev() {
+                        let r = st.rng.gen_range(0..=i);
+                        st.perm.swap(i, r);
+                    }
+                }
+                let rows = &st.perm[j * bs..((j + 1) * bs).min(st.n)];
+                let inv = 1.0 / rows.len() as f32;
+                for &r in rows {
+                    idx.push((st.offset + r as usize) as i64);
+                    coef.push(job.weights.as_ref().map_or(1.0, |w| w[r as usize]) * inv);
+                }
+                idx.extend(std::iter::repeat_n(pad, bs - rows.len()));
+                coef.extend(std::iter::repeat_n(0.0, bs - rows.len()));
+            }
+        }
+        let sl = s_len as i64;
+        let it = Tensor::f_from_slice(&idx)?.f_to_device(dev)?;
+        let xc = x_all.f_index_select(0, &it)?.f_view([sl, k, bs as i64, f as i64])?;
+        let yc = y_all.f_index_select(0, &it)?.f_view([sl, k, bs as i64, c as i64])?;
+        let cc = to_dev(&coef, &[sl, k, bs as i64, 1], dev)?;
+        for s in 0..sl {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(TrainError::Cancelled);
+            }
+            eng.step(&xc.f_select(0, s)?, &yc.f_select(0, s)?, &cc.f_select(0, s)?)?;
+            t += 1;
+            let mut changed = false;
+            for (ki, st) in states.iter_mut().enumerate() {
+                if !st.running || t > st.total_steps || t % st.steps_per_epoch != 0 {
+                    continue;
+                }
+                st.stats.epochs_run += 1;
+                st.stats.steps = t;
+                let loss = eng.loss(ki as i64, &st.eval.0, &st.eval.1)?;
+                st.stats.final_loss = loss;
+                if !loss.is_finite() || loss > st.threshold {
+                    st.failed = Some(TrainError::Diverged(format!(
+                        "{}: training loss {loss:.4} at epoch {} (initial {:.4}, limit {:.4})",
+                        jobs[ki].label, st.stats.epochs_run, st.stats.initial_loss, st.threshold
+                    )));
+                    st.running = false;
+                    changed = true;
+                    continue;
+                }
+                if let (Some(es), Some((vx, vy))) = (&opts.early_stopping, &st.val) {
+                    let vl = eng.loss(ki as i64, vx, vy)?;
+                    let best = st.stats.best_val_loss.unwrap_or(f64::INFINITY);
+                    if vl < best - es.min_delta {
+                        st.stats.best_val_loss = Some(vl);
+                        st.snapshot = Some(eng.snapshot(ki as i64)?);
+                        st.bad_epochs = 0;
+                    } else {
+                        st.bad_epochs += 1;
+                        if st.bad_epochs >= es.patience && t < st.total_steps {
+                            st.stats.stopped_early = true;
+                            st.running = false;
+                            changed = true;
+                        }
+                    }
+                }
+                if t == st.total_steps {
+                    st.running = false;
+                    changed = true;
+                }
+            }
+            if changed {
+                eng.set_neg_lr(jobs, &states)?;
+                if !states.iter().any(|s| s.running) {
+                    break;
+                }
+            }
+        }
+    }
+
+    let seconds = start.elapsed().as_secs_f64();
+    let mut out = Vec::with_capacity(kn);
+    for ki in 0..kn {
+        let st = &mut states[ki];
+        if let Some(err) = st.failed.take() {
+            out.push(Err(err));
+            continue;
+        }
+        if let Some(snap) = st.snapshot.take() {
+            eng.restore(ki as i64, &snap)?;
+        }
+        st.stats.seconds = seconds;
+        out.push(Ok((eng.extract(ki as i64)?, st.stats.clone())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::synth::{make_classification, Concept};
+
+    fn data(seed: u64, n: usize) -> Dataset {
+        let c = Concept::new(seed, 10, 8, 2);
+        make_classification(&c, n, 0, seed + 1)
+    }
+
+    fn quick_opts(seed: u64) -> FitOptions {
+        let cfg = TrainConfig { fit_epochs: 20, ..Default::default() };
+        FitOptions::fresh(&cfg, seed)
+    }
+
+    #[test]
+    fn deterministic_with_seed() {
+        let d = data(1, 300);
+        let arch = Arch::new(10, &[20, 10], 2);
+        let no = AtomicBool::new(false);
+        let (m1, s1) = fit(&arch, &d, None, &quick_opts(5), &no).unwrap();
+        let (m2, s2) = fit(&arch, &d, None, &quick_opts(5), &no).unwrap();
+        assert_eq!(m1, m2, "same seed must give identical weights");
+        assert_eq!(s1.final_loss, s2.final_loss);
+        let (m3, _) = fit(&arch, &d, None, &quick_opts(6), &no).unwrap();
+        assert_ne!(m1, m3);
+        assert!(s1.final_loss < s1.initial_loss * 0.8, "{s1:?}");
+        assert_eq!(s1.epochs_run, 20);
+        assert_eq!(s1.steps, 20 * 300usize.div_ceil(32));
+    }
+
+    /// The engine's hand-written step equals PyTorch-style SGD momentum with autograd.
+    #[test]
+    fn matches_autograd_sgd() {
+        let d = data(2, 70); // 3 batches per epoch, the last partial
+        let arch = Arch::new(10, &[6, 4], 2);
+        let cfg = TrainConfig { fit_epochs: 3, ..Default::default() };
+        let opts = FitOptions::fresh(&cfg, 9);
+        let spec = JobSpec { label: "t".into(), lr: 0.05, epochs: 3, freeze: 0, seed: 9 };
+        let (job, _) = prepare_job(&arch, &d, None, &spec, None, None).unwrap();
+        let eopts = EngineOpts {
+            batch_size: 32,
+            momentum: 0.9,
+            divergence_factor: 1e9,
+            early_stopping: None,
+            device: Device::Cpu,
+        };
+        let no = AtomicBool::new(false);
+        let got = train_jobs(&arch, std::slice::from_ref(&job), &eopts, &no).unwrap().pop().unwrap().unwrap().0;
+        let _ = opts;
+
+        // Reference: autograd + the same batches (replaying the job's shuffling RNG).
+        let mut params: Vec<Tensor> = Vec::new();
+        for lin in &job.init {
+            params.push(Tensor::from_slice(&lin.w).view([lin.out as i64, lin.inp as i64]).set_requires_grad(true));
+            params.push(Tensor::from_slice(&lin.b).set_requires_grad(true));
+        }
+        let mut bufs: Vec<Option<Tensor>> = vec![None; params.len()];
+        let n = job.y.len();
+        let mut rng = StdRng::seed_from_u64(job.seed ^ SHUFFLE_SALT);
+        let mut perm: Vec<u32> = (0..n as u32).collect();
+        let x = Tensor::from_slice(&job.x).view([n as i64, 10]);
+        let y = Tensor::from_slice(&job.y).view([n as i64, 1]);
+        for _ in 0..3 {
+            for i in (1..n).rev() {
+                let r = rng.gen_range(0..=i);
+                perm.swap(i, r);
+            }
+            for chunk in perm.chunks(32) {
+                let ix = Tensor::from_slice(&chunk.iter().map(|&r| r as i64).collect::<Vec<_>>());
+                let mut a = x.index_select(0, &ix);
+                for l in 0..3 {
+                    a = a.linear(&params[2 * l], Some(&params[2 * l + 1]));
+                    if l < 2 {
+                        a = a.relu();
+                    }
+                }
+                let loss = a.binary_cross_entropy_with_logits::<Tensor>(
+                    &y.index_select(0, &ix),
+                    None,
+                    None,
+                    tch::Reduction::Mean,
+                );
+                for p in params.iter_mut() {
+                    p.zero_grad();
+                }
+                loss.backward();
+                tch::no_grad(|| {
+                    for (p, buf) in params.iter_mut().zip(bufs.iter_mut()) {
+                        let g = p.grad();
+                        let nb = match buf.take() {
+                            None => g.copy(),
+                            Some(b) => b * 0.9 + g,
+                        };
+                        let _ = p.f_sub_(&(&nb * 0.05)).unwrap();
+                        *buf = Some(nb);
+                    }
+                });
+            }
+        }
+        for (l, lin) in got.iter().enumerate() {
+            let rw = Vec::<f32>::try_from(params[2 * l].detach().reshape([-1])).unwrap();
+            let rb = Vec::<f32>::try_from(params[2 * l + 1].detach().reshape([-1])).unwrap();
+            for (a, b) in lin.w.iter().zip(&rw).chain(lin.b.iter().zip(&rb)) {
+                assert!((a - b).abs() < 1e-5, "layer {l}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn batched_equals_one_by_one() {
+        let arch = Arch::new(10, &[20, 10], 2);
+        let d1 = data(3, 200);
+        let d2 = data(4, 90);
+        let no = AtomicBool::new(false);
+        let spec = |lr, epochs, freeze, seed| JobSpec { label: "j".into(), lr, epochs, freeze, seed };
+        let (j1, s1) = prepare_job(&arch, &d1, None, &spec(0.01, 12, 0, 1), None, Some(500.0)).unwrap();
+        let parent = Member::from_layers(s1, &j1.init);
+        let (j2, _) = prepare_job(&arch, &d2, Some(&parent), &spec(0.001, 7, 1, 2), None, None).unwrap();
+        let (j3, _) = prepare_job(&arch, &d1.concat(&d2).unwrap(), None, &spec(0.02, 5, 0, 3), None, None).unwrap();
+        let jobs = vec![j1, j2, j3];
+        let eopts = EngineOpts {
+            batch_size: 32,
+            momentum: 0.9,
+            divergence_factor: 10.0,
+            early_stopping: None,
+            device: Device::Cpu,
+        };
+        let together = train_jobs(&arch, &jobs, &eopts, &no).unwrap();
+        for (job, tog) in jobs.iter().zip(together) {
+            let alone = train_jobs(&arch, std::slice::from_ref(job), &eopts, &no).unwrap().pop().unwrap().unwrap();
+            let tog = tog.unwrap();
+            assert_eq!(alone.1.steps, tog.1.steps);
+            assert_eq!(alone.1.epochs_run, tog.1.epochs_run);
+            for (la, lt) in alone.0.iter().zip(&tog.0) {
+                for (a, b) in la.w.iter().zip(&lt.w).chain(la.b.iter().zip(&lt.b)) {
+                    assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+                }
+            }
+            assert!((alone.1.final_loss - tog.1.final_loss).abs() < 1e-4);
+        }
+        // The frozen first layer of job 2 did not move.
+        let tog = train_jobs(&arch, &jobs, &eopts, &no).unwrap();
+        let j2 = tog[1].as_ref().unwrap();
+        assert_eq!(j2.0[0], jobs[1].init[0]);
+        assert_ne!(j2.0[1], jobs[1].init[1]);
+    }
+
+    #[test]
+    fn cancel_and_nan() {
+        let arch = Arch::new(10, &[20, 10], 2);
+        let d = data(5, 200);
+        let yes = AtomicBool::new(true);
+        assert!(matches!(fit(&arch, &d, None, &quick_opts(1), &yes), Err(TrainError::Cancelled)));
+        let mut bad = d.clone();
+        bad.x[7] = f32::NAN;
+        let no = AtomicBool::new(false);
+        assert!(matches!(fit(&arch, &bad, None, &quick_opts(1), &no), Err(TrainError::Diverged(_))));
+        // A huge learning rate blows up and is caught as divergence.
+        let opts = FitOptions { lr: 50.0, ..quick_opts(1) };
+        assert!(matches!(fit(&arch, &d, None, &opts, &no), Err(TrainError::Diverged(_))));
+    }
+
+    #[test]
+    fn cancel_midway_from_another_thread() {
+        let arch = Arch::new(10, &[20, 10], 2);
+        let d = data(6, 2000);
+        let flag = std::sync::Arc::new(AtomicBool::new(false));
+        let f2 = flag.clone();
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            f2.store(true, Ordering::Relaxed);
+        });
+        let opts = FitOptions { epochs: 10_000, ..quick_opts(1) };
+        let t0 = Instant::now();
+        assert!(matches!(fit(&arch, &d, None, &opts, &flag), Err(TrainError::Cancelled)));
+        assert!(t0.elapsed().as_secs_f64() < 5.0);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn early_stopping_stops_and_multiclass_learns() {
+        let c = Concept::new(11, 10, 8, 3);
+        let d = make_classification(&c, 600, 0, 12);
+        let arch = Arch::new(10, &[20, 10], 3);
+        let no = AtomicBool::new(false);
+        let mut opts = quick_opts(2);
+        opts.epochs = 400;
+        opts.lr = 0.05;
+        opts.early_stopping = Some(EarlyStopping { patience: 3, validation_fraction: 0.2, min_delta: 0.0 });
+        let (m, s) = fit(&arch, &d, None, &opts, &no).unwrap();
+        assert!(s.stopped_early && s.epochs_run < 400, "{s:?}");
+        assert!(s.best_val_loss.unwrap() < 1.0);
+        assert_eq!(s.n_train_rows, 480);
+        let layers = m.layers(&arch).unwrap();
+        let p = crate::train::mlp::forward_proba(&arch, &layers, &m.scaler.transform(&d.x), Device::Cpu).unwrap();
+        assert_eq!(p.len(), 600 * 3);
+        let acc = p
+            .chunks(3)
+            .zip(&d.y)
+            .filter(|(row, &y)| {
+                let am = (0..3).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+                am as f32 == y
+            })
+            .count() as f64
+            / 600.0;
+        assert!(acc > 0.6, "multiclass accuracy {acc}");
+    }
+}

@@ -1,0 +1,321 @@
+//! Training configuration: one [`TrainConfig`] per model, deserialisable from the daemon's
+//! config file. Every field has a default, unknown fields are rejected.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Result, TrainError};
+
+/// How a model is updated when the policy decides it should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Keep the champion as it is.
+    None,
+    /// Continue training the champion (its weights and scaler) on the new rows.
+    FinetuneNew,
+    /// Continue training the champion on old + new rows.
+    FinetuneCombined,
+    /// Fit a fresh model (new scaler, He init) on the new rows.
+    RefitNew,
+    /// Fit a fresh model on old + new rows.
+    RefitCombined,
+    /// Average the champion's probabilities with a fresh model fit on the new rows.
+    EnsembleNew,
+    /// Average the champion's probabilities with a fresh model fit on old + new rows.
+    EnsembleCombined,
+    /// Train every configured candidate, score them on the holdout next to the champion and
+    /// promote the best one if it beats the champion.
+    Auto,
+}
+
+impl Strategy {
+    /// The six strategies that train something (the default `auto` candidates).
+    pub const TRAINING: [Strategy; 6] = [
+        Strategy::FinetuneNew,
+        Strategy::FinetuneCombined,
+        Strategy::RefitNew,
+        Strategy::RefitCombined,
+        Strategy::EnsembleNew,
+        Strategy::EnsembleCombined,
+    ];
+
+    /// The snake_case name used in configs and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::None => "none",
+            Strategy::FinetuneNew => "finetune_new",
+            Strategy::FinetuneCombined => "finetune_combined",
+            Strategy::RefitNew => "refit_new",
+            Strategy::RefitCombined => "refit_combined",
+            Strategy::EnsembleNew => "ensemble_new",
+            Strategy::EnsembleCombined => "ensemble_combined",
+            Strategy::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where tensors live while training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// CPU (deterministic; the fastest choice for small MLPs at batch 32).
+    #[default]
+    Cpu,
+    /// CUDA device 0; an error if CUDA is not available.
+    Cuda,
+    /// CUDA if available, else CPU.
+    Auto,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<tch::Device> {
+        match self {
+            DeviceChoice::Cpu => Ok(tch::Device::Cpu),
+            DeviceChoice::Auto => Ok(tch::Device::cuda_if_available()),
+            DeviceChoice::Cuda => {
+                if tch::Cuda::is_available() {
+                    Ok(tch::Device::Cuda(0))
+                } else {
+                    Err(TrainError::InvalidInput(
+                        "device = \"cuda\" but CUDA is not available".into(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// The metric `auto` ranks candidates by (the other one breaks ties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionMetric {
+    /// Holdout accuracy, higher is better.
+    #[default]
+    Accuracy,
+    /// Holdout log-loss, lower is better.
+    LogLoss,
+}
+
+/// Early stopping on a validation split of each training job's rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// Epochs without a validation-loss improvement before stopping. Default 10.
+    pub patience: usize,
+    /// Newest fraction (by timestamp) of a job's training rows held out for validation.
+    /// Default 0.1.
+    pub validation_fraction: f64,
+    /// The validation loss must drop by more than this to count as an improvement. Default 0.
+    pub min_delta: f64,
+}
+
+impl Default for EarlyStopping {
+    fn default() -> Self {
+        EarlyStopping { patience: 10, validation_fraction: 0.1, min_delta: 0.0 }
+    }
+}
+
+/// What counts as training data at all. Ages are measured from the newest timestamp in the
+/// new rows; `max_rows` keeps the newest rows. The holdout is chosen before the window is
+/// applied and is never affected by it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Window {
+    /// Drop rows older than this many seconds. Default: no limit.
+    pub max_age_seconds: Option<i64>,
+    /// Keep at most this many (newest) training rows. Default: no limit.
+    pub max_rows: Option<usize>,
+}
+
+/// Per-model training configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Hidden layer widths of a fresh model (relu). Default `[20, 10]`. Fine-tuning and
+    /// ensembling keep the champion's architecture.
+    pub hidden_layers: Vec<usize>,
+    /// Number of classes for the first (bootstrap) model; later models keep the champion's.
+    /// 2 → one sigmoid output; > 2 → softmax. Default 2.
+    pub n_classes: usize,
+    /// `cpu` (default), `cuda` or `auto`.
+    pub device: DeviceChoice,
+    /// libtorch intra-op threads (process-wide). Default: leave libtorch's setting.
+    pub num_threads: Option<i32>,
+    /// Mini-batch size. Default 32.
+    pub batch_size: usize,
+    /// SGD momentum. Default 0.9.
+    pub momentum: f64,
+    /// Learning rate of a fresh fit. Default 0.01.
+    pub fit_lr: f64,
+    /// Epochs of a fresh fit. Default 150.
+    pub fit_epochs: usize,
+    /// Learning rate when fine-tuning. Default 0.001.
+    pub finetune_lr: f64,
+    /// Epochs when fine-tuning. Default 100.
+    pub finetune_epochs: usize,
+    /// Number of first hidden layers frozen when fine-tuning. Default 0.
+    pub freeze_layers: usize,
+    /// Optional early stopping. Default: off.
+    pub early_stopping: Option<EarlyStopping>,
+    /// A job is rejected as diverged when its epoch-end training loss exceeds this factor
+    /// times `max(initial loss, 0.05)`, or is not finite. Default 10.
+    pub divergence_factor: f64,
+    /// Strategy used when the update request does not name one. Default `auto`.
+    pub strategy: Strategy,
+    /// Candidates of `auto`. Default: the six training strategies.
+    pub candidates: Vec<Strategy>,
+    /// Newest fraction of the new rows held out (never trained on) for scoring. Default 0.2.
+    pub holdout_fraction: f64,
+    /// Metric `auto` ranks by. Default `accuracy`.
+    pub selection_metric: SelectionMetric,
+    /// `auto` promotes the best candidate only if it beats the champion by more than this on
+    /// the selection metric (accuracy points as a fraction, or log-loss). Default 0.0, i.e.
+    /// strictly better.
+    pub min_improvement: f64,
+    /// If set, `auto` also requires an exact/chi² McNemar test on paired holdout predictions
+    /// (candidate vs champion) to reject equality at this level. Default: off.
+    pub mcnemar_alpha: Option<f64>,
+    /// Apply the gate of `auto` to fixed strategies too (otherwise a fixed strategy's model is
+    /// promoted whenever it trains successfully). Default false.
+    pub gate_fixed_strategies: bool,
+    /// Fraction of the (windowed) old rows replayed, sampled with the request seed, in the
+    /// `*_new` strategies. Default 0.
+    pub replay_fraction: f64,
+    /// What counts as data at all. Default: everything.
+    pub window: Window,
+    /// Exponential recency weights on the per-sample loss, halving every this many seconds
+    /// before the newest training row (weights are normalised to mean 1). Default: off.
+    pub recency_half_life_seconds: Option<f64>,
+    /// Weight of the fresh member in `ensemble_*`; the champion's members share the rest in
+    /// their existing proportions. Default 0.5.
+    pub ensemble_new_member_weight: f64,
+    /// Ensembles are trimmed to this many members by dropping the lowest-weight (oldest)
+    /// ones. Default 5.
+    pub max_ensemble_members: usize,
+    /// Train the tournament's jobs together in one batched computation (default true);
+    /// false trains them one by one (same results within float tolerance).
+    pub batched_tournament: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            hidden_layers: vec![20, 10],
+            n_classes: 2,
+            device: DeviceChoice::Cpu,
+            num_threads: None,
+            batch_size: 32,
+            momentum: 0.9,
+            fit_lr: 0.01,
+            fit_epochs: 150,
+            finetune_lr: 0.001,
+            finetune_epochs: 100,
+            freeze_layers: 0,
+            early_stopping: None,
+            divergence_factor: 10.0,
+            strategy: Strategy::Auto,
+            candidates: Strategy::TRAINING.to_vec(),
+            holdout_fraction: 0.2,
+            selection_metric: SelectionMetric::Accuracy,
+            min_improvement: 0.0,
+            mcnemar_alpha: None,
+            gate_fixed_strategies: false,
+            replay_fraction: 0.0,
+            window: Window::default(),
+            recency_half_life_seconds: None,
+            ensemble_new_member_weight: 0.5,
+            max_ensemble_members: 5,
+            batched_tournament: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges; called by [`super::run_update`].
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::InvalidInput(m));
+        if self.hidden_layers.iter().any(|&h| h == 0) {
+            return bad("hidden_layers must be positive".into());
+        }
+        if self.n_classes < 2 {
+            return bad(format!("n_classes must be >= 2, got {}", self.n_classes));
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(format!("momentum must be in [0, 1), got {}", self.momentum));
+        }
+        for (n, v) in [("fit_lr", self.fit_lr), ("finetune_lr", self.finetune_lr)] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(format!("{n} must be positive, got {v}"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.holdout_fraction) {
+            return bad(format!("holdout_fraction must be in [0, 1), got {}", self.holdout_fraction));
+        }
+        if !(0.0..=1.0).contains(&self.replay_fraction) {
+            return bad(format!("replay_fraction must be in [0, 1], got {}", self.replay_fraction));
+        }
+        if !(self.divergence_factor > 1.0) {
+            return bad("divergence_factor must be > 1".into());
+        }
+        if !(0.0..1.0).contains(&self.ensemble_new_member_weight) || self.ensemble_new_member_weight == 0.0 {
+            return bad("ensemble_new_member_weight must be in (0, 1)".into());
+        }
+        if self.max_ensemble_members < 2 {
+            return bad("max_ensemble_members must be >= 2".into());
+        }
+        if let Some(h) = self.recency_half_life_seconds {
+            if !(h.is_finite() && h > 0.0) {
+                return bad("recency_half_life_seconds must be positive".into());
+            }
+        }
+        if let Some(a) = self.mcnemar_alpha {
+            if !(a > 0.0 && a < 1.0) {
+                return bad("mcnemar_alpha must be in (0, 1)".into());
+            }
+        }
+        if let Some(es) = &self.early_stopping {
+            if es.patience == 0 || !(es.validation_fraction > 0.0 && es.validation_fraction < 1.0) {
+                return bad("early_stopping needs patience >= 1 and validation_fraction in (0, 1)".into());
+            }
+        }
+        if self.candidates.iter().any(|s| matches!(s, Strategy::Auto | Strategy::None)) {
+            return bad("auto candidates must be training strategies".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_serde() {
+        let cfg: TrainConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(cfg, TrainConfig::default());
+        assert_eq!(cfg.hidden_layers, vec![20, 10]);
+        assert_eq!(cfg.candidates.len(), 6);
+        cfg.validate().unwrap();
+        let cfg: TrainConfig = serde_json::from_str(
+            r#"{"strategy":"finetune_combined","window":{"max_rows":100},"early_stopping":{"patience":3}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.strategy, Strategy::FinetuneCombined);
+        assert_eq!(cfg.window.max_rows, Some(100));
+        assert_eq!(cfg.early_stopping.unwrap().validation_fraction, 0.1);
+        assert!(serde_json::from_str::<TrainConfig>(r#"{"bogus":1}"#).is_err());
+        for s in Strategy::TRAINING.iter().chain([Strategy::None, Strategy::Auto].iter()) {
+            let j = serde_json::to_string(s).unwrap();
+            assert_eq!(j, format!("\"{}\"", s.as_str()));
+        }
+    }
+}
