@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::detect::DetectorConfig;
+use crate::policy::TriggerConfig;
 use crate::train::TrainConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -224,8 +225,9 @@ pub enum Signal {
     LogLoss,
 }
 
+// No `deny_unknown_fields` here: serde does not support it with `flatten`; the detector's own
+// parameters still reject unknown keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct DetectorSlotConfig {
     #[serde(default)]
     pub signal: Signal,
@@ -255,6 +257,8 @@ pub struct ModelConfig {
     pub detectors: Vec<DetectorSlotConfig>,
     #[serde(default)]
     pub train: TrainConfig,
+    #[serde(default)]
+    pub triggers: TriggerConfig,
 }
 
 fn default_n_classes() -> u32 {
@@ -423,9 +427,13 @@ impl Config {
                     ));
                 }
             }
+            m.triggers
+                .validate()
+                .map_err(|(key, reason)| ConfigError::key(format!("models[{i}].triggers.{key}"), reason))?;
+            // The trainer's messages start with the field name.
             m.train
                 .validate()
-                .map_err(|(key, reason)| ConfigError::key(format!("models[{i}].train.{key}"), reason))?;
+                .map_err(|e| ConfigError::key(format!("models[{i}].train"), e.to_string()))?;
         }
         Ok(())
     }

@@ -57,7 +57,7 @@ fn gaussian(rng: &mut StdRng) -> f64 {
 impl Stream {
     pub fn new(spec: StreamSpec) -> Self {
         let mut rng = StdRng::seed_from_u64(spec.seed);
-        let mut concept = |rng: &mut StdRng| (0..spec.n_features).map(|_| gaussian(rng)).collect::<Vec<_>>();
+        let concept = |rng: &mut StdRng| (0..spec.n_features).map(|_| gaussian(rng)).collect::<Vec<_>>();
         let c0 = concept(&mut rng);
         let c1 = concept(&mut rng);
         let c2 = concept(&mut rng);

@@ -15,5 +15,6 @@ pub mod exporter;
 pub mod generate;
 pub mod monitor;
 pub mod outcomes;
+pub mod policy;
 pub mod telemetry;
 pub mod train;

@@ -34,18 +34,17 @@ pub async fn wake_on_notify(
             #[allow(unreachable_code)]
             Ok::<(), sqlx::Error>(())
         };
-        tokio::select! {
-            r = session => {
-                if let Err(e) = r {
-                    let d = backoff.next_delay();
-                    tracing::debug!(error = %e, "LISTEN connection lost; polling continues");
-                    tokio::select! {
-                        _ = tokio::time::sleep(d) => {}
-                        _ = shutdown.wait_for(|s| *s) => return,
-                    }
-                }
-            }
+        let result = tokio::select! {
+            r = session => r,
             _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if let Err(e) = result {
+            let d = backoff.next_delay();
+            tracing::debug!(error = %e, "LISTEN connection lost; polling continues");
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
         }
     }
 }

@@ -155,7 +155,7 @@ impl ModelLoop {
         live.state = next;
         live.watermark = to;
         self.export(&raw.len(), &rejected, &events, &delays, live);
-        self.metrics.poll_duration.with_label_values(&[]).observe(started.elapsed().as_secs_f64());
+        self.metrics.poll_duration.observe(started.elapsed().as_secs_f64());
         Ok(StepOutcome {
             rows: raw.len(),
             rejected: rejected.len(),

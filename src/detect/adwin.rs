@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ensure, ensure_open_unit, DetectorError, DriftDetector};
+use super::{ensure, ensure_open_unit, exact_f64, DetectorError, DriftDetector};
 
 pub(crate) const DEFAULT_DELTA: f64 = 0.002;
 pub(crate) const DEFAULT_CLOCK: u32 = 32;
@@ -59,33 +59,150 @@ const NAME: &str = "adwin";
 ///         drifts.push(i);
 ///     }
 /// }
-/// assert_eq!(drifts, [ADWIN_DOC_INDICES]); // same as River 0.26.1
+/// assert_eq!(drifts, [1087]); // same as River 0.26.1
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "AdwinState", into = "AdwinState")]
 pub struct Adwin {
     delta: f64,
     clock: u32,
     max_buckets: u32,
     min_window_length: u32,
     grace_period: u32,
-    window: Window,
+    /// Slots per row: `max_buckets + 1` (a row overflows when it reaches this many).
+    cap: usize,
+    /// Rows in use. Row `i` holds `len[i]` summaries of `2^i` values each, oldest first, in
+    /// slots `i * cap ..` of `totals` (their sums) and `variances` (their sums of squared
+    /// deviations from their mean).
+    rows: usize,
+    len: Vec<usize>,
+    totals: Vec<f64>,
+    variances: Vec<f64>,
+    /// Window statistics as of the last flush: sum of the values, sum of squared deviations
+    /// from the window mean, number of values (a float, as River keeps it).
+    total: f64,
+    variance: f64,
+    width: f64,
+    /// Values already in the histogram but not yet folded into `total`, `variance` and
+    /// `width`. Folding them in a batch just before those statistics are read gives the
+    /// same bits as River's per-update arithmetic (same operations, same order) while
+    /// letting the CPU overlap the divisions.
+    pending: [f64; PENDING],
+    n_pending: usize,
+    /// Scratch for [`Adwin::flush`]: summaries carried into the next row.
+    carry: Carry,
+    /// Updates since the last reset, and updates left until the next check.
+    tick: u64,
+    until_check: u32,
     drift: bool,
 }
 
-/// The exponential histogram and its running statistics.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct Window {
-    /// `rows[i]`: summaries of `2^i` values each, oldest first, as `(total, variance)`
-    /// (variance = sum of squared deviations from the summary's mean).
-    rows: Vec<Vec<(f64, f64)>>,
-    /// Sum of the values in the window.
+/// Capacity of [`Adwin::pending`].
+const PENDING: usize = 64;
+
+/// Summaries moving up one row during a flush (totals, variances), and a row's contents
+/// followed by them; scratch only.
+#[derive(Clone, Debug, Default)]
+struct Carry {
+    totals: Vec<f64>,
+    variances: Vec<f64>,
+    seq_totals: Vec<f64>,
+    seq_variances: Vec<f64>,
+}
+
+/// The serialised form of [`Adwin`]: parameters, the histogram rows oldest first (each
+/// summary as `[total, variance]`), the window statistics and the update count. Independent
+/// of the in-memory layout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AdwinState {
+    #[serde(with = "exact_f64")]
+    delta: f64,
+    clock: u32,
+    max_buckets: u32,
+    min_window_length: u32,
+    grace_period: u32,
+    window: WindowState,
+    drift: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct WindowState {
+    rows: Vec<Vec<Bucket>>,
+    #[serde(with = "exact_f64")]
     total: f64,
-    /// Sum of squared deviations from the window mean.
+    #[serde(with = "exact_f64")]
     variance: f64,
-    /// Number of values in the window (a float, as River keeps it).
+    #[serde(with = "exact_f64")]
     width: f64,
-    /// Updates since the last reset.
     tick: u64,
+}
+
+/// One summary: total and sum of squared deviations.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct Bucket(
+    #[serde(with = "exact_f64")] f64,
+    #[serde(with = "exact_f64")] f64,
+);
+
+impl From<Adwin> for AdwinState {
+    fn from(mut a: Adwin) -> Self {
+        a.flush();
+        let rows = (0..a.rows)
+            .map(|i| {
+                (0..a.len[i])
+                    .map(|k| Bucket(a.totals[i * a.cap + k], a.variances[i * a.cap + k]))
+                    .collect()
+            })
+            .collect();
+        AdwinState {
+            delta: a.delta,
+            clock: a.clock,
+            max_buckets: a.max_buckets,
+            min_window_length: a.min_window_length,
+            grace_period: a.grace_period,
+            window: WindowState {
+                rows,
+                total: a.total,
+                variance: a.variance,
+                width: a.width,
+                tick: a.tick,
+            },
+            drift: a.drift,
+        }
+    }
+}
+
+impl TryFrom<AdwinState> for Adwin {
+    type Error = DetectorError;
+
+    fn try_from(s: AdwinState) -> Result<Self, DetectorError> {
+        let mut a = Adwin::new(
+            s.delta,
+            s.clock,
+            s.max_buckets,
+            s.min_window_length,
+            s.grace_period,
+        )?;
+        for (i, row) in s.window.rows.iter().enumerate() {
+            ensure(row.len() < a.cap, NAME, "window", || {
+                format!(
+                    "row {i} holds {} summaries, more than max_buckets",
+                    row.len()
+                )
+            })?;
+            a.activate_row();
+            for b in row {
+                a.push(i, b.0, b.1);
+            }
+        }
+        a.total = s.window.total;
+        a.variance = s.window.variance;
+        a.width = s.window.width;
+        a.tick = s.window.tick;
+        a.until_check = a.clock - (a.tick % u64::from(a.clock)) as u32;
+        a.drift = s.drift;
+        Ok(a)
+    }
 }
 
 impl Default for Adwin {
@@ -103,9 +220,43 @@ impl Default for Adwin {
     }
 }
 
+/// Relative slack of the division-free pre-test in [`Adwin::surely_no_cut`]: ~2^23 times
+/// the few ulps of rounding of either side's computation.
+const SLACK: f64 = 1.0 / (1u64 << 30) as f64;
+
+/// `2^-i`, exactly (`i` < 1023: rows never get near that).
+#[inline(always)]
+fn inv_pow2(i: usize) -> f64 {
+    f64::from_bits((1023 - i as u64) << 52)
+}
+
+/// River's per-value update of the window statistics (Welford-style, River's operation
+/// order), folded over `xs` (at most [`PENDING`] values).
+#[inline(always)]
+fn fold_stats(total: f64, variance: f64, width: f64, xs: &[f64]) -> (f64, f64, f64) {
+    // Two passes: the increments first (they depend on the running total, not on the
+    // variance), then their sum in order. One fused loop would let the compiler pack total
+    // and variance in one register and chain every division behind the previous one.
+    let mut increments = [0.0f64; PENDING];
+    let (mut total, mut width) = (total, width);
+    for (inc, &x) in increments.iter_mut().zip(xs) {
+        width += 1.0;
+        if width > 1.0 {
+            let d = x - total / (width - 1.0);
+            *inc = (width - 1.0) * d * d / width;
+        }
+        total += x;
+    }
+    let mut variance = variance;
+    for &inc in &increments[..xs.len()] {
+        variance += inc;
+    }
+    (total, variance, width)
+}
+
 impl Adwin {
-    /// Parameters in River's order. `delta` in (0, 1); `clock`, `max_buckets`,
-    /// `min_window_length` at least 1.
+    /// Parameters in River's order. `delta` in (0, 1); `clock` at least 1; `max_buckets` in
+    /// 1..=1000000; `min_window_length` at least 1.
     pub fn new(
         delta: f64,
         clock: u32,
@@ -115,9 +266,12 @@ impl Adwin {
     ) -> Result<Self, DetectorError> {
         ensure_open_unit(delta, NAME, "delta")?;
         ensure(clock >= 1, NAME, "clock", || "must be at least 1".into())?;
-        ensure(max_buckets >= 1, NAME, "max_buckets", || {
-            "must be at least 1".into()
-        })?;
+        ensure(
+            (1..=1_000_000).contains(&max_buckets),
+            NAME,
+            "max_buckets",
+            || format!("must be in 1..=1000000, got {max_buckets}"),
+        )?;
         ensure(min_window_length >= 1, NAME, "min_window_length", || {
             "must be at least 1".into()
         })?;
@@ -127,122 +281,234 @@ impl Adwin {
             max_buckets,
             min_window_length,
             grace_period,
-            window: Window::default(),
+            cap: max_buckets as usize + 1,
+            rows: 0,
+            len: Vec::new(),
+            totals: Vec::new(),
+            variances: Vec::new(),
+            total: 0.0,
+            variance: 0.0,
+            width: 0.0,
+            pending: [0.0; PENDING],
+            n_pending: 0,
+            carry: Carry::default(),
+            tick: 0,
+            until_check: clock,
             drift: false,
         })
     }
 
+    /// Window statistics `(total, variance, width)` including the pending values.
+    fn stats(&self) -> (f64, f64, f64) {
+        fold_stats(
+            self.total,
+            self.variance,
+            self.width,
+            &self.pending[..self.n_pending],
+        )
+    }
+
+    /// Folds the pending values into the window statistics and into the histogram.
+    ///
+    /// River inserts each value into row 0 and, whenever a row reaches `max_buckets + 1`
+    /// summaries, merges its two oldest into the next row. Rows are FIFOs and a merge always
+    /// takes the two oldest, so inserting a batch and then merging pairs from the front of
+    /// each row until at most `max_buckets` remain (with the parity River's one-at-a-time
+    /// merging leaves) produces exactly the same summaries, computed by the same
+    /// arithmetic.
+    fn flush(&mut self) {
+        if self.n_pending == 0 {
+            return;
+        }
+        (self.total, self.variance, self.width) = self.stats();
+        let mut carry = std::mem::take(&mut self.carry);
+        carry.totals.clear();
+        carry.variances.clear();
+        carry
+            .totals
+            .extend_from_slice(&self.pending[..self.n_pending]);
+        carry.variances.resize(self.n_pending, 0.0);
+        self.n_pending = 0;
+        let cap = self.cap;
+        let mut i = 0;
+        while !carry.totals.is_empty() {
+            if i == self.rows {
+                self.activate_row();
+            }
+            let base = i * cap;
+            let len = self.len[i];
+            let count = len + carry.totals.len();
+            if count < cap {
+                self.totals[base + len..base + count].copy_from_slice(&carry.totals);
+                self.variances[base + len..base + count].copy_from_slice(&carry.variances);
+                self.len[i] = count;
+                break;
+            }
+            // The row's summaries followed by the incoming ones, oldest first.
+            let Carry {
+                totals,
+                variances,
+                seq_totals,
+                seq_variances,
+            } = &mut carry;
+            seq_totals.clear();
+            seq_totals.extend_from_slice(&self.totals[base..base + len]);
+            seq_totals.extend_from_slice(totals);
+            seq_variances.clear();
+            seq_variances.extend_from_slice(&self.variances[base..base + len]);
+            seq_variances.extend_from_slice(variances);
+            // Merges River performs in this row (pairs from the front), and what stays.
+            let merged = 2 * ((count + 2 - cap) / 2);
+            let n = (1u64 << i) as f64;
+            // `t / 2^i` (River) and `t * 2^-i` round the same exact value: identical.
+            let inv_n = inv_pow2(i);
+            totals.clear();
+            totals.extend(seq_totals[..merged].chunks_exact(2).map(|p| p[0] + p[1]));
+            variances.clear();
+            variances.extend(
+                seq_totals[..merged]
+                    .chunks_exact(2)
+                    .zip(seq_variances[..merged].chunks_exact(2))
+                    .map(|(t, v)| {
+                        let mu0 = t[0] * inv_n;
+                        let mu1 = t[1] * inv_n;
+                        v[0] + v[1] + n * 0.5 * (mu0 - mu1) * (mu0 - mu1)
+                    }),
+            );
+            let keep = count - merged;
+            self.totals[base..base + keep].copy_from_slice(&seq_totals[merged..]);
+            self.variances[base..base + keep].copy_from_slice(&seq_variances[merged..]);
+            self.len[i] = keep;
+            i += 1;
+        }
+        self.carry = carry;
+    }
+
     /// Number of values in the current window.
     pub fn width(&self) -> u64 {
-        self.window.width as u64
+        self.width as u64 + self.n_pending as u64
     }
 
     /// Sum of the values in the current window.
     pub fn total(&self) -> f64 {
-        self.window.total
+        self.stats().0
     }
 
     /// Sample variance of the values in the current window (`0.0` below two values).
     pub fn variance(&self) -> f64 {
-        if self.window.width > 1.0 {
-            self.window.variance / (self.window.width - 1.0)
+        let (_, variance, width) = self.stats();
+        if width > 1.0 {
+            variance / (width - 1.0)
         } else {
             0.0
         }
     }
 
+    /// Appends an empty row.
+    fn activate_row(&mut self) {
+        let r = self.rows;
+        if r == self.len.len() {
+            self.len.push(0);
+            self.totals.resize((r + 1) * self.cap, 0.0);
+            self.variances.resize((r + 1) * self.cap, 0.0);
+        }
+        self.len[r] = 0;
+        self.rows += 1;
+    }
+
+    /// Appends a summary (newest) to row `i`.
+    #[inline(always)]
+    fn push(&mut self, i: usize, total: f64, variance: f64) {
+        let j = i * self.cap + self.len[i];
+        self.totals[j] = total;
+        self.variances[j] = variance;
+        self.len[i] += 1;
+    }
+
+    /// Forgets the `k` oldest summaries of row `i`.
+    #[inline(always)]
+    fn pop_oldest(&mut self, i: usize, k: usize) {
+        let base = i * self.cap;
+        let len = self.len[i];
+        for j in base..base + len - k {
+            self.totals[j] = self.totals[j + k];
+            self.variances[j] = self.variances[j + k];
+        }
+        self.len[i] = len - k;
+    }
+
+    #[inline(always)]
     fn insert(&mut self, x: f64) {
-        let w = &mut self.window;
-        if w.rows.is_empty() {
-            w.rows.push(Vec::with_capacity(self.max_buckets as usize + 1));
+        if self.n_pending == PENDING {
+            self.flush();
         }
-        w.rows[0].push((x, 0.0));
-        w.width += 1.0;
-        let mut incremental = 0.0;
-        if w.width > 1.0 {
-            let d = x - w.total / (w.width - 1.0);
-            incremental = (w.width - 1.0) * d * d / w.width;
-        }
-        w.variance += incremental;
-        w.total += x;
-        self.compress();
+        self.pending[self.n_pending] = x;
+        self.n_pending += 1;
     }
 
-    /// Merges the two oldest summaries of every overflowing row into the next row.
-    fn compress(&mut self) {
-        let cap = self.max_buckets as usize + 1;
-        let rows = &mut self.window.rows;
-        let mut i = 0;
-        while rows[i].len() == cap {
-            let n = (1u64 << i) as f64;
-            let (t0, v0) = rows[i][0];
-            let (t1, v1) = rows[i][1];
-            let mu0 = t0 / n;
-            let mu1 = t1 / n;
-            let merged = (t0 + t1, v0 + v1 + n * 0.5 * (mu0 - mu1) * (mu0 - mu1));
-            if i + 1 == rows.len() {
-                rows.push(Vec::with_capacity(cap));
-            }
-            rows[i + 1].push(merged);
-            rows[i].drain(..2);
-            if rows[i + 1].len() < cap {
-                break;
-            }
-            i += 1;
-        }
-    }
-
-    /// Drops the oldest summary (the first of the last row).
+    /// Drops the oldest summary (the first of the last row). Needs flushed statistics.
     fn drop_oldest(&mut self) {
-        let w = &mut self.window;
-        let last = w.rows.len() - 1;
+        debug_assert_eq!(self.n_pending, 0);
+        let last = self.rows - 1;
         let n = (1u64 << last) as f64;
-        let (u, v) = w.rows[last][0];
-        let mu = u / n;
-        w.width -= n;
-        w.total -= u;
-        let mu_window = w.total / w.width;
-        w.variance -= v + n * w.width * (mu - mu_window) * (mu - mu_window) / (n + w.width);
-        w.rows[last].remove(0);
-        if w.rows[last].is_empty() {
-            w.rows.pop();
+        let j = last * self.cap;
+        let (u, v) = (self.totals[j], self.variances[j]);
+        let mu = u * inv_pow2(last);
+        self.width -= n;
+        self.total -= u;
+        let mu_window = self.total / self.width;
+        self.variance -=
+            v + n * self.width * (mu - mu_window) * (mu - mu_window) / (n + self.width);
+        self.pop_oldest(last, 1);
+        if self.len[last] == 0 {
+            self.rows -= 1;
         }
     }
 
     /// One scan over all cut points, oldest first. Returns true (after dropping the oldest
-    /// summary) at the first cut whose means differ significantly.
+    /// summary) at the first cut whose means differ significantly. Needs flushed statistics.
     fn scan_and_cut(&mut self) -> bool {
-        let w = &self.window;
+        debug_assert_eq!(self.n_pending, 0);
         let mwl = self.min_window_length as f64;
         // Constant during one scan; hoisted out of the loop (same values as River's).
-        let delta_prime = (2.0 * w.width.ln() / self.delta).ln();
-        let var_w = w.variance / w.width;
+        let delta_prime = (2.0 * self.width.ln() / self.delta).ln();
+        let var_w = self.variance / self.width;
+        let two_thirds_dp = 2.0 / 3.0 * delta_prime;
+        let k_linear = two_thirds_dp * (1.0 - SLACK);
+        let k_sqrt = 2.0 * var_w * delta_prime * (1.0 - SLACK);
+        if !self.cut_possible(var_w, delta_prime) {
+            return false;
+        }
         let mut n0 = 0.0f64;
-        let mut n1 = w.width;
+        let mut n1 = self.width;
         let mut u0 = 0.0f64;
-        let mut u1 = w.total;
-        for (i, row) in w.rows.iter().enumerate().rev() {
+        let mut u1 = self.total;
+        for i in (0..self.rows).rev() {
             let size = (1u64 << i) as f64;
-            for (k, &(t, _)) in row.iter().enumerate() {
+            let base = i * self.cap;
+            // River never evaluates the cut after the newest summary (empty W1).
+            let len = if i == 0 {
+                self.len[0].saturating_sub(1)
+            } else {
+                self.len[i]
+            };
+            for &t in &self.totals[base..base + len] {
                 n0 += size;
                 n1 -= size;
                 u0 += t;
                 u1 -= t;
-                if i == 0 && k == row.len() - 1 {
-                    return false;
-                }
                 if n1 < mwl || n0 < mwl {
                     continue;
                 }
-                let delta_mean = (u0 / n0) - (u1 / n1);
-                let m_recip = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0);
-                let linear = 2.0 / 3.0 * delta_prime * m_recip;
-                // epsilon = sqrt(...) + linear >= linear: skip the square root when even the
-                // linear term alone rules the cut out (same decision as the full bound).
-                if delta_mean.abs() <= linear {
+                let a = n0 - mwl + 1.0;
+                let b = n1 - mwl + 1.0;
+                if Self::surely_no_cut(u0, u1, n0, n1, a, b, k_linear, k_sqrt) {
                     continue;
                 }
-                let epsilon = (2.0 * m_recip * var_w * delta_prime).sqrt() + linear;
+                let delta_mean = (u0 / n0) - (u1 / n1);
+                let m_recip = 1.0 / a + 1.0 / b;
+                let epsilon =
+                    (2.0 * m_recip * var_w * delta_prime).sqrt() + two_thirds_dp * m_recip;
                 if delta_mean.abs() > epsilon {
                     self.drop_oldest();
                     return true;
@@ -252,17 +518,117 @@ impl Adwin {
         false
     }
 
+    /// A cheap whole-scan certificate: false proves that no cut point passes River's test,
+    /// so the scan can be skipped (true: can't tell, run River's scan).
+    ///
+    /// With `μ = T / W` and `D = u0 - μ n0` (the prefix sum's deviation from its share of
+    /// the total), `u0/n0 - u1/n1 = W D / (n0 n1)`, and River's bound is at least
+    /// `sqrt(2 V δ' W / (n0 n1))` (as `1/a + 1/b >= 1/n0 + 1/n1`). So no cut if
+    /// `(|D| + δ)² W <= 2 V δ' n0 n1` at every cut point, where `δ = 2^-40 (|T| + Σ|t|)`
+    /// covers the rounding of River's two running sums (at most a few hundred terms) and of
+    /// this computation, and a relative [`SLACK`] covers the rest. This needs one running
+    /// sum and a handful of multiplications per cut point: no division, root or branch.
+    fn cut_possible(&self, var_w: f64, delta_prime: f64) -> bool {
+        let (w, t, cap) = (self.width, self.total, self.cap);
+        let mwl = self.min_window_length as f64;
+        let c = 2.0 * var_w * delta_prime * (1.0 - SLACK);
+        // Σ|t| over every slot in use, plus stale slots beyond each row's length (they only
+        // make the bound larger), with four accumulators so the sum does not wait on itself.
+        let mut acc = [0.0f64; 4];
+        let slots = &self.totals[..self.rows * cap];
+        let mut chunks = slots.chunks_exact(4);
+        for c in &mut chunks {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a += x.abs();
+            }
+        }
+        for &x in chunks.remainder() {
+            acc[0] += x.abs();
+        }
+        let abs_sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        let magnitude = t.abs() + abs_sum;
+        // Zero or negative bound, NaN, or magnitudes where squares could under/overflow:
+        // leave it to River's arithmetic.
+        if !(c > 1e-250 && c < 1e250 && magnitude > 1e-100 && magnitude < 1e100) {
+            return true;
+        }
+        let delta = magnitude * (1.0 / (1u64 << 40) as f64);
+        let mu = t / w;
+        let (mut n0, mut u0) = (0.0f64, 0.0f64);
+        let mut possible = false;
+        for i in (0..self.rows).rev() {
+            let size = (1u64 << i) as f64;
+            let len = if i == 0 {
+                self.len[0].saturating_sub(1)
+            } else {
+                self.len[i]
+            };
+            for &x in &self.totals[i * cap..i * cap + len] {
+                n0 += size;
+                u0 += x;
+                let n1 = w - n0;
+                let d = (u0 - mu * n0).abs() + delta;
+                let fails = !(d * d * w <= c * (n0 * n1));
+                possible |= fails & (n0 >= mwl) & (n1 >= mwl);
+            }
+        }
+        possible
+    }
+
+    /// A division- and root-free test that proves River's cut test fails at this cut point
+    /// (false: can't tell, evaluate it exactly).
+    ///
+    /// River cuts when `|u0/n0 - u1/n1| > sqrt(2 m V δ') + (2/3) δ' m`, with
+    /// `m = 1/a + 1/b`, `V` the window variance per value. Multiplied by `n0 n1 a b`
+    /// (all positive): no cut if `Y <= S + L` with `Y = |u0 n1 - u1 n0| a b`,
+    /// `L = (2/3) δ' (a + b) n0 n1` and `S² = 2 V δ' (a + b) a b (n0 n1)²`; i.e. if
+    /// `Y <= L`, or `(Y - L)² <= S²`. Every quantity is inflated (`Y`) or deflated (`L`,
+    /// `S²`) by a relative [`SLACK`] of 2^-30, and `Y` also by an absolute
+    /// `2^-30 (|u0| n1 + |u1| n0) a b` for the cancellation in `u0 n1 - u1 n0`; each side's
+    /// own rounding is a few ulps (~2^-50), so "no cut" here implies "no cut" in River's
+    /// arithmetic. Tiny (subnormal-prone), huge and non-finite inputs fall through.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn surely_no_cut(
+        u0: f64,
+        u1: f64,
+        n0: f64,
+        n1: f64,
+        a: f64,
+        b: f64,
+        k_linear: f64,
+        k_sqrt: f64,
+    ) -> bool {
+        let gap = (u0 * n1 - u1 * n0).abs();
+        let scale = u0.abs() * n1 + u1.abs() * n0;
+        if !(scale == 0.0 || (scale > 1e-200 && scale < 1e200)) {
+            return false;
+        }
+        let ab = a * b;
+        let n01 = n0 * n1;
+        let y = (gap * (1.0 + SLACK) + scale * SLACK) * ab;
+        let l = k_linear * ((a + b) * n01);
+        if y <= l {
+            return true;
+        }
+        let r = (y - l) * (1.0 + SLACK);
+        r * r <= k_sqrt * ((a + b) * ab) * (n01 * n01)
+    }
+
     fn reset(&mut self) {
-        self.window.rows.clear();
-        self.window.total = 0.0;
-        self.window.variance = 0.0;
-        self.window.width = 0.0;
-        self.window.tick = 0;
+        self.rows = 0;
+        self.total = 0.0;
+        self.variance = 0.0;
+        self.width = 0.0;
+        self.n_pending = 0;
+        self.tick = 0;
+        self.until_check = self.clock;
         self.drift = false;
     }
 }
 
 impl DriftDetector for Adwin {
+    #[inline]
     fn update(&mut self, x: f64) {
         if self.drift {
             self.reset();
@@ -271,16 +637,18 @@ impl DriftDetector for Adwin {
             return;
         }
         self.insert(x);
-        self.window.tick += 1;
-        let mut detected = false;
-        if self.window.tick % self.clock as u64 == 0
-            && self.window.width > self.grace_period as f64
-        {
-            while self.scan_and_cut() {
-                detected = true;
+        self.tick += 1;
+        self.until_check -= 1;
+        if self.until_check == 0 {
+            // River: `tick % clock == 0`.
+            self.until_check = self.clock;
+            self.flush();
+            if self.width > self.grace_period as f64 {
+                while self.scan_and_cut() {
+                    self.drift = true;
+                }
             }
         }
-        self.drift = detected;
     }
 
     #[inline]
@@ -289,10 +657,11 @@ impl DriftDetector for Adwin {
     }
 
     fn estimate(&self) -> f64 {
-        if self.window.width == 0.0 {
+        let (total, _, width) = self.stats();
+        if width == 0.0 {
             0.0
         } else {
-            self.window.total / self.window.width
+            total / width
         }
     }
 }

@@ -22,9 +22,10 @@
 //! # Persistence
 //!
 //! Every detector (and [`AnyDetector`]) serialises its complete state with serde; a detector
-//! restored from `serde_json` continues bit-for-bit where the original stopped. Infinite
-//! sentinels in the state are written as the strings `"inf"` / `"-inf"` because JSON has no
-//! infinities.
+//! restored from `serde_json` continues bit-for-bit where the original stopped. Floats in
+//! the state are written as strings holding their shortest exact representation (see
+//! `exact_f64`): serde_json's default float parser is not correctly rounded, and JSON has
+//! no infinities.
 
 use serde::{Deserialize, Serialize};
 
@@ -118,7 +119,9 @@ pub(crate) fn ensure_finite(
 /// operation order so results agree to the bit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Mean {
+    #[serde(with = "exact_f64")]
     pub(crate) n: f64,
+    #[serde(with = "exact_f64")]
     pub(crate) mean: f64,
 }
 
@@ -134,6 +137,7 @@ impl Mean {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Var {
     pub(crate) mean: Mean,
+    #[serde(with = "exact_f64")]
     pub(crate) s: f64,
 }
 
@@ -164,42 +168,70 @@ pub(crate) fn libm_pow(x: f64, y: f64) -> f64 {
     x.powf(std::hint::black_box(y))
 }
 
-/// serde for an `f64` that may be infinite (or NaN): finite values as JSON numbers,
-/// the others as the strings `"inf"`, `"-inf"`, `"nan"`.
-pub(crate) mod ext_f64 {
+/// Exact serde for `f64` state. serde_json's default number parser is not correctly
+/// rounded (without its `float_roundtrip` feature a 17-digit value can come back one ulp
+/// off), and JSON has no infinities; so state floats are written as strings holding the
+/// shortest representation that round-trips (`"0.002"`, `"25.008955770225626"`, `"1e-7"`,
+/// `"inf"`, `"-inf"`, `"NaN"`) and parsed back with Rust's correctly rounded parser. Plain
+/// JSON numbers are accepted on input too.
+pub(crate) mod exact_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() {
-            s.serialize_f64(*v)
-        } else if v.is_nan() {
-            s.serialize_str("nan")
-        } else if *v > 0.0 {
-            s.serialize_str("inf")
-        } else {
-            s.serialize_str("-inf")
-        }
+        s.collect_str(&format_args!("{v:?}"))
     }
 
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Repr {
+    pub(crate) enum Repr {
         Num(f64),
         Str(String),
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        match Repr::deserialize(d)? {
-            Repr::Num(v) => Ok(v),
-            Repr::Str(s) => match s.as_str() {
-                "inf" => Ok(f64::INFINITY),
-                "-inf" => Ok(f64::NEG_INFINITY),
-                "nan" => Ok(f64::NAN),
-                other => Err(serde::de::Error::custom(format!(
-                    "expected a number, \"inf\", \"-inf\" or \"nan\", got {other:?}"
-                ))),
-            },
+    impl Repr {
+        pub(crate) fn value<E: serde::de::Error>(self) -> Result<f64, E> {
+            match self {
+                Repr::Num(v) => Ok(v),
+                Repr::Str(s) => s
+                    .parse::<f64>()
+                    .map_err(|_| E::custom(format!("expected a number, got {s:?}"))),
+            }
         }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Repr::deserialize(d)?.value()
+    }
+}
+
+/// [`exact_f64`] for a sequence of `f64` (`Vec`, `VecDeque`).
+pub(crate) mod exact_f64_seq {
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::exact_f64::Repr;
+
+    pub(crate) fn serialize<'a, C, S>(v: &'a C, s: S) -> Result<S::Ok, S::Error>
+    where
+        &'a C: IntoIterator<Item = &'a f64>,
+        S: Serializer,
+    {
+        let mut seq = s.serialize_seq(None)?;
+        for x in v {
+            seq.serialize_element(&format_args!("{x:?}").to_string())?;
+        }
+        seq.end()
+    }
+
+    pub(crate) fn deserialize<'de, C, D>(d: D) -> Result<C, D::Error>
+    where
+        C: FromIterator<f64>,
+        D: Deserializer<'de>,
+    {
+        Vec::<Repr>::deserialize(d)?
+            .into_iter()
+            .map(Repr::value)
+            .collect()
     }
 }
 
@@ -728,8 +760,7 @@ mod tests {
         assert!(DetectorConfig::default_for("nope").is_none());
         // Typos are errors, not silently defaulted.
         assert!(serde_json::from_str::<DetectorConfig>(r#"{"kind":"adwin","dleta":0.1}"#).is_err());
-        let c: DetectorConfig =
-            serde_json::from_str(r#"{"kind":"periodic","period":5}"#).unwrap();
+        let c: DetectorConfig = serde_json::from_str(r#"{"kind":"periodic","period":5}"#).unwrap();
         assert_eq!(c, DetectorConfig::Periodic { period: 5 });
         assert!(c.accepts_real_valued());
         assert!(!DetectorConfig::default_for("ddm")
@@ -743,13 +774,28 @@ mod tests {
             (r#"{"kind":"adwin","delta":0}"#, "adwin.delta"),
             (r#"{"kind":"adwin","clock":0}"#, "adwin.clock"),
             (r#"{"kind":"adwin","max_buckets":0}"#, "adwin.max_buckets"),
-            (r#"{"kind":"ddm","warning_threshold":4}"#, "ddm.warning_threshold"),
+            (
+                r#"{"kind":"ddm","warning_threshold":4}"#,
+                "ddm.warning_threshold",
+            ),
             (r#"{"kind":"eddm","alpha":0.8}"#, "eddm.alpha"),
-            (r#"{"kind":"hddm_a","drift_confidence":1.5}"#, "hddm_a.drift_confidence"),
+            (
+                r#"{"kind":"hddm_a","drift_confidence":1.5}"#,
+                "hddm_a.drift_confidence",
+            ),
             (r#"{"kind":"hddm_w","lambda_val":0}"#, "hddm_w.lambda_val"),
-            (r#"{"kind":"fhddm","sliding_window_size":0}"#, "fhddm.sliding_window_size"),
-            (r#"{"kind":"fhddm","short_window_size":101}"#, "fhddm.short_window_size"),
-            (r#"{"kind":"page_hinkley","alpha":1.5}"#, "page_hinkley.alpha"),
+            (
+                r#"{"kind":"fhddm","sliding_window_size":0}"#,
+                "fhddm.sliding_window_size",
+            ),
+            (
+                r#"{"kind":"fhddm","short_window_size":101}"#,
+                "fhddm.short_window_size",
+            ),
+            (
+                r#"{"kind":"page_hinkley","alpha":1.5}"#,
+                "page_hinkley.alpha",
+            ),
             (r#"{"kind":"kswin","stat_size":60}"#, "kswin.stat_size"),
             (r#"{"kind":"kswin","alpha":2}"#, "kswin.alpha"),
         ];
@@ -758,7 +804,10 @@ mod tests {
             let err = cfg.build().expect_err(json).to_string();
             assert!(err.starts_with(prefix), "{json}: {err}");
         }
-        assert!(serde_json::from_str::<DetectorConfig>(r#"{"kind":"page_hinkley","mode":"sideways"}"#).is_err());
+        assert!(serde_json::from_str::<DetectorConfig>(
+            r#"{"kind":"page_hinkley","mode":"sideways"}"#
+        )
+        .is_err());
     }
 
     #[test]
@@ -793,9 +842,15 @@ mod tests {
 
     #[test]
     fn infinite_sentinels_serialise() {
-        let d = DetectorConfig::default_for("hddm_w").unwrap().build().unwrap();
+        let d = DetectorConfig::default_for("hddm_w")
+            .unwrap()
+            .build()
+            .unwrap();
         let json = serde_json::to_string(&d).unwrap();
-        assert!(json.contains("\"inf\"") && json.contains("\"-inf\""), "{json}");
+        assert!(
+            json.contains("\"inf\"") && json.contains("\"-inf\""),
+            "{json}"
+        );
         let back: AnyDetector = serde_json::from_str(&json).unwrap();
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
     }

@@ -2,7 +2,7 @@
 //! only this module and the HTTP handler know the Prometheus format.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
 
@@ -15,7 +15,7 @@ pub struct Metrics {
     pub rolling_log_loss: GaugeVec,
     pub rolling_brier: GaugeVec,
     pub label_delay: HistogramVec,
-    pub poll_duration: HistogramVec,
+    pub poll_duration: Histogram,
     pub poll_errors: IntCounter,
     pub database_up: Gauge,
     pub watermark_lag: GaugeVec,
@@ -95,11 +95,13 @@ impl Metrics {
                 &["model"],
                 prometheus::exponential_buckets(1.0, 4.0, 12).unwrap(),
             ),
-            poll_duration: histogram(
-                "driftd_poll_duration_seconds",
-                "Time to read, fold and commit one batch.",
-                &[],
-                prometheus::exponential_buckets(0.001, 2.5, 12).unwrap(),
+            poll_duration: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new("driftd_poll_duration_seconds", "Time to read, fold and commit one batch.")
+                        .buckets(prometheus::exponential_buckets(0.001, 2.5, 12).unwrap()),
+                )
+                .unwrap(),
             ),
             poll_errors: reg(
                 &r,

@@ -23,12 +23,14 @@
 //! Each model (job) has its own rows, scaler, sample weights, learning rate, epoch count,
 //! frozen layers and shuffling RNG. A job with `n` rows has `ceil(n / B)` steps per epoch (a
 //! fresh permutation each epoch, the last batch partial) and `epochs × ceil(n / B)` steps in
-//! all. The engine runs the *longest* job's number of steps; at every step each job takes
-//! its own next batch, padded to `B` with a zero row of weight 0 when partial (the mean is
-//! over the real rows), and a job that has finished its own schedule (or stopped early, or
-//! diverged) gets all-padding batches and a zero learning rate. Every job therefore follows
-//! exactly the schedule it would have alone, so batched and one-by-one training give the
-//! same weights up to float rounding, and the tournament costs the longest job's steps.
+//! all. The engine runs until the *longest* job is done; at every step each running job
+//! takes its own next batch, padded to `B` with a zero row of weight 0 when partial (the mean
+//! is over the real rows). When a job has finished its own schedule (or stopped early, or
+//! diverged) it leaves: the survivors' weights and momentum buffers are re-stacked into
+//! smaller `[K', …]` tensors, so the remaining steps cost what K' models cost. Every job
+//! therefore follows exactly the schedule it would have alone, so batched and one-by-one
+//! training give the same weights up to float rounding, and the tournament costs the longest
+//! job's steps at a K that shrinks as the shorter jobs finish.
 //!
 //! Rows for many steps are gathered with one `index_select` per chunk of steps (a few MiB)
 //! and each step takes a view of the chunk.
@@ -56,7 +58,7 @@ use super::scaler::Scaler;
 use super::{Result, TrainError};
 
 /// Rows used for the epoch-end training-loss (divergence) check.
-pub const EVAL_ROWS: usize = 2048;
+pub const EVAL_ROWS: usize = 512;
 /// Approximate bytes of gathered batch data per chunk of steps.
 const CHUNK_BYTES: usize = 4 << 20;
 /// Divergence threshold floor on the initial loss.
@@ -239,7 +241,10 @@ pub(crate) fn prepare_job(
         )));
     }
     if data.is_empty() {
-        return Err(TrainError::InvalidInput(format!("no training rows for {}", spec.label)));
+        return Err(TrainError::InvalidInput(format!(
+            "no training rows for {}",
+            spec.label
+        )));
     }
     let data = data.time_ordered();
     let (train, val) = match early_stopping {
@@ -248,10 +253,15 @@ pub(crate) fn prepare_job(
     };
     let (scaler, init_layers) = match init {
         Some(m) => (m.scaler.clone(), m.layers(arch)?),
-        None => (Scaler::fit(&train.x, arch.n_features), he_init(arch, spec.seed ^ INIT_SALT)),
+        None => (
+            Scaler::fit(&train.x, arch.n_features),
+            he_init(arch, spec.seed ^ INIT_SALT),
+        ),
     };
     if scaler.n_features() != arch.n_features {
-        return Err(TrainError::InvalidInput("scaler and data disagree on n_features".into()));
+        return Err(TrainError::InvalidInput(
+            "scaler and data disagree on n_features".into(),
+        ));
     }
     let weights = match (half_life, train.max_ts()) {
         (Some(h), Some(t_ref)) => Some(recency_weights(&train.ts, t_ref, h)),
@@ -294,20 +304,24 @@ struct JobState {
     offset: usize,
     perm: Vec<u32>,
     rng: StdRng,
-    /// Still scheduling batches and updating (not finished, stopped or failed).
+    /// Still training (not finished, stopped or failed).
     running: bool,
     failed: Option<TrainError>,
     stats: FitStats,
     threshold: f64,
     bad_epochs: usize,
-    snapshot: Option<Vec<Tensor>>,
+    /// Best weights so far (early stopping).
+    snapshot: Option<Vec<Linear>>,
+    /// Weights when the job left the engine.
+    last: Option<Vec<Linear>>,
     eval: (Tensor, Tensor),
     val: Option<(Tensor, Tensor)>,
 }
 
+/// The stacked parameters of the jobs still running; slot `s` trains job `slots[s]`.
 struct Engine<'a> {
     arch: &'a Arch,
-    k: i64,
+    slots: Vec<usize>,
     /// Flat parameters, momentum and −lr.
     p: Tensor,
     v: Tensor,
@@ -321,10 +335,90 @@ struct Engine<'a> {
     momentum: f64,
     /// Lowest layer any job updates (layers below are frozen for every job).
     min_layer: usize,
-    device: Device,
 }
 
-impl Engine<'_> {
+impl<'a> Engine<'a> {
+    /// Stacks `params[s]` / `momentum[s]` (per slot, per layer) for the jobs `slots`.
+    fn build(
+        arch: &'a Arch,
+        jobs: &[Job],
+        slots: Vec<usize>,
+        params: &[Vec<Linear>],
+        momentum: &[Vec<Linear>],
+        opts: &EngineOpts,
+    ) -> Result<Self> {
+        let k = slots.len() as i64;
+        let dev = opts.device;
+        let dims = arch.layer_dims();
+        let mut pf = Vec::new();
+        let mut vf = Vec::new();
+        let mut offsets = Vec::with_capacity(dims.len());
+        for l in 0..dims.len() {
+            let w_off = pf.len();
+            for (p, m) in params.iter().zip(momentum) {
+                pf.extend_from_slice(&p[l].w);
+                vf.extend_from_slice(&m[l].w);
+            }
+            let b_off = pf.len();
+            for (p, m) in params.iter().zip(momentum) {
+                pf.extend_from_slice(&p[l].b);
+                vf.extend_from_slice(&m[l].b);
+            }
+            offsets.push((w_off, b_off));
+        }
+        let p = Tensor::f_from_slice(&pf)?.f_to_device(dev)?;
+        let v = Tensor::f_from_slice(&vf)?.f_to_device(dev)?;
+        let view = |t: &Tensor, off: usize, shape: [i64; 3]| -> Result<Tensor> {
+            Ok(t.f_narrow(0, off as i64, shape.iter().product())?
+                .f_view(shape)?)
+        };
+        let (mut w, mut wt, mut b, mut vw, mut vb) = (vec![], vec![], vec![], vec![], vec![]);
+        for (&(w_off, b_off), &(inp, out)) in offsets.iter().zip(&dims) {
+            let (inp, out) = (inp as i64, out as i64);
+            let wl = view(&p, w_off, [k, out, inp])?;
+            wt.push(wl.f_transpose(1, 2)?);
+            w.push(wl);
+            b.push(view(&p, b_off, [k, 1, out])?);
+            vw.push(view(&v, w_off, [k, out, inp])?);
+            vb.push(view(&v, b_off, [k, 1, out])?);
+        }
+        let min_layer = slots
+            .iter()
+            .map(|&j| jobs[j].freeze)
+            .min()
+            .unwrap_or(0)
+            .min(dims.len() - 1);
+        // −lr per parameter: 0 in a job's frozen layers.
+        let mut lr = Vec::with_capacity(pf.len());
+        for (l, &(inp, out)) in dims.iter().enumerate() {
+            for per_model in [inp * out, out] {
+                for &j in &slots {
+                    let v = if l >= jobs[j].freeze {
+                        -(jobs[j].lr as f32)
+                    } else {
+                        0.0
+                    };
+                    lr.extend(std::iter::repeat(v).take(per_model));
+                }
+            }
+        }
+        Ok(Engine {
+            arch,
+            neg_lr: Tensor::f_from_slice(&lr)?.f_to_device(dev)?,
+            ones: Tensor::f_ones([k, 1, opts.batch_size as i64], (Kind::Float, dev))?,
+            slots,
+            p,
+            v,
+            w,
+            wt,
+            b,
+            vw,
+            vb,
+            momentum: opts.momentum,
+            min_layer,
+        })
+    }
+
     /// One SGD-momentum step of all K models on `x [K,B,in]`, `y [K,B,C]`, `c [K,B,1]`.
     fn step(&mut self, x: &Tensor, y: &Tensor, c: &Tensor) -> Result<()> {
         let n_layers = self.w.len();
@@ -332,32 +426,37 @@ impl Engine<'_> {
         acts.push(x.shallow_clone());
         for l in 0..n_layers - 1 {
             let mut z = self.b[l].f_baddbmm(&acts[l], &self.wt[l], 1.0, 1.0)?;
-            z.f_relu_()?;
+            let _ = z.f_relu_()?;
             acts.push(z);
         }
-        let mut z = self.b[n_layers - 1].f_baddbmm(&acts[n_layers - 1], &self.wt[n_layers - 1], 1.0, 1.0)?;
+        let mut z = self.b[n_layers - 1].f_baddbmm(
+            &acts[n_layers - 1],
+            &self.wt[n_layers - 1],
+            1.0,
+            1.0,
+        )?;
         let mut dz = if self.arch.is_binary() {
-            z.f_sigmoid_()?;
+            let _ = z.f_sigmoid_()?;
             z
         } else {
             z.f_softmax(-1, Kind::Float)?
         };
-        dz.f_sub_(y)?;
-        dz.f_mul_(c)?;
-        self.v.f_mul_scalar_(self.momentum)?;
+        let _ = dz.f_sub_(y)?;
+        let _ = dz.f_mul_(c)?;
+        let _ = self.v.f_mul_scalar_(self.momentum)?;
         for l in (self.min_layer..n_layers).rev() {
-            self.vw[l].f_baddbmm_(&dz.f_transpose(1, 2)?, &acts[l])?;
-            self.vb[l].f_baddbmm_(&self.ones, &dz)?;
+            let _ = self.vw[l].f_baddbmm_(&dz.f_transpose(1, 2)?, &acts[l])?;
+            let _ = self.vb[l].f_baddbmm_(&self.ones, &dz)?;
             if l > self.min_layer {
                 let da = dz.f_bmm(&self.w[l])?;
                 dz = acts[l].f_threshold_backward(&da, 0.0)?;
             }
         }
-        self.p.f_addcmul_(&self.v, &self.neg_lr)?;
+        let _ = self.p.f_addcmul_(&self.v, &self.neg_lr)?;
         Ok(())
     }
 
-    /// Mean loss of model `k` on `(x [m,in], y [m,C])`.
+    /// Mean loss of slot `k` on `(x [m,in], y [m,C])`.
     fn loss(&self, k: i64, x: &Tensor, y: &Tensor) -> Result<f64> {
         let n_layers = self.w.len();
         let mut a = x.shallow_clone();
@@ -366,7 +465,7 @@ impl Engine<'_> {
             let b = self.b[l].f_select(0, k)?;
             a = b.f_addmm(&a, &w.f_tr()?)?;
             if l + 1 < n_layers {
-                a.f_relu_()?;
+                let _ = a.f_relu_()?;
             }
         }
         let loss = if self.arch.is_binary() {
@@ -378,51 +477,92 @@ impl Engine<'_> {
         Ok(loss.f_double_value(&[])?)
     }
 
-    fn snapshot(&self, k: i64) -> Result<Vec<Tensor>> {
-        let mut out = Vec::with_capacity(2 * self.w.len());
-        for l in 0..self.w.len() {
-            out.push(self.w[l].f_get(k)?.f_copy()?);
-            out.push(self.b[l].f_get(k)?.f_copy()?);
-        }
-        Ok(out)
-    }
-
-    fn restore(&mut self, k: i64, snap: &[Tensor]) -> Result<()> {
-        for l in 0..self.w.len() {
-            self.w[l].f_get(k)?.f_copy_(&snap[2 * l])?;
-            self.b[l].f_get(k)?.f_copy_(&snap[2 * l + 1])?;
-        }
-        Ok(())
-    }
-
-    fn extract(&self, k: i64) -> Result<Vec<Linear>> {
+    fn layers_of(&self, w: &[Tensor], b: &[Tensor], k: i64) -> Result<Vec<Linear>> {
         let dims = self.arch.layer_dims();
         let mut out = Vec::with_capacity(dims.len());
         for (l, &(inp, o)) in dims.iter().enumerate() {
-            let w = self.w[l].f_get(k)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1])?;
-            let b = self.b[l].f_get(k)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1])?;
-            out.push(Linear { inp, out: o, w: Vec::<f32>::try_from(&w)?, b: Vec::<f32>::try_from(&b)? });
+            let wl = w[l]
+                .f_get(k)?
+                .f_to_device(Device::Cpu)?
+                .f_contiguous()?
+                .f_reshape([-1])?;
+            let bl = b[l]
+                .f_get(k)?
+                .f_to_device(Device::Cpu)?
+                .f_contiguous()?
+                .f_reshape([-1])?;
+            out.push(Linear {
+                inp,
+                out: o,
+                w: Vec::<f32>::try_from(&wl)?,
+                b: Vec::<f32>::try_from(&bl)?,
+            });
         }
         Ok(out)
     }
 
-    fn set_neg_lr(&mut self, jobs: &[Job], states: &[JobState]) -> Result<()> {
-        let mut flat = Vec::with_capacity(self.p.numel());
-        for (l, &(inp, out)) in self.arch.layer_dims().iter().enumerate() {
-            for per_model in [inp * out, out] {
-                for (job, st) in jobs.iter().zip(states) {
-                    let v = if st.running && l >= job.freeze { -(job.lr as f32) } else { 0.0 };
-                    flat.extend(std::iter::repeat_n(v, per_model));
-                }
-            }
-        }
-        self.neg_lr = Tensor::f_from_slice(&flat)?.f_to_device(self.device)?;
-        Ok(())
+    /// Slot `k`'s weights.
+    fn params(&self, k: i64) -> Result<Vec<Linear>> {
+        self.layers_of(&self.w, &self.b, k)
+    }
+
+    /// Slot `k`'s momentum buffers.
+    fn momentum_of(&self, k: i64) -> Result<Vec<Linear>> {
+        self.layers_of(&self.vw, &self.vb, k)
     }
 }
 
 fn to_dev(data: &[f32], shape: &[i64], device: Device) -> Result<Tensor> {
-    Ok(Tensor::f_from_slice(data)?.f_view(shape)?.f_to_device(device)?)
+    Ok(Tensor::f_from_slice(data)?
+        .f_view(shape)?
+        .f_to_device(device)?)
+}
+
+/// Rows (global indices) and loss coefficients of a chunk of steps, `[step][slot][B]`.
+struct Chunk {
+    idx: Vec<i64>,
+    coef: Vec<f32>,
+    steps: usize,
+    slots: usize,
+}
+
+impl Chunk {
+    /// Keeps steps `from..` and the slots `keep` (positions in the current slot list).
+    fn retain(&self, from: usize, keep: &[usize], bs: usize) -> Chunk {
+        let mut idx = Vec::with_capacity((self.steps - from) * keep.len() * bs);
+        let mut coef = Vec::with_capacity(idx.capacity());
+        for s in from..self.steps {
+            for &k in keep {
+                let o = (s * self.slots + k) * bs;
+                idx.extend_from_slice(&self.idx[o..o + bs]);
+                coef.extend_from_slice(&self.coef[o..o + bs]);
+            }
+        }
+        Chunk {
+            idx,
+            coef,
+            steps: self.steps - from,
+            slots: keep.len(),
+        }
+    }
+
+    fn tensors(
+        &self,
+        x_all: &Tensor,
+        y_all: &Tensor,
+        bs: usize,
+        dev: Device,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (s, k, b) = (self.steps as i64, self.slots as i64, bs as i64);
+        let it = Tensor::f_from_slice(&self.idx)?.f_to_device(dev)?;
+        let f = x_all.size()[1];
+        let c = y_all.size()[1];
+        Ok((
+            x_all.f_index_select(0, &it)?.f_view([s, k, b, f])?,
+            y_all.f_index_select(0, &it)?.f_view([s, k, b, c])?,
+            to_dev(&self.coef, &[s, k, b, 1], dev)?,
+        ))
+    }
 }
 
 /// Trains `jobs` (same architecture) together; see the module docs. The outer error is
@@ -437,7 +577,6 @@ pub(crate) fn train_jobs(
     let start = Instant::now();
     let dev = opts.device;
     let kn = jobs.len();
-    let k = kn as i64;
     let bs = opts.batch_size;
     let f = arch.n_features;
     let c = arch.n_outputs();
@@ -446,60 +585,18 @@ pub(crate) fn train_jobs(
         return Ok(Vec::new());
     }
     if bs == 0 {
-        return Err(TrainError::InvalidInput("batch_size must be positive".into()));
+        return Err(TrainError::InvalidInput(
+            "batch_size must be positive".into(),
+        ));
     }
     for job in jobs {
         if job.y.is_empty() || job.x.len() != job.y.len() * f || job.init.len() != dims.len() {
-            return Err(TrainError::InvalidInput(format!("job {} is malformed or empty", job.label)));
+            return Err(TrainError::InvalidInput(format!(
+                "job {} is malformed or empty",
+                job.label
+            )));
         }
     }
-
-    // Flat parameters: per layer [K,out,in] weights then [K,1,out] biases.
-    let mut flat = Vec::new();
-    let mut offsets = Vec::with_capacity(dims.len());
-    for (l, &(inp, out)) in dims.iter().enumerate() {
-        let w_off = flat.len();
-        for job in jobs {
-            flat.extend_from_slice(&job.init[l].w);
-        }
-        let b_off = flat.len();
-        for job in jobs {
-            flat.extend_from_slice(&job.init[l].b);
-        }
-        offsets.push((w_off, b_off, inp, out));
-    }
-    let p = Tensor::f_from_slice(&flat)?.f_to_device(dev)?;
-    let v = p.f_zeros_like()?;
-    let view = |t: &Tensor, off: usize, shape: [i64; 3]| -> Result<Tensor> {
-        Ok(t.f_narrow(0, off as i64, shape.iter().product())?.f_view(shape)?)
-    };
-    let (mut w, mut wt, mut b, mut vw, mut vb) = (vec![], vec![], vec![], vec![], vec![]);
-    for &(w_off, b_off, inp, out) in &offsets {
-        let (inp, out) = (inp as i64, out as i64);
-        let wl = view(&p, w_off, [k, out, inp])?;
-        wt.push(wl.f_transpose(1, 2)?);
-        w.push(wl);
-        b.push(view(&p, b_off, [k, 1, out])?);
-        vw.push(view(&v, w_off, [k, out, inp])?);
-        vb.push(view(&v, b_off, [k, 1, out])?);
-    }
-    let min_layer = jobs.iter().map(|j| j.freeze).min().unwrap_or(0).min(dims.len() - 1);
-    let mut eng = Engine {
-        arch,
-        k,
-        p,
-        v,
-        neg_lr: Tensor::f_zeros([1], (Kind::Float, dev))?,
-        w,
-        wt,
-        b,
-        vw,
-        vb,
-        ones: Tensor::f_ones([k, 1, bs as i64], (Kind::Float, dev))?,
-        momentum: opts.momentum,
-        min_layer,
-        device: dev,
-    };
 
     // All jobs' rows in one tensor, plus a final zero row used as padding.
     let n_total: usize = jobs.iter().map(|j| j.y.len()).sum();
@@ -523,14 +620,20 @@ pub(crate) fn train_jobs(
         }
         let mut et = Vec::with_capacity(m * c);
         targets(arch, &ey, &mut et);
-        let eval = (to_dev(&ex, &[m as i64, f as i64], dev)?, to_dev(&et, &[m as i64, c as i64], dev)?);
+        let eval = (
+            to_dev(&ex, &[m as i64, f as i64], dev)?,
+            to_dev(&et, &[m as i64, c as i64], dev)?,
+        );
         let val = if job.val_y.is_empty() || opts.early_stopping.is_none() {
             None
         } else {
             let mv = job.val_y.len() as i64;
             let mut vt = Vec::new();
             targets(arch, &job.val_y, &mut vt);
-            Some((to_dev(&job.val_x, &[mv, f as i64], dev)?, to_dev(&vt, &[mv, c as i64], dev)?))
+            Some((
+                to_dev(&job.val_x, &[mv, f as i64], dev)?,
+                to_dev(&vt, &[mv, c as i64], dev)?,
+            ))
         };
         states.push(JobState {
             n,
@@ -541,20 +644,40 @@ pub(crate) fn train_jobs(
             rng: StdRng::seed_from_u64(job.seed ^ SHUFFLE_SALT),
             running: job.epochs > 0,
             failed: None,
-            stats: FitStats { n_train_rows: n, ..Default::default() },
+            stats: FitStats {
+                n_train_rows: n,
+                ..Default::default()
+            },
             threshold: f64::INFINITY,
             bad_epochs: 0,
             snapshot: None,
+            last: None,
             eval,
             val,
         });
     }
-    xs.extend(std::iter::repeat_n(0.0, f));
-    ys.extend(std::iter::repeat_n(0.0, c));
+    xs.extend(std::iter::repeat(0.0).take(f));
+    ys.extend(std::iter::repeat(0.0).take(c));
     let pad = n_total as i64;
     let x_all = to_dev(&xs, &[n_total as i64 + 1, f as i64], dev)?;
     let y_all = to_dev(&ys, &[n_total as i64 + 1, c as i64], dev)?;
     drop((xs, ys));
+
+    let zeros: Vec<Vec<Linear>> = jobs
+        .iter()
+        .map(|j| {
+            j.init
+                .iter()
+                .map(|l| Linear {
+                    w: vec![0.0; l.w.len()],
+                    b: vec![0.0; l.b.len()],
+                    ..l.clone()
+                })
+                .collect()
+        })
+        .collect();
+    let inits: Vec<Vec<Linear>> = jobs.iter().map(|j| j.init.clone()).collect();
+    let mut eng = Engine::build(arch, jobs, (0..kn).collect(), &inits, &zeros, opts)?;
 
     // Initial losses: divergence thresholds, and an immediate rejection of NaN data.
     for (ki, st) in states.iter_mut().enumerate() {
@@ -570,78 +693,113 @@ pub(crate) fn train_jobs(
             st.running = false;
         }
     }
-    eng.set_neg_lr(jobs, &states)?;
+    for (ki, st) in states.iter_mut().enumerate() {
+        if !st.running && st.failed.is_none() {
+            st.last = Some(jobs[ki].init.clone()); // zero epochs
+        }
+    }
+    let running: Vec<usize> = (0..kn).filter(|&j| states[j].running).collect();
+    if running.len() < kn {
+        let p: Vec<Vec<Linear>> = running.iter().map(|&j| inits[j].clone()).collect();
+        let m: Vec<Vec<Linear>> = running.iter().map(|&j| zeros[j].clone()).collect();
+        eng = Engine::build(arch, jobs, running, &p, &m, opts)?;
+    }
+    drop((inits, zeros));
 
-    let total = states.iter().filter(|s| s.running).map(|s| s.total_steps).max().unwrap_or(0);
     let per_step_bytes = kn * bs * (f + c + 1) * 4;
-    let chunk = (CHUNK_BYTES / per_step_bytes.max(1)).max(1);
+    let chunk_steps = (CHUNK_BYTES / per_step_bytes.max(1)).max(1);
     let mut t = 0usize;
-    let mut idx: Vec<i64> = Vec::new();
-    let mut coef: Vec<f32> = Vec::new();
-    while t < total && states.iter().any(|s| s.running) {
-        let s_len = chunk.min(total - t);
-        idx.clear();
-        coef.clear();
-        for step in t..t + s_len {
-            for (job, st) in jobs.iter().zip(states.iter_mut()) {
-                if !st.running || step >= st.total_steps {
-                    idx.extend(std::iter::repeat_n(pad, bs));
-                    coef.extend(std::iter::repeat_n(0.0, bs));
+    while !eng.slots.is_empty() {
+        // Gather the next chunk of steps for the running jobs.
+        let remaining = eng
+            .slots
+            .iter()
+            .map(|&j| states[j].total_steps.saturating_sub(t))
+            .max()
+            .unwrap_or(0);
+        if remaining == 0 {
+            break;
+        }
+        let k = eng.slots.len();
+        let steps = chunk_steps.min(remaining);
+        let mut chunk = Chunk {
+            idx: Vec::with_capacity(steps * k * bs),
+            coef: Vec::with_capacity(steps * k * bs),
+            steps,
+            slots: k,
+        };
+        for step in t..t + steps {
+            for &j in &eng.slots {
+                let st = &mut states[j];
+                if step >= st.total_steps {
+                    chunk.idx.extend(std::iter::repeat(pad).take(bs));
+                    chunk.coef.extend(std::iter::repeat(0.0).take(bs));
                     continue;
                 }
-                let j = step % st.steps_per_epoch;
-                if j == 0 {
+                let e = step % st.steps_per_epoch;
+                if e == 0 {
                     // Fisher–Yates with the job's own RNG.
                     for i in (1..st.n).rev() {
                         let r = st.rng.gen_range(0..=i);
                         st.perm.swap(i, r);
                     }
                 }
-                let rows = &st.perm[j * bs..((j + 1) * bs).min(st.n)];
+                let rows = &st.perm[e * bs..((e + 1) * bs).min(st.n)];
                 let inv = 1.0 / rows.len() as f32;
                 for &r in rows {
-                    idx.push((st.offset + r as usize) as i64);
-                    coef.push(job.weights.as_ref().map_or(1.0, |w| w[r as usize]) * inv);
+                    chunk.idx.push((st.offset + r as usize) as i64);
+                    chunk
+                        .coef
+                        .push(jobs[j].weights.as_ref().map_or(1.0, |w| w[r as usize]) * inv);
                 }
-                idx.extend(std::iter::repeat_n(pad, bs - rows.len()));
-                coef.extend(std::iter::repeat_n(0.0, bs - rows.len()));
+                chunk
+                    .idx
+                    .extend(std::iter::repeat(pad).take(bs - rows.len()));
+                chunk
+                    .coef
+                    .extend(std::iter::repeat(0.0).take(bs - rows.len()));
             }
         }
-        let sl = s_len as i64;
-        let it = Tensor::f_from_slice(&idx)?.f_to_device(dev)?;
-        let xc = x_all.f_index_select(0, &it)?.f_view([sl, k, bs as i64, f as i64])?;
-        let yc = y_all.f_index_select(0, &it)?.f_view([sl, k, bs as i64, c as i64])?;
-        let cc = to_dev(&coef, &[sl, k, bs as i64, 1], dev)?;
-        for s in 0..sl {
+        let (mut xc, mut yc, mut cc) = chunk.tensors(&x_all, &y_all, bs, dev)?;
+        let mut s = 0usize;
+        while s < chunk.steps {
             if cancel.load(Ordering::Relaxed) {
                 return Err(TrainError::Cancelled);
             }
-            eng.step(&xc.f_select(0, s)?, &yc.f_select(0, s)?, &cc.f_select(0, s)?)?;
+            let si = s as i64;
+            eng.step(
+                &xc.f_select(0, si)?,
+                &yc.f_select(0, si)?,
+                &cc.f_select(0, si)?,
+            )?;
             t += 1;
+            s += 1;
             let mut changed = false;
-            for (ki, st) in states.iter_mut().enumerate() {
-                if !st.running || t > st.total_steps || t % st.steps_per_epoch != 0 {
+            for slot in 0..eng.slots.len() {
+                let j = eng.slots[slot];
+                let st = &mut states[j];
+                if t > st.total_steps || t % st.steps_per_epoch != 0 {
                     continue;
                 }
                 st.stats.epochs_run += 1;
                 st.stats.steps = t;
-                let loss = eng.loss(ki as i64, &st.eval.0, &st.eval.1)?;
+                let loss = eng.loss(slot as i64, &st.eval.0, &st.eval.1)?;
                 st.stats.final_loss = loss;
                 if !loss.is_finite() || loss > st.threshold {
                     st.failed = Some(TrainError::Diverged(format!(
                         "{}: training loss {loss:.4} at epoch {} (initial {:.4}, limit {:.4})",
-                        jobs[ki].label, st.stats.epochs_run, st.stats.initial_loss, st.threshold
+                        jobs[j].label, st.stats.epochs_run, st.stats.initial_loss, st.threshold
                     )));
                     st.running = false;
                     changed = true;
                     continue;
                 }
                 if let (Some(es), Some((vx, vy))) = (&opts.early_stopping, &st.val) {
-                    let vl = eng.loss(ki as i64, vx, vy)?;
+                    let vl = eng.loss(slot as i64, vx, vy)?;
                     let best = st.stats.best_val_loss.unwrap_or(f64::INFINITY);
                     if vl < best - es.min_delta {
                         st.stats.best_val_loss = Some(vl);
-                        st.snapshot = Some(eng.snapshot(ki as i64)?);
+                        st.snapshot = Some(eng.params(slot as i64)?);
                         st.bad_epochs = 0;
                     } else {
                         st.bad_epochs += 1;
@@ -658,27 +816,52 @@ pub(crate) fn train_jobs(
                 }
             }
             if changed {
-                eng.set_neg_lr(jobs, &states)?;
-                if !states.iter().any(|s| s.running) {
+                // Drop the jobs that are done from the stacked tensors, so the rest run at
+                // the cost of fewer models; the remaining steps of the chunk keep their rows.
+                let mut keep = Vec::new();
+                let (mut params, mut moms) = (Vec::new(), Vec::new());
+                for (slot, &j) in eng.slots.iter().enumerate() {
+                    if states[j].running {
+                        keep.push(slot);
+                        params.push(eng.params(slot as i64)?);
+                        moms.push(eng.momentum_of(slot as i64)?);
+                    } else if states[j].failed.is_none() {
+                        states[j].last = Some(eng.params(slot as i64)?);
+                    }
+                }
+                let slots: Vec<usize> = keep.iter().map(|&s| eng.slots[s]).collect();
+                if slots.is_empty() {
+                    eng.slots.clear();
                     break;
+                }
+                eng = Engine::build(arch, jobs, slots, &params, &moms, opts)?;
+                chunk = chunk.retain(s, &keep, bs);
+                s = 0;
+                if chunk.steps > 0 {
+                    (xc, yc, cc) = chunk.tensors(&x_all, &y_all, bs, dev)?;
                 }
             }
         }
     }
+    // Jobs still stacked (none normally) leave with their current weights.
+    for (slot, &j) in eng.slots.iter().enumerate() {
+        states[j].last = Some(eng.params(slot as i64)?);
+    }
 
     let seconds = start.elapsed().as_secs_f64();
     let mut out = Vec::with_capacity(kn);
-    for ki in 0..kn {
-        let st = &mut states[ki];
+    for st in states.iter_mut() {
         if let Some(err) = st.failed.take() {
             out.push(Err(err));
             continue;
         }
-        if let Some(snap) = st.snapshot.take() {
-            eng.restore(ki as i64, &snap)?;
-        }
+        let params = st
+            .snapshot
+            .take()
+            .or_else(|| st.last.take())
+            .expect("every job leaves with weights");
         st.stats.seconds = seconds;
-        out.push(Ok((eng.extract(ki as i64)?, st.stats.clone())));
+        out.push(Ok((params, st.stats.clone())));
     }
     Ok(out)
 }
@@ -694,7 +877,10 @@ mod tests {
     }
 
     fn quick_opts(seed: u64) -> FitOptions {
-        let cfg = TrainConfig { fit_epochs: 20, ..Default::default() };
+        let cfg = TrainConfig {
+            fit_epochs: 20,
+            ..Default::default()
+        };
         FitOptions::fresh(&cfg, seed)
     }
 
@@ -719,9 +905,18 @@ mod tests {
     fn matches_autograd_sgd() {
         let d = data(2, 70); // 3 batches per epoch, the last partial
         let arch = Arch::new(10, &[6, 4], 2);
-        let cfg = TrainConfig { fit_epochs: 3, ..Default::default() };
+        let cfg = TrainConfig {
+            fit_epochs: 3,
+            ..Default::default()
+        };
         let opts = FitOptions::fresh(&cfg, 9);
-        let spec = JobSpec { label: "t".into(), lr: 0.05, epochs: 3, freeze: 0, seed: 9 };
+        let spec = JobSpec {
+            label: "t".into(),
+            lr: 0.05,
+            epochs: 3,
+            freeze: 0,
+            seed: 9,
+        };
         let (job, _) = prepare_job(&arch, &d, None, &spec, None, None).unwrap();
         let eopts = EngineOpts {
             batch_size: 32,
@@ -731,16 +926,25 @@ mod tests {
             device: Device::Cpu,
         };
         let no = AtomicBool::new(false);
-        let got = train_jobs(&arch, std::slice::from_ref(&job), &eopts, &no).unwrap().pop().unwrap().unwrap().0;
+        let got = train_jobs(&arch, std::slice::from_ref(&job), &eopts, &no)
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap()
+            .0;
         let _ = opts;
 
         // Reference: autograd + the same batches (replaying the job's shuffling RNG).
         let mut params: Vec<Tensor> = Vec::new();
         for lin in &job.init {
-            params.push(Tensor::from_slice(&lin.w).view([lin.out as i64, lin.inp as i64]).set_requires_grad(true));
+            params.push(
+                Tensor::from_slice(&lin.w)
+                    .view([lin.out as i64, lin.inp as i64])
+                    .set_requires_grad(true),
+            );
             params.push(Tensor::from_slice(&lin.b).set_requires_grad(true));
         }
-        let mut bufs: Vec<Option<Tensor>> = vec![None; params.len()];
+        let mut bufs: Vec<Option<Tensor>> = (0..params.len()).map(|_| None).collect();
         let n = job.y.len();
         let mut rng = StdRng::seed_from_u64(job.seed ^ SHUFFLE_SALT);
         let mut perm: Vec<u32> = (0..n as u32).collect();
@@ -798,11 +1002,27 @@ mod tests {
         let d1 = data(3, 200);
         let d2 = data(4, 90);
         let no = AtomicBool::new(false);
-        let spec = |lr, epochs, freeze, seed| JobSpec { label: "j".into(), lr, epochs, freeze, seed };
-        let (j1, s1) = prepare_job(&arch, &d1, None, &spec(0.01, 12, 0, 1), None, Some(500.0)).unwrap();
+        let spec = |lr, epochs, freeze, seed| JobSpec {
+            label: "j".into(),
+            lr,
+            epochs,
+            freeze,
+            seed,
+        };
+        let (j1, s1) =
+            prepare_job(&arch, &d1, None, &spec(0.01, 12, 0, 1), None, Some(500.0)).unwrap();
         let parent = Member::from_layers(s1, &j1.init);
-        let (j2, _) = prepare_job(&arch, &d2, Some(&parent), &spec(0.001, 7, 1, 2), None, None).unwrap();
-        let (j3, _) = prepare_job(&arch, &d1.concat(&d2).unwrap(), None, &spec(0.02, 5, 0, 3), None, None).unwrap();
+        let (j2, _) =
+            prepare_job(&arch, &d2, Some(&parent), &spec(0.001, 7, 1, 2), None, None).unwrap();
+        let (j3, _) = prepare_job(
+            &arch,
+            &d1.concat(&d2).unwrap(),
+            None,
+            &spec(0.02, 5, 0, 3),
+            None,
+            None,
+        )
+        .unwrap();
         let jobs = vec![j1, j2, j3];
         let eopts = EngineOpts {
             batch_size: 32,
@@ -813,7 +1033,11 @@ mod tests {
         };
         let together = train_jobs(&arch, &jobs, &eopts, &no).unwrap();
         for (job, tog) in jobs.iter().zip(together) {
-            let alone = train_jobs(&arch, std::slice::from_ref(job), &eopts, &no).unwrap().pop().unwrap().unwrap();
+            let alone = train_jobs(&arch, std::slice::from_ref(job), &eopts, &no)
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap();
             let tog = tog.unwrap();
             assert_eq!(alone.1.steps, tog.1.steps);
             assert_eq!(alone.1.epochs_run, tog.1.epochs_run);
@@ -836,14 +1060,26 @@ mod tests {
         let arch = Arch::new(10, &[20, 10], 2);
         let d = data(5, 200);
         let yes = AtomicBool::new(true);
-        assert!(matches!(fit(&arch, &d, None, &quick_opts(1), &yes), Err(TrainError::Cancelled)));
+        assert!(matches!(
+            fit(&arch, &d, None, &quick_opts(1), &yes),
+            Err(TrainError::Cancelled)
+        ));
         let mut bad = d.clone();
         bad.x[7] = f32::NAN;
         let no = AtomicBool::new(false);
-        assert!(matches!(fit(&arch, &bad, None, &quick_opts(1), &no), Err(TrainError::Diverged(_))));
+        assert!(matches!(
+            fit(&arch, &bad, None, &quick_opts(1), &no),
+            Err(TrainError::Diverged(_))
+        ));
         // A huge learning rate blows up and is caught as divergence.
-        let opts = FitOptions { lr: 50.0, ..quick_opts(1) };
-        assert!(matches!(fit(&arch, &d, None, &opts, &no), Err(TrainError::Diverged(_))));
+        let opts = FitOptions {
+            lr: 50.0,
+            ..quick_opts(1)
+        };
+        assert!(matches!(
+            fit(&arch, &d, None, &opts, &no),
+            Err(TrainError::Diverged(_))
+        ));
     }
 
     #[test]
@@ -856,9 +1092,15 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
             f2.store(true, Ordering::Relaxed);
         });
-        let opts = FitOptions { epochs: 10_000, ..quick_opts(1) };
+        let opts = FitOptions {
+            epochs: 10_000,
+            ..quick_opts(1)
+        };
         let t0 = Instant::now();
-        assert!(matches!(fit(&arch, &d, None, &opts, &flag), Err(TrainError::Cancelled)));
+        assert!(matches!(
+            fit(&arch, &d, None, &opts, &flag),
+            Err(TrainError::Cancelled)
+        ));
         assert!(t0.elapsed().as_secs_f64() < 5.0);
         h.join().unwrap();
     }
@@ -872,13 +1114,23 @@ mod tests {
         let mut opts = quick_opts(2);
         opts.epochs = 400;
         opts.lr = 0.05;
-        opts.early_stopping = Some(EarlyStopping { patience: 3, validation_fraction: 0.2, min_delta: 0.0 });
+        opts.early_stopping = Some(EarlyStopping {
+            patience: 3,
+            validation_fraction: 0.2,
+            min_delta: 0.0,
+        });
         let (m, s) = fit(&arch, &d, None, &opts, &no).unwrap();
         assert!(s.stopped_early && s.epochs_run < 400, "{s:?}");
         assert!(s.best_val_loss.unwrap() < 1.0);
         assert_eq!(s.n_train_rows, 480);
         let layers = m.layers(&arch).unwrap();
-        let p = crate::train::mlp::forward_proba(&arch, &layers, &m.scaler.transform(&d.x), Device::Cpu).unwrap();
+        let p = crate::train::mlp::forward_proba(
+            &arch,
+            &layers,
+            &m.scaler.transform(&d.x),
+            Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(p.len(), 600 * 3);
         let acc = p
             .chunks(3)

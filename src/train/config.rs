@@ -39,6 +39,18 @@ impl Strategy {
         Strategy::EnsembleCombined,
     ];
 
+    /// The default `auto` candidates, in priority order (ties within one standard error go
+    /// to the earlier one): all the data before new data only; among those, the ensemble
+    /// with the champion, then a fresh fit, then fine-tuning.
+    pub const AUTO_DEFAULT: [Strategy; 6] = [
+        Strategy::EnsembleCombined,
+        Strategy::RefitCombined,
+        Strategy::FinetuneCombined,
+        Strategy::EnsembleNew,
+        Strategy::RefitNew,
+        Strategy::FinetuneNew,
+    ];
+
     /// The snake_case name used in configs and reports.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -117,7 +129,11 @@ pub struct EarlyStopping {
 
 impl Default for EarlyStopping {
     fn default() -> Self {
-        EarlyStopping { patience: 10, validation_fraction: 0.1, min_delta: 0.0 }
+        EarlyStopping {
+            patience: 10,
+            validation_fraction: 0.1,
+            min_delta: 0.0,
+        }
     }
 }
 
@@ -140,10 +156,8 @@ pub struct TrainConfig {
     /// Hidden layer widths of a fresh model (relu). Default `[20, 10]`. Fine-tuning and
     /// ensembling keep the champion's architecture.
     pub hidden_layers: Vec<usize>,
-    /// Number of classes for the first (bootstrap) model; later models keep the champion's.
-    /// 2 → one sigmoid output; > 2 → softmax. Default 2.
-    pub n_classes: usize,
-    /// `cpu` (default), `cuda` or `auto`.
+    /// `cpu` (default), `cuda` or `auto` (CUDA when available). Training is deterministic for
+    /// a seed on CPU only.
     pub device: DeviceChoice,
     /// libtorch intra-op threads (process-wide). Default: leave libtorch's setting.
     pub num_threads: Option<i32>,
@@ -168,12 +182,21 @@ pub struct TrainConfig {
     pub divergence_factor: f64,
     /// Strategy used when the update request does not name one. Default `auto`.
     pub strategy: Strategy,
-    /// Candidates of `auto`. Default: the six training strategies.
+    /// Candidates of `auto`, in priority order (see `selection_tolerance_se`). Default: the
+    /// six training strategies as in [`Strategy::AUTO_DEFAULT`]: `ensemble_combined`,
+    /// `refit_combined`, `finetune_combined`, `ensemble_new`, `refit_new`, `finetune_new`.
     pub candidates: Vec<Strategy>,
     /// Newest fraction of the new rows held out (never trained on) for scoring. Default 0.2.
     pub holdout_fraction: f64,
     /// Metric `auto` ranks by. Default `accuracy`.
     pub selection_metric: SelectionMetric,
+    /// One-standard-error rule of `auto`: candidates whose holdout metric is within this many
+    /// standard errors of the best candidate's (accuracy: √(p(1−p)/n); log-loss: sd/√n) count
+    /// as tied with it, and the first of them in `candidates` order is promoted, except that
+    /// ensembles are not preferred while the champion's holdout accuracy is below the best
+    /// candidate's. The promotion gate is applied to the best candidate. 0 = always the best.
+    /// Default 1.0.
+    pub selection_tolerance_se: f64,
     /// `auto` promotes the best candidate only if it beats the champion by more than this on
     /// the selection metric (accuracy points as a fraction, or log-loss). Default 0.0, i.e.
     /// strictly better.
@@ -207,7 +230,6 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             hidden_layers: vec![20, 10],
-            n_classes: 2,
             device: DeviceChoice::Cpu,
             num_threads: None,
             batch_size: 32,
@@ -220,9 +242,10 @@ impl Default for TrainConfig {
             early_stopping: None,
             divergence_factor: 10.0,
             strategy: Strategy::Auto,
-            candidates: Strategy::TRAINING.to_vec(),
+            candidates: Strategy::AUTO_DEFAULT.to_vec(),
             holdout_fraction: 0.2,
             selection_metric: SelectionMetric::Accuracy,
+            selection_tolerance_se: 1.0,
             min_improvement: 0.0,
             mcnemar_alpha: None,
             gate_fixed_strategies: false,
@@ -237,14 +260,18 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Checks ranges; called by [`super::run_update`].
+    /// Checks ranges; called by [`super::run_update`]. Errors are [`TrainError::Config`] whose
+    /// message starts with the offending field's name.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(TrainError::InvalidInput(m));
-        if self.hidden_layers.iter().any(|&h| h == 0) {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.hidden_layers.contains(&0) {
             return bad("hidden_layers must be positive".into());
         }
-        if self.n_classes < 2 {
-            return bad(format!("n_classes must be >= 2, got {}", self.n_classes));
+        if self.fit_epochs == 0 || self.finetune_epochs == 0 {
+            return bad("fit_epochs and finetune_epochs must be at least 1".into());
+        }
+        if self.window.max_rows == Some(0) || self.window.max_age_seconds.is_some_and(|a| a <= 0) {
+            return bad("window.max_rows and window.max_age_seconds must be positive".into());
         }
         if self.batch_size == 0 {
             return bad("batch_size must be positive".into());
@@ -258,15 +285,23 @@ impl TrainConfig {
             }
         }
         if !(0.0..1.0).contains(&self.holdout_fraction) {
-            return bad(format!("holdout_fraction must be in [0, 1), got {}", self.holdout_fraction));
+            return bad(format!(
+                "holdout_fraction must be in [0, 1), got {}",
+                self.holdout_fraction
+            ));
         }
         if !(0.0..=1.0).contains(&self.replay_fraction) {
-            return bad(format!("replay_fraction must be in [0, 1], got {}", self.replay_fraction));
+            return bad(format!(
+                "replay_fraction must be in [0, 1], got {}",
+                self.replay_fraction
+            ));
         }
-        if !(self.divergence_factor > 1.0) {
+        if self.divergence_factor.is_nan() || self.divergence_factor <= 1.0 {
             return bad("divergence_factor must be > 1".into());
         }
-        if !(0.0..1.0).contains(&self.ensemble_new_member_weight) || self.ensemble_new_member_weight == 0.0 {
+        if !(0.0..1.0).contains(&self.ensemble_new_member_weight)
+            || self.ensemble_new_member_weight == 0.0
+        {
             return bad("ensemble_new_member_weight must be in (0, 1)".into());
         }
         if self.max_ensemble_members < 2 {
@@ -277,6 +312,9 @@ impl TrainConfig {
                 return bad("recency_half_life_seconds must be positive".into());
             }
         }
+        if !(self.selection_tolerance_se >= 0.0 && self.selection_tolerance_se.is_finite()) {
+            return bad("selection_tolerance_se must be >= 0".into());
+        }
         if let Some(a) = self.mcnemar_alpha {
             if !(a > 0.0 && a < 1.0) {
                 return bad("mcnemar_alpha must be in (0, 1)".into());
@@ -284,11 +322,17 @@ impl TrainConfig {
         }
         if let Some(es) = &self.early_stopping {
             if es.patience == 0 || !(es.validation_fraction > 0.0 && es.validation_fraction < 1.0) {
-                return bad("early_stopping needs patience >= 1 and validation_fraction in (0, 1)".into());
+                return bad(
+                    "early_stopping needs patience >= 1 and validation_fraction in (0, 1)".into(),
+                );
             }
         }
-        if self.candidates.iter().any(|s| matches!(s, Strategy::Auto | Strategy::None)) {
-            return bad("auto candidates must be training strategies".into());
+        if self
+            .candidates
+            .iter()
+            .any(|s| matches!(s, Strategy::Auto | Strategy::None))
+        {
+            return bad("candidates must be training strategies (not none or auto)".into());
         }
         Ok(())
     }
@@ -313,7 +357,10 @@ mod tests {
         assert_eq!(cfg.window.max_rows, Some(100));
         assert_eq!(cfg.early_stopping.unwrap().validation_fraction, 0.1);
         assert!(serde_json::from_str::<TrainConfig>(r#"{"bogus":1}"#).is_err());
-        for s in Strategy::TRAINING.iter().chain([Strategy::None, Strategy::Auto].iter()) {
+        for s in Strategy::TRAINING
+            .iter()
+            .chain([Strategy::None, Strategy::Auto].iter())
+        {
             let j = serde_json::to_string(s).unwrap();
             assert_eq!(j, format!("\"{}\"", s.as_str()));
         }

@@ -20,7 +20,10 @@ pub struct Dataset {
 impl Dataset {
     /// An empty dataset with `n_features` columns.
     pub fn empty(n_features: usize) -> Self {
-        Dataset { n_features, ..Default::default() }
+        Dataset {
+            n_features,
+            ..Default::default()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -166,10 +169,14 @@ pub fn recency_weights(ts: &[i64], t_ref: i64, half_life: f64) -> Vec<f32> {
     if ts.is_empty() {
         return Vec::new();
     }
-    let w: Vec<f64> =
-        ts.iter().map(|&t| 0.5f64.powf(((t_ref - t).max(0) as f64) / half_life)).collect();
+    let w: Vec<f64> = ts
+        .iter()
+        .map(|&t| 0.5f64.powf(((t_ref - t).max(0) as f64) / half_life))
+        .collect();
     let mean = w.iter().sum::<f64>() / w.len() as f64;
-    w.iter().map(|v| (v / mean.max(f64::MIN_POSITIVE)) as f32).collect()
+    w.iter()
+        .map(|v| (v / mean.max(f64::MIN_POSITIVE)) as f32)
+        .collect()
 }
 
 #[cfg(test)]
@@ -201,7 +208,12 @@ mod tests {
         let s = r.time_ordered();
         assert_eq!(s.ts, (0..10).collect::<Vec<_>>());
         assert_eq!(s.row(0), &[18.0, 19.0]);
-        assert!(Dataset { n_features: 3, ..d.clone() }.validate().is_err());
+        assert!(Dataset {
+            n_features: 3,
+            ..d.clone()
+        }
+        .validate()
+        .is_err());
         let mut bad = d.clone();
         bad.y[3] = 2.0;
         assert!(bad.validate_labels(2).is_err());

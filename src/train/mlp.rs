@@ -30,7 +30,12 @@ pub struct Arch {
 
 impl Arch {
     pub fn new(n_features: usize, hidden: &[usize], n_classes: usize) -> Self {
-        Arch { n_features, hidden: hidden.to_vec(), activation: Activation::Relu, n_classes }
+        Arch {
+            n_features,
+            hidden: hidden.to_vec(),
+            activation: Activation::Relu,
+            n_classes,
+        }
     }
 
     /// Width of the output layer: 1 (sigmoid) for binary, `n_classes` (softmax) otherwise.
@@ -73,8 +78,10 @@ impl Arch {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.n_features == 0 || self.n_classes < 2 || self.hidden.iter().any(|&h| h == 0) {
-            return Err(TrainError::InvalidInput(format!("invalid architecture {self:?}")));
+        if self.n_features == 0 || self.n_classes < 2 || self.hidden.contains(&0) {
+            return Err(TrainError::InvalidInput(format!(
+                "invalid architecture {self:?}"
+            )));
         }
         Ok(())
     }
@@ -108,7 +115,9 @@ pub fn he_init(arch: &Arch, seed: u64) -> Vec<Linear> {
             Linear {
                 inp,
                 out,
-                w: (0..inp * out).map(|_| (std_normal(&mut rng) * sd) as f32).collect(),
+                w: (0..inp * out)
+                    .map(|_| (std_normal(&mut rng) * sd) as f32)
+                    .collect(),
                 b: vec![0.0; out],
             }
         })
@@ -117,23 +126,36 @@ pub fn he_init(arch: &Arch, seed: u64) -> Vec<Linear> {
 
 /// Class probabilities for already-standardised rows `x` (`[n, n_features]` row-major):
 /// `n` values P(class 1) for binary models, `n × n_classes` row-major otherwise.
-pub fn forward_proba(arch: &Arch, layers: &[Linear], x: &[f32], device: Device) -> Result<Vec<f32>> {
+pub fn forward_proba(
+    arch: &Arch,
+    layers: &[Linear],
+    x: &[f32],
+    device: Device,
+) -> Result<Vec<f32>> {
     let n = x.len() / arch.n_features.max(1);
     if n == 0 {
         return Ok(Vec::new());
     }
     let _guard = tch::no_grad_guard();
-    let mut a = Tensor::f_from_slice(x)?.f_view([n as i64, arch.n_features as i64])?.f_to_device(device)?;
+    let mut a = Tensor::f_from_slice(x)?
+        .f_view([n as i64, arch.n_features as i64])?
+        .f_to_device(device)?;
     let last = layers.len() - 1;
     for (l, lin) in layers.iter().enumerate() {
-        let w = Tensor::f_from_slice(&lin.w)?.f_view([lin.out as i64, lin.inp as i64])?.f_to_device(device)?;
+        let w = Tensor::f_from_slice(&lin.w)?
+            .f_view([lin.out as i64, lin.inp as i64])?
+            .f_to_device(device)?;
         let b = Tensor::f_from_slice(&lin.b)?.f_to_device(device)?;
         a = b.f_addmm(&a, &w.f_tr()?)?;
         if l < last {
             a = a.f_relu()?;
         }
     }
-    let p = if arch.is_binary() { a.f_sigmoid()? } else { a.f_softmax(-1, Kind::Float)? };
+    let p = if arch.is_binary() {
+        a.f_sigmoid()?
+    } else {
+        a.f_softmax(-1, Kind::Float)?
+    };
     let p = p.f_to_device(Device::Cpu)?.f_reshape([-1])?;
     Ok(Vec::<f32>::try_from(&p)?)
 }

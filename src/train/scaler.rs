@@ -12,7 +12,10 @@ pub struct Scaler {
 impl Scaler {
     /// The identity scaler.
     pub fn identity(n_features: usize) -> Self {
-        Scaler { mean: vec![0.0; n_features], std: vec![1.0; n_features] }
+        Scaler {
+            mean: vec![0.0; n_features],
+            std: vec![1.0; n_features],
+        }
     }
 
     pub fn n_features(&self) -> usize {
@@ -22,7 +25,7 @@ impl Scaler {
     /// Fits mean and population std per feature on row-major `x` (accumulated in f64).
     /// NaN inputs give NaN means, which training then reports as divergence.
     pub fn fit(x: &[f32], n_features: usize) -> Self {
-        let n = if n_features == 0 { 0 } else { x.len() / n_features };
+        let n = x.len().checked_div(n_features).unwrap_or(0);
         if n == 0 {
             return Scaler::identity(n_features);
         }
@@ -51,7 +54,10 @@ impl Scaler {
                 }
             })
             .collect();
-        Scaler { mean: mean.into_iter().map(|m| m as f32).collect(), std }
+        Scaler {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
     }
 
     /// Standardised copy of row-major `x` (f32 arithmetic, identical to PyTorch's
@@ -87,8 +93,9 @@ mod tests {
     #[test]
     fn roundtrip_and_moments() {
         // 3 features: varied, constant (std 0 -> 1), negative.
-        let x: Vec<f32> =
-            (0..50).flat_map(|i| [i as f32 * 0.5 + 3.0, 7.0, -(i as f32).powi(2)]).collect();
+        let x: Vec<f32> = (0..50)
+            .flat_map(|i| [i as f32 * 0.5 + 3.0, 7.0, -(i as f32).powi(2)])
+            .collect();
         let s = Scaler::fit(&x, 3);
         assert_eq!(s.std[1], 1.0);
         assert_eq!(s.mean[1], 7.0);

@@ -72,7 +72,7 @@ impl PgServer {
         let out = as_postgres(&format!(
             "{pg_ctl} -D {d} -w -t 60 -l {d}/log -o '-p {p} -k /tmp -c listen_addresses=127.0.0.1 \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200' start >/dev/null; \
-             (while kill -0 {ppid} 2>/dev/null; do sleep 1; done; {pg_ctl} -D {d} -m immediate stop) >/dev/null 2>&1 &",
+             (while [ -d /proc/{ppid} ]; do sleep 1; done; {pg_ctl} -D {d} -m immediate stop) >/dev/null 2>&1 &",
             pg_ctl = pg_bin("pg_ctl").display(),
             d = self.data_dir.display(),
             p = self.port,
@@ -171,6 +171,20 @@ impl TestDb {
             .fetch_one(&mut self.conn)
             .await
             .unwrap_or(-1)
+    }
+
+    /// Waits until driftd has committed exactly `n` rows for `model`.
+    pub async fn wait_rows_processed(&mut self, model: &str, n: i64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.rows_processed(model).await;
+            if got == n {
+                return;
+            }
+            assert!(got <= n, "{model}: {got} rows processed, more than the {n} written");
+            assert!(Instant::now() < deadline, "{model}: {got} of {n} rows processed at the deadline");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn state_json(&mut self, model: &str) -> serde_json::Value {
@@ -369,4 +383,40 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The JSON paths where two values differ (at most `limit`), for readable assertion messages.
+pub fn json_diff(a: &serde_json::Value, b: &serde_json::Value, limit: usize) -> Vec<String> {
+    fn walk(a: &serde_json::Value, b: &serde_json::Value, path: String, out: &mut Vec<String>, limit: usize) {
+        use serde_json::Value::*;
+        if out.len() >= limit {
+            return;
+        }
+        match (a, b) {
+            (Object(x), Object(y)) => {
+                for (k, v) in x {
+                    match y.get(k) {
+                        Some(w) => walk(v, w, format!("{path}.{k}"), out, limit),
+                        None => out.push(format!("{path}.{k}: only on the left")),
+                    }
+                }
+                for k in y.keys().filter(|k| !x.contains_key(*k)) {
+                    out.push(format!("{path}.{k}: only on the right"));
+                }
+            }
+            (Array(x), Array(y)) if x.len() == y.len() => {
+                for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                    walk(v, w, format!("{path}[{i}]"), out, limit);
+                }
+            }
+            _ if a != b => {
+                let short = |v: &serde_json::Value| v.to_string().chars().take(120).collect::<std::string::String>();
+                out.push(format!("{path}: {} != {}", short(a), short(b)));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(a, b, String::new(), &mut out, limit);
+    out
 }

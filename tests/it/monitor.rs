@@ -259,32 +259,29 @@ async fn kill_dash_nine_loop_loses_nothing_and_counts_nothing_twice() {
     let mut first_id = None;
     let mut d = Daemon::spawn(&cfg);
     let mut kills = 0;
+    let mut kills_mid_stream = 0;
     for (k, part) in rows.chunks(chunk).enumerate() {
         let ids = db.insert(part).await;
         first_id.get_or_insert(ids[0]);
         // Kill at an unpredictable point of the daemon's work on this chunk.
         tokio::time::sleep(Duration::from_millis(37 * (k as u64 % 7) + 20)).await;
+        let inserted = ((k + 1) * chunk) as i64;
+        if db.rows_processed("churn").await < inserted {
+            kills_mid_stream += 1;
+        }
         d.kill9();
         kills += 1;
         d = Daemon::spawn(&cfg);
     }
-    wait_until(Duration::from_secs(120), "every row after the kills", || {
-        let n = d.metric("driftd_outcomes_processed_total{model=\"churn\"}");
-        let fut = async move { n.is_some() };
-        fut
-    })
-    .await;
-    let mut probe = PgConnection::connect(&db.url).await.unwrap();
-    wait_until(Duration::from_secs(120), "rows_processed reaches the total", || {
-        let q = sqlx::query_scalar::<_, i64>("SELECT rows_processed FROM driftd.monitor_state WHERE model = 'churn'");
-        let fut = q.fetch_one(&mut probe);
-        async move { fut.await.ok() == Some(total as i64) }
-    })
-    .await;
+    db.wait_rows_processed("churn", total as i64, Duration::from_secs(120)).await;
     assert!(kills >= 10);
-    let want = serde_json::to_value(reference_state(&cfg_text, "churn", &rows, first_id.unwrap())).unwrap();
-    let got = db.state_json("churn").await;
-    assert_eq!(got, want, "state after {kills} kills differs from an uninterrupted run");
+    assert!(kills_mid_stream >= 3, "only {kills_mid_stream} kills landed while rows were pending");
+    // Compare as text-serialised JSON on both sides (f32 fields print in their shortest form).
+    let canon = |s: &MonitorState| serde_json::from_str::<serde_json::Value>(&serde_json::to_string(s).unwrap()).unwrap();
+    let want = canon(&reference_state(&cfg_text, "churn", &rows, first_id.unwrap()));
+    let got = canon(&serde_json::from_value(db.state_json("churn").await).unwrap());
+    let diff = json_diff(&got, &want, 10);
+    assert!(diff.is_empty(), "state after {kills} kills differs from an uninterrupted run: {diff:#?}");
     let drifts = db.scalar_i64("SELECT count(*) FROM driftd.drift_events WHERE kind = 'drift'").await;
     assert!(drifts >= 1, "the change at row {} was not detected", total / 2);
 }

@@ -1,0 +1,329 @@
+//! When to update a model: schedules, drift, accuracy thresholds, manual requests, bootstrap.
+//! Pure: the caller passes the clock and what the monitor saw; the answer is a [`TrainRequest`]
+//! carrying its reason and the strategy to use.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::parse_duration_secs;
+use crate::monitor::MonitorEvent;
+use crate::train::Strategy;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    Bootstrap,
+    Schedule,
+    Drift,
+    Threshold,
+    Manual,
+    FeatureDrift,
+}
+
+impl TriggerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Bootstrap => "bootstrap",
+            TriggerKind::Schedule => "schedule",
+            TriggerKind::Drift => "drift",
+            TriggerKind::Threshold => "threshold",
+            TriggerKind::Manual => "manual",
+            TriggerKind::FeatureDrift => "feature_drift",
+        }
+    }
+}
+
+/// A decision to update, with why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainRequest {
+    pub trigger: TriggerKind,
+    pub reason: String,
+    pub strategy: Strategy,
+    /// The `driftd.training_runs` row already created for it (manual requests).
+    pub run_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Cron with seconds: `0 0 3 * * Mon` (weekly), `0 0 4 1 * *` (monthly).
+    pub cron: String,
+    #[serde(default = "default_schedule_strategy")]
+    pub strategy: Strategy,
+}
+
+fn default_schedule_strategy() -> Strategy {
+    Strategy::FinetuneCombined
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftTriggerConfig {
+    pub enabled: bool,
+    /// Detector labels whose drift triggers (empty: any detector).
+    pub detectors: Vec<String>,
+    /// Also trigger on entering a warning zone.
+    pub on_warning: bool,
+    /// Labelled rows needed since the last update before a drift may trigger another.
+    pub min_new_rows: u64,
+    pub cooldown: String,
+    pub strategy: Strategy,
+}
+
+impl Default for DriftTriggerConfig {
+    fn default() -> Self {
+        DriftTriggerConfig {
+            enabled: true,
+            detectors: Vec::new(),
+            on_warning: false,
+            min_new_rows: 200,
+            cooldown: "10m".into(),
+            strategy: Strategy::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThresholdTriggerConfig {
+    pub enabled: bool,
+    /// Which rolling window to watch (`"1000"`, `"24h"`).
+    pub window: String,
+    /// Trigger when accuracy stays below this …
+    pub min_accuracy: Option<f64>,
+    /// … or more than this many points (0–1) below the champion's holdout accuracy …
+    pub max_drop: Option<f64>,
+    /// … for at least this long.
+    pub hold: String,
+    pub cooldown: String,
+    pub strategy: Strategy,
+}
+
+impl Default for ThresholdTriggerConfig {
+    fn default() -> Self {
+        ThresholdTriggerConfig {
+            enabled: false,
+            window: "1000".into(),
+            min_accuracy: None,
+            max_drop: None,
+            hold: "5m".into(),
+            cooldown: "1h".into(),
+            strategy: Strategy::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TriggerConfig {
+    /// IANA name or `UTC`, for the schedules.
+    pub timezone: String,
+    pub schedules: Vec<ScheduleConfig>,
+    pub drift: DriftTriggerConfig,
+    pub threshold: ThresholdTriggerConfig,
+    pub manual_strategy: Strategy,
+    /// With no champion, fit the first model once this many labelled rows exist.
+    pub bootstrap_min_rows: u64,
+}
+
+impl Default for TriggerConfig {
+    fn default() -> Self {
+        TriggerConfig {
+            timezone: "UTC".into(),
+            schedules: Vec::new(),
+            drift: DriftTriggerConfig::default(),
+            threshold: ThresholdTriggerConfig::default(),
+            manual_strategy: Strategy::Auto,
+            bootstrap_min_rows: 500,
+        }
+    }
+}
+
+impl TriggerConfig {
+    /// Checks durations and thresholds; returns the offending key (relative) and why.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let dur = |k: &str, v: &str| parse_duration_secs(v).map(|_| ()).map_err(|r| (k.to_string(), r));
+        dur("drift.cooldown", &self.drift.cooldown)?;
+        dur("threshold.hold", &self.threshold.hold)?;
+        dur("threshold.cooldown", &self.threshold.cooldown)?;
+        for (name, v) in [("threshold.min_accuracy", self.threshold.min_accuracy), ("threshold.max_drop", self.threshold.max_drop)] {
+            if let Some(v) = v {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err((name.into(), format!("{v} is not between 0 and 1")));
+                }
+            }
+        }
+        if self.threshold.enabled && self.threshold.min_accuracy.is_none() && self.threshold.max_drop.is_none() {
+            return Err(("threshold".into(), "enabled but neither min_accuracy nor max_drop is set".into()));
+        }
+        Ok(())
+    }
+}
+
+/// What the policy remembers between batches (part of the model's committed state).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyState {
+    pub last_trigger_at: Option<DateTime<Utc>>,
+    pub rows_at_last_update: u64,
+    pub below_since: Option<DateTime<Utc>>,
+}
+
+/// What one batch showed the policy.
+pub struct BatchView<'a> {
+    pub rows: u64,
+    pub events: &'a [MonitorEvent],
+    /// The watched window's accuracy (see `threshold.window`).
+    pub watched_accuracy: Option<f64>,
+    pub champion_holdout_accuracy: Option<f64>,
+    pub has_champion: bool,
+}
+
+pub fn on_batch(cfg: &TriggerConfig, st: &mut PolicyState, b: &BatchView<'_>, now: DateTime<Utc>) -> Option<TrainRequest> {
+    if !b.has_champion {
+        if b.rows >= cfg.bootstrap_min_rows && st.last_trigger_at.is_none() {
+            st.last_trigger_at = Some(now);
+            return Some(TrainRequest {
+                trigger: TriggerKind::Bootstrap,
+                reason: format!("no champion and {} labelled rows", b.rows),
+                strategy: Strategy::RefitCombined,
+                run_id: None,
+            });
+        }
+        return None;
+    }
+    let cooled = |cooldown: &str| {
+        let secs = parse_duration_secs(cooldown).unwrap_or(0);
+        st.last_trigger_at.is_none_or(|t| (now - t).num_seconds() >= secs)
+    };
+    if cfg.drift.enabled && cooled(&cfg.drift.cooldown) && b.rows.saturating_sub(st.rows_at_last_update) >= cfg.drift.min_new_rows {
+        let hit = b.events.iter().find_map(|e| match e {
+            MonitorEvent::Drift { detector, row_id, .. } => Some((detector, row_id, "drift")),
+            MonitorEvent::Warning { detector, row_id, .. } if cfg.drift.on_warning => Some((detector, row_id, "warning")),
+            _ => None,
+        });
+        if let Some((det, row, what)) = hit.filter(|(d, _, _)| cfg.drift.detectors.is_empty() || cfg.drift.detectors.contains(d)) {
+            st.last_trigger_at = Some(now);
+            st.below_since = None;
+            return Some(TrainRequest {
+                trigger: TriggerKind::Drift,
+                reason: format!("{det} reported {what} at row id {row}"),
+                strategy: cfg.drift.strategy,
+                run_id: None,
+            });
+        }
+    }
+    let t = &cfg.threshold;
+    if t.enabled {
+        let floor = match (t.min_accuracy, t.max_drop.zip(b.champion_holdout_accuracy)) {
+            (Some(a), Some((d, h))) => Some(a.max(h - d)),
+            (Some(a), None) => Some(a),
+            (None, Some((d, h))) => Some(h - d),
+            (None, None) => None,
+        };
+        match (floor, b.watched_accuracy) {
+            (Some(floor), Some(acc)) if acc < floor => {
+                let since = *st.below_since.get_or_insert(now);
+                let hold = parse_duration_secs(&t.hold).unwrap_or(0);
+                if (now - since).num_seconds() >= hold && cooled(&t.cooldown) {
+                    st.last_trigger_at = Some(now);
+                    st.below_since = None;
+                    return Some(TrainRequest {
+                        trigger: TriggerKind::Threshold,
+                        reason: format!("accuracy({}) {acc:.4} below {floor:.4} since {since}", t.window),
+                        strategy: t.strategy,
+                        run_id: None,
+                    });
+                }
+            }
+            _ => st.below_since = None,
+        }
+    }
+    None
+}
+
+/// Records that an update finished, so `min_new_rows` counts from here.
+pub fn on_update(st: &mut PolicyState, rows: u64, now: DateTime<Utc>) {
+    st.rows_at_last_update = rows;
+    st.last_trigger_at = Some(now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Signal;
+    use chrono::{Duration, TimeZone};
+
+    fn drift(det: &str) -> MonitorEvent {
+        MonitorEvent::Drift {
+            detector: det.into(),
+            signal: Signal::Error,
+            row_id: 42,
+            row_index: 41,
+            labeled_at: Utc.timestamp_opt(0, 0).unwrap(),
+            estimate: 0.3,
+        }
+    }
+
+    fn view<'a>(rows: u64, events: &'a [MonitorEvent], acc: Option<f64>) -> BatchView<'a> {
+        BatchView {
+            rows,
+            events,
+            watched_accuracy: acc,
+            champion_holdout_accuracy: Some(0.9),
+            has_champion: true,
+        }
+    }
+
+    #[test]
+    fn bootstrap_fires_once_enough_rows_exist() {
+        let cfg = TriggerConfig::default();
+        let mut st = PolicyState::default();
+        let now = Utc::now();
+        let v = |rows| BatchView { rows, events: &[], watched_accuracy: None, champion_holdout_accuracy: None, has_champion: false };
+        assert!(on_batch(&cfg, &mut st, &v(499), now).is_none());
+        let r = on_batch(&cfg, &mut st, &v(500), now).unwrap();
+        assert_eq!(r.trigger, TriggerKind::Bootstrap);
+        assert!(on_batch(&cfg, &mut st, &v(600), now).is_none());
+    }
+
+    #[test]
+    fn drift_respects_detectors_min_rows_and_cooldown() {
+        let mut cfg = TriggerConfig::default();
+        cfg.drift.detectors = vec!["adwin".into()];
+        let mut st = PolicyState::default();
+        let t0 = Utc::now();
+        assert!(on_batch(&cfg, &mut st, &view(1_000, &[drift("ddm")], None), t0).is_none());
+        assert!(on_batch(&cfg, &mut st, &view(100, &[drift("adwin")], None), t0).is_none(), "too few rows");
+        let r = on_batch(&cfg, &mut st, &view(1_000, &[drift("adwin")], None), t0).unwrap();
+        assert_eq!((r.trigger, r.strategy), (TriggerKind::Drift, Strategy::Auto));
+        assert!(r.reason.contains("adwin"));
+        on_update(&mut st, 1_000, t0);
+        assert!(on_batch(&cfg, &mut st, &view(5_000, &[drift("adwin")], None), t0 + Duration::minutes(5)).is_none(), "cooldown");
+        assert!(on_batch(&cfg, &mut st, &view(5_000, &[drift("adwin")], None), t0 + Duration::minutes(11)).is_some());
+    }
+
+    #[test]
+    fn threshold_needs_the_hold_time() {
+        let mut cfg = TriggerConfig::default();
+        cfg.drift.enabled = false;
+        cfg.threshold.enabled = true;
+        cfg.threshold.min_accuracy = Some(0.8);
+        let mut st = PolicyState::default();
+        let t0 = Utc::now();
+        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.7)), t0).is_none());
+        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.7)), t0 + Duration::minutes(4)).is_none());
+        // Recovering resets the clock.
+        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.85)), t0 + Duration::minutes(4)).is_none());
+        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.7)), t0 + Duration::minutes(6)).is_none());
+        let r = on_batch(&cfg, &mut st, &view(10, &[], Some(0.7)), t0 + Duration::minutes(11)).unwrap();
+        assert_eq!(r.trigger, TriggerKind::Threshold);
+        // max_drop relative to the champion's holdout accuracy (0.9): 0.84 is 6 points down.
+        cfg.threshold.min_accuracy = None;
+        cfg.threshold.max_drop = Some(0.05);
+        cfg.threshold.hold = "1s".into();
+        let mut st = PolicyState::default();
+        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.86)), t0).is_none());
+        on_batch(&cfg, &mut st, &view(10, &[], Some(0.84)), t0);
+        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.84)), t0 + Duration::seconds(2)).is_some());
+    }
+}
