@@ -1,6 +1,7 @@
 //! The classic update experiment: which strategy keeps a model accurate on new data?
 //!
-//! `cargo run --release --example classic_experiment [-- SEEDS]`
+//! `cargo run --release --example classic_experiment [-- SEEDS [FIRST_SEED]]` (default 10 seeds
+//! from 0; `DRIFTD_TRAIN_CONFIG='{"selection_metric": "log_loss"}'` overrides config fields).
 //!
 //! Per seed: `make_classification`-style data (1 000 rows, 20 features, 15 informative, the
 //! rest redundant). The first 500 rows ("old", concept A) train the champion (bootstrap fit).
@@ -43,6 +44,10 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
+    let first: u64 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let threads: i32 = std::env::var("DRIFTD_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -70,7 +75,7 @@ fn main() {
     let mut acc: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
     let mut picks: Vec<BTreeMap<String, usize>> = vec![BTreeMap::new(); 2];
     let t0 = Instant::now();
-    for seed in 0..seeds {
+    for seed in first..first + seeds {
         let a = Concept::new(1000 + seed, 20, 15, 2);
         let b = Concept::new(5000 + seed, 20, 15, 2);
         let old = make_classification(&a, 500, 0, 10 * seed + 1);
@@ -112,7 +117,7 @@ fn main() {
         }
     }
     println!(
-        "## Classic experiment: test accuracy on the new rows (mean ± sd over {seeds} seeds)\n"
+        "## Classic experiment: test accuracy on the new rows (mean ± sd over {seeds} seeds from {first})\n"
     );
     println!("1 000 rows × 20 features (15 informative); old 500 → champion; new 250 train (newest 20 % holdout) + 250 test;");
     println!("drifted: each new row from another concept with probability ½. Defaults: MLP 20→10 relu, fit lr 0.01 × 150 epochs,");

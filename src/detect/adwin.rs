@@ -24,6 +24,12 @@ const NAME: &str = "adwin";
 /// [`estimate`](DriftDetector::estimate) is the window mean (`0.0` while the window is empty).
 /// Accepts real-valued input.
 ///
+/// For speed, values are folded into the histogram and the window statistics in batches
+/// (at most one clock period, or 64 values, late; always before anything reads them), and
+/// a scan first tries a cheap certificate that no cut point can pass River's test before
+/// running River's per-cut arithmetic. Both are exact: they change how much is computed,
+/// not a single decision or bit of state (see `flush` and `cut_possible`).
+///
 /// # River quirks reproduced
 ///
 /// * Cut points are only examined on updates whose count since the last reset is a multiple
@@ -35,6 +41,8 @@ const NAME: &str = "adwin";
 ///   one update. But River's detector wrapper then discards the whole window on the next
 ///   update anyway (every River detector resets completely after a drift), so the shrunk
 ///   window is never used; the tick counter restarts as well.
+/// * River 0.26.1 panics with `max_buckets = 1` (a merge can leave a row empty and a later
+///   drop then reads it), so `max_buckets` must be at least 2 here.
 ///
 /// # Example
 ///
@@ -83,11 +91,11 @@ pub struct Adwin {
     total: f64,
     variance: f64,
     width: f64,
-    /// Values already in the histogram but not yet folded into `total`, `variance` and
-    /// `width`. Folding them in a batch just before those statistics are read gives the
-    /// same bits as River's per-update arithmetic (same operations, same order) while
-    /// letting the CPU overlap the divisions.
-    pending: [f64; PENDING],
+    /// Values received but not yet folded into the histogram nor into `total`, `variance`
+    /// and `width`. Folding them in a batch before any of these is read gives the same bits
+    /// as River's per-update arithmetic (same operations, same order) while letting the CPU
+    /// overlap the divisions and merges.
+    pending: Box<[f64; PENDING]>,
     n_pending: usize,
     /// Scratch for [`Adwin::flush`]: summaries carried into the next row.
     carry: Carry,
@@ -256,7 +264,7 @@ fn fold_stats(total: f64, variance: f64, width: f64, xs: &[f64]) -> (f64, f64, f
 
 impl Adwin {
     /// Parameters in River's order. `delta` in (0, 1); `clock` at least 1; `max_buckets` in
-    /// 1..=1000000; `min_window_length` at least 1.
+    /// 2..=1000000; `min_window_length` at least 1.
     pub fn new(
         delta: f64,
         clock: u32,
@@ -266,11 +274,13 @@ impl Adwin {
     ) -> Result<Self, DetectorError> {
         ensure_open_unit(delta, NAME, "delta")?;
         ensure(clock >= 1, NAME, "clock", || "must be at least 1".into())?;
+        // River 0.26.1 panics with max_buckets = 1 (a merge can empty a row, and dropping the
+        // oldest summary then reads an empty row).
         ensure(
-            (1..=1_000_000).contains(&max_buckets),
+            (2..=1_000_000).contains(&max_buckets),
             NAME,
             "max_buckets",
-            || format!("must be in 1..=1000000, got {max_buckets}"),
+            || format!("must be in 2..=1000000, got {max_buckets}"),
         )?;
         ensure(min_window_length >= 1, NAME, "min_window_length", || {
             "must be at least 1".into()
@@ -289,7 +299,7 @@ impl Adwin {
             total: 0.0,
             variance: 0.0,
             width: 0.0,
-            pending: [0.0; PENDING],
+            pending: Box::new([0.0; PENDING]),
             n_pending: 0,
             carry: Carry::default(),
             tick: 0,
@@ -362,19 +372,19 @@ impl Adwin {
             let n = (1u64 << i) as f64;
             // `t / 2^i` (River) and `t * 2^-i` round the same exact value: identical.
             let inv_n = inv_pow2(i);
-            totals.clear();
-            totals.extend(seq_totals[..merged].chunks_exact(2).map(|p| p[0] + p[1]));
-            variances.clear();
-            variances.extend(
-                seq_totals[..merged]
-                    .chunks_exact(2)
-                    .zip(seq_variances[..merged].chunks_exact(2))
-                    .map(|(t, v)| {
-                        let mu0 = t[0] * inv_n;
-                        let mu1 = t[1] * inv_n;
-                        v[0] + v[1] + n * 0.5 * (mu0 - mu1) * (mu0 - mu1)
-                    }),
-            );
+            let pairs = merged / 2;
+            totals.resize(pairs, 0.0);
+            variances.resize(pairs, 0.0);
+            let sources = seq_totals[..merged]
+                .chunks_exact(2)
+                .zip(seq_variances[..merged].chunks_exact(2));
+            for ((out_t, out_v), (t, v)) in totals.iter_mut().zip(variances.iter_mut()).zip(sources)
+            {
+                let mu0 = t[0] * inv_n;
+                let mu1 = t[1] * inv_n;
+                *out_t = t[0] + t[1];
+                *out_v = v[0] + v[1] + n * 0.5 * (mu0 - mu1) * (mu0 - mu1);
+            }
             let keep = count - merged;
             self.totals[base..base + keep].copy_from_slice(&seq_totals[merged..]);
             self.variances[base..base + keep].copy_from_slice(&seq_variances[merged..]);
@@ -460,7 +470,7 @@ impl Adwin {
         self.variance -=
             v + n * self.width * (mu - mu_window) * (mu - mu_window) / (n + self.width);
         self.pop_oldest(last, 1);
-        if self.len[last] == 0 {
+        while self.rows > 0 && self.len[self.rows - 1] == 0 {
             self.rows -= 1;
         }
     }
@@ -568,8 +578,9 @@ impl Adwin {
                 u0 += x;
                 let n1 = w - n0;
                 let d = (u0 - mu * n0).abs() + delta;
-                let fails = !(d * d * w <= c * (n0 * n1));
-                possible |= fails & (n0 >= mwl) & (n1 >= mwl);
+                // Written so that NaN counts as "possible".
+                let certified = d * d * w <= c * (n0 * n1);
+                possible |= !certified & (n0 >= mwl) & (n1 >= mwl);
             }
         }
         possible
