@@ -5,8 +5,9 @@
 //! 1. generates one long binary error stream and one long real-valued stream (10 million
 //!    updates each by default, `DRIFTD_BENCH_N` to change; a few change points) and writes
 //!    them as `.npy` files to `DRIFTD_BENCH_DIR` (default: `<tmp>/driftd-bench-detectors`);
-//! 2. times every detector here (updates per second over the whole stream, in CPU time of
-//!    the benchmarking thread so that a busy machine distorts less; River likewise);
+//! 2. times every detector here (updates per second over the whole stream, median of three
+//!    runs, KSWIN one; in CPU time of the benchmarking thread so that a busy machine
+//!    distorts less; River likewise);
 //! 3. runs `scripts/bench_detectors.py` with River on the same files, with the Python of
 //!    `DRIFTD_PYTHON` (default `/root/.cache/driftd/venv/bin/python`); River runs each
 //!    detector for a time budget (`DRIFTD_BENCH_RIVER_BUDGET` seconds, default 4) on a
@@ -111,7 +112,22 @@ fn timed(f: impl FnOnce()) -> f64 {
     }
 }
 
-fn time_detector(cfg: &DetectorConfig, stream: &'static str, xs: &[f64]) -> Row {
+/// Times `cfg` over `xs`: the median of `runs` runs (each on a fresh detector).
+fn time_detector(cfg: &DetectorConfig, stream: &'static str, xs: &[f64], runs: usize) -> Row {
+    let mut rates = Vec::new();
+    let mut row = None;
+    for _ in 0..runs {
+        let r = time_once(cfg, stream, xs);
+        rates.push(r.rate);
+        row = Some(r);
+    }
+    rates.sort_by(f64::total_cmp);
+    let mut row = row.expect("at least one run");
+    row.rate = rates[rates.len() / 2];
+    row
+}
+
+fn time_once(cfg: &DetectorConfig, stream: &'static str, xs: &[f64]) -> Row {
     let mut d = cfg.build().expect("defaults are valid");
     let mut drifts = Vec::new();
     let mut warnings: Vec<(usize, usize)> = Vec::new();
@@ -311,7 +327,9 @@ fn main() {
         } else {
             &real
         };
-        let row = time_detector(c, stream, xs);
+        // Median of three runs; KSWIN (seconds per run) once.
+        let runs = if c.name() == "kswin" { 1 } else { 3 };
+        let row = time_detector(c, stream, xs, runs);
         eprintln!(
             "driftd {:<13} {:<7} {:>14} updates/s  ({} drifts in {n} updates)",
             row.name,

@@ -68,7 +68,31 @@ pub struct Config {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub training: TrainingRuntimeConfig,
+    #[serde(default)]
     pub models: Vec<ModelConfig>,
+}
+
+/// How the daemon runs training and scoring (the per-model `train` table says what to train).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingRuntimeConfig {
+    /// On SIGTERM, a running training gets this long to stop before the daemon exits anyway.
+    pub grace_ms: u64,
+    /// Rows without a prediction scored per round by the champion.
+    pub score_batch: u32,
+    /// Whether driftd writes predictions for rows that have none.
+    pub score_unscored: bool,
+}
+
+impl Default for TrainingRuntimeConfig {
+    fn default() -> Self {
+        TrainingRuntimeConfig {
+            grace_ms: 30_000,
+            score_batch: 1_000,
+            score_unscored: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,6 +283,13 @@ pub struct ModelConfig {
     pub train: TrainConfig,
     #[serde(default)]
     pub triggers: TriggerConfig,
+    /// Most labelled rows read back for each of "old" and "new" data in one update.
+    #[serde(default = "default_max_training_rows")]
+    pub max_training_rows: usize,
+}
+
+fn default_max_training_rows() -> usize {
+    100_000
 }
 
 fn default_n_classes() -> u32 {

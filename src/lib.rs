@@ -16,5 +16,6 @@ pub mod generate;
 pub mod monitor;
 pub mod outcomes;
 pub mod policy;
+pub mod registry;
 pub mod telemetry;
 pub mod train;

@@ -3,7 +3,11 @@
 
 mod listen;
 mod model_loop;
+mod schedule;
 pub mod store;
+mod training;
+
+pub use training::parse_strategy;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -75,6 +79,7 @@ pub async fn run(cfg: Config, log_level: LogLevelHandle, mut shutdown: watch::Re
 
     let source = Arc::new(OutcomeSource::new(&cfg.source));
     let mut wakers: HashMap<String, Arc<Notify>> = HashMap::new();
+    let mut trigger_senders = HashMap::new();
     let mut loaded = Vec::new();
     let mut tasks = Vec::new();
     for m in &cfg.models {
@@ -82,8 +87,13 @@ pub async fn run(cfg: Config, log_level: LogLevelHandle, mut shutdown: watch::Re
         wakers.insert(m.name.clone(), wake.clone());
         let (tx, rx) = watch::channel(false);
         loaded.push(rx);
+        // Capacity 1: a trigger waiting behind another one coalesces instead of queueing.
+        let (trig_tx, trig_rx) = tokio::sync::mpsc::channel(1);
+        trigger_senders.insert(m.name.clone(), trig_tx);
         let lp = ModelLoop {
             cfg: m.clone(),
+            runtime: cfg.training.clone(),
+            triggers: trig_rx,
             poll: cfg.poll.clone(),
             source: source.clone(),
             pool: pool.clone(),
@@ -94,6 +104,9 @@ pub async fn run(cfg: Config, log_level: LogLevelHandle, mut shutdown: watch::Re
         };
         tasks.push(tokio::spawn(lp.run(shutdown.clone())));
     }
+    let _scheduler = schedule::start(&cfg.models, &trigger_senders, metrics.clone())
+        .await
+        .context("starting the retrain schedules")?;
     let listener = tokio::spawn(listen::wake_on_notify(
         cfg.database.clone(),
         source.notify_channel.clone(),

@@ -9,7 +9,12 @@ use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 
 use super::store::{self, BatchCommit, StoreError};
-use crate::config::{ModelConfig, PollConfig};
+use super::training::Trainer;
+use crate::config::{ModelConfig, PollConfig, Task, TrainingRuntimeConfig};
+use crate::policy::{self, BatchView, TrainRequest};
+use crate::registry;
+use crate::train::ModelArtifact;
+use tokio::sync::mpsc;
 use crate::db::Backoff;
 use crate::exporter::Metrics;
 use crate::monitor::{MonitorEvent, MonitorState};
@@ -17,6 +22,9 @@ use crate::outcomes::{validate, OutcomeSource, Rejection, Watermark};
 
 pub struct ModelLoop {
     pub cfg: ModelConfig,
+    pub runtime: TrainingRuntimeConfig,
+    /// Schedule and HTTP triggers for this model.
+    pub triggers: mpsc::Receiver<TrainRequest>,
     pub poll: PollConfig,
     pub source: Arc<OutcomeSource>,
     pub pool: PgPool,
@@ -37,13 +45,23 @@ pub struct StepOutcome {
 struct Live {
     watermark: Watermark,
     state: MonitorState,
+    champion: Option<Champion>,
+    /// Rows with an id at or below this have been offered to the scorer.
+    scored_upto: i64,
+}
+
+struct Champion {
+    version: i64,
+    holdout_accuracy: Option<f64>,
+    artifact: ModelArtifact,
 }
 
 impl ModelLoop {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let name = self.cfg.name.clone();
         let mut backoff = Backoff::new(200, self.poll.max_backoff_ms);
         let mut live: Option<Live> = None;
+        let mut trainer = Trainer::new(self.cfg.clone(), self.pool.clone(), self.source.clone(), self.metrics.clone());
         while !*shutdown.borrow() {
             let result = match live.as_mut() {
                 None => self.load().await.map(|l| {
@@ -51,7 +69,10 @@ impl ModelLoop {
                     let _ = self.loaded.send(true);
                     StepOutcome { rows: 0, rejected: 0 }
                 }),
-                Some(l) => self.step(l).await,
+                Some(l) => match self.step(l).await {
+                    Ok((step, events)) => self.after_step(l, &mut trainer, &events).await.map(|_| step),
+                    Err(e) => Err(e),
+                },
             };
             let wait = match result {
                 Ok(step) => {
@@ -90,7 +111,127 @@ impl ModelLoop {
                 _ = shutdown.changed() => {}
             }
         }
+        trainer.cancel(Duration::from_millis(self.runtime.grace_ms)).await;
         tracing::info!(model = %name, "poller stopped");
+    }
+
+    /// Everything that follows a committed batch: training bookkeeping, scoring, triggers.
+    async fn after_step(&mut self, live: &mut Live, trainer: &mut Trainer, events: &[MonitorEvent]) -> Result<(), StoreError> {
+        let now = Utc::now();
+        if let Some(done) = trainer.poll(live.watermark).await {
+            tracing::debug!(model = %self.cfg.name, run_id = done.run_id, status = done.status.as_str(), "run collected");
+            policy::on_update(&mut live.state.policy, live.state.rows, now);
+            if done.new_champion.is_some() {
+                live.scored_upto = 0;
+            }
+        }
+        self.refresh_champion(live).await?;
+        if self.runtime.score_unscored {
+            self.score_unscored(live).await?;
+        }
+        let view = BatchView {
+            rows: live.state.rows,
+            events,
+            watched_accuracy: live.state.window_accuracy(&self.cfg.triggers.threshold.window),
+            champion_holdout_accuracy: live.champion.as_ref().and_then(|c| c.holdout_accuracy),
+            has_champion: live.champion.is_some(),
+        };
+        let mut requests: Vec<TrainRequest> = Vec::new();
+        if let Some(r) = policy::on_batch(&self.cfg.triggers, &mut live.state.policy, &view, now) {
+            requests.push(r);
+        }
+        while let Ok(r) = self.triggers.try_recv() {
+            requests.push(r);
+        }
+        let mut conn = self.pool.acquire().await?;
+        while let Some((id, strategy, reason)) = registry::runs_claim_requested(&mut conn, &self.cfg.name).await? {
+            let strategy = super::training::parse_strategy(&strategy).unwrap_or(self.cfg.triggers.manual_strategy);
+            requests.push(TrainRequest {
+                trigger: policy::TriggerKind::Manual,
+                reason,
+                strategy,
+                run_id: Some(id),
+            });
+        }
+        drop(conn);
+        for r in requests {
+            trainer.submit(r, live.watermark).await?;
+        }
+        Ok(())
+    }
+
+    async fn refresh_champion(&self, live: &mut Live) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
+        )
+        .bind(&self.cfg.name)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if current == live.champion.as_ref().map(|c| c.version) {
+            return Ok(());
+        }
+        live.champion = match registry::champion(&mut conn, &self.cfg.name).await {
+            Ok(Some((info, artifact))) => {
+                self.metrics.champion_version.with_label_values(&[&self.cfg.name]).set(info.version);
+                let acc = info.holdout_metrics.pointer("/holdout/accuracy").and_then(|v| v.as_f64());
+                tracing::info!(model = %self.cfg.name, version = info.version, "champion loaded");
+                Some(Champion { version: info.version, holdout_accuracy: acc, artifact })
+            }
+            Ok(None) => None,
+            Err(registry::RegistryError::Db(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(model = %self.cfg.name, error = %e, "cannot load the champion; not scoring");
+                None
+            }
+        };
+        live.scored_upto = 0;
+        Ok(())
+    }
+
+    /// Predicts rows that have none with the champion, stamping its version.
+    async fn score_unscored(&self, live: &mut Live) -> Result<(), StoreError> {
+        let Some(ch) = &live.champion else { return Ok(()) };
+        let mut conn = self.pool.acquire().await?;
+        let rows = self
+            .source
+            .unscored(&mut conn, &self.cfg.name, live.scored_upto, i64::from(self.runtime.score_batch))
+            .await?;
+        let Some(last) = rows.last() else { return Ok(()) };
+        live.scored_upto = last.0;
+        let n = self.cfg.n_features;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut x = Vec::with_capacity(rows.len() * n);
+        for (id, f) in &rows {
+            // Rows that cannot be scored are left alone; they are rejected once labelled.
+            let Some(f) = f.as_ref().filter(|f| f.len() == n && f.iter().all(|v| v.is_some_and(f64::is_finite))) else {
+                continue;
+            };
+            ids.push(*id);
+            x.extend(f.iter().map(|v| v.unwrap_or(0.0) as f32));
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let artifact = ch.artifact.clone();
+        let task = self.cfg.task;
+        let preds = tokio::task::spawn_blocking(move || {
+            crate::train::predict(&artifact, &x).map(|p| match task {
+                Task::Binary => p.proba.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+                Task::Multiclass => p.labels.iter().map(|&c| f64::from(c)).collect(),
+            })
+        })
+        .await;
+        let preds = match preds {
+            Ok(Ok(p)) => p,
+            other => {
+                tracing::error!(model = %self.cfg.name, error = ?other.err(), "scoring failed");
+                return Ok(());
+            }
+        };
+        let written = self.source.write_predictions(&mut conn, &ids, &preds, ch.version).await?;
+        self.metrics.rows_scored.with_label_values(&[&self.cfg.name]).inc_by(written);
+        Ok(())
     }
 
     async fn load(&self) -> Result<Live, StoreError> {
@@ -104,14 +245,21 @@ impl ModelLoop {
         );
         self.metrics.publish_monitor(&self.cfg.name, &loaded.state);
         self.metrics.outcomes_processed.with_label_values(&[&self.cfg.name]);
+        let orphans = registry::runs_fail_orphans(&mut conn, &self.cfg.name).await?;
+        if orphans > 0 {
+            tracing::warn!(model = %self.cfg.name, orphans, "marked runs left by a stopped daemon as failed");
+        }
+        self.metrics.model_owner.with_label_values(&[&self.cfg.name]).set(1);
         Ok(Live {
             watermark: loaded.watermark,
             state: loaded.state,
+            champion: None,
+            scored_upto: 0,
         })
     }
 
     /// Reads, folds and commits one batch. The in-memory state only advances after commit.
-    async fn step(&self, live: &mut Live) -> Result<StepOutcome, StoreError> {
+    async fn step(&self, live: &mut Live) -> Result<(StepOutcome, Vec<MonitorEvent>), StoreError> {
         let started = Instant::now();
         let mut conn = self.pool.acquire().await?;
         let raw = self
@@ -119,7 +267,7 @@ impl ModelLoop {
             .poll(&mut conn, &self.cfg.name, live.watermark, self.poll.settle_ms, self.poll.batch_size)
             .await?;
         let Some(last) = raw.last() else {
-            return Ok(StepOutcome { rows: 0, rejected: 0 });
+            return Ok((StepOutcome { rows: 0, rejected: 0 }, Vec::new()));
         };
         let to = Watermark {
             labeled_at: last.labeled_at,
@@ -156,10 +304,13 @@ impl ModelLoop {
         live.watermark = to;
         self.export(&raw.len(), &rejected, &events, &delays, live);
         self.metrics.poll_duration.observe(started.elapsed().as_secs_f64());
-        Ok(StepOutcome {
-            rows: raw.len(),
-            rejected: rejected.len(),
-        })
+        Ok((
+            StepOutcome {
+                rows: raw.len(),
+                rejected: rejected.len(),
+            },
+            events,
+        ))
     }
 
     fn export(&self, n: &usize, rejected: &[Rejection], events: &[MonitorEvent], delays: &[f64], live: &Live) {

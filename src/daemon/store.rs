@@ -11,6 +11,8 @@ use crate::outcomes::{Rejection, Watermark};
 pub enum StoreError {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("stored state of model {model} is unreadable: {source}")]
     Corrupt {
         model: String,

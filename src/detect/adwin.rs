@@ -97,6 +97,9 @@ pub struct Adwin {
     /// overlap the divisions and merges.
     pending: Box<[f64; PENDING]>,
     n_pending: usize,
+    /// River's running total including the pending values (`total` plus each pending value,
+    /// in order: the same additions the flush makes), so the estimate costs O(1).
+    total_now: f64,
     /// Scratch for [`Adwin::flush`]: summaries carried into the next row.
     carry: Carry,
     /// Updates since the last reset, and updates left until the next check.
@@ -204,6 +207,7 @@ impl TryFrom<AdwinState> for Adwin {
             }
         }
         a.total = s.window.total;
+        a.total_now = s.window.total;
         a.variance = s.window.variance;
         a.width = s.window.width;
         a.tick = s.window.tick;
@@ -301,6 +305,7 @@ impl Adwin {
             width: 0.0,
             pending: Box::new([0.0; PENDING]),
             n_pending: 0,
+            total_now: 0.0,
             carry: Carry::default(),
             tick: 0,
             until_check: clock,
@@ -331,6 +336,7 @@ impl Adwin {
             return;
         }
         (self.total, self.variance, self.width) = self.stats();
+        debug_assert_eq!(self.total.to_bits(), self.total_now.to_bits());
         let mut carry = std::mem::take(&mut self.carry);
         carry.totals.clear();
         carry.variances.clear();
@@ -400,8 +406,9 @@ impl Adwin {
     }
 
     /// Sum of the values in the current window.
+    #[allow(clippy::misnamed_getters)] // `total` lags by the pending values; `total_now` not.
     pub fn total(&self) -> f64 {
-        self.stats().0
+        self.total_now
     }
 
     /// Sample variance of the values in the current window (`0.0` below two values).
@@ -454,6 +461,7 @@ impl Adwin {
         }
         self.pending[self.n_pending] = x;
         self.n_pending += 1;
+        self.total_now += x;
     }
 
     /// Drops the oldest summary (the first of the last row). Needs flushed statistics.
@@ -466,6 +474,7 @@ impl Adwin {
         let mu = u * inv_pow2(last);
         self.width -= n;
         self.total -= u;
+        self.total_now = self.total;
         let mu_window = self.total / self.width;
         self.variance -=
             v + n * self.width * (mu - mu_window) * (mu - mu_window) / (n + self.width);
@@ -629,6 +638,7 @@ impl Adwin {
     fn reset(&mut self) {
         self.rows = 0;
         self.total = 0.0;
+        self.total_now = 0.0;
         self.variance = 0.0;
         self.width = 0.0;
         self.n_pending = 0;
@@ -668,11 +678,11 @@ impl DriftDetector for Adwin {
     }
 
     fn estimate(&self) -> f64 {
-        let (total, _, width) = self.stats();
+        let width = self.width + self.n_pending as f64;
         if width == 0.0 {
             0.0
         } else {
-            total / width
+            self.total_now / width
         }
     }
 }

@@ -10,6 +10,10 @@ pub(crate) const DEFAULT_BETA: f64 = 0.9;
 
 const NAME: &str = "eddm";
 
+/// Relative distance under which `sqrt`-based decisions defer to libm's `pow` (which is
+/// within about one ulp, 2^-52, of `sqrt`).
+const TOLERANCE: f64 = 1.0 / (1u64 << 40) as f64;
+
 /// EDDM (Baena-García et al., 2006) as River 0.26.1 implements it, for a 0/1 error stream.
 /// It follows the distance (in updates) between consecutive errors: with `p'` and `s'` the
 /// running mean and standard deviation of that distance, it keeps the maximum of
@@ -31,7 +35,9 @@ const NAME: &str = "eddm";
 /// * The warning flag is sticky: it is only re-evaluated on an error that is tested, so it
 ///   stays raised through correct predictions, through an error that raises the maximum, and
 ///   on the step that signals drift.
-/// * `s'` is computed as `var ** 0.5` through the C library's `pow`, like CPython, not `sqrt`.
+/// * `s'` is River's `var ** 0.5`, i.e. the C library's `pow`, which can differ from `sqrt`
+///   in the last bit: the stored maximum is always computed with `pow`, and `sqrt` only
+///   settles comparisons that one ulp cannot change.
 /// * After a drift the whole state restarts on the next update.
 ///
 /// # Example
@@ -134,12 +140,27 @@ impl DriftDetector for Eddm {
             self.distances.update((self.n - self.last_error) as f64);
             if self.n > self.warm_start {
                 let p = self.distances.mean.mean;
-                let s = libm_pow(self.distances.get(), 0.5);
-                let p2s = p + 2.0 * s;
+                let var = self.distances.get();
+                // River's `var ** 0.5` is libm's `pow`, which may differ from the correctly
+                // rounded `sqrt` by one ulp, i.e. `p + 2 s` by far less than 2^-40
+                // relative. Decide with `sqrt` when that cannot matter; call `pow` (and
+                // store its exact result) otherwise.
+                let fast = p + 2.0 * var.sqrt();
+                let tol = fast * TOLERANCE;
+                let p2s = if fast - tol > self.p2s_max || fast + tol <= self.p2s_max {
+                    fast
+                } else {
+                    p + 2.0 * libm_pow(var, 0.5)
+                };
                 if p2s > self.p2s_max {
-                    self.p2s_max = p2s;
+                    // New maximum: kept in the state, so it must be River's exact value.
+                    self.p2s_max = p + 2.0 * libm_pow(var, 0.5);
                 } else if self.n_errors > self.warm_start {
-                    let level = p2s / self.p2s_max;
+                    let mut level = p2s / self.p2s_max;
+                    let margin = level * TOLERANCE;
+                    if (level - self.beta).abs() <= margin || (level - self.alpha).abs() <= margin {
+                        level = (p + 2.0 * libm_pow(var, 0.5)) / self.p2s_max;
+                    }
                     if level < self.beta {
                         self.drift = true;
                     } else {

@@ -19,7 +19,8 @@ const NAME: &str = "hddm_a";
 ///
 /// * Both snapshots are refreshed with the `ε` computed from `drift_confidence`, also for the
 ///   warning test.
-/// * No warm-up: tests start with the second value (they need `n_z > n_x`).
+/// * No warm-up count: a test can fire as soon as the snapshot lags the current position
+///   (`n_z > n_x`), i.e. from the second value on.
 /// * With `two_sided_test`, a decrease can raise drift or warning on top of the one-sided
 ///   outcome but never clears a flag the increase test raised.
 /// * After a drift the whole state restarts on the next update.

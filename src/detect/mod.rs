@@ -17,7 +17,8 @@
 //!   (`1.0` = error, `0.0` = correct). ADWIN, Page-Hinkley and KSWIN also accept real values.
 //! * A non-finite value (NaN, ±inf) is not an observation: River would fold it into its
 //!   statistics and be stuck with NaN for good. Here such a call only performs a pending
-//!   post-drift reset (so a drift is never reported twice) and otherwise changes nothing.
+//!   post-drift reset (so a drift is never reported twice) and otherwise changes nothing
+//!   (the periodic baseline, which ignores values, still counts the call).
 //!
 //! # Persistence
 //!

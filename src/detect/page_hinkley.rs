@@ -7,7 +7,7 @@ use super::{ensure, ensure_finite, exact_f64, DetectorError, DriftDetector, Mean
 pub(crate) const DEFAULT_MIN_INSTANCES: u64 = 30;
 pub(crate) const DEFAULT_DELTA: f64 = 0.005;
 pub(crate) const DEFAULT_THRESHOLD: f64 = 50.0;
-/// River writes the default as `1 - 0.0001`, which is not the same double as `0.9999`.
+/// River writes the default as `1 - 0.0001` (the same double as `0.9999`).
 pub(crate) const DEFAULT_ALPHA: f64 = 1.0 - 0.0001;
 
 const NAME: &str = "page_hinkley";
@@ -40,7 +40,6 @@ pub enum PageHinkleyMode {
 ///   -1 the decrease statistic is measured from -1, which makes early spurious "decrease"
 ///   drifts possible on streams whose first values lie below their running mean.
 /// * The extremes are tracked from the first value, the test only from `min_instances` on.
-/// * The default `alpha` is `1 - 0.0001` (not the literal `0.9999`).
 /// * After a drift the whole state restarts on the next update.
 ///
 /// # Example

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{parse_duration_secs, DetectorSlotConfig, ModelConfig, Signal, Task};
 use crate::detect::{AnyDetector, DriftDetector};
 use crate::outcomes::Outcome;
+use crate::policy::PolicyState;
 
 /// Probabilities are clipped before the log so a confident miss costs a large, finite loss.
 const PROB_EPS: f64 = 1e-15;
@@ -100,6 +101,9 @@ pub struct MonitorState {
     pub time_windows: Vec<(String, TimeWindow)>,
     pub detectors: Vec<DetectorSlot>,
     pub newest_labeled_at: Option<DateTime<Utc>>,
+    /// The retrain policy's memory (cooldowns, hold times), committed with the rest.
+    #[serde(default)]
+    pub policy: PolicyState,
 }
 
 impl MonitorState {
@@ -124,6 +128,7 @@ impl MonitorState {
                 .collect(),
             detectors: cfg.detectors.iter().map(DetectorSlot::new).collect(),
             newest_labeled_at: None,
+            policy: PolicyState::default(),
         }
     }
 
@@ -226,6 +231,14 @@ impl MonitorState {
 
     pub fn accuracy(&self) -> Option<f64> {
         (self.rows > 0).then(|| self.correct as f64 / self.rows as f64)
+    }
+
+    /// Accuracy of the window with metric label `name`.
+    pub fn window_accuracy(&self, name: &str) -> Option<f64> {
+        self.window_stats()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, s)| s.accuracy())
     }
 
     /// Every window with its metric label (`"1000"`, `"24h"`).

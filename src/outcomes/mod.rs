@@ -7,7 +7,7 @@
 mod query;
 mod validate;
 
-pub use query::{OutcomeSource, RawOutcome};
+pub use query::{OutcomeSource, RawOutcome, TrainingRow};
 pub use validate::{validate, Outcome, RejectReason, Rejection};
 
 use chrono::{DateTime, TimeZone, Utc};

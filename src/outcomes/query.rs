@@ -35,6 +35,9 @@ fn quote_table(table: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct OutcomeSource {
     poll_sql: String,
+    training_sql: String,
+    unscored_sql: String,
+    score_sql: Option<String>,
     pub notify_channel: String,
 }
 
@@ -75,8 +78,44 @@ impl OutcomeSource {
             table = quote_table(&cfg.table),
             model = q(&cfg.model_column),
         );
+        // Training rows: newest first within ((after), (upto)], reversed by the caller.
+        let training_sql = format!(
+            "SELECT {id}::int8, {at}, {features}, {label}::float8 FROM {table} \
+             WHERE {model} = $1 AND {at} IS NOT NULL AND {label} IS NOT NULL \
+               AND ({at}, {id}) > ($2, $3) AND ({at}, {id}) <= ($4, $5) \
+             ORDER BY {at} DESC, {id} DESC LIMIT $6",
+            label = q(&cfg.label_column),
+            table = quote_table(&cfg.table),
+            model = q(&cfg.model_column),
+        );
+        let unscored_sql = format!(
+            "SELECT {id}::int8, {features} FROM {table} \
+             WHERE {model} = $1 AND {pred} IS NULL AND {id} > $2 ORDER BY {id} LIMIT $3",
+            pred = q(&cfg.prediction_column),
+            table = quote_table(&cfg.table),
+            model = q(&cfg.model_column),
+        );
+        // Only the prediction columns are ever written (see sql/grants.sql).
+        let score_sql = Some(match &cfg.model_version_column {
+            Some(v) => format!(
+                "UPDATE {table} t SET {pred} = u.p, {ver} = $3 FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
+                 WHERE t.{id} = u.id AND t.{pred} IS NULL",
+                table = quote_table(&cfg.table),
+                pred = q(&cfg.prediction_column),
+                ver = q(v),
+            ),
+            None => format!(
+                "UPDATE {table} t SET {pred} = u.p FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
+                 WHERE t.{id} = u.id AND t.{pred} IS NULL AND $3::int8 IS NOT NULL",
+                table = quote_table(&cfg.table),
+                pred = q(&cfg.prediction_column),
+            ),
+        });
         OutcomeSource {
             poll_sql,
+            training_sql,
+            unscored_sql,
+            score_sql,
             notify_channel: cfg.notify_channel.clone(),
         }
     }
@@ -115,6 +154,86 @@ impl OutcomeSource {
                 })
             })
             .collect()
+    }
+}
+
+/// Labelled rows read back for training, time-ordered.
+#[derive(Debug, Clone)]
+pub struct TrainingRow {
+    pub id: i64,
+    pub labeled_at: DateTime<Utc>,
+    pub features: Option<Vec<Option<f64>>>,
+    pub label: Option<f64>,
+}
+
+impl OutcomeSource {
+    /// Up to `limit` labelled rows in `(after, upto]` (poll order), the newest ones when there
+    /// are more, returned oldest first.
+    pub async fn training_rows(
+        &self,
+        conn: &mut PgConnection,
+        model: &str,
+        after: Watermark,
+        upto: Watermark,
+        limit: i64,
+    ) -> Result<Vec<TrainingRow>, sqlx::Error> {
+        let rows = sqlx::query(&self.training_sql)
+            .bind(model)
+            .bind(after.labeled_at)
+            .bind(after.id)
+            .bind(upto.labeled_at)
+            .bind(upto.id)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(TrainingRow {
+                    id: r.try_get(0)?,
+                    labeled_at: r.try_get(1)?,
+                    features: r.try_get(2)?,
+                    label: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Rows still waiting for a prediction, after id `after_id`.
+    pub async fn unscored(
+        &self,
+        conn: &mut PgConnection,
+        model: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Option<Vec<Option<f64>>>)>, sqlx::Error> {
+        let rows = sqlx::query(&self.unscored_sql)
+            .bind(model)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// Stamps predictions (and the champion's version) on rows that still have none.
+    pub async fn write_predictions(
+        &self,
+        conn: &mut PgConnection,
+        ids: &[i64],
+        predictions: &[f64],
+        version: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let Some(sql) = &self.score_sql else { return Ok(0) };
+        Ok(sqlx::query(sql)
+            .bind(ids)
+            .bind(predictions)
+            .bind(version)
+            .execute(conn)
+            .await?
+            .rows_affected())
     }
 }
 

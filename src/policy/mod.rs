@@ -2,6 +2,8 @@
 //! Pure: the caller passes the clock and what the monitor saw; the answer is a [`TrainRequest`]
 //! carrying its reason and the strategy to use.
 
+pub mod schedule;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -146,6 +148,13 @@ impl TriggerConfig {
         dur("drift.cooldown", &self.drift.cooldown)?;
         dur("threshold.hold", &self.threshold.hold)?;
         dur("threshold.cooldown", &self.threshold.cooldown)?;
+        schedule::parse_timezone(&self.timezone).map_err(|r| ("timezone".to_string(), r))?;
+        for (i, s) in self.schedules.iter().enumerate() {
+            schedule::parse_cron(&s.cron).map_err(|r| (format!("schedules[{i}].cron"), r))?;
+            if matches!(s.strategy, Strategy::None) {
+                return Err((format!("schedules[{i}].strategy"), "`none` would never update".into()));
+            }
+        }
         for (name, v) in [("threshold.min_accuracy", self.threshold.min_accuracy), ("threshold.max_drop", self.threshold.max_drop)] {
             if let Some(v) = v {
                 if !(0.0..=1.0).contains(&v) {

@@ -230,11 +230,13 @@ impl Rng {
     }
 }
 
-// Bounds calibrated on River 0.26.1's KSWIN (default parameters, seeds 0..): with the
-// experiments below it missed 5/200 shifts of 2σ within 100 updates (median delay 14,
+// Bounds calibrated on River 0.26.1's KSWIN (default parameters, seeds 0..) on the same
+// kinds of streams (NumPy normals, same sizes and shifts): it missed 5/200 shifts of 2σ
+// within 100 updates (median delay 14,
 // 90th percentile 23), raised 1.33 false alarms per 1000 stationary N(0, 1) updates, and
 // followed 32/36 (89 %) of the vector file's true changes by a drift within 150 updates
-// (seeds 0..4). driftd measured 7/200, 15, 20; 1.40; 77/80 (96 %, seeds 0..10).
+// (seeds 0..4). driftd (deterministic: seeded streams and RNG) measures 7/200, 15, 20;
+// 1.40; 77/80 (96 %, seeds 0..10).
 
 /// Largest number of 2σ shifts (out of 200) that may go undetected for 100 updates.
 const KSWIN_MAX_MISSED: usize = 15;

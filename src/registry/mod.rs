@@ -1,0 +1,228 @@
+//! The model registry in PostgreSQL: every version's weights (safetensors), sidecar and holdout
+//! metrics, exactly one champion per model, and the record of training runs. The only code that
+//! writes model weights.
+
+mod runs;
+
+pub use runs::{
+    claim_requested as runs_claim_requested, create as runs_create, fail_orphans as runs_fail_orphans,
+    finish as runs_finish, list as runs_list, mark_running as runs_mark_running, RunStatus, TrainingRun,
+};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, Row};
+
+use crate::outcomes::Watermark;
+use crate::train::ModelArtifact;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("stored weights of {model} v{version} are unreadable: {reason}")]
+    Corrupt { model: String, version: i64, reason: String },
+    #[error("model {model} has no version {version}")]
+    NoSuchVersion { model: String, version: i64 },
+    #[error("model {0} has no earlier champion to roll back to")]
+    NothingToRollBack(String),
+}
+
+/// A version's metadata (everything but the weights).
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    pub model: String,
+    pub version: i64,
+    pub parent_version: Option<i64>,
+    pub strategy: String,
+    pub trigger: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub promoted_at: Option<DateTime<Utc>>,
+    pub n_train_rows: i64,
+    pub n_holdout_rows: i64,
+    pub cutoff: Option<Watermark>,
+    pub holdout_metrics: serde_json::Value,
+}
+
+/// What a new version is made of.
+pub struct NewVersion<'a> {
+    pub model: &'a str,
+    pub parent_version: Option<i64>,
+    pub strategy: &'a str,
+    pub trigger: &'a str,
+    pub n_train_rows: i64,
+    pub n_holdout_rows: i64,
+    pub cutoff: Watermark,
+    pub holdout_metrics: serde_json::Value,
+    pub artifact: &'a ModelArtifact,
+}
+
+const INFO_COLUMNS: &str = "model, version, parent_version, strategy, trigger, status, created_at, promoted_at, \
+     n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, holdout_metrics";
+
+fn info_from_row(r: &sqlx::postgres::PgRow) -> Result<VersionInfo, sqlx::Error> {
+    let cutoff = match (r.try_get(10)?, r.try_get::<Option<i64>, _>(11)?) {
+        (Some(labeled_at), Some(id)) => Some(Watermark { labeled_at, id }),
+        _ => None,
+    };
+    Ok(VersionInfo {
+        model: r.try_get(0)?,
+        version: r.try_get(1)?,
+        parent_version: r.try_get(2)?,
+        strategy: r.try_get(3)?,
+        trigger: r.try_get(4)?,
+        status: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        promoted_at: r.try_get(7)?,
+        n_train_rows: r.try_get(8)?,
+        n_holdout_rows: r.try_get(9)?,
+        cutoff,
+        holdout_metrics: r.try_get(12)?,
+    })
+}
+
+/// Stores a version; with `promote`, it becomes the champion in the same transaction.
+pub async fn register(conn: &mut PgConnection, v: &NewVersion<'_>, promote: bool) -> Result<i64, RegistryError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    // Versions are numbered per model; the row lock on the model's versions serialises writers.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('driftd.registry'), hashtext($1))")
+        .bind(v.model)
+        .execute(&mut *tx)
+        .await?;
+    let version: i64 = sqlx::query_scalar("SELECT coalesce(max(version), 0) + 1 FROM driftd.model_versions WHERE model = $1")
+        .bind(v.model)
+        .fetch_one(&mut *tx)
+        .await?;
+    if promote {
+        sqlx::query("UPDATE driftd.model_versions SET status = 'retired' WHERE model = $1 AND status = 'champion'")
+            .bind(v.model)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO driftd.model_versions (model, version, parent_version, strategy, trigger, status, promoted_at, \
+            n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, holdout_metrics, sidecar, weights) \
+         VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, $8, $9, $10, $11, $12, $13::jsonb, $14)",
+    )
+    .bind(v.model)
+    .bind(version)
+    .bind(v.parent_version)
+    .bind(v.strategy)
+    .bind(v.trigger)
+    .bind(if promote { "champion" } else { "rejected" })
+    .bind(promote)
+    .bind(v.n_train_rows)
+    .bind(v.n_holdout_rows)
+    .bind(v.cutoff.labeled_at)
+    .bind(v.cutoff.id)
+    .bind(&v.holdout_metrics)
+    .bind(v.artifact.sidecar_json())
+    .bind(v.artifact.to_safetensors_bytes())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+pub async fn champion(conn: &mut PgConnection, model: &str) -> Result<Option<(VersionInfo, ModelArtifact)>, RegistryError> {
+    let row = sqlx::query(&format!(
+        "SELECT {INFO_COLUMNS}, weights FROM driftd.model_versions WHERE model = $1 AND status = 'champion'"
+    ))
+    .bind(model)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let info = info_from_row(&row)?;
+    let bytes: Vec<u8> = row.try_get(13)?;
+    let artifact = ModelArtifact::from_safetensors_bytes(&bytes).map_err(|e| RegistryError::Corrupt {
+        model: model.into(),
+        version: info.version,
+        reason: e.to_string(),
+    })?;
+    Ok(Some((info, artifact)))
+}
+
+pub async fn list(conn: &mut PgConnection, model: Option<&str>) -> Result<Vec<VersionInfo>, RegistryError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {INFO_COLUMNS} FROM driftd.model_versions WHERE $1::text IS NULL OR model = $1 ORDER BY model, version"
+    ))
+    .bind(model)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(info_from_row).collect::<Result<_, _>>()?)
+}
+
+/// The weights and sidecar of one version (for export).
+pub async fn artifact(conn: &mut PgConnection, model: &str, version: i64) -> Result<(ModelArtifact, String), RegistryError> {
+    let row = sqlx::query("SELECT weights, sidecar::text FROM driftd.model_versions WHERE model = $1 AND version = $2")
+        .bind(model)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| RegistryError::NoSuchVersion { model: model.into(), version })?;
+    let bytes: Vec<u8> = row.try_get(0)?;
+    let artifact = ModelArtifact::from_safetensors_bytes(&bytes).map_err(|e| RegistryError::Corrupt {
+        model: model.into(),
+        version,
+        reason: e.to_string(),
+    })?;
+    let sidecar = artifact.sidecar_json();
+    Ok((artifact, sidecar))
+}
+
+/// Makes `version` the champion (the current one is retired), in one transaction.
+pub async fn promote(conn: &mut PgConnection, model: &str, version: i64) -> Result<(), RegistryError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM driftd.model_versions WHERE model = $1 AND version = $2)")
+        .bind(model)
+        .bind(version)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !exists {
+        return Err(RegistryError::NoSuchVersion { model: model.into(), version });
+    }
+    sqlx::query("UPDATE driftd.model_versions SET status = 'retired' WHERE model = $1 AND status = 'champion'")
+        .bind(model)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE driftd.model_versions SET status = 'champion', promoted_at = now() WHERE model = $1 AND version = $2")
+        .bind(model)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Puts back the champion that served before the current one.
+pub async fn rollback(conn: &mut PgConnection, model: &str) -> Result<i64, RegistryError> {
+    let previous: Option<i64> = sqlx::query_scalar(
+        "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'retired' AND promoted_at IS NOT NULL \
+         ORDER BY promoted_at DESC, version DESC LIMIT 1",
+    )
+    .bind(model)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let version = previous.ok_or_else(|| RegistryError::NothingToRollBack(model.into()))?;
+    promote(conn, model, version).await?;
+    Ok(version)
+}
+
+/// Writes `<dir>/<model>-v<version>.safetensors` and its `.json` sidecar.
+pub async fn export(
+    conn: &mut PgConnection,
+    model: &str,
+    version: i64,
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), anyhow::Error> {
+    let (artifact, sidecar) = artifact(conn, model, version).await?;
+    std::fs::create_dir_all(dir)?;
+    let weights = dir.join(format!("{model}-v{version}.safetensors"));
+    let side = dir.join(format!("{model}-v{version}.json"));
+    std::fs::write(&weights, artifact.to_safetensors_bytes())?;
+    std::fs::write(&side, sidecar)?;
+    Ok((weights, side))
+}

@@ -1,0 +1,156 @@
+//! `driftd.training_runs`: one row per training run, including manual requests waiting to be
+//! picked up and triggers that were coalesced into a running one.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Requested,
+    Running,
+    Promoted,
+    Kept,
+    Failed,
+    Cancelled,
+    Coalesced,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Requested => "requested",
+            RunStatus::Running => "running",
+            RunStatus::Promoted => "promoted",
+            RunStatus::Kept => "kept",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Coalesced => "coalesced",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainingRun {
+    pub id: i64,
+    pub model: String,
+    pub trigger: String,
+    pub reason: String,
+    pub strategy: String,
+    pub status: String,
+    pub requested_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub champion_version: Option<i64>,
+    pub new_version: Option<i64>,
+    pub candidates: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// Records a run in `status` and returns its id.
+pub async fn create(
+    conn: &mut PgConnection,
+    model: &str,
+    trigger: &str,
+    reason: &str,
+    strategy: &str,
+    status: RunStatus,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO driftd.training_runs (model, trigger, reason, strategy, status, started_at) \
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'running' THEN now() END) RETURNING id",
+    )
+    .bind(model)
+    .bind(trigger)
+    .bind(reason)
+    .bind(strategy)
+    .bind(status.as_str())
+    .fetch_one(conn)
+    .await
+}
+
+/// Claims the oldest manual request for `model`, marking it running.
+pub async fn claim_requested(conn: &mut PgConnection, model: &str) -> Result<Option<(i64, String, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE driftd.training_runs SET status = 'running', started_at = now() \
+         WHERE id = (SELECT id FROM driftd.training_runs WHERE model = $1 AND status = 'requested' \
+                     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, strategy, reason",
+    )
+    .bind(model)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).transpose()
+}
+
+pub async fn mark_running(conn: &mut PgConnection, id: i64, champion_version: Option<i64>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE driftd.training_runs SET status = 'running', started_at = coalesce(started_at, now()), champion_version = $2 WHERE id = $1")
+        .bind(id)
+        .bind(champion_version)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn finish(
+    conn: &mut PgConnection,
+    id: i64,
+    status: RunStatus,
+    new_version: Option<i64>,
+    candidates: &serde_json::Value,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE driftd.training_runs SET status = $2, finished_at = now(), new_version = $3, candidates = $4, error = $5 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(new_version)
+    .bind(candidates)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Runs left `running` by a process that died are marked failed when the model is taken up again.
+pub async fn fail_orphans(conn: &mut PgConnection, model: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE driftd.training_runs SET status = 'failed', finished_at = now(), error = 'the daemon stopped during training' \
+         WHERE model = $1 AND status = 'running'",
+    )
+    .bind(model)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+pub async fn list(conn: &mut PgConnection, model: &str, limit: i64) -> Result<Vec<TrainingRun>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, model, trigger, reason, strategy, status, requested_at, finished_at, champion_version, new_version, \
+                candidates, error FROM driftd.training_runs WHERE model = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(model)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TrainingRun {
+                id: r.try_get(0)?,
+                model: r.try_get(1)?,
+                trigger: r.try_get(2)?,
+                reason: r.try_get(3)?,
+                strategy: r.try_get(4)?,
+                status: r.try_get(5)?,
+                requested_at: r.try_get(6)?,
+                finished_at: r.try_get(7)?,
+                champion_version: r.try_get(8)?,
+                new_version: r.try_get(9)?,
+                candidates: r.try_get(10)?,
+                error: r.try_get(11)?,
+            })
+        })
+        .collect()
+}
