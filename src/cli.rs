@@ -10,7 +10,11 @@ use crate::config::{Config, ConfigError};
 use crate::{daemon, db, telemetry};
 
 #[derive(Parser, Debug)]
-#[command(name = "driftd", version, about = "Keeps a deployed model accurate while the world under it changes")]
+#[command(
+    name = "driftd",
+    version,
+    about = "Keeps a deployed model accurate while the world under it changes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,6 +40,23 @@ enum Command {
         #[arg(long, short, default_value = "/etc/driftd/driftd.toml")]
         config: PathBuf,
     },
+    /// Inspect and manage the model registry.
+    Models {
+        #[arg(long, short, global = true, default_value = "/etc/driftd/driftd.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Ask the running daemon (through the database) to update a model now.
+    Retrain {
+        #[arg(long, short, default_value = "/etc/driftd/driftd.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        model: String,
+        /// none, finetune_new, finetune_combined, refit_new, refit_combined, ensemble_new, ensemble_combined, auto
+        #[arg(long)]
+        strategy: Option<String>,
+    },
     /// Stream a synthetic drifting workload into the outcomes table (the demo's model service).
     DemoFeed {
         #[arg(long, short, default_value = "/etc/driftd/driftd.toml")]
@@ -53,10 +74,49 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum ModelsAction {
+    /// Every version of every (or one) model.
+    List {
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// A model's champion, versions and recent training runs, as JSON.
+    Show {
+        #[arg(long)]
+        model: String,
+    },
+    /// Make a version the champion.
+    Promote {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        version: i64,
+    },
+    /// Put back the champion that served before the current one.
+    Rollback {
+        #[arg(long)]
+        model: String,
+    },
+    /// Write a version as `.safetensors` plus a JSON sidecar (loadable from PyTorch).
+    Export {
+        #[arg(long)]
+        model: String,
+        /// Default: the champion.
+        #[arg(long)]
+        version: Option<i64>,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
 /// Exit codes: 0 fine, 1 runtime failure, 2 bad configuration or usage.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("driftd: cannot start the async runtime: {e}");
@@ -140,7 +200,9 @@ async fn dispatch(cmd: Command) -> ExitCode {
                 Err(code) => return code,
             };
             let Some(mcfg) = cfg.model(&model) else {
-                eprintln!("driftd: bad configuration: config key `models`: no model named `{model}`");
+                eprintln!(
+                    "driftd: bad configuration: config key `models`: no model named `{model}`"
+                );
                 return ExitCode::from(2);
             };
             let spec = crate::generate::StreamSpec {
@@ -161,13 +223,74 @@ async fn dispatch(cmd: Command) -> ExitCode {
                 let mut conn = db::connect_one(&cfg.database).await?;
                 crate::demo::feed(&mut conn, &opts).await?;
                 // Give the daemon a moment past the settle interval to catch the last labels.
-                tokio::time::sleep(std::time::Duration::from_millis(cfg.poll.settle_ms + 2 * cfg.poll.interval_ms)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    cfg.poll.settle_ms + 2 * cfg.poll.interval_ms,
+                ))
+                .await;
                 crate::demo::summary(&mut conn, &opts.model, &opts.spec).await
             };
             match result.await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("driftd: demo feed failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Models { config, action } => {
+            let cfg = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match models(&cfg, action).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("driftd: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Retrain {
+            config,
+            model,
+            strategy,
+        } => {
+            let cfg = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let Some(mcfg) = cfg.model(&model) else {
+                eprintln!("driftd: no model named `{model}` in the configuration");
+                return ExitCode::from(2);
+            };
+            let strategy = match strategy.as_deref().map(|s| (s, daemon::parse_strategy(s))) {
+                None => mcfg.triggers.manual_strategy,
+                Some((_, Some(s))) => s,
+                Some((s, None)) => {
+                    eprintln!("driftd: unknown strategy `{s}`");
+                    return ExitCode::from(2);
+                }
+            };
+            let result = async {
+                let mut conn = db::connect_one(&cfg.database).await?;
+                crate::registry::runs_create(
+                    &mut conn,
+                    &model,
+                    "manual",
+                    "driftd retrain",
+                    strategy.as_str(),
+                    crate::registry::RunStatus::Requested,
+                )
+                .await
+            };
+            match result.await {
+                Ok(id) => {
+                    println!("{id}");
+                    eprintln!("training run {id} requested; follow it with `driftd models show --model {model}`");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("driftd: retrain request failed: {e}");
                     ExitCode::from(1)
                 }
             }
@@ -185,6 +308,25 @@ async fn dispatch(cmd: Command) -> ExitCode {
                         m.time_windows,
                         m.detectors.len()
                     );
+                    for sch in &m.triggers.schedules {
+                        let next = crate::policy::schedule::next_firings(
+                            &sch.cron,
+                            &m.triggers.timezone,
+                            chrono::Utc::now(),
+                            3,
+                        )
+                        .map(|v| {
+                            v.iter()
+                                .map(|t| t.to_rfc3339())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_else(|e| e);
+                        println!(
+                            "    schedule `{}` ({}) → {}: next {next}",
+                            sch.cron, m.triggers.timezone, sch.strategy
+                        );
+                    }
                 }
                 ExitCode::SUCCESS
             }
@@ -200,4 +342,65 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+async fn models(cfg: &Config, action: ModelsAction) -> anyhow::Result<()> {
+    use crate::registry;
+    let mut conn = db::connect_one(&cfg.database).await?;
+    match action {
+        ModelsAction::List { model } => {
+            println!(
+                "{:<16} {:>7} {:>7} {:<10} {:<18} {:<10} {:>9} {:>8}",
+                "model", "version", "parent", "status", "strategy", "trigger", "rows", "holdout"
+            );
+            for v in registry::list(&mut conn, model.as_deref()).await? {
+                let acc = v
+                    .holdout_metrics
+                    .pointer("/holdout/accuracy")
+                    .and_then(|a| a.as_f64());
+                println!(
+                    "{:<16} {:>7} {:>7} {:<10} {:<18} {:<10} {:>9} {:>8}",
+                    v.model,
+                    v.version,
+                    v.parent_version.map_or("-".into(), |p| p.to_string()),
+                    v.status,
+                    v.strategy,
+                    v.trigger,
+                    v.n_train_rows,
+                    acc.map_or("-".into(), |a| format!("{a:.4}"))
+                );
+            }
+        }
+        ModelsAction::Show { model } => {
+            let versions = registry::list(&mut conn, Some(&model)).await?;
+            let champion = versions.iter().find(|v| v.status == "champion").cloned();
+            let runs = registry::runs_list(&mut conn, &model, 20).await?;
+            let out = serde_json::json!({ "model": model, "champion": champion, "versions": versions, "training_runs": runs });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        ModelsAction::Promote { model, version } => {
+            registry::promote(&mut conn, &model, version).await?;
+            println!("{model} v{version} is the champion");
+        }
+        ModelsAction::Rollback { model } => {
+            let v = registry::rollback(&mut conn, &model).await?;
+            println!("{model} rolled back to v{v}");
+        }
+        ModelsAction::Export {
+            model,
+            version,
+            out,
+        } => {
+            let version = match version {
+                Some(v) => v,
+                None => registry::champion(&mut conn, &model)
+                    .await?
+                    .map(|(i, _)| i.version)
+                    .ok_or_else(|| anyhow::anyhow!("model {model} has no champion"))?,
+            };
+            let (w, s) = registry::export(&mut conn, &model, version, &out).await?;
+            println!("{}\n{}", w.display(), s.display());
+        }
+    }
+    Ok(())
 }

@@ -356,7 +356,10 @@ pub fn validate_identifier(key: &str, ident: &str) -> Result<(), ConfigError> {
 
 impl Config {
     /// Reads the file, applies `DRIFTD_*__*` overrides from `env`, and validates.
-    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -384,11 +387,13 @@ impl Config {
 
     fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
         if let Some(path) = &self.database.password_file {
-            let pw = read_secret_file(path).map_err(|r| ConfigError::key("database.password_file", r))?;
+            let pw = read_secret_file(path)
+                .map_err(|r| ConfigError::key("database.password_file", r))?;
             self.database.password = Some(pw);
         }
         if let Some(path) = &self.http.admin_token_file {
-            let tok = read_secret_file(path).map_err(|r| ConfigError::key("http.admin_token_file", r))?;
+            let tok =
+                read_secret_file(path).map_err(|r| ConfigError::key("http.admin_token_file", r))?;
             self.http.admin_token = Some(tok);
         }
         Ok(())
@@ -420,12 +425,17 @@ impl Config {
                 return Err(ConfigError::key(k("name"), "must be 1 to 100 characters"));
             }
             if seen.insert(m.name.clone(), i).is_some() {
-                return Err(ConfigError::key(k("name"), format!("`{}` is configured twice", m.name)));
+                return Err(ConfigError::key(
+                    k("name"),
+                    format!("`{}` is configured twice", m.name),
+                ));
             }
             if m.n_features == 0 {
                 return Err(ConfigError::key(k("n_features"), "must be at least 1"));
             }
-            if !self.source.feature_columns.is_empty() && self.source.feature_columns.len() != m.n_features {
+            if !self.source.feature_columns.is_empty()
+                && self.source.feature_columns.len() != m.n_features
+            {
                 return Err(ConfigError::key(
                     k("n_features"),
                     format!(
@@ -436,31 +446,40 @@ impl Config {
                 ));
             }
             if !m.feature_names.is_empty() && m.feature_names.len() != m.n_features {
-                return Err(ConfigError::key(k("feature_names"), "must have n_features entries"));
+                return Err(ConfigError::key(
+                    k("feature_names"),
+                    "must have n_features entries",
+                ));
             }
             if m.task == Task::Multiclass && m.n_classes < 2 {
                 return Err(ConfigError::key(k("n_classes"), "must be at least 2"));
             }
             if m.count_windows.iter().any(|&w| w == 0 || w > 1_000_000) {
-                return Err(ConfigError::key(k("count_windows"), "each window must be 1 to 1000000 rows"));
+                return Err(ConfigError::key(
+                    k("count_windows"),
+                    "each window must be 1 to 1000000 rows",
+                ));
             }
             for w in &m.time_windows {
                 parse_duration_secs(w).map_err(|r| ConfigError::key(k("time_windows"), r))?;
             }
             for (j, d) in m.detectors.iter().enumerate() {
-                d.detector
-                    .build()
-                    .map_err(|e| ConfigError::key(format!("models[{i}].detectors[{j}]"), e.to_string()))?;
+                d.detector.build().map_err(|e| {
+                    ConfigError::key(format!("models[{i}].detectors[{j}]"), e.to_string())
+                })?;
                 if d.signal == Signal::LogLoss && !d.detector.accepts_real_valued() {
                     return Err(ConfigError::key(
                         format!("models[{i}].detectors[{j}].signal"),
-                        format!("{} takes a 0/1 stream; use signal = \"error\"", d.detector.name()),
+                        format!(
+                            "{} takes a 0/1 stream; use signal = \"error\"",
+                            d.detector.name()
+                        ),
                     ));
                 }
             }
-            m.triggers
-                .validate()
-                .map_err(|(key, reason)| ConfigError::key(format!("models[{i}].triggers.{key}"), reason))?;
+            m.triggers.validate().map_err(|(key, reason)| {
+                ConfigError::key(format!("models[{i}].triggers.{key}"), reason)
+            })?;
             // The trainer's messages start with the field name.
             m.train
                 .validate()
@@ -478,7 +497,10 @@ impl SourceConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let parts: Vec<&str> = self.table.split('.').collect();
         if parts.len() > 2 {
-            return Err(ConfigError::key("source.table", "use `table` or `schema.table`"));
+            return Err(ConfigError::key(
+                "source.table",
+                "use `table` or `schema.table`",
+            ));
         }
         for p in &parts {
             validate_identifier("source.table", p)?;
@@ -524,7 +546,8 @@ impl SourceConfig {
 }
 
 fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let s = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let s = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let s = s.trim_end_matches(['\n', '\r']).to_string();
     if s.is_empty() {
         return Err(format!("{} is empty", path.display()));
@@ -550,14 +573,17 @@ fn apply_env_overrides(
             .collect();
         let key = path.join(".");
         if path.iter().any(|p| p.is_empty()) {
-            return Err(ConfigError::key(key, format!("malformed override variable {name}")));
+            return Err(ConfigError::key(
+                key,
+                format!("malformed override variable {name}"),
+            ));
         }
         let value = parse_env_value(&raw);
         let mut node = &mut *root;
         for (i, part) in path.iter().enumerate() {
-            let table = node
-                .as_table_mut()
-                .ok_or_else(|| ConfigError::key(&key, format!("{name} overrides a key inside a non-table")))?;
+            let table = node.as_table_mut().ok_or_else(|| {
+                ConfigError::key(&key, format!("{name} overrides a key inside a non-table"))
+            })?;
             if i + 1 == path.len() {
                 table.insert(part.clone(), value.clone());
                 break;
@@ -595,7 +621,10 @@ n_features = 3
 "#;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_toml_str(text, env.iter().map(|(a, b)| (a.to_string(), b.to_string())))
+        Config::from_toml_str(
+            text,
+            env.iter().map(|(a, b)| (a.to_string(), b.to_string())),
+        )
     }
 
     #[test]

@@ -73,7 +73,12 @@ pub async fn feed(conn: &mut PgConnection, opts: &FeedOptions) -> Result<(), sql
     Ok(())
 }
 
-async fn report(conn: &mut PgConnection, model: &str, sent: usize, elapsed: Duration) -> Result<(), sqlx::Error> {
+async fn report(
+    conn: &mut PgConnection,
+    model: &str,
+    sent: usize,
+    elapsed: Duration,
+) -> Result<(), sqlx::Error> {
     let state = sqlx::query(
         "SELECT rows_processed, \
                 (state->'count_windows'->0->'stats'->>'correct')::float8 / \
@@ -83,11 +88,12 @@ async fn report(conn: &mut PgConnection, model: &str, sent: usize, elapsed: Dura
     .bind(model)
     .fetch_optional(&mut *conn)
     .await?;
-    let drifts: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM driftd.drift_events WHERE model = $1 AND kind = 'drift'")
-            .bind(model)
-            .fetch_one(&mut *conn)
-            .await?;
+    let drifts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM driftd.drift_events WHERE model = $1 AND kind = 'drift'",
+    )
+    .bind(model)
+    .fetch_one(&mut *conn)
+    .await?;
     let (processed, acc) = match state {
         Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<Option<f64>, _>(1)?),
         None => (0, None),
@@ -102,7 +108,11 @@ async fn report(conn: &mut PgConnection, model: &str, sent: usize, elapsed: Dura
 }
 
 /// The closing summary: when drift was detected and what accuracy looked like around it.
-pub async fn summary(conn: &mut PgConnection, model: &str, spec: &StreamSpec) -> Result<(), sqlx::Error> {
+pub async fn summary(
+    conn: &mut PgConnection,
+    model: &str,
+    spec: &StreamSpec,
+) -> Result<(), sqlx::Error> {
     let events: Vec<(String, i64, f64)> = sqlx::query_as(
         "SELECT detector, row_index, coalesce(estimate, 'NaN') FROM driftd.drift_events \
          WHERE model = $1 AND kind = 'drift' ORDER BY row_index",

@@ -57,7 +57,11 @@ fn gaussian(rng: &mut StdRng) -> f64 {
 impl Stream {
     pub fn new(spec: StreamSpec) -> Self {
         let mut rng = StdRng::seed_from_u64(spec.seed);
-        let concept = |rng: &mut StdRng| (0..spec.n_features).map(|_| gaussian(rng)).collect::<Vec<_>>();
+        let concept = |rng: &mut StdRng| {
+            (0..spec.n_features)
+                .map(|_| gaussian(rng))
+                .collect::<Vec<_>>()
+        };
         let c0 = concept(&mut rng);
         let c1 = concept(&mut rng);
         let c2 = concept(&mut rng);
@@ -79,7 +83,11 @@ impl Stream {
         let base = if after_abrupt { 1 } else { 0 };
         match self.spec.gradual {
             Some((s, e)) if i >= s => {
-                let t = if i >= e { 1.0 } else { (i - s) as f64 / (e - s) as f64 };
+                let t = if i >= e {
+                    1.0
+                } else {
+                    (i - s) as f64 / (e - s) as f64
+                };
                 let w = self.concepts[base]
                     .iter()
                     .zip(&self.concepts[2])
@@ -101,7 +109,9 @@ impl Iterator for Stream {
         }
         let i = self.next;
         self.next += 1;
-        let x: Vec<f64> = (0..self.spec.n_features).map(|_| gaussian(&mut self.rng)).collect();
+        let x: Vec<f64> = (0..self.spec.n_features)
+            .map(|_| gaussian(&mut self.rng))
+            .collect();
         let (w, concept) = self.weights_at(i);
         let margin: f64 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
         let mut label = u32::from(margin > 0.0);

@@ -23,7 +23,8 @@ impl LogLevelHandle {
     }
 
     pub fn set(&self, filter: &str) -> Result<(), String> {
-        let parsed = EnvFilter::try_new(filter).map_err(|e| format!("invalid filter `{filter}`: {e}"))?;
+        let parsed =
+            EnvFilter::try_new(filter).map_err(|e| format!("invalid filter `{filter}`: {e}"))?;
         (self.reload)(parsed)?;
         *self.current.lock().expect("log level lock") = filter.to_string();
         Ok(())
@@ -41,11 +42,14 @@ impl LogLevelHandle {
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over the configured level.
 pub fn init(format: LogFormat, level: &str) -> Result<LogLevelHandle, String> {
     let initial = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
-    let filter = EnvFilter::try_new(&initial).map_err(|e| format!("invalid log filter `{initial}`: {e}"))?;
+    let filter =
+        EnvFilter::try_new(&initial).map_err(|e| format!("invalid log filter `{initial}`: {e}"))?;
     let (filter_layer, handle) = reload::Layer::<EnvFilter, Registry>::new(filter);
     let registry = tracing_subscriber::registry().with(filter_layer);
     let result = match format {
-        LogFormat::Human => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
+        LogFormat::Human => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))
             .try_init(),
@@ -53,6 +57,8 @@ pub fn init(format: LogFormat, level: &str) -> Result<LogLevelHandle, String> {
     result.map_err(|e| e.to_string())?;
     Ok(LogLevelHandle {
         current: Arc::new(Mutex::new(initial)),
-        reload: Arc::new(Box::new(move |f| handle.reload(f).map_err(|e| e.to_string()))),
+        reload: Arc::new(Box::new(move |f| {
+            handle.reload(f).map_err(|e| e.to_string())
+        })),
     })
 }

@@ -26,7 +26,11 @@ pub use model_loop::{ModelLoop, StepOutcome};
 
 /// Runs the daemon until `shutdown` turns true; then each model finishes the batch in hand,
 /// commits, and the function returns.
-pub async fn run(cfg: Config, log_level: LogLevelHandle, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: Config,
+    log_level: LogLevelHandle,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let pool = db::pool(&cfg.database).context("database.url")?;
@@ -37,7 +41,15 @@ pub async fn run(cfg: Config, log_level: LogLevelHandle, mut shutdown: watch::Re
         log_level,
     };
     let mut http_shutdown = shutdown.clone();
-    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, axum::Router::new(), async move {
+    let admin = exporter::admin::router(
+        pool.clone(),
+        cfg.http.admin_token.clone(),
+        cfg.models
+            .iter()
+            .map(|m| (m.name.clone(), m.triggers.manual_strategy))
+            .collect(),
+    );
+    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, admin, async move {
         let _ = http_shutdown.wait_for(|s| *s).await;
     })
     .await

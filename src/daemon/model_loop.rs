@@ -11,14 +11,14 @@ use tokio::sync::{watch, Notify};
 use super::store::{self, BatchCommit, StoreError};
 use super::training::Trainer;
 use crate::config::{ModelConfig, PollConfig, Task, TrainingRuntimeConfig};
-use crate::policy::{self, BatchView, TrainRequest};
-use crate::registry;
-use crate::train::ModelArtifact;
-use tokio::sync::mpsc;
 use crate::db::Backoff;
 use crate::exporter::Metrics;
 use crate::monitor::{MonitorEvent, MonitorState};
 use crate::outcomes::{validate, OutcomeSource, Rejection, Watermark};
+use crate::policy::{self, BatchView, TrainRequest};
+use crate::registry;
+use crate::train::ModelArtifact;
+use tokio::sync::mpsc;
 
 pub struct ModelLoop {
     pub cfg: ModelConfig,
@@ -61,16 +61,27 @@ impl ModelLoop {
         let name = self.cfg.name.clone();
         let mut backoff = Backoff::new(200, self.poll.max_backoff_ms);
         let mut live: Option<Live> = None;
-        let mut trainer = Trainer::new(self.cfg.clone(), self.pool.clone(), self.source.clone(), self.metrics.clone());
+        let mut trainer = Trainer::new(
+            self.cfg.clone(),
+            self.pool.clone(),
+            self.source.clone(),
+            self.metrics.clone(),
+        );
         while !*shutdown.borrow() {
             let result = match live.as_mut() {
                 None => self.load().await.map(|l| {
                     live = Some(l);
                     let _ = self.loaded.send(true);
-                    StepOutcome { rows: 0, rejected: 0 }
+                    StepOutcome {
+                        rows: 0,
+                        rejected: 0,
+                    }
                 }),
                 Some(l) => match self.step(l).await {
-                    Ok((step, events)) => self.after_step(l, &mut trainer, &events).await.map(|_| step),
+                    Ok((step, events)) => self
+                        .after_step(l, &mut trainer, &events)
+                        .await
+                        .map(|_| step),
                     Err(e) => Err(e),
                 },
             };
@@ -79,9 +90,13 @@ impl ModelLoop {
                     (self.db_up)(true);
                     backoff.reset();
                     if let Some(l) = &live {
-                        let lag = (Utc::now() - l.watermark.labeled_at).num_milliseconds() as f64 / 1e3;
+                        let lag =
+                            (Utc::now() - l.watermark.labeled_at).num_milliseconds() as f64 / 1e3;
                         if l.watermark != Watermark::start() {
-                            self.metrics.watermark_lag.with_label_values(&[&name]).set(lag.max(0.0));
+                            self.metrics
+                                .watermark_lag
+                                .with_label_values(&[&name])
+                                .set(lag.max(0.0));
                         }
                     }
                     if step.rows as u32 >= self.poll.batch_size {
@@ -111,12 +126,19 @@ impl ModelLoop {
                 _ = shutdown.changed() => {}
             }
         }
-        trainer.cancel(Duration::from_millis(self.runtime.grace_ms)).await;
+        trainer
+            .cancel(Duration::from_millis(self.runtime.grace_ms))
+            .await;
         tracing::info!(model = %name, "poller stopped");
     }
 
     /// Everything that follows a committed batch: training bookkeeping, scoring, triggers.
-    async fn after_step(&mut self, live: &mut Live, trainer: &mut Trainer, events: &[MonitorEvent]) -> Result<(), StoreError> {
+    async fn after_step(
+        &mut self,
+        live: &mut Live,
+        trainer: &mut Trainer,
+        events: &[MonitorEvent],
+    ) -> Result<(), StoreError> {
         let now = Utc::now();
         if let Some(done) = trainer.poll(live.watermark).await {
             tracing::debug!(model = %self.cfg.name, run_id = done.run_id, status = done.status.as_str(), "run collected");
@@ -132,7 +154,9 @@ impl ModelLoop {
         let view = BatchView {
             rows: live.state.rows,
             events,
-            watched_accuracy: live.state.window_accuracy(&self.cfg.triggers.threshold.window),
+            watched_accuracy: live
+                .state
+                .window_accuracy(&self.cfg.triggers.threshold.window),
             champion_holdout_accuracy: live.champion.as_ref().and_then(|c| c.holdout_accuracy),
             has_champion: live.champion.is_some(),
         };
@@ -144,8 +168,11 @@ impl ModelLoop {
             requests.push(r);
         }
         let mut conn = self.pool.acquire().await?;
-        while let Some((id, strategy, reason)) = registry::runs_claim_requested(&mut conn, &self.cfg.name).await? {
-            let strategy = super::training::parse_strategy(&strategy).unwrap_or(self.cfg.triggers.manual_strategy);
+        while let Some((id, strategy, reason)) =
+            registry::runs_claim_requested(&mut conn, &self.cfg.name).await?
+        {
+            let strategy = super::training::parse_strategy(&strategy)
+                .unwrap_or(self.cfg.triggers.manual_strategy);
             requests.push(TrainRequest {
                 trigger: policy::TriggerKind::Manual,
                 reason,
@@ -173,10 +200,20 @@ impl ModelLoop {
         }
         live.champion = match registry::champion(&mut conn, &self.cfg.name).await {
             Ok(Some((info, artifact))) => {
-                self.metrics.champion_version.with_label_values(&[&self.cfg.name]).set(info.version);
-                let acc = info.holdout_metrics.pointer("/holdout/accuracy").and_then(|v| v.as_f64());
+                self.metrics
+                    .champion_version
+                    .with_label_values(&[&self.cfg.name])
+                    .set(info.version);
+                let acc = info
+                    .holdout_metrics
+                    .pointer("/holdout/accuracy")
+                    .and_then(|v| v.as_f64());
                 tracing::info!(model = %self.cfg.name, version = info.version, "champion loaded");
-                Some(Champion { version: info.version, holdout_accuracy: acc, artifact })
+                Some(Champion {
+                    version: info.version,
+                    holdout_accuracy: acc,
+                    artifact,
+                })
             }
             Ok(None) => None,
             Err(registry::RegistryError::Db(e)) => return Err(e.into()),
@@ -191,20 +228,32 @@ impl ModelLoop {
 
     /// Predicts rows that have none with the champion, stamping its version.
     async fn score_unscored(&self, live: &mut Live) -> Result<(), StoreError> {
-        let Some(ch) = &live.champion else { return Ok(()) };
+        let Some(ch) = &live.champion else {
+            return Ok(());
+        };
         let mut conn = self.pool.acquire().await?;
         let rows = self
             .source
-            .unscored(&mut conn, &self.cfg.name, live.scored_upto, i64::from(self.runtime.score_batch))
+            .unscored(
+                &mut conn,
+                &self.cfg.name,
+                live.scored_upto,
+                i64::from(self.runtime.score_batch),
+            )
             .await?;
-        let Some(last) = rows.last() else { return Ok(()) };
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
         live.scored_upto = last.0;
         let n = self.cfg.n_features;
         let mut ids = Vec::with_capacity(rows.len());
         let mut x = Vec::with_capacity(rows.len() * n);
         for (id, f) in &rows {
             // Rows that cannot be scored are left alone; they are rejected once labelled.
-            let Some(f) = f.as_ref().filter(|f| f.len() == n && f.iter().all(|v| v.is_some_and(f64::is_finite))) else {
+            let Some(f) = f
+                .as_ref()
+                .filter(|f| f.len() == n && f.iter().all(|v| v.is_some_and(f64::is_finite)))
+            else {
                 continue;
             };
             ids.push(*id);
@@ -229,8 +278,14 @@ impl ModelLoop {
                 return Ok(());
             }
         };
-        let written = self.source.write_predictions(&mut conn, &ids, &preds, ch.version).await?;
-        self.metrics.rows_scored.with_label_values(&[&self.cfg.name]).inc_by(written);
+        let written = self
+            .source
+            .write_predictions(&mut conn, &ids, &preds, ch.version)
+            .await?;
+        self.metrics
+            .rows_scored
+            .with_label_values(&[&self.cfg.name])
+            .inc_by(written);
         Ok(())
     }
 
@@ -244,12 +299,17 @@ impl ModelLoop {
             "monitor state loaded"
         );
         self.metrics.publish_monitor(&self.cfg.name, &loaded.state);
-        self.metrics.outcomes_processed.with_label_values(&[&self.cfg.name]);
+        self.metrics
+            .outcomes_processed
+            .with_label_values(&[&self.cfg.name]);
         let orphans = registry::runs_fail_orphans(&mut conn, &self.cfg.name).await?;
         if orphans > 0 {
             tracing::warn!(model = %self.cfg.name, orphans, "marked runs left by a stopped daemon as failed");
         }
-        self.metrics.model_owner.with_label_values(&[&self.cfg.name]).set(1);
+        self.metrics
+            .model_owner
+            .with_label_values(&[&self.cfg.name])
+            .set(1);
         Ok(Live {
             watermark: loaded.watermark,
             state: loaded.state,
@@ -264,10 +324,22 @@ impl ModelLoop {
         let mut conn = self.pool.acquire().await?;
         let raw = self
             .source
-            .poll(&mut conn, &self.cfg.name, live.watermark, self.poll.settle_ms, self.poll.batch_size)
+            .poll(
+                &mut conn,
+                &self.cfg.name,
+                live.watermark,
+                self.poll.settle_ms,
+                self.poll.batch_size,
+            )
             .await?;
         let Some(last) = raw.last() else {
-            return Ok((StepOutcome { rows: 0, rejected: 0 }, Vec::new()));
+            return Ok((
+                StepOutcome {
+                    rows: 0,
+                    rejected: 0,
+                },
+                Vec::new(),
+            ));
         };
         let to = Watermark {
             labeled_at: last.labeled_at,
@@ -303,7 +375,9 @@ impl ModelLoop {
         live.state = next;
         live.watermark = to;
         self.export(&raw.len(), &rejected, &events, &delays, live);
-        self.metrics.poll_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .poll_duration
+            .observe(started.elapsed().as_secs_f64());
         Ok((
             StepOutcome {
                 rows: raw.len(),
@@ -313,7 +387,14 @@ impl ModelLoop {
         ))
     }
 
-    fn export(&self, n: &usize, rejected: &[Rejection], events: &[MonitorEvent], delays: &[f64], live: &Live) {
+    fn export(
+        &self,
+        n: &usize,
+        rejected: &[Rejection],
+        events: &[MonitorEvent],
+        delays: &[f64],
+        live: &Live,
+    ) {
         let name = self.cfg.name.as_str();
         let m = &self.metrics;
         m.outcomes_processed
@@ -325,7 +406,9 @@ impl ModelLoop {
                 *by_reason.entry(r.reason.as_str()).or_insert(0u64) += 1;
             }
             for (reason, count) in &by_reason {
-                m.rows_rejected.with_label_values(&[name, reason]).inc_by(*count);
+                m.rows_rejected
+                    .with_label_values(&[name, reason])
+                    .inc_by(*count);
             }
             // Once per batch, not once per row: a flood of bad rows must not flood the log.
             tracing::warn!(model = name, rejected = rejected.len(), reasons = ?by_reason,
@@ -350,7 +433,9 @@ impl ModelLoop {
                         .set(labeled_at.timestamp() as f64);
                     tracing::info!(model = name, detector = %detector, row_id, estimate, "drift detected");
                 }
-                MonitorEvent::Warning { detector, row_id, .. } => {
+                MonitorEvent::Warning {
+                    detector, row_id, ..
+                } => {
                     tracing::debug!(model = name, detector = %detector, row_id, "drift warning");
                 }
             }

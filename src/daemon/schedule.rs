@@ -21,15 +21,31 @@ pub async fn start(
     let sched = JobScheduler::new().await?;
     for m in models {
         let tz = parse_timezone(&m.triggers.timezone).expect("validated with the config");
-        let all: Vec<String> = m.triggers.schedules.iter().map(|s| s.cron.clone()).collect();
+        let all: Vec<String> = m
+            .triggers
+            .schedules
+            .iter()
+            .map(|s| s.cron.clone())
+            .collect();
         for s in &m.triggers.schedules {
             let all = all.clone();
             let tx = senders[&m.name].clone();
-            let (model, cron, strategy, tzname) = (m.name.clone(), s.cron.clone(), s.strategy, m.triggers.timezone.clone());
+            let (model, cron, strategy, tzname) = (
+                m.name.clone(),
+                s.cron.clone(),
+                s.strategy,
+                m.triggers.timezone.clone(),
+            );
             let metrics = metrics.clone();
             let job = Job::new_async_tz(s.cron.as_str(), tz, move |_id, _lock| {
-                let (tx, model, cron, tzname, metrics, all) =
-                    (tx.clone(), model.clone(), cron.clone(), tzname.clone(), metrics.clone(), all.clone());
+                let (tx, model, cron, tzname, metrics, all) = (
+                    tx.clone(),
+                    model.clone(),
+                    cron.clone(),
+                    tzname.clone(),
+                    metrics.clone(),
+                    all.clone(),
+                );
                 Box::pin(async move {
                     let req = TrainRequest {
                         trigger: TriggerKind::Schedule,
@@ -45,7 +61,12 @@ pub async fn start(
             })?;
             sched.add(job).await?;
         }
-        let crons: Vec<&str> = m.triggers.schedules.iter().map(|s| s.cron.as_str()).collect();
+        let crons: Vec<&str> = m
+            .triggers
+            .schedules
+            .iter()
+            .map(|s| s.cron.as_str())
+            .collect();
         publish_next(&metrics, &m.name, &crons, &m.triggers.timezone);
     }
     sched.start().await?;
@@ -56,7 +77,11 @@ fn publish_next(metrics: &Metrics, model: &str, crons: &[&str], tz: &str) {
     let now = chrono::Utc::now();
     let next = crons
         .iter()
-        .filter_map(|c| next_firings(c, tz, now, 1).ok().and_then(|v| v.first().copied()))
+        .filter_map(|c| {
+            next_firings(c, tz, now, 1)
+                .ok()
+                .and_then(|v| v.first().copied())
+        })
         .min();
     if let Some(t) = next {
         metrics

@@ -53,10 +53,11 @@ pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, 
         _ => Watermark::start(),
     };
     let text: String = row.try_get(3)?;
-    let snapshot: MonitorState = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
-        model: cfg.name.clone(),
-        source,
-    })?;
+    let snapshot: MonitorState =
+        serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+            model: cfg.name.clone(),
+            source,
+        })?;
     Ok(Loaded {
         watermark,
         rows_rejected: row.try_get::<i64, _>(2)? as u64,
@@ -105,7 +106,9 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
                 row_index,
                 labeled_at,
                 estimate,
-            } => ("drift", detector, signal, row_id, row_index, labeled_at, estimate),
+            } => (
+                "drift", detector, signal, row_id, row_index, labeled_at, estimate,
+            ),
             MonitorEvent::Warning {
                 detector,
                 signal,
@@ -113,7 +116,9 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
                 row_index,
                 labeled_at,
                 estimate,
-            } => ("warning", detector, signal, row_id, row_index, labeled_at, estimate),
+            } => (
+                "warning", detector, signal, row_id, row_index, labeled_at, estimate,
+            ),
         };
         let signal = serde_json::to_value(signal).expect("signal serialises");
         sqlx::query(

@@ -41,7 +41,12 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(cfg: ModelConfig, pool: PgPool, source: Arc<OutcomeSource>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        cfg: ModelConfig,
+        pool: PgPool,
+        source: Arc<OutcomeSource>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Trainer {
             cfg,
             pool,
@@ -59,11 +64,26 @@ impl Trainer {
             let trigger = req.trigger.as_str();
             match req.run_id {
                 Some(id) => {
-                    registry::runs_finish(&mut conn, id, RunStatus::Coalesced, None, &serde_json::json!([]), None).await?
+                    registry::runs_finish(
+                        &mut conn,
+                        id,
+                        RunStatus::Coalesced,
+                        None,
+                        &serde_json::json!([]),
+                        None,
+                    )
+                    .await?
                 }
                 None => {
-                    registry::runs_create(&mut conn, &self.cfg.name, trigger, &req.reason, req.strategy.as_str(), RunStatus::Coalesced)
-                        .await?;
+                    registry::runs_create(
+                        &mut conn,
+                        &self.cfg.name,
+                        trigger,
+                        &req.reason,
+                        req.strategy.as_str(),
+                        RunStatus::Coalesced,
+                    )
+                    .await?;
                 }
             }
             self.metrics
@@ -77,8 +97,15 @@ impl Trainer {
         let run_id = match req.run_id {
             Some(id) => id,
             None => {
-                registry::runs_create(&mut conn, &self.cfg.name, req.trigger.as_str(), &req.reason, req.strategy.as_str(), RunStatus::Running)
-                    .await?
+                registry::runs_create(
+                    &mut conn,
+                    &self.cfg.name,
+                    req.trigger.as_str(),
+                    &req.reason,
+                    req.strategy.as_str(),
+                    RunStatus::Running,
+                )
+                .await?
             }
         };
         let cancel = Arc::new(AtomicBool::new(false));
@@ -112,12 +139,19 @@ impl Trainer {
             Ok(res) => res,
             Err(e) => {
                 tracing::error!(model = %self.cfg.name, error = %e, "training task panicked");
-                RunResult { run_id: r.run_id, status: RunStatus::Failed, new_champion: None }
+                RunResult {
+                    run_id: r.run_id,
+                    status: RunStatus::Failed,
+                    new_champion: None,
+                }
             }
         };
         self.record(r.trigger, &result);
         if let Some(next) = self.follow_up.take() {
-            let next = TrainRequest { run_id: None, ..next };
+            let next = TrainRequest {
+                run_id: None,
+                ..next
+            };
             if let Err(e) = self.submit(next, upto).await {
                 tracing::warn!(model = %self.cfg.name, error = %e, "could not start the follow-up run");
             }
@@ -141,17 +175,24 @@ impl Trainer {
             .with_label_values(&[&self.cfg.name])
             .set(chrono::Utc::now().timestamp() as f64);
         if let Some(v) = result.new_champion {
-            self.metrics.champion_version.with_label_values(&[&self.cfg.name]).set(v);
+            self.metrics
+                .champion_version
+                .with_label_values(&[&self.cfg.name])
+                .set(v);
         }
     }
 
     /// Shutdown: asks the running update to stop and waits up to `grace` for it to record that.
     pub async fn cancel(&mut self, grace: Duration) {
-        let Some(mut r) = self.running.take() else { return };
+        let Some(mut r) = self.running.take() else {
+            return;
+        };
         r.cancel.store(true, Ordering::Relaxed);
         match tokio::time::timeout(grace, &mut r.task).await {
             Ok(Ok(res)) => self.record(r.trigger, &res),
-            _ => tracing::warn!(model = %self.cfg.name, run_id = r.run_id, "training did not stop within the grace period"),
+            _ => {
+                tracing::warn!(model = %self.cfg.name, run_id = r.run_id, "training did not stop within the grace period")
+            }
         }
     }
 }
@@ -177,7 +218,9 @@ fn to_dataset(rows: &[TrainingRow], n_features: usize, task: Task, n_classes: u3
         let Some(label) = r.label else { continue };
         let valid = match task {
             Task::Binary => label == 0.0 || label == 1.0,
-            Task::Multiclass => label.fract() == 0.0 && label >= 0.0 && label < f64::from(n_classes),
+            Task::Multiclass => {
+                label.fract() == 0.0 && label >= 0.0 && label < f64::from(n_classes)
+            }
         };
         if !valid {
             continue;
@@ -195,22 +238,44 @@ impl Job {
         let started = Instant::now();
         let (status, version, candidates, error) = match self.train().await {
             Ok((status, version, candidates)) => (status, version, candidates, None),
-            Err(JobError::Cancelled) => (RunStatus::Cancelled, None, serde_json::json!([]), Some("cancelled at shutdown".to_string())),
-            Err(e) => (RunStatus::Failed, None, serde_json::json!([]), Some(e.to_string())),
+            Err(JobError::Cancelled) => (
+                RunStatus::Cancelled,
+                None,
+                serde_json::json!([]),
+                Some("cancelled at shutdown".to_string()),
+            ),
+            Err(e) => (
+                RunStatus::Failed,
+                None,
+                serde_json::json!([]),
+                Some(e.to_string()),
+            ),
         };
         self.metrics
             .training_duration
             .with_label_values(&[self.req.strategy.as_str()])
             .observe(started.elapsed().as_secs_f64());
         match &error {
-            Some(e) => tracing::warn!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), error = %e, "training ended without a new champion"),
-            None => tracing::info!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), new_version = ?version, "training finished"),
+            Some(e) => {
+                tracing::warn!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), error = %e, "training ended without a new champion")
+            }
+            None => {
+                tracing::info!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), new_version = ?version, "training finished")
+            }
         }
         // Recording the end must not be lost to a transient error: retry a few times.
         for attempt in 0..5 {
             let r = async {
                 let mut conn = self.pool.acquire().await?;
-                registry::runs_finish(&mut conn, self.run_id, status, version, &candidates, error.as_deref()).await
+                registry::runs_finish(
+                    &mut conn,
+                    self.run_id,
+                    status,
+                    version,
+                    &candidates,
+                    error.as_deref(),
+                )
+                .await
             };
             match r.await {
                 Ok(()) => break,
@@ -231,12 +296,27 @@ impl Job {
         let name = &self.cfg.name;
         let mut conn = self.pool.acquire().await?;
         let champion = registry::champion(&mut conn, name).await?;
-        registry::runs_mark_running(&mut conn, self.run_id, champion.as_ref().map(|(i, _)| i.version)).await?;
-        let cutoff = champion.as_ref().and_then(|(i, _)| i.cutoff).unwrap_or_else(Watermark::start);
+        registry::runs_mark_running(
+            &mut conn,
+            self.run_id,
+            champion.as_ref().map(|(i, _)| i.version),
+        )
+        .await?;
+        let cutoff = champion
+            .as_ref()
+            .and_then(|(i, _)| i.cutoff)
+            .unwrap_or_else(Watermark::start);
         let limit = self.cfg.max_training_rows as i64;
-        let new_rows = self.source.training_rows(&mut conn, name, cutoff, self.upto, limit).await?;
+        let new_rows = self
+            .source
+            .training_rows(&mut conn, name, cutoff, self.upto, limit)
+            .await?;
         let old_rows = match &champion {
-            Some(_) => self.source.training_rows(&mut conn, name, Watermark::start(), cutoff, limit).await?,
+            Some(_) => {
+                self.source
+                    .training_rows(&mut conn, name, Watermark::start(), cutoff, limit)
+                    .await?
+            }
             None => Vec::new(),
         };
         drop(conn);
@@ -245,7 +325,10 @@ impl Job {
         let new = to_dataset(&new_rows, self.cfg.n_features, task, n_classes);
         let new_cutoff = new_rows
             .last()
-            .map(|r| Watermark { labeled_at: r.labeled_at, id: r.id })
+            .map(|r| Watermark {
+                labeled_at: r.labeled_at,
+                id: r.id,
+            })
             .unwrap_or(cutoff);
         let req = UpdateRequest {
             seed: self.run_id as u64,
@@ -260,7 +343,14 @@ impl Job {
         let champion_artifact = champion.as_ref().map(|(_, a)| a.clone());
         // libtorch work never runs on the async runtime.
         let outcome = tokio::task::spawn_blocking(move || {
-            train::run_update(&req, champion_artifact.as_ref(), &old, &new, &train_cfg, &cancel)
+            train::run_update(
+                &req,
+                champion_artifact.as_ref(),
+                &old,
+                &new,
+                &train_cfg,
+                &cancel,
+            )
         })
         .await
         .map_err(|e| JobError::Other(format!("training thread: {e}")))??;
@@ -292,7 +382,11 @@ impl Job {
             outcome.promoted,
         )
         .await?;
-        let status = if outcome.promoted { RunStatus::Promoted } else { RunStatus::Kept };
+        let status = if outcome.promoted {
+            RunStatus::Promoted
+        } else {
+            RunStatus::Kept
+        };
         Ok((status, Some(version), candidates))
     }
 }

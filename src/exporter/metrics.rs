@@ -2,8 +2,8 @@
 //! only this module and the HTTP handler know the Prometheus format.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::monitor::MonitorState;
@@ -54,7 +54,10 @@ impl Metrics {
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            reg(&r, IntCounterVec::new(Opts::new(name, help), labels).unwrap())
+            reg(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).unwrap(),
+            )
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             reg(&r, GaugeVec::new(Opts::new(name, help), labels).unwrap())
@@ -98,18 +101,29 @@ impl Metrics {
             poll_duration: reg(
                 &r,
                 Histogram::with_opts(
-                    HistogramOpts::new("driftd_poll_duration_seconds", "Time to read, fold and commit one batch.")
-                        .buckets(prometheus::exponential_buckets(0.001, 2.5, 12).unwrap()),
+                    HistogramOpts::new(
+                        "driftd_poll_duration_seconds",
+                        "Time to read, fold and commit one batch.",
+                    )
+                    .buckets(prometheus::exponential_buckets(0.001, 2.5, 12).unwrap()),
                 )
                 .unwrap(),
             ),
             poll_errors: reg(
                 &r,
-                IntCounter::new("driftd_poll_errors_total", "Polls that failed (database errors).").unwrap(),
+                IntCounter::new(
+                    "driftd_poll_errors_total",
+                    "Polls that failed (database errors).",
+                )
+                .unwrap(),
             ),
             database_up: reg(
                 &r,
-                Gauge::new("driftd_database_up", "1 when the last database round trip succeeded.").unwrap(),
+                Gauge::new(
+                    "driftd_database_up",
+                    "1 when the last database round trip succeeded.",
+                )
+                .unwrap(),
             ),
             watermark_lag: gauge(
                 "driftd_watermark_lag_seconds",

@@ -1,6 +1,7 @@
 //! The Prometheus registry and the HTTP surface: `/metrics`, `/healthz`, `/readyz`,
 //! `GET/PUT /log-level`.
 
+pub mod admin;
 mod http;
 mod metrics;
 

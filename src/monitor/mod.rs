@@ -117,7 +117,11 @@ impl MonitorState {
             rows: 0,
             correct: 0,
             confusion: vec![vec![0; classes]; classes],
-            count_windows: cfg.count_windows.iter().map(|&n| CountWindow::new(n)).collect(),
+            count_windows: cfg
+                .count_windows
+                .iter()
+                .map(|&n| CountWindow::new(n))
+                .collect(),
             time_windows: cfg
                 .time_windows
                 .iter()
@@ -189,7 +193,10 @@ impl MonitorState {
         for (_, w) in &mut self.time_windows {
             w.push(ts, &s);
         }
-        self.newest_labeled_at = Some(self.newest_labeled_at.map_or(o.labeled_at, |t| t.max(o.labeled_at)));
+        self.newest_labeled_at = Some(
+            self.newest_labeled_at
+                .map_or(o.labeled_at, |t| t.max(o.labeled_at)),
+        );
 
         let mut events = Vec::new();
         for slot in &mut self.detectors {
@@ -246,7 +253,11 @@ impl MonitorState {
         self.count_windows
             .iter()
             .map(|w| (w.size.to_string(), w.stats()))
-            .chain(self.time_windows.iter().map(|(n, w)| (n.clone(), w.stats())))
+            .chain(
+                self.time_windows
+                    .iter()
+                    .map(|(n, w)| (n.clone(), w.stats())),
+            )
             .collect()
     }
 }
@@ -267,7 +278,10 @@ n_features = 1
 count_windows = [10]
 time_windows = ["1h"]
 "#;
-        Config::from_toml_str(text, Vec::new()).unwrap().models.remove(0)
+        Config::from_toml_str(text, Vec::new())
+            .unwrap()
+            .models
+            .remove(0)
     }
 
     fn outcome(i: i64, pred: f64, label: u32) -> Outcome {
@@ -307,13 +321,18 @@ time_windows = ["1h"]
         let mut straight = MonitorState::new(&cfg);
         let events_a: Vec<_> = stream.iter().flat_map(|o| straight.update(o)).collect();
         let mut first = MonitorState::new(&cfg);
-        let mut events_b: Vec<_> = stream[..1_700].iter().flat_map(|o| first.update(o)).collect();
+        let mut events_b: Vec<_> = stream[..1_700]
+            .iter()
+            .flat_map(|o| first.update(o))
+            .collect();
         let json = serde_json::to_string(&first).unwrap();
         let mut resumed = MonitorState::restore(&cfg, serde_json::from_str(&json).unwrap());
         events_b.extend(stream[1_700..].iter().flat_map(|o| resumed.update(o)));
         let json_of = |m: &MonitorState| serde_json::to_value(m).unwrap();
         assert_eq!(json_of(&resumed), json_of(&straight));
         assert_eq!(events_a, events_b);
-        assert!(events_a.iter().any(|e| matches!(e, MonitorEvent::Drift { .. })));
+        assert!(events_a
+            .iter()
+            .any(|e| matches!(e, MonitorEvent::Drift { .. })));
     }
 }

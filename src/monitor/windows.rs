@@ -89,8 +89,10 @@ impl CountWindow {
             brier: s.brier.map(|v| f64::from(v as f32)),
         };
         self.correct.push_back(stored.correct);
-        self.log_loss.push_back(stored.log_loss.map_or(f32::NAN, |v| v as f32));
-        self.brier.push_back(stored.brier.map_or(f32::NAN, |v| v as f32));
+        self.log_loss
+            .push_back(stored.log_loss.map_or(f32::NAN, |v| v as f32));
+        self.brier
+            .push_back(stored.brier.map_or(f32::NAN, |v| v as f32));
         self.stats.add(&stored);
         self.since_resum += 1;
         if self.since_resum >= self.size {
@@ -202,7 +204,10 @@ mod tests {
             let st = w.stats();
             assert_eq!(st.n as usize, tail.len());
             assert_eq!(st.correct as usize, tail.iter().filter(|&&c| c).count());
-            let ll: f64 = tail.iter().map(|&c| if c { 0.1f32 } else { 2.0 } as f64).sum();
+            let ll: f64 = tail
+                .iter()
+                .map(|&c| if c { 0.1f32 } else { 2.0 } as f64)
+                .sum();
             assert!((st.log_loss_sum - ll).abs() < 1e-9);
         }
     }

@@ -215,7 +215,9 @@ impl OutcomeSource {
             .bind(limit)
             .fetch_all(conn)
             .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Stamps predictions (and the champion's version) on rows that still have none.
@@ -226,7 +228,9 @@ impl OutcomeSource {
         predictions: &[f64],
         version: i64,
     ) -> Result<u64, sqlx::Error> {
-        let Some(sql) = &self.score_sql else { return Ok(0) };
+        let Some(sql) = &self.score_sql else {
+            return Ok(0);
+        };
         Ok(sqlx::query(sql)
             .bind(ids)
             .bind(predictions)

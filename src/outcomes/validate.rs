@@ -65,7 +65,10 @@ pub fn validate(
         detail,
     };
     let Some(feats) = &raw.features else {
-        return Err(reject(RejectReason::NullFeatures, "features are NULL".into()));
+        return Err(reject(
+            RejectReason::NullFeatures,
+            "features are NULL".into(),
+        ));
     };
     if feats.len() != n_features {
         return Err(reject(
@@ -76,9 +79,17 @@ pub fn validate(
     let mut features = Vec::with_capacity(n_features);
     for (i, f) in feats.iter().enumerate() {
         match f {
-            None => return Err(reject(RejectReason::NullFeature, format!("feature {i} is NULL"))),
+            None => {
+                return Err(reject(
+                    RejectReason::NullFeature,
+                    format!("feature {i} is NULL"),
+                ))
+            }
             Some(v) if !v.is_finite() => {
-                return Err(reject(RejectReason::NonFiniteFeature, format!("feature {i} is {v}")))
+                return Err(reject(
+                    RejectReason::NonFiniteFeature,
+                    format!("feature {i} is {v}"),
+                ))
             }
             Some(v) => features.push(*v as f32),
         }
@@ -104,7 +115,9 @@ pub fn validate(
             ))
         }
         (Task::Binary, Some(p)) if (0.0..=1.0).contains(&p) => p,
-        (Task::Multiclass, Some(p)) if p.fract() == 0.0 && p >= 0.0 && p < f64::from(n_classes) => p,
+        (Task::Multiclass, Some(p)) if p.fract() == 0.0 && p >= 0.0 && p < f64::from(n_classes) => {
+            p
+        }
         (_, Some(p)) => {
             return Err(reject(
                 RejectReason::InvalidPrediction,
@@ -126,7 +139,11 @@ pub fn validate(
 mod tests {
     use super::*;
 
-    fn raw(features: Option<Vec<Option<f64>>>, pred: Option<f64>, label: Option<f64>) -> RawOutcome {
+    fn raw(
+        features: Option<Vec<Option<f64>>>,
+        pred: Option<f64>,
+        label: Option<f64>,
+    ) -> RawOutcome {
         RawOutcome {
             id: 7,
             labeled_at: Utc::now(),
@@ -146,23 +163,54 @@ mod tests {
     fn each_defect_has_its_reason() {
         let ok = Some(vec![Some(1.0), Some(2.0)]);
         assert!(validate(&raw(ok.clone(), Some(0.3), Some(1.0)), 2, Task::Binary, 2).is_ok());
-        assert_eq!(reason(raw(None, Some(0.3), Some(1.0))), RejectReason::NullFeatures);
-        assert_eq!(reason(raw(Some(vec![Some(1.0)]), Some(0.3), Some(1.0))), RejectReason::WrongFeatureCount);
-        assert_eq!(reason(raw(Some(vec![Some(1.0), None]), Some(0.3), Some(1.0))), RejectReason::NullFeature);
         assert_eq!(
-            reason(raw(Some(vec![Some(1.0), Some(f64::NAN)]), Some(0.3), Some(1.0))),
+            reason(raw(None, Some(0.3), Some(1.0))),
+            RejectReason::NullFeatures
+        );
+        assert_eq!(
+            reason(raw(Some(vec![Some(1.0)]), Some(0.3), Some(1.0))),
+            RejectReason::WrongFeatureCount
+        );
+        assert_eq!(
+            reason(raw(Some(vec![Some(1.0), None]), Some(0.3), Some(1.0))),
+            RejectReason::NullFeature
+        );
+        assert_eq!(
+            reason(raw(
+                Some(vec![Some(1.0), Some(f64::NAN)]),
+                Some(0.3),
+                Some(1.0)
+            )),
             RejectReason::NonFiniteFeature
         );
-        assert_eq!(reason(raw(ok.clone(), Some(0.3), Some(2.0))), RejectReason::InvalidLabel);
-        assert_eq!(reason(raw(ok.clone(), Some(0.3), None)), RejectReason::InvalidLabel);
-        assert_eq!(reason(raw(ok.clone(), None, Some(1.0))), RejectReason::MissingPrediction);
-        assert_eq!(reason(raw(ok, Some(1.5), Some(1.0))), RejectReason::InvalidPrediction);
+        assert_eq!(
+            reason(raw(ok.clone(), Some(0.3), Some(2.0))),
+            RejectReason::InvalidLabel
+        );
+        assert_eq!(
+            reason(raw(ok.clone(), Some(0.3), None)),
+            RejectReason::InvalidLabel
+        );
+        assert_eq!(
+            reason(raw(ok.clone(), None, Some(1.0))),
+            RejectReason::MissingPrediction
+        );
+        assert_eq!(
+            reason(raw(ok, Some(1.5), Some(1.0))),
+            RejectReason::InvalidPrediction
+        );
     }
 
     #[test]
     fn multiclass_labels_are_class_indices() {
         let ok = Some(vec![Some(1.0), Some(2.0)]);
-        assert!(validate(&raw(ok.clone(), Some(2.0), Some(2.0)), 2, Task::Multiclass, 3).is_ok());
+        assert!(validate(
+            &raw(ok.clone(), Some(2.0), Some(2.0)),
+            2,
+            Task::Multiclass,
+            3
+        )
+        .is_ok());
         let e = validate(&raw(ok, Some(1.0), Some(3.0)), 2, Task::Multiclass, 3).unwrap_err();
         assert_eq!(e.reason, RejectReason::InvalidLabel);
     }

@@ -144,7 +144,11 @@ impl Default for TriggerConfig {
 impl TriggerConfig {
     /// Checks durations and thresholds; returns the offending key (relative) and why.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let dur = |k: &str, v: &str| parse_duration_secs(v).map(|_| ()).map_err(|r| (k.to_string(), r));
+        let dur = |k: &str, v: &str| {
+            parse_duration_secs(v)
+                .map(|_| ())
+                .map_err(|r| (k.to_string(), r))
+        };
         dur("drift.cooldown", &self.drift.cooldown)?;
         dur("threshold.hold", &self.threshold.hold)?;
         dur("threshold.cooldown", &self.threshold.cooldown)?;
@@ -152,18 +156,30 @@ impl TriggerConfig {
         for (i, s) in self.schedules.iter().enumerate() {
             schedule::parse_cron(&s.cron).map_err(|r| (format!("schedules[{i}].cron"), r))?;
             if matches!(s.strategy, Strategy::None) {
-                return Err((format!("schedules[{i}].strategy"), "`none` would never update".into()));
+                return Err((
+                    format!("schedules[{i}].strategy"),
+                    "`none` would never update".into(),
+                ));
             }
         }
-        for (name, v) in [("threshold.min_accuracy", self.threshold.min_accuracy), ("threshold.max_drop", self.threshold.max_drop)] {
+        for (name, v) in [
+            ("threshold.min_accuracy", self.threshold.min_accuracy),
+            ("threshold.max_drop", self.threshold.max_drop),
+        ] {
             if let Some(v) = v {
                 if !(0.0..=1.0).contains(&v) {
                     return Err((name.into(), format!("{v} is not between 0 and 1")));
                 }
             }
         }
-        if self.threshold.enabled && self.threshold.min_accuracy.is_none() && self.threshold.max_drop.is_none() {
-            return Err(("threshold".into(), "enabled but neither min_accuracy nor max_drop is set".into()));
+        if self.threshold.enabled
+            && self.threshold.min_accuracy.is_none()
+            && self.threshold.max_drop.is_none()
+        {
+            return Err((
+                "threshold".into(),
+                "enabled but neither min_accuracy nor max_drop is set".into(),
+            ));
         }
         Ok(())
     }
@@ -175,6 +191,9 @@ pub struct PolicyState {
     pub last_trigger_at: Option<DateTime<Utc>>,
     pub rows_at_last_update: u64,
     pub below_since: Option<DateTime<Utc>>,
+    /// A drift seen during the cooldown or before enough new rows: deferred, not dropped.
+    #[serde(default)]
+    pub pending_drift: Option<String>,
 }
 
 /// What one batch showed the policy.
@@ -187,7 +206,12 @@ pub struct BatchView<'a> {
     pub has_champion: bool,
 }
 
-pub fn on_batch(cfg: &TriggerConfig, st: &mut PolicyState, b: &BatchView<'_>, now: DateTime<Utc>) -> Option<TrainRequest> {
+pub fn on_batch(
+    cfg: &TriggerConfig,
+    st: &mut PolicyState,
+    b: &BatchView<'_>,
+    now: DateTime<Utc>,
+) -> Option<TrainRequest> {
     if !b.has_champion {
         if b.rows >= cfg.bootstrap_min_rows && st.last_trigger_at.is_none() {
             st.last_trigger_at = Some(now);
@@ -202,20 +226,32 @@ pub fn on_batch(cfg: &TriggerConfig, st: &mut PolicyState, b: &BatchView<'_>, no
     }
     let cooled = |cooldown: &str| {
         let secs = parse_duration_secs(cooldown).unwrap_or(0);
-        st.last_trigger_at.is_none_or(|t| (now - t).num_seconds() >= secs)
+        st.last_trigger_at
+            .is_none_or(|t| (now - t).num_seconds() >= secs)
     };
-    if cfg.drift.enabled && cooled(&cfg.drift.cooldown) && b.rows.saturating_sub(st.rows_at_last_update) >= cfg.drift.min_new_rows {
+    if cfg.drift.enabled {
         let hit = b.events.iter().find_map(|e| match e {
-            MonitorEvent::Drift { detector, row_id, .. } => Some((detector, row_id, "drift")),
-            MonitorEvent::Warning { detector, row_id, .. } if cfg.drift.on_warning => Some((detector, row_id, "warning")),
+            MonitorEvent::Drift {
+                detector, row_id, ..
+            } => Some((detector, row_id, "drift")),
+            MonitorEvent::Warning {
+                detector, row_id, ..
+            } if cfg.drift.on_warning => Some((detector, row_id, "warning")),
             _ => None,
         });
-        if let Some((det, row, what)) = hit.filter(|(d, _, _)| cfg.drift.detectors.is_empty() || cfg.drift.detectors.contains(d)) {
+        if let Some((det, row, what)) = hit
+            .filter(|(d, _, _)| cfg.drift.detectors.is_empty() || cfg.drift.detectors.contains(d))
+        {
+            st.pending_drift = Some(format!("{det} reported {what} at row id {row}"));
+        }
+        let enough_rows = b.rows.saturating_sub(st.rows_at_last_update) >= cfg.drift.min_new_rows;
+        if st.pending_drift.is_some() && enough_rows && cooled(&cfg.drift.cooldown) {
+            let reason = st.pending_drift.take().expect("checked above");
             st.last_trigger_at = Some(now);
             st.below_since = None;
             return Some(TrainRequest {
                 trigger: TriggerKind::Drift,
-                reason: format!("{det} reported {what} at row id {row}"),
+                reason,
                 strategy: cfg.drift.strategy,
                 run_id: None,
             });
@@ -238,7 +274,10 @@ pub fn on_batch(cfg: &TriggerConfig, st: &mut PolicyState, b: &BatchView<'_>, no
                     st.below_since = None;
                     return Some(TrainRequest {
                         trigger: TriggerKind::Threshold,
-                        reason: format!("accuracy({}) {acc:.4} below {floor:.4} since {since}", t.window),
+                        reason: format!(
+                            "accuracy({}) {acc:.4} below {floor:.4} since {since}",
+                            t.window
+                        ),
                         strategy: t.strategy,
                         run_id: None,
                     });
@@ -288,7 +327,13 @@ mod tests {
         let cfg = TriggerConfig::default();
         let mut st = PolicyState::default();
         let now = Utc::now();
-        let v = |rows| BatchView { rows, events: &[], watched_accuracy: None, champion_holdout_accuracy: None, has_champion: false };
+        let v = |rows| BatchView {
+            rows,
+            events: &[],
+            watched_accuracy: None,
+            champion_holdout_accuracy: None,
+            has_champion: false,
+        };
         assert!(on_batch(&cfg, &mut st, &v(499), now).is_none());
         let r = on_batch(&cfg, &mut st, &v(500), now).unwrap();
         assert_eq!(r.trigger, TriggerKind::Bootstrap);
@@ -302,13 +347,46 @@ mod tests {
         let mut st = PolicyState::default();
         let t0 = Utc::now();
         assert!(on_batch(&cfg, &mut st, &view(1_000, &[drift("ddm")], None), t0).is_none());
-        assert!(on_batch(&cfg, &mut st, &view(100, &[drift("adwin")], None), t0).is_none(), "too few rows");
-        let r = on_batch(&cfg, &mut st, &view(1_000, &[drift("adwin")], None), t0).unwrap();
-        assert_eq!((r.trigger, r.strategy), (TriggerKind::Drift, Strategy::Auto));
+        assert!(
+            on_batch(&cfg, &mut st, &view(100, &[drift("adwin")], None), t0).is_none(),
+            "too few rows"
+        );
+        let r = on_batch(&cfg, &mut st, &view(1_000, &[], None), t0).unwrap();
+        assert_eq!(
+            (r.trigger, r.strategy),
+            (TriggerKind::Drift, Strategy::Auto)
+        );
         assert!(r.reason.contains("adwin"));
         on_update(&mut st, 1_000, t0);
-        assert!(on_batch(&cfg, &mut st, &view(5_000, &[drift("adwin")], None), t0 + Duration::minutes(5)).is_none(), "cooldown");
-        assert!(on_batch(&cfg, &mut st, &view(5_000, &[drift("adwin")], None), t0 + Duration::minutes(11)).is_some());
+        assert!(
+            on_batch(
+                &cfg,
+                &mut st,
+                &view(5_000, &[drift("adwin")], None),
+                t0 + Duration::minutes(5)
+            )
+            .is_none(),
+            "cooldown"
+        );
+        // The drift seen during the cooldown is deferred, not dropped: it fires once the cooldown ends.
+        let r = on_batch(
+            &cfg,
+            &mut st,
+            &view(5_000, &[], None),
+            t0 + Duration::minutes(11),
+        )
+        .unwrap();
+        assert_eq!(r.trigger, TriggerKind::Drift);
+        assert!(
+            on_batch(
+                &cfg,
+                &mut st,
+                &view(6_000, &[], None),
+                t0 + Duration::minutes(30)
+            )
+            .is_none(),
+            "fired once"
+        );
     }
 
     #[test]
@@ -320,11 +398,35 @@ mod tests {
         let mut st = PolicyState::default();
         let t0 = Utc::now();
         assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.7)), t0).is_none());
-        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.7)), t0 + Duration::minutes(4)).is_none());
+        assert!(on_batch(
+            &cfg,
+            &mut st,
+            &view(10, &[], Some(0.7)),
+            t0 + Duration::minutes(4)
+        )
+        .is_none());
         // Recovering resets the clock.
-        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.85)), t0 + Duration::minutes(4)).is_none());
-        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.7)), t0 + Duration::minutes(6)).is_none());
-        let r = on_batch(&cfg, &mut st, &view(10, &[], Some(0.7)), t0 + Duration::minutes(11)).unwrap();
+        assert!(on_batch(
+            &cfg,
+            &mut st,
+            &view(10, &[], Some(0.85)),
+            t0 + Duration::minutes(4)
+        )
+        .is_none());
+        assert!(on_batch(
+            &cfg,
+            &mut st,
+            &view(10, &[], Some(0.7)),
+            t0 + Duration::minutes(6)
+        )
+        .is_none());
+        let r = on_batch(
+            &cfg,
+            &mut st,
+            &view(10, &[], Some(0.7)),
+            t0 + Duration::minutes(11),
+        )
+        .unwrap();
         assert_eq!(r.trigger, TriggerKind::Threshold);
         // max_drop relative to the champion's holdout accuracy (0.9): 0.84 is 6 points down.
         cfg.threshold.min_accuracy = None;
@@ -333,6 +435,12 @@ mod tests {
         let mut st = PolicyState::default();
         assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.86)), t0).is_none());
         on_batch(&cfg, &mut st, &view(10, &[], Some(0.84)), t0);
-        assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.84)), t0 + Duration::seconds(2)).is_some());
+        assert!(on_batch(
+            &cfg,
+            &mut st,
+            &view(10, &[], Some(0.84)),
+            t0 + Duration::seconds(2)
+        )
+        .is_some());
     }
 }

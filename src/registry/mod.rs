@@ -5,8 +5,9 @@
 mod runs;
 
 pub use runs::{
-    claim_requested as runs_claim_requested, create as runs_create, fail_orphans as runs_fail_orphans,
-    finish as runs_finish, list as runs_list, mark_running as runs_mark_running, RunStatus, TrainingRun,
+    claim_requested as runs_claim_requested, create as runs_create,
+    fail_orphans as runs_fail_orphans, finish as runs_finish, list as runs_list,
+    mark_running as runs_mark_running, RunStatus, TrainingRun,
 };
 
 use chrono::{DateTime, Utc};
@@ -21,7 +22,11 @@ pub enum RegistryError {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error("stored weights of {model} v{version} are unreadable: {reason}")]
-    Corrupt { model: String, version: i64, reason: String },
+    Corrupt {
+        model: String,
+        version: i64,
+        reason: String,
+    },
     #[error("model {model} has no version {version}")]
     NoSuchVersion { model: String, version: i64 },
     #[error("model {0} has no earlier champion to roll back to")]
@@ -58,7 +63,8 @@ pub struct NewVersion<'a> {
     pub artifact: &'a ModelArtifact,
 }
 
-const INFO_COLUMNS: &str = "model, version, parent_version, strategy, trigger, status, created_at, promoted_at, \
+const INFO_COLUMNS: &str =
+    "model, version, parent_version, strategy, trigger, status, created_at, promoted_at, \
      n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, holdout_metrics";
 
 fn info_from_row(r: &sqlx::postgres::PgRow) -> Result<VersionInfo, sqlx::Error> {
@@ -83,7 +89,11 @@ fn info_from_row(r: &sqlx::postgres::PgRow) -> Result<VersionInfo, sqlx::Error> 
 }
 
 /// Stores a version; with `promote`, it becomes the champion in the same transaction.
-pub async fn register(conn: &mut PgConnection, v: &NewVersion<'_>, promote: bool) -> Result<i64, RegistryError> {
+pub async fn register(
+    conn: &mut PgConnection,
+    v: &NewVersion<'_>,
+    promote: bool,
+) -> Result<i64, RegistryError> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
     // Versions are numbered per model; the row lock on the model's versions serialises writers.
@@ -91,10 +101,12 @@ pub async fn register(conn: &mut PgConnection, v: &NewVersion<'_>, promote: bool
         .bind(v.model)
         .execute(&mut *tx)
         .await?;
-    let version: i64 = sqlx::query_scalar("SELECT coalesce(max(version), 0) + 1 FROM driftd.model_versions WHERE model = $1")
-        .bind(v.model)
-        .fetch_one(&mut *tx)
-        .await?;
+    let version: i64 = sqlx::query_scalar(
+        "SELECT coalesce(max(version), 0) + 1 FROM driftd.model_versions WHERE model = $1",
+    )
+    .bind(v.model)
+    .fetch_one(&mut *tx)
+    .await?;
     if promote {
         sqlx::query("UPDATE driftd.model_versions SET status = 'retired' WHERE model = $1 AND status = 'champion'")
             .bind(v.model)
@@ -126,7 +138,10 @@ pub async fn register(conn: &mut PgConnection, v: &NewVersion<'_>, promote: bool
     Ok(version)
 }
 
-pub async fn champion(conn: &mut PgConnection, model: &str) -> Result<Option<(VersionInfo, ModelArtifact)>, RegistryError> {
+pub async fn champion(
+    conn: &mut PgConnection,
+    model: &str,
+) -> Result<Option<(VersionInfo, ModelArtifact)>, RegistryError> {
     let row = sqlx::query(&format!(
         "SELECT {INFO_COLUMNS}, weights FROM driftd.model_versions WHERE model = $1 AND status = 'champion'"
     ))
@@ -136,15 +151,19 @@ pub async fn champion(conn: &mut PgConnection, model: &str) -> Result<Option<(Ve
     let Some(row) = row else { return Ok(None) };
     let info = info_from_row(&row)?;
     let bytes: Vec<u8> = row.try_get(13)?;
-    let artifact = ModelArtifact::from_safetensors_bytes(&bytes).map_err(|e| RegistryError::Corrupt {
-        model: model.into(),
-        version: info.version,
-        reason: e.to_string(),
-    })?;
+    let artifact =
+        ModelArtifact::from_safetensors_bytes(&bytes).map_err(|e| RegistryError::Corrupt {
+            model: model.into(),
+            version: info.version,
+            reason: e.to_string(),
+        })?;
     Ok(Some((info, artifact)))
 }
 
-pub async fn list(conn: &mut PgConnection, model: Option<&str>) -> Result<Vec<VersionInfo>, RegistryError> {
+pub async fn list(
+    conn: &mut PgConnection,
+    model: Option<&str>,
+) -> Result<Vec<VersionInfo>, RegistryError> {
     let rows = sqlx::query(&format!(
         "SELECT {INFO_COLUMNS} FROM driftd.model_versions WHERE $1::text IS NULL OR model = $1 ORDER BY model, version"
     ))
@@ -155,7 +174,11 @@ pub async fn list(conn: &mut PgConnection, model: Option<&str>) -> Result<Vec<Ve
 }
 
 /// The weights and sidecar of one version (for export).
-pub async fn artifact(conn: &mut PgConnection, model: &str, version: i64) -> Result<(ModelArtifact, String), RegistryError> {
+pub async fn artifact(
+    conn: &mut PgConnection,
+    model: &str,
+    version: i64,
+) -> Result<(ModelArtifact, String), RegistryError> {
     let row = sqlx::query("SELECT weights, sidecar::text FROM driftd.model_versions WHERE model = $1 AND version = $2")
         .bind(model)
         .bind(version)
@@ -163,26 +186,36 @@ pub async fn artifact(conn: &mut PgConnection, model: &str, version: i64) -> Res
         .await?
         .ok_or_else(|| RegistryError::NoSuchVersion { model: model.into(), version })?;
     let bytes: Vec<u8> = row.try_get(0)?;
-    let artifact = ModelArtifact::from_safetensors_bytes(&bytes).map_err(|e| RegistryError::Corrupt {
-        model: model.into(),
-        version,
-        reason: e.to_string(),
-    })?;
+    let artifact =
+        ModelArtifact::from_safetensors_bytes(&bytes).map_err(|e| RegistryError::Corrupt {
+            model: model.into(),
+            version,
+            reason: e.to_string(),
+        })?;
     let sidecar = artifact.sidecar_json();
     Ok((artifact, sidecar))
 }
 
 /// Makes `version` the champion (the current one is retired), in one transaction.
-pub async fn promote(conn: &mut PgConnection, model: &str, version: i64) -> Result<(), RegistryError> {
+pub async fn promote(
+    conn: &mut PgConnection,
+    model: &str,
+    version: i64,
+) -> Result<(), RegistryError> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM driftd.model_versions WHERE model = $1 AND version = $2)")
-        .bind(model)
-        .bind(version)
-        .fetch_one(&mut *tx)
-        .await?;
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM driftd.model_versions WHERE model = $1 AND version = $2)",
+    )
+    .bind(model)
+    .bind(version)
+    .fetch_one(&mut *tx)
+    .await?;
     if !exists {
-        return Err(RegistryError::NoSuchVersion { model: model.into(), version });
+        return Err(RegistryError::NoSuchVersion {
+            model: model.into(),
+            version,
+        });
     }
     sqlx::query("UPDATE driftd.model_versions SET status = 'retired' WHERE model = $1 AND status = 'champion'")
         .bind(model)

@@ -70,7 +70,10 @@ pub async fn create(
 }
 
 /// Claims the oldest manual request for `model`, marking it running.
-pub async fn claim_requested(conn: &mut PgConnection, model: &str) -> Result<Option<(i64, String, String)>, sqlx::Error> {
+pub async fn claim_requested(
+    conn: &mut PgConnection,
+    model: &str,
+) -> Result<Option<(i64, String, String)>, sqlx::Error> {
     let row = sqlx::query(
         "UPDATE driftd.training_runs SET status = 'running', started_at = now() \
          WHERE id = (SELECT id FROM driftd.training_runs WHERE model = $1 AND status = 'requested' \
@@ -80,10 +83,15 @@ pub async fn claim_requested(conn: &mut PgConnection, model: &str) -> Result<Opt
     .bind(model)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).transpose()
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .transpose()
 }
 
-pub async fn mark_running(conn: &mut PgConnection, id: i64, champion_version: Option<i64>) -> Result<(), sqlx::Error> {
+pub async fn mark_running(
+    conn: &mut PgConnection,
+    id: i64,
+    champion_version: Option<i64>,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE driftd.training_runs SET status = 'running', started_at = coalesce(started_at, now()), champion_version = $2 WHERE id = $1")
         .bind(id)
         .bind(champion_version)
@@ -126,7 +134,11 @@ pub async fn fail_orphans(conn: &mut PgConnection, model: &str) -> Result<u64, s
     .rows_affected())
 }
 
-pub async fn list(conn: &mut PgConnection, model: &str, limit: i64) -> Result<Vec<TrainingRun>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    model: &str,
+    limit: i64,
+) -> Result<Vec<TrainingRun>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, model, trigger, reason, strategy, status, requested_at, finished_at, champion_version, new_version, \
                 candidates, error FROM driftd.training_runs WHERE model = $1 ORDER BY id DESC LIMIT $2",

@@ -18,7 +18,11 @@ pub fn pg_bin(tool: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A PostgreSQL server on loopback, run as the `postgres` user (initdb refuses root).
@@ -31,7 +35,9 @@ pub struct PgServer {
 fn as_postgres(cmd: &str) -> std::process::Output {
     let is_root = unsafe_geteuid() == 0;
     let out = if is_root {
-        Command::new("runuser").args(["-u", "postgres", "--", "sh", "-c", cmd]).output()
+        Command::new("runuser")
+            .args(["-u", "postgres", "--", "sh", "-c", cmd])
+            .output()
     } else {
         Command::new("sh").args(["-c", cmd]).output()
     };
@@ -41,21 +47,33 @@ fn as_postgres(cmd: &str) -> std::process::Output {
 fn unsafe_geteuid() -> u32 {
     // The uid of /proc/self is the effective uid; avoids a libc dependency.
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }
 
 impl PgServer {
     pub fn start() -> PgServer {
-        let dir = tempfile::Builder::new().prefix("driftd-pg").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("driftd-pg")
+            .tempdir()
+            .unwrap();
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir).unwrap();
-        let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status();
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status();
         let out = as_postgres(&format!(
             "{} -D {} -U postgres --auth=trust --no-sync -E UTF8 >/dev/null",
             pg_bin("initdb").display(),
             data_dir.display()
         ));
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let server = PgServer {
             port: free_port(),
             data_dir,
@@ -77,7 +95,11 @@ impl PgServer {
             d = self.data_dir.display(),
             p = self.port,
         ));
-        assert!(out.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn stop(&self) {
@@ -86,7 +108,11 @@ impl PgServer {
             pg_bin("pg_ctl").display(),
             self.data_dir.display()
         ));
-        assert!(out.status.success(), "pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn url(&self, db: &str) -> String {
@@ -96,12 +122,21 @@ impl PgServer {
     /// A new, empty database with driftd's reference outcomes table.
     pub async fn fresh_db(&self) -> TestDb {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("t{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         let mut admin = PgConnection::connect(&self.url("postgres")).await.unwrap();
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
         let url = self.url(&name);
         let mut conn = PgConnection::connect(&url).await.unwrap();
-        conn.execute(driftd::db::OUTCOMES_REFERENCE_SQL).await.unwrap();
+        conn.execute(driftd::db::OUTCOMES_REFERENCE_SQL)
+            .await
+            .unwrap();
         TestDb { url, conn }
     }
 }
@@ -133,7 +168,13 @@ pub const BASE_TS: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 pub fn features_literal(f: &[f64]) -> String {
     let parts: Vec<String> = f
         .iter()
-        .map(|v| if v.is_nan() { "NaN".to_string() } else { v.to_string() })
+        .map(|v| {
+            if v.is_nan() {
+                "NaN".to_string()
+            } else {
+                v.to_string()
+            }
+        })
         .collect();
     format!("{{{}}}", parts.join(","))
 }
@@ -144,7 +185,10 @@ impl TestDb {
         let feats: Vec<String> = rows.iter().map(|r| features_literal(&r.features)).collect();
         let preds: Vec<Option<f64>> = rows.iter().map(|r| r.prediction).collect();
         let labels: Vec<Option<f64>> = rows.iter().map(|r| r.label).collect();
-        let ats: Vec<Option<f64>> = rows.iter().map(|r| r.labeled_at_secs.map(|s| (BASE_TS + s) as f64)).collect();
+        let ats: Vec<Option<f64>> = rows
+            .iter()
+            .map(|r| r.labeled_at_secs.map(|s| (BASE_TS + s) as f64))
+            .collect();
         sqlx::query_scalar(
             "INSERT INTO outcomes (model, created_at, features, prediction, label, labeled_at) \
              SELECT m, coalesce(to_timestamp(a) - interval '30 seconds', now()), f::real[], p, l, to_timestamp(a) \
@@ -162,7 +206,18 @@ impl TestDb {
     }
 
     pub async fn scalar_i64(&mut self, sql: &str) -> i64 {
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut self.conn).await.unwrap()
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&mut self.conn)
+            .await
+            .unwrap()
+    }
+
+    /// `None` while the query fails (for instance before the daemon has migrated).
+    pub async fn try_scalar_i64(&mut self, sql: &str) -> Option<i64> {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&mut self.conn)
+            .await
+            .ok()
     }
 
     pub async fn rows_processed(&mut self, model: &str) -> i64 {
@@ -181,18 +236,25 @@ impl TestDb {
             if got == n {
                 return;
             }
-            assert!(got <= n, "{model}: {got} rows processed, more than the {n} written");
-            assert!(Instant::now() < deadline, "{model}: {got} of {n} rows processed at the deadline");
+            assert!(
+                got <= n,
+                "{model}: {got} rows processed, more than the {n} written"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{model}: {got} of {n} rows processed at the deadline"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     pub async fn state_json(&mut self, model: &str) -> serde_json::Value {
-        let text: String = sqlx::query_scalar("SELECT state::text FROM driftd.monitor_state WHERE model = $1")
-            .bind(model)
-            .fetch_one(&mut self.conn)
-            .await
-            .unwrap();
+        let text: String =
+            sqlx::query_scalar("SELECT state::text FROM driftd.monitor_state WHERE model = $1")
+                .bind(model)
+                .fetch_one(&mut self.conn)
+                .await
+                .unwrap();
         serde_json::from_str(&text).unwrap()
     }
 }
@@ -207,9 +269,17 @@ pub fn binary_rows(model: &str, n: usize, start_secs: i64, change: Option<usize>
             x ^= x << 17;
             let u = (x % 10_000) as f64 / 10_000.0;
             let label = (x >> 20) % 2;
-            let right = u < if change.is_some_and(|c| i >= c) { 0.55 } else { 0.85 };
+            let right = u < if change.is_some_and(|c| i >= c) {
+                0.55
+            } else {
+                0.85
+            };
             let p_label = 0.6 + 0.39 * ((x >> 30) % 100) as f64 / 100.0;
-            let prediction = if right == (label == 1) { p_label } else { 1.0 - p_label };
+            let prediction = if right == (label == 1) {
+                p_label
+            } else {
+                1.0 - p_label
+            };
             Row {
                 model: model.into(),
                 features: vec![u, (i % 7) as f64, 1.0],
@@ -296,7 +366,12 @@ impl Daemon {
         }
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("driftd did not start listening; logs: {:?}", logs.lock().unwrap()));
+            .unwrap_or_else(|_| {
+                panic!(
+                    "driftd did not start listening; logs: {:?}",
+                    logs.lock().unwrap()
+                )
+            });
         Daemon {
             child,
             addr: addr.parse().unwrap(),
@@ -311,7 +386,9 @@ impl Daemon {
     pub fn metric(&self, name_with_labels: &str) -> Option<f64> {
         let (_, body) = self.get("/metrics");
         body.lines()
-            .find(|l| l.starts_with(name_with_labels) && l[name_with_labels.len()..].starts_with(' '))
+            .find(|l| {
+                l.starts_with(name_with_labels) && l[name_with_labels.len()..].starts_with(' ')
+            })
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
     }
@@ -322,13 +399,18 @@ impl Daemon {
     }
 
     pub fn sigterm(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st;
             }
-            assert!(Instant::now() < deadline, "driftd did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "driftd did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -346,14 +428,23 @@ impl Drop for Daemon {
 }
 
 /// A minimal HTTP/1.1 client (no client crate needed for tests).
-pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let mut s = match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
         Ok(s) => s,
         Err(_) => return (0, String::new()),
     };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -364,8 +455,15 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>, head
     }
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
-    let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -387,7 +485,13 @@ where
 
 /// The JSON paths where two values differ (at most `limit`), for readable assertion messages.
 pub fn json_diff(a: &serde_json::Value, b: &serde_json::Value, limit: usize) -> Vec<String> {
-    fn walk(a: &serde_json::Value, b: &serde_json::Value, path: String, out: &mut Vec<String>, limit: usize) {
+    fn walk(
+        a: &serde_json::Value,
+        b: &serde_json::Value,
+        path: String,
+        out: &mut Vec<String>,
+        limit: usize,
+    ) {
         use serde_json::Value::*;
         if out.len() >= limit {
             return;
@@ -410,7 +514,12 @@ pub fn json_diff(a: &serde_json::Value, b: &serde_json::Value, limit: usize) -> 
                 }
             }
             _ if a != b => {
-                let short = |v: &serde_json::Value| v.to_string().chars().take(120).collect::<std::string::String>();
+                let short = |v: &serde_json::Value| {
+                    v.to_string()
+                        .chars()
+                        .take(120)
+                        .collect::<std::string::String>()
+                };
                 out.push(format!("{path}: {} != {}", short(a), short(b)));
             }
             _ => {}

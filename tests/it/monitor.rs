@@ -21,7 +21,9 @@ fn reference_state(config_text: &str, model: &str, rows: &[Row], first_id: i64) 
     for (i, r) in rows.iter().enumerate() {
         let raw = RawOutcome {
             id: first_id + i as i64,
-            labeled_at: Utc.timestamp_opt(BASE_TS + r.labeled_at_secs.unwrap(), 0).unwrap(),
+            labeled_at: Utc
+                .timestamp_opt(BASE_TS + r.labeled_at_secs.unwrap(), 0)
+                .unwrap(),
             // Features travel as real (f32) in the reference table.
             features: Some(r.features.iter().map(|v| Some(*v as f32 as f64)).collect()),
             prediction: r.prediction.map(|p| p as f32 as f64),
@@ -61,15 +63,23 @@ async fn rolling_accuracy_on_a_known_stream() {
     .await;
     for w in [100usize, 1_000] {
         let got = d
-            .metric(&format!("driftd_rolling_accuracy{{model=\"churn\",window=\"{w}\"}}"))
+            .metric(&format!(
+                "driftd_rolling_accuracy{{model=\"churn\",window=\"{w}\"}}"
+            ))
             .unwrap();
         let want = accuracy_of_last(&rows, w);
         assert!((got - want).abs() < 1e-12, "window {w}: {got} vs {want}");
     }
     // 1500 rows one second apart: the 1h window holds them all, so it equals the overall rate.
-    let hour = d.metric("driftd_rolling_accuracy{model=\"churn\",window=\"1h\"}").unwrap();
+    let hour = d
+        .metric("driftd_rolling_accuracy{model=\"churn\",window=\"1h\"}")
+        .unwrap();
     assert!((hour - accuracy_of_last(&rows, 1_500)).abs() < 1e-12);
-    assert!(d.metric("driftd_rolling_log_loss{model=\"churn\",window=\"100\"}").unwrap() > 0.0);
+    assert!(
+        d.metric("driftd_rolling_log_loss{model=\"churn\",window=\"100\"}")
+            .unwrap()
+            > 0.0
+    );
     assert_eq!(db.rows_processed("churn").await, 1_500);
     assert_eq!(d.get("/readyz").0, 200);
     assert_eq!(d.get("/healthz").0, 200);
@@ -105,11 +115,18 @@ async fn rows_count_only_once_labelled_and_label_delay_is_measured() {
         async move { n == Some(200.0) }
     })
     .await;
-    let count = d.metric("driftd_label_delay_seconds_count{model=\"churn\"}").unwrap();
+    let count = d
+        .metric("driftd_label_delay_seconds_count{model=\"churn\"}")
+        .unwrap();
     assert_eq!(count, 200.0);
     // 100 rows at 30 s and 100 at about 90 s.
-    let sum = d.metric("driftd_label_delay_seconds_sum{model=\"churn\"}").unwrap();
-    assert!(sum > 100.0 * 30.0 + 100.0 * 89.0 && sum < 100.0 * 30.0 + 100.0 * 120.0, "{sum}");
+    let sum = d
+        .metric("driftd_label_delay_seconds_sum{model=\"churn\"}")
+        .unwrap();
+    assert!(
+        sum > 100.0 * 30.0 + 100.0 * 89.0 && sum < 100.0 * 30.0 + 100.0 * 120.0,
+        "{sum}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -120,7 +137,13 @@ async fn a_late_committing_transaction_is_not_skipped() {
     // settle_ms (1500) exceeds how long the slow transaction stays open (700 ms).
     let cfg_text = format!("{ONE_MODEL}");
     let cfg = write_config(dir.path(), &db.url, &cfg_text);
-    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("settle_ms = 300", "settle_ms = 1500")).unwrap();
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("settle_ms = 300", "settle_ms = 1500"),
+    )
+    .unwrap();
     let d = Daemon::spawn(&cfg);
     let mut slow = PgConnection::connect(&db.url).await.unwrap();
     slow.execute("BEGIN").await.unwrap();
@@ -203,10 +226,15 @@ async fn bad_rows_are_set_aside_and_do_not_stall_the_watermark() {
             ("wrong_feature_count", 1),
         ]
     );
-    assert_eq!(d.metric("driftd_rows_rejected_total{model=\"churn\",reason=\"invalid_label\"}"), Some(2.0));
+    assert_eq!(
+        d.metric("driftd_rows_rejected_total{model=\"churn\",reason=\"invalid_label\"}"),
+        Some(2.0)
+    );
     assert!(d.logs().contains("rows set aside"), "{}", d.logs());
     // The watermark is past every row: the last good one.
-    let wm: i64 = db.scalar_i64("SELECT watermark_id FROM driftd.monitor_state WHERE model = 'churn'").await;
+    let wm: i64 = db
+        .scalar_i64("SELECT watermark_id FROM driftd.monitor_state WHERE model = 'churn'")
+        .await;
     let last: i64 = db.scalar_i64("SELECT max(id) FROM outcomes").await;
     assert_eq!(wm, last);
 }
@@ -239,9 +267,13 @@ count_windows = [50]
         async move { na == Some(700.0) && nb == Some(300.0) }
     })
     .await;
-    let acc_b = d.metric("driftd_rolling_accuracy{model=\"b\",window=\"50\"}").unwrap();
+    let acc_b = d
+        .metric("driftd_rolling_accuracy{model=\"b\",window=\"50\"}")
+        .unwrap();
     assert!((acc_b - accuracy_of_last(&b, 50)).abs() < 1e-12);
-    assert!(d.metric("driftd_rolling_accuracy{model=\"b\",window=\"100\"}").is_none());
+    assert!(d
+        .metric("driftd_rolling_accuracy{model=\"b\",window=\"100\"}")
+        .is_none());
     assert_eq!(db.rows_processed("a").await, 700);
     assert_eq!(db.rows_processed("b").await, 300);
 }
@@ -273,22 +305,41 @@ async fn kill_dash_nine_loop_loses_nothing_and_counts_nothing_twice() {
         kills += 1;
         d = Daemon::spawn(&cfg);
     }
-    db.wait_rows_processed("churn", total as i64, Duration::from_secs(120)).await;
+    db.wait_rows_processed("churn", total as i64, Duration::from_secs(120))
+        .await;
     assert!(kills >= 10);
-    assert!(kills_mid_stream >= 3, "only {kills_mid_stream} kills landed while rows were pending");
+    assert!(
+        kills_mid_stream >= 3,
+        "only {kills_mid_stream} kills landed while rows were pending"
+    );
     // Compare as text-serialised JSON on both sides (f32 fields print in their shortest form).
     // The retrain policy's memory holds wall-clock times (cooldowns), so it is left out.
     let canon = |s: &MonitorState| {
-        let mut v = serde_json::from_str::<serde_json::Value>(&serde_json::to_string(s).unwrap()).unwrap();
+        let mut v =
+            serde_json::from_str::<serde_json::Value>(&serde_json::to_string(s).unwrap()).unwrap();
         v.as_object_mut().unwrap().remove("policy");
         v
     };
-    let want = canon(&reference_state(&cfg_text, "churn", &rows, first_id.unwrap()));
+    let want = canon(&reference_state(
+        &cfg_text,
+        "churn",
+        &rows,
+        first_id.unwrap(),
+    ));
     let got = canon(&serde_json::from_value(db.state_json("churn").await).unwrap());
     let diff = json_diff(&got, &want, 10);
-    assert!(diff.is_empty(), "state after {kills} kills differs from an uninterrupted run: {diff:#?}");
-    let drifts = db.scalar_i64("SELECT count(*) FROM driftd.drift_events WHERE kind = 'drift'").await;
-    assert!(drifts >= 1, "the change at row {} was not detected", total / 2);
+    assert!(
+        diff.is_empty(),
+        "state after {kills} kills differs from an uninterrupted run: {diff:#?}"
+    );
+    let drifts = db
+        .scalar_i64("SELECT count(*) FROM driftd.drift_events WHERE kind = 'drift'")
+        .await;
+    assert!(
+        drifts >= 1,
+        "the change at row {} was not detected",
+        total / 2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -330,7 +381,11 @@ async fn survives_a_database_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_config_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "postgres://x@127.0.0.1:1/x", &format!("{ONE_MODEL}\ncount_windows = [0]\n"));
+    let cfg = write_config(
+        dir.path(),
+        "postgres://x@127.0.0.1:1/x",
+        &format!("{ONE_MODEL}\ncount_windows = [0]\n"),
+    );
     let out = std::process::Command::new(driftd_bin())
         .args(["run", "--config"])
         .arg(&cfg)
@@ -361,7 +416,10 @@ async fn password_from_a_file_never_appears_in_logs() {
     std::fs::write(&pw, "wrong-s3cret\n").unwrap();
     let url = db.url.replace("postgres@", "pwuser@");
     let cfg = write_config(dir.path(), &url, ONE_MODEL);
-    let d = Daemon::spawn_with_env(&cfg, &[("DRIFTD_DATABASE__PASSWORD_FILE", pw.to_str().unwrap())]);
+    let d = Daemon::spawn_with_env(
+        &cfg,
+        &[("DRIFTD_DATABASE__PASSWORD_FILE", pw.to_str().unwrap())],
+    );
     // trust auth accepts any password, so the daemon comes up; the secret must still not leak.
     wait_until(WAIT, "ready", || {
         let s = d.get("/readyz").0;
@@ -387,7 +445,10 @@ async fn sigterm_commits_and_exits_zero() {
     let st = d.sigterm();
     assert!(st.success(), "exit status {st:?}; logs: {}", d.logs());
     let committed = db.rows_processed("churn").await;
-    assert!(committed > 0 && committed % 500 == 0 || committed == 5_000, "{committed}");
+    assert!(
+        committed > 0 && committed % 500 == 0 || committed == 5_000,
+        "{committed}"
+    );
     let d2 = Daemon::spawn(&cfg);
     wait_until(WAIT, "the rest after restart", || {
         let n = d2.metric("driftd_outcomes_processed_total{model=\"churn\"}");

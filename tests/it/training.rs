@@ -1,0 +1,503 @@
+//! Updating the model through the real daemon: bootstrap, scoring, drift-triggered updates,
+//! the registry and its CLI, the PyTorch export, manual/HTTP/schedule triggers, coalescing,
+//! and cancellation at shutdown.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use driftd::generate::{Stream, StreamSpec};
+use sqlx::Row as _;
+
+use crate::helpers::*;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+fn model_block(extra_train: &str, extra_triggers: &str) -> String {
+    format!(
+        r#"
+[[models]]
+name = "m"
+n_features = 6
+[models.train]
+fit_epochs = 15
+finetune_epochs = 8
+{extra_train}
+[models.triggers]
+bootstrap_min_rows = 400
+{extra_triggers}
+"#
+    )
+}
+
+fn stream(rows: usize, abrupt_at: Option<usize>, seed: u64) -> Vec<driftd::generate::StreamRow> {
+    Stream::new(StreamSpec {
+        n_features: 6,
+        rows,
+        abrupt_at,
+        gradual: None,
+        label_noise: 0.02,
+        seed,
+    })
+    .collect()
+}
+
+/// Rows with an outside model's prediction (the model deployed before driftd had one).
+fn prelabelled(rows: &[driftd::generate::StreamRow], start_secs: i64) -> Vec<Row> {
+    rows.iter()
+        .map(|r| Row {
+            model: "m".into(),
+            features: r.features.iter().map(|&v| f64::from(v)).collect(),
+            prediction: Some(if r.index % 3 == 0 { 0.2 } else { 0.8 }),
+            label: Some(f64::from(r.label)),
+            labeled_at_secs: Some(start_secs + r.index as i64),
+        })
+        .collect()
+}
+
+async fn run_count(db: &mut TestDb, filter: &str) -> i64 {
+    db.scalar_i64(&format!(
+        "SELECT count(*) FROM driftd.training_runs WHERE {filter}"
+    ))
+    .await
+}
+
+async fn wait_sql(db: &mut TestDb, d: &Daemon, what: &str, sql: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if db.try_scalar_i64(sql).await.unwrap_or(0) > 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let logs = d.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+            panic!(
+                "timed out waiting for: {what}; daemon log tail:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn driftd(args: &[&str]) -> std::process::Output {
+    Command::new(driftd_bin()).args(args).output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_then_scoring_then_a_drift_triggered_update() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let triggers = "[models.triggers.drift]\nmin_new_rows = 200\ncooldown = \"1s\"";
+    let cfg = write_config(dir.path(), &db.url, &model_block("", triggers));
+    let d = Daemon::spawn(&cfg);
+    let all = stream(3_000, Some(1_500), 11);
+    db.insert(&prelabelled(&all[..500], 0)).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "the bootstrap champion",
+        "SELECT count(*) FROM driftd.model_versions WHERE model = 'm' AND status = 'champion'",
+        WAIT,
+    )
+    .await;
+    let boot: (String, String) = sqlx::query_as(
+        "SELECT trigger, status FROM driftd.training_runs WHERE model = 'm' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&mut db.conn)
+    .await
+    .unwrap();
+    assert_eq!(boot, ("bootstrap".into(), "promoted".into()));
+
+    // New rows arrive without predictions: the champion scores them, stamping its version.
+    let mut unscored = prelabelled(&all[500..], 500);
+    for r in &mut unscored {
+        r.prediction = None;
+        r.label = None;
+        r.labeled_at_secs = None;
+    }
+    let ids = db.insert(&unscored).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "every new row scored",
+        &format!(
+            "SELECT (count(*) = 0)::int::int8 FROM outcomes WHERE id >= {} AND prediction IS NULL",
+            ids[0]
+        ),
+        WAIT,
+    )
+    .await;
+    let stamped = db
+        .scalar_i64(&format!(
+            "SELECT count(*) FROM outcomes WHERE id >= {} AND model_version = 1",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(stamped, 2_500);
+    assert!(d.metric("driftd_rows_scored_total{model=\"m\"}").unwrap() >= 2_500.0);
+    // Before the change the champion is good: labels for the stable part.
+    let label_upto = |n: usize| {
+        let (ids, labels): (Vec<i64>, Vec<f64>) = all[500..n]
+            .iter()
+            .zip(&ids)
+            .map(|(r, id)| (*id, f64::from(r.label)))
+            .unzip();
+        (ids, labels)
+    };
+    let (lid, lab) = label_upto(3_000);
+    sqlx::query("UPDATE outcomes o SET label = u.l, labeled_at = to_timestamp($3) + (u.i * interval '1 second') FROM UNNEST($1::int8[], $2::float8[]) WITH ORDINALITY AS u(id, l, i) WHERE o.id = u.id")
+        .bind(&lid)
+        .bind(&lab)
+        .bind((BASE_TS + 10_000) as f64)
+        .execute(&mut db.conn)
+        .await
+        .unwrap();
+    db.wait_rows_processed("m", 3_000, WAIT).await;
+    let stable_acc: f64 = sqlx::query_scalar(
+        "SELECT avg(((prediction >= 0.5)::int = label::int)::int)::float8 FROM outcomes WHERE id >= $1 AND id < $2",
+    )
+    .bind(ids[0])
+    .bind(ids[1_000])
+    .fetch_one(&mut db.conn)
+    .await
+    .unwrap();
+    assert!(
+        stable_acc > 0.85,
+        "the bootstrap model should fit the first concept: {stable_acc}"
+    );
+    // The concept changed at row 1500: a detector fires and the drift trigger updates the model.
+    wait_sql(&mut db, &d, "a drift event", "SELECT count(*) FROM driftd.drift_events WHERE model = 'm' AND kind = 'drift' AND row_index >= 1500", WAIT).await;
+    wait_sql(&mut db, &d, "a finished drift-triggered run", "SELECT count(*) FROM driftd.training_runs WHERE model = 'm' AND trigger = 'drift' AND status IN ('promoted', 'kept')", WAIT).await;
+    let row = sqlx::query("SELECT status, candidates FROM driftd.training_runs WHERE model = 'm' AND trigger = 'drift' AND status IN ('promoted','kept') ORDER BY id LIMIT 1")
+        .fetch_one(&mut db.conn)
+        .await
+        .unwrap();
+    let candidates: serde_json::Value = row.get(1);
+    let names: Vec<&str> = candidates
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["strategy"].as_str())
+        .collect();
+    assert!(
+        names.len() >= 4,
+        "auto trains several candidates: {names:?}"
+    );
+    let status: String = row.get(0);
+    assert_eq!(
+        status, "promoted",
+        "after an abrupt change some candidate beats the stale champion"
+    );
+    assert!(
+        d.metric("driftd_retrains_total{model=\"m\",result=\"promoted\",trigger=\"drift\"}")
+            .unwrap()
+            >= 1.0
+    );
+    assert!(d.metric("driftd_champion_version{model=\"m\"}").unwrap() >= 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_cli_export_loads_in_pytorch_and_rollback_works() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &db.url, &model_block("", ""));
+    let cfgs = cfg.to_str().unwrap();
+    let d = Daemon::spawn(&cfg);
+    let all = stream(1_200, None, 5);
+    db.insert(&prelabelled(&all[..600], 0)).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "v1",
+        "SELECT count(*) FROM driftd.model_versions WHERE model = 'm' AND version = 1",
+        WAIT,
+    )
+    .await;
+    // Unscored rows get the champion's predictions; those are what the export must reproduce.
+    let mut unscored = prelabelled(&all[600..800], 600);
+    for r in &mut unscored {
+        r.prediction = None;
+        r.label = None;
+        r.labeled_at_secs = None;
+    }
+    let ids = db.insert(&unscored).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "scored",
+        &format!(
+            "SELECT (count(*) = 0)::int::int8 FROM outcomes WHERE id >= {} AND prediction IS NULL",
+            ids[0]
+        ),
+        WAIT,
+    )
+    .await;
+    let rows: Vec<(Vec<f32>, f32)> =
+        sqlx::query_as("SELECT features, prediction FROM outcomes WHERE id >= $1 ORDER BY id")
+            .bind(ids[0])
+            .fetch_all(&mut db.conn)
+            .await
+            .unwrap();
+    let out = driftd(&[
+        "models",
+        "export",
+        "--config",
+        cfgs,
+        "--model",
+        "m",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paths: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    let input = dir.path().join("input.json");
+    let expected = dir.path().join("expected.json");
+    std::fs::write(
+        &input,
+        serde_json::json!({ "x": rows.iter().map(|r| &r.0).collect::<Vec<_>>() }).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        &expected,
+        serde_json::json!({ "proba": rows.iter().map(|r| r.1).collect::<Vec<_>>() }).to_string(),
+    )
+    .unwrap();
+    let python = std::env::var("DRIFTD_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/driftd/venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let check = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/export_check.py"
+        ))
+        .args([&paths[0], &paths[1]])
+        .arg(&input)
+        .arg(&expected)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "PyTorch disagrees with driftd: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // A second version through a manual request, then roll back to the first.
+    let out = driftd(&[
+        "retrain",
+        "--config",
+        cfgs,
+        "--model",
+        "m",
+        "--strategy",
+        "refit_combined",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    db.insert(&prelabelled(&all[800..], 800)).await;
+    wait_sql(&mut db, &d, "the manual run", &format!("SELECT count(*) FROM driftd.training_runs WHERE id = {run_id} AND status IN ('promoted','kept','failed')"), WAIT).await;
+    let out = driftd(&["models", "show", "--config", cfgs, "--model", "m"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = shown["training_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == run_id)
+        .unwrap()
+        .clone();
+    assert_eq!(run["trigger"], "manual");
+    assert_eq!(run["strategy"], "refit_combined");
+    // Force v2 to be the champion, whatever the holdout said, then roll back.
+    let v2 = db
+        .scalar_i64("SELECT max(version) FROM driftd.model_versions WHERE model = 'm'")
+        .await;
+    assert_eq!(v2, 2);
+    assert!(driftd(&[
+        "models",
+        "promote",
+        "--config",
+        cfgs,
+        "--model",
+        "m",
+        "--version",
+        "2"
+    ])
+    .status
+    .success());
+    let out = driftd(&["models", "rollback", "--config", cfgs, "--model", "m"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let champ = db
+        .scalar_i64(
+            "SELECT version FROM driftd.model_versions WHERE model = 'm' AND status = 'champion'",
+        )
+        .await;
+    assert_eq!(champ, 1);
+    let list =
+        String::from_utf8_lossy(&driftd(&["models", "list", "--config", cfgs]).stdout).to_string();
+    assert!(
+        list.lines().filter(|l| l.starts_with("m ")).count() == 2,
+        "{list}"
+    );
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_retrain_needs_the_token_and_schedules_fire() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t0ken-xyz\n").unwrap();
+    let triggers = "schedules = [{ cron = \"*/3 * * * * *\", strategy = \"finetune_new\" }]\ntimezone = \"Europe/Berlin\"";
+    let cfg = write_config(dir.path(), &db.url, &model_block("", triggers));
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap().replace(
+            "[http]\n",
+            &format!(
+                "[http]\nadmin_token_file = \"{}\"\n",
+                dir.path().join("token").display()
+            ),
+        ),
+    )
+    .unwrap();
+    let out = driftd(&["check-config", "--config", cfg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("schedule `*/3 * * * * *` (Europe/Berlin)")
+            && text.matches("+00:00").count() >= 3,
+        "{text}"
+    );
+    let d = Daemon::spawn(&cfg);
+    db.insert(&prelabelled(&stream(600, None, 3), 0)).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "v1",
+        "SELECT count(*) FROM driftd.model_versions WHERE model = 'm'",
+        WAIT,
+    )
+    .await;
+    let path = "/v1/models/m/retrain";
+    assert_eq!(http(d.addr, "POST", path, None, &[]).0, 401);
+    assert_eq!(
+        http(
+            d.addr,
+            "POST",
+            path,
+            None,
+            &[("Authorization", "Bearer wrong")]
+        )
+        .0,
+        401
+    );
+    let (status, body) = http(
+        d.addr,
+        "POST",
+        path,
+        Some(r#"{"strategy": "ensemble_new"}"#),
+        &[
+            ("Authorization", "Bearer t0ken-xyz"),
+            ("Content-Type", "application/json"),
+        ],
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["run_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        http(
+            d.addr,
+            "POST",
+            "/v1/models/nope/retrain",
+            None,
+            &[("Authorization", "Bearer t0ken-xyz")]
+        )
+        .0,
+        404
+    );
+    wait_sql(&mut db, &d, "the HTTP-requested run", &format!("SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status IN ('promoted','kept','coalesced')"), WAIT).await;
+    wait_sql(&mut db, &d, "a scheduled run", "SELECT count(*) FROM driftd.training_runs WHERE trigger = 'schedule' AND strategy = 'finetune_new'", WAIT).await;
+    let next = d
+        .metric("driftd_next_scheduled_retrain_timestamp_seconds{model=\"m\"}")
+        .unwrap();
+    assert!(
+        (next - chrono::Utc::now().timestamp() as f64).abs() < 10.0,
+        "{next}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn triggers_during_training_coalesce_and_sigterm_cancels_it() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A deliberately slow fit (many epochs) so requests arrive while it runs.
+    let cfg = write_config(
+        dir.path(),
+        &db.url,
+        &model_block("", "").replace("fit_epochs = 15", "fit_epochs = 200000"),
+    );
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("[poll]", "[training]\ngrace_ms = 20000\n\n[poll]"),
+    )
+    .unwrap();
+    let cfgs = cfg.to_str().unwrap();
+    let mut d = Daemon::spawn(&cfg);
+    db.insert(&prelabelled(&stream(600, None, 9), 0)).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "the slow bootstrap run",
+        "SELECT count(*) FROM driftd.training_runs WHERE status = 'running'",
+        WAIT,
+    )
+    .await;
+    for _ in 0..3 {
+        assert!(driftd(&["retrain", "--config", cfgs, "--model", "m"])
+            .status
+            .success());
+    }
+    wait_sql(&mut db, &d, "coalesced requests", "SELECT (count(*) = 3)::int::int8 FROM driftd.training_runs WHERE trigger = 'manual' AND status = 'coalesced'", WAIT).await;
+    assert_eq!(
+        run_count(&mut db, "status = 'running'").await,
+        1,
+        "never two trainings of one model at once"
+    );
+    let started = Instant::now();
+    let st = d.sigterm();
+    assert!(st.success(), "{st:?}: {}", d.logs());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped within the grace period"
+    );
+    assert_eq!(run_count(&mut db, "status = 'cancelled'").await, 1);
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM driftd.model_versions")
+            .await,
+        0,
+        "a cancelled run registers nothing"
+    );
+}
