@@ -5,6 +5,8 @@
 //! `policy` (when to update) → `train` (blocking thread) → `registry` → `exporter`.
 //! See `ARCHITECTURE.md`.
 
+#[cfg(feature = "wip-backtest")]
+pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -12,6 +14,8 @@ pub mod db;
 pub mod demo;
 pub mod detect;
 pub mod exporter;
+#[cfg(feature = "wip-feature-drift")]
+pub mod feature_drift;
 pub mod generate;
 pub mod monitor;
 pub mod outcomes;
