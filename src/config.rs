@@ -150,6 +150,9 @@ pub struct PollConfig {
     pub batch_size: u32,
     /// Ceiling of the exponential reconnect backoff.
     pub max_backoff_ms: u64,
+    /// How often a replica checks its ownership connection and tries to take over models
+    /// whose owner died: the takeover time is about this plus loading the state.
+    pub ownership_check_ms: u64,
 }
 
 impl Default for PollConfig {
@@ -159,6 +162,7 @@ impl Default for PollConfig {
             settle_ms: 5_000,
             batch_size: 5_000,
             max_backoff_ms: 30_000,
+            ownership_check_ms: 2_000,
         }
     }
 }

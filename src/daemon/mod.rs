@@ -3,6 +3,7 @@
 
 mod listen;
 mod model_loop;
+mod ownership;
 mod schedule;
 pub mod store;
 mod training;
@@ -92,13 +93,11 @@ pub async fn run(
     let source = Arc::new(OutcomeSource::new(&cfg.source));
     let mut wakers: HashMap<String, Arc<Notify>> = HashMap::new();
     let mut trigger_senders = HashMap::new();
-    let mut loaded = Vec::new();
-    let mut tasks = Vec::new();
+    let mut loops = Vec::new();
     for m in &cfg.models {
         let wake = Arc::new(Notify::new());
         wakers.insert(m.name.clone(), wake.clone());
         let (tx, rx) = watch::channel(false);
-        loaded.push(rx);
         // Capacity 1: a trigger waiting behind another one coalesces instead of queueing.
         let (trig_tx, trig_rx) = tokio::sync::mpsc::channel(1);
         trigger_senders.insert(m.name.clone(), trig_tx);
@@ -114,8 +113,17 @@ pub async fn run(
             loaded: tx,
             db_up: set_db_up.clone(),
         };
-        tasks.push(tokio::spawn(lp.run(shutdown.clone())));
+        loops.push((lp, rx));
     }
+    let ownership = tokio::spawn(
+        ownership::Ownership {
+            db: cfg.database.clone(),
+            interval: std::time::Duration::from_millis(cfg.poll.ownership_check_ms),
+            metrics: metrics.clone(),
+            health: health.clone(),
+        }
+        .run(loops, shutdown.clone()),
+    );
     let _scheduler = schedule::start(&cfg.models, &trigger_senders, metrics.clone())
         .await
         .context("starting the retrain schedules")?;
@@ -126,30 +134,11 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    // Ready once every model's state is loaded; systemd hears about it once.
-    {
-        let health = health.clone();
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            for mut rx in loaded {
-                tokio::select! {
-                    r = rx.wait_for(|l| *l) => { if r.is_err() { return; } }
-                    _ = shutdown.wait_for(|s| *s) => return,
-                }
-            }
-            health.state_loaded.store(true, Ordering::Relaxed);
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-            tracing::info!("ready: all model states loaded");
-        });
-    }
-
     let _ = shutdown.wait_for(|s| *s).await;
     tracing::info!("shutting down: finishing the batches in hand");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    for t in tasks {
-        if let Err(e) = t.await {
-            tracing::error!(error = %e, "a model task ended abnormally");
-        }
+    if let Err(e) = ownership.await {
+        tracing::error!(error = %e, "the ownership task ended abnormally");
     }
     listener.abort();
     let _ = http_task.await;

@@ -57,7 +57,8 @@ struct Champion {
 }
 
 impl ModelLoop {
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown`; returns itself so ownership can restart it later.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> ModelLoop {
         let name = self.cfg.name.clone();
         let mut backoff = Backoff::new(200, self.poll.max_backoff_ms);
         let mut live: Option<Live> = None;
@@ -130,6 +131,7 @@ impl ModelLoop {
             .cancel(Duration::from_millis(self.runtime.grace_ms))
             .await;
         tracing::info!(model = %name, "poller stopped");
+        self
     }
 
     /// Everything that follows a committed batch: training bookkeeping, scoring, triggers.

@@ -3,4 +3,5 @@
 mod conformance;
 mod helpers;
 mod monitor;
+mod replicas;
 mod training;

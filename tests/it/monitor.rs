@@ -14,7 +14,12 @@ use crate::helpers::*;
 const WAIT: Duration = Duration::from_secs(60);
 
 /// What an uninterrupted, in-process run makes of `rows` (which are in label-time order).
-fn reference_state(config_text: &str, model: &str, rows: &[Row], first_id: i64) -> MonitorState {
+pub(crate) fn reference_state(
+    config_text: &str,
+    model: &str,
+    rows: &[Row],
+    first_id: i64,
+) -> MonitorState {
     let cfg = Config::from_toml_str(config_text, Vec::new()).unwrap();
     let mcfg = cfg.model(model).unwrap();
     let mut st = MonitorState::new(mcfg);
