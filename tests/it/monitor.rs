@@ -367,8 +367,14 @@ async fn survives_a_database_restart() {
         async move { s == 503 }
     })
     .await;
-    assert_eq!(d.metric("driftd_database_up"), Some(0.0));
-    assert!(d.metric("driftd_poll_errors_total").unwrap() >= 1.0);
+    wait_until(WAIT, "database_up 0 and a counted error", || {
+        let (up, errors) = (
+            d.metric("driftd_database_up"),
+            d.metric("driftd_poll_errors_total"),
+        );
+        async move { up == Some(0.0) && errors.unwrap_or(0.0) >= 1.0 }
+    })
+    .await;
     pg.start_again();
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
     db.conn = PgConnection::connect(&db.url).await.unwrap();
