@@ -37,6 +37,15 @@ kind = "adwin"
 
 [[models.detectors]]
 kind = "ddm"
+
+[models.triggers]
+bootstrap_min_rows = 1000
+
+[models.triggers.drift]
+detectors = ["adwin"]
+min_new_rows = 500
+cooldown = "10s"
+strategy = "auto"
 TOML
 echo "[demo] migrating (schema driftd + reference outcomes table)"
 "$BIN" migrate --config "$WORK/driftd.toml" --create-outcomes-table

@@ -32,15 +32,25 @@ pub async fn feed(conn: &mut PgConnection, opts: &FeedOptions) -> Result<(), sql
     let mut rows = stream.peekable();
     let mut sent = 0usize;
     while rows.peek().is_some() || !pending.is_empty() {
+        // Until driftd has a champion, the "deployed" model predicts; then rows arrive
+        // unscored and driftd's champion scores them.
+        let has_champion: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM driftd.model_versions WHERE model = $1 AND status = 'champion')",
+        )
+        .bind(&opts.model)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap_or(false);
         let batch: Vec<_> = rows.by_ref().take(per_tick).collect();
         for r in &batch {
             let feats: Vec<f32> = r.features.clone();
+            let prediction = (!has_champion).then(|| deployed_prediction(&w, &r.features) as f32);
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO outcomes (model, features, prediction) VALUES ($1, $2, $3) RETURNING id",
             )
             .bind(&opts.model)
             .bind(&feats)
-            .bind(deployed_prediction(&w, &r.features) as f32)
+            .bind(prediction)
             .fetch_one(&mut *conn)
             .await?;
             pending.push_back((Instant::now() + opts.label_delay, id, r.label));
@@ -128,10 +138,41 @@ pub async fn summary(
         println!("gradual drift over rows {s}..{e}");
     }
     for (det, idx, est) in &events {
-        println!("  {det} detected drift at row {idx} (error-rate estimate {est:.3})");
+        println!("  {det} detected drift at row {idx} (estimate {est:.3})");
     }
     if events.is_empty() {
         println!("  no drift detected");
     }
+    let runs: Vec<(i64, String, String, String, Option<i64>, serde_json::Value)> = sqlx::query_as(
+        "SELECT id, trigger, strategy, status, new_version, candidates FROM driftd.training_runs \
+         WHERE model = $1 ORDER BY id",
+    )
+    .bind(model)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, trigger, strategy, status, version, candidates) in &runs {
+        let best = candidates
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((c["strategy"].as_str()?.to_string(), c["holdout_accuracy"].as_f64()?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let best = best.map_or(String::new(), |(s, a)| format!(", best candidate {s} with holdout accuracy {a:.3}"));
+        let version = version.map_or(String::new(), |v| format!(" → v{v}"));
+        println!("  training run {id}: {trigger} / {strategy}: {status}{version}{best}");
+    }
+    // Accuracy of the served predictions, in segments of the stream.
+    let seg = (spec.rows / 10).max(1) as i64;
+    let acc: Vec<(i64, f64)> = sqlx::query_as(
+        "SELECT (rn - 1) / $2 AS seg, avg(((prediction >= 0.5)::int = label::int)::int)::float8 \
+         FROM (SELECT row_number() OVER (ORDER BY id) AS rn, prediction, label FROM outcomes \
+               WHERE model = $1 AND label IS NOT NULL AND prediction IS NOT NULL) t GROUP BY 1 ORDER BY 1",
+    )
+    .bind(model)
+    .bind(seg)
+    .fetch_all(&mut *conn)
+    .await?;
+    let line: Vec<String> = acc.iter().map(|(_, a)| format!("{a:.2}")).collect();
+    println!("accuracy by tenth of the stream: {}", line.join(" "));
     Ok(())
 }
