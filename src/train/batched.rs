@@ -398,7 +398,7 @@ impl<'a> Engine<'a> {
                     } else {
                         0.0
                     };
-                    lr.extend(std::iter::repeat(v).take(per_model));
+                    lr.extend(std::iter::repeat_n(v, per_model));
                 }
             }
         }
@@ -656,8 +656,8 @@ pub(crate) fn train_jobs(
             val,
         });
     }
-    xs.extend(std::iter::repeat(0.0).take(f));
-    ys.extend(std::iter::repeat(0.0).take(c));
+    xs.extend(std::iter::repeat_n(0.0, f));
+    ys.extend(std::iter::repeat_n(0.0, c));
     let pad = n_total as i64;
     let x_all = to_dev(&xs, &[n_total as i64 + 1, f as i64], dev)?;
     let y_all = to_dev(&ys, &[n_total as i64 + 1, c as i64], dev)?;
@@ -732,8 +732,8 @@ pub(crate) fn train_jobs(
             for &j in &eng.slots {
                 let st = &mut states[j];
                 if step >= st.total_steps {
-                    chunk.idx.extend(std::iter::repeat(pad).take(bs));
-                    chunk.coef.extend(std::iter::repeat(0.0).take(bs));
+                    chunk.idx.extend(std::iter::repeat_n(pad, bs));
+                    chunk.coef.extend(std::iter::repeat_n(0.0, bs));
                     continue;
                 }
                 let e = step % st.steps_per_epoch;
@@ -754,10 +754,10 @@ pub(crate) fn train_jobs(
                 }
                 chunk
                     .idx
-                    .extend(std::iter::repeat(pad).take(bs - rows.len()));
+                    .extend(std::iter::repeat_n(pad, bs - rows.len()));
                 chunk
                     .coef
-                    .extend(std::iter::repeat(0.0).take(bs - rows.len()));
+                    .extend(std::iter::repeat_n(0.0, bs - rows.len()));
             }
         }
         let (mut xc, mut yc, mut cc) = chunk.tensors(&x_all, &y_all, bs, dev)?;

@@ -140,8 +140,7 @@ async fn a_late_committing_transaction_is_not_skipped() {
     let mut db = pg.fresh_db().await;
     let dir = tempfile::tempdir().unwrap();
     // settle_ms (1500) exceeds how long the slow transaction stays open (700 ms).
-    let cfg_text = format!("{ONE_MODEL}");
-    let cfg = write_config(dir.path(), &db.url, &cfg_text);
+    let cfg = write_config(dir.path(), &db.url, ONE_MODEL);
     std::fs::write(
         &cfg,
         std::fs::read_to_string(&cfg)
