@@ -7,7 +7,12 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 case "$1" in
   start)
     dir=$2 port=$3
-    mkdir -p "$dir"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+      chown postgres:postgres "$dir"
+      # mktemp -d makes 0700 folders: the postgres user must be able to reach its data dir.
+      chmod a+x "$(dirname "$dir")"
+    fi
     if [ ! -f "$dir/PG_VERSION" ]; then
       as_pg "$BIN/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
     fi

@@ -501,3 +501,68 @@ async fn triggers_during_training_coalesce_and_sigterm_cancels_it() {
         "a cancelled run registers nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accuracy_below_the_floor_for_the_hold_time_triggers_an_update() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let triggers = "[models.triggers.drift]\nenabled = false\n[models.triggers.threshold]\nenabled = true\nwindow = \"100\"\nmin_accuracy = 0.9\nhold = \"1s\"\ncooldown = \"1s\"\nstrategy = \"refit_new\"";
+    let cfg = write_config(dir.path(), &db.url, &model_block("", triggers));
+    let d = Daemon::spawn(&cfg);
+    db.insert(&prelabelled(&stream(500, None, 21), 0)).await;
+    wait_sql(&mut db, &d, "v1", "SELECT count(*) FROM driftd.model_versions WHERE model = 'm'", WAIT).await;
+    // Rows whose labels the champion cannot know (noise): its rolling accuracy sits near 0.5.
+    let mut noisy = prelabelled(&stream(400, None, 22), 1_000);
+    for (i, r) in noisy.iter_mut().enumerate() {
+        r.label = Some(((i * 7919) % 2) as f64);
+    }
+    db.insert(&noisy).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "a threshold-triggered run",
+        "SELECT count(*) FROM driftd.training_runs WHERE trigger = 'threshold' AND strategy = 'refit_new' AND reason LIKE 'accuracy(100)%'",
+        WAIT,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_with_only_the_documented_grants() {
+    use sqlx::{Connection, Executor};
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    // sql/grants.sql, with the role created idempotently (roles are cluster-wide).
+    let grants = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/grants.sql")).unwrap();
+    db.conn
+        .execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'driftd') THEN CREATE ROLE driftd LOGIN; END IF; END $$")
+        .await
+        .unwrap();
+    let rest: String = grants.lines().filter(|l| !l.starts_with("CREATE ROLE")).collect::<Vec<_>>().join("\n");
+    db.conn.execute(rest.as_str()).await.unwrap();
+    let url = db.url.replace("postgres@", "driftd@");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &url, &model_block("", ""));
+    let d = Daemon::spawn(&cfg);
+    db.insert(&prelabelled(&stream(600, None, 31), 0)).await;
+    wait_sql(&mut db, &d, "a champion trained as the driftd role", "SELECT count(*) FROM driftd.model_versions", WAIT).await;
+    let mut unscored = prelabelled(&stream(50, None, 32), 5_000);
+    for r in &mut unscored {
+        r.prediction = None;
+        r.label = None;
+        r.labeled_at_secs = None;
+    }
+    let ids = db.insert(&unscored).await;
+    wait_sql(&mut db, &d, "rows scored as the driftd role", &format!("SELECT (count(*) = 0)::int::int8 FROM outcomes WHERE id >= {} AND prediction IS NULL", ids[0]), WAIT).await;
+    sqlx::query("UPDATE outcomes SET label = 1, labeled_at = now() - interval '1 hour' WHERE id >= $1")
+        .bind(ids[0])
+        .execute(&mut db.conn)
+        .await
+        .unwrap();
+    db.wait_rows_processed("m", 650, WAIT).await;
+    // And no more than that: the role cannot touch the labels.
+    let mut as_driftd = sqlx::PgConnection::connect(&url).await.unwrap();
+    let err = as_driftd.execute("UPDATE outcomes SET label = 0").await.unwrap_err();
+    assert!(err.to_string().contains("permission denied"), "{err}");
+}
