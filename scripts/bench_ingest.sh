@@ -28,6 +28,11 @@ interval_ms = 200
 [[models]]
 name = "bench"
 n_features = $FEATURES
+# Measure ingest alone: no bootstrap training, no drift-triggered updates.
+[models.triggers]
+bootstrap_min_rows = 1000000000000
+[models.triggers.drift]
+enabled = false
 TOML
 "$BIN" migrate --config "$WORK/driftd.toml" --create-outcomes-table >/dev/null
 echo "filling $ROWS labelled rows with $FEATURES features ..."
