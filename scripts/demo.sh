@@ -41,9 +41,13 @@ kind = "ddm"
 [models.triggers]
 bootstrap_min_rows = 1000
 
+[models.train]
+window = { max_rows = 6000 }
+
 [models.triggers.drift]
 detectors = ["adwin"]
 min_new_rows = 500
+min_rows_after_drift = 1500
 cooldown = "10s"
 strategy = "auto"
 TOML

@@ -65,7 +65,7 @@ enum Command {
         model: String,
         #[arg(long, default_value_t = 20_000)]
         rows: usize,
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 300)]
         rows_per_sec: u32,
         #[arg(long, default_value_t = 1_000)]
         label_delay_ms: u64,
@@ -208,8 +208,8 @@ async fn dispatch(cmd: Command) -> ExitCode {
             let spec = crate::generate::StreamSpec {
                 n_features: mcfg.n_features,
                 rows,
-                abrupt_at: Some(rows * 2 / 5),
-                gradual: Some((rows * 7 / 10, rows * 17 / 20)),
+                abrupt_at: Some(rows * 3 / 10),
+                gradual: Some((rows * 3 / 4, rows * 17 / 20)),
                 seed,
                 ..Default::default()
             };

@@ -68,6 +68,9 @@ pub struct DriftTriggerConfig {
     pub on_warning: bool,
     /// Labelled rows needed since the last update before a drift may trigger another.
     pub min_new_rows: u64,
+    /// Labelled rows to wait for after the drift itself, so that the update (and its
+    /// time-ordered holdout) sees enough of the new concept.
+    pub min_rows_after_drift: u64,
     pub cooldown: String,
     pub strategy: Strategy,
 }
@@ -79,6 +82,7 @@ impl Default for DriftTriggerConfig {
             detectors: Vec::new(),
             on_warning: false,
             min_new_rows: 200,
+            min_rows_after_drift: 200,
             cooldown: "10m".into(),
             strategy: Strategy::Auto,
         }
@@ -194,6 +198,9 @@ pub struct PolicyState {
     /// A drift seen during the cooldown or before enough new rows: deferred, not dropped.
     #[serde(default)]
     pub pending_drift: Option<String>,
+    /// Rows seen when the pending drift was detected.
+    #[serde(default)]
+    pub pending_drift_rows: u64,
 }
 
 /// What one batch showed the policy.
@@ -242,9 +249,13 @@ pub fn on_batch(
         if let Some((det, row, what)) = hit
             .filter(|(d, _, _)| cfg.drift.detectors.is_empty() || cfg.drift.detectors.contains(d))
         {
+            if st.pending_drift.is_none() {
+                st.pending_drift_rows = b.rows;
+            }
             st.pending_drift = Some(format!("{det} reported {what} at row id {row}"));
         }
-        let enough_rows = b.rows.saturating_sub(st.rows_at_last_update) >= cfg.drift.min_new_rows;
+        let enough_rows = b.rows.saturating_sub(st.rows_at_last_update) >= cfg.drift.min_new_rows
+            && b.rows.saturating_sub(st.pending_drift_rows) >= cfg.drift.min_rows_after_drift;
         if st.pending_drift.is_some() && enough_rows && cooled(&cfg.drift.cooldown) {
             let reason = st.pending_drift.take().expect("checked above");
             st.last_trigger_at = Some(now);
@@ -372,7 +383,7 @@ mod tests {
         let r = on_batch(
             &cfg,
             &mut st,
-            &view(5_000, &[], None),
+            &view(5_300, &[], None),
             t0 + Duration::minutes(11),
         )
         .unwrap();
