@@ -42,12 +42,12 @@ kind = "ddm"
 bootstrap_min_rows = 1000
 
 [models.train]
-window = { max_rows = 6000 }
+window = { max_rows = 2500 }
 
 [models.triggers.drift]
 detectors = ["adwin"]
 min_new_rows = 500
-min_rows_after_drift = 1500
+min_rows_after_drift = 2000
 cooldown = "10s"
 strategy = "auto"
 TOML

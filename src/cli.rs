@@ -209,7 +209,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
                 n_features: mcfg.n_features,
                 rows,
                 abrupt_at: Some(rows * 3 / 10),
-                gradual: Some((rows * 3 / 4, rows * 17 / 20)),
+                gradual: Some((rows * 13 / 20, rows * 3 / 4)),
                 seed,
                 ..Default::default()
             };
