@@ -14,7 +14,6 @@ pub mod db;
 pub mod demo;
 pub mod detect;
 pub mod exporter;
-#[cfg(feature = "wip-feature-drift")]
 pub mod feature_drift;
 pub mod generate;
 pub mod monitor;

@@ -2,10 +2,10 @@
 //! after it), and what each check needs from it: the sorted column and its quantiles.
 //!
 //! The recent window is not put in a frame: it is transposed and radix-sorted by hand
-//! (`stats::sort_f32`), because polars is built at `opt-level = 0` in the dev profile
-//! (see `Cargo.toml`) and sorting a million-row column through it there is far slower than
-//! the statistics themselves (measured in the module's `polars_sort_speed` test, which is
-//! `#[ignore]`d).
+//! (`stats::sort_f32`). Sorting is the bulk of a check, and polars is built at
+//! `opt-level = 0` in the dev profile (see `Cargo.toml`): on a million-row `f32` column its
+//! sort took 103 ms, `sort_unstable_by(total_cmp)` 75 ms and the radix sort 27 ms (the
+//! `#[ignore]`d `polars_sort_speed` test measures them).
 
 use polars::prelude::*;
 

@@ -162,7 +162,7 @@ const STIRLING_COEFFS: [f64; 8] = [
     8.417_508_417_508_418e-4,
     -5.952_380_952_380_952e-4,
     7.936_507_936_507_937e-4,
-    -2.777_777_777_777_777_8e-3,
+    -2.777_777_777_777_778e-3,
     8.333_333_333_333_333e-2,
 ];
 
@@ -365,10 +365,7 @@ fn pomeranz_j1j2(i: i64, n: i64, ll: i64, ceilf: i64, roundf: i64) -> (i64, i64)
             if ip1div2 == n + 1 {
                 (n - ll - ceilf - 1, n + ll + ceilf - 1)
             } else {
-                (
-                    ip1div2 - 1 - ll - roundf - 1,
-                    ip1div2 + ll - 1 + ceilf - 1,
-                )
+                (ip1div2 - 1 - ll - roundf - 1, ip1div2 + ll - 1 + ceilf - 1)
             }
         } else {
             (ip1div2 - 1 - ll - 1, ip1div2 + ll + roundf - 1)
@@ -395,7 +392,8 @@ fn pomeranz_cdf(n: u64, x: f64) -> f64 {
     twogpower[0] = 1.0;
     onem2gpower[0] = 1.0;
     let mut expnt: i64 = 0;
-    let (g_over_n, two_g_over_n, one_minus_two_g_over_n) = (g / nf, 2.0 * g / nf, (1.0 - 2.0 * g) / nf);
+    let (g_over_n, two_g_over_n, one_minus_two_g_over_n) =
+        (g / nf, 2.0 * g / nf, (1.0 - 2.0 * g) / nf);
     for m in 1..npwrs {
         gpower[m] = gpower[m - 1] * g_over_n / m as f64;
         twogpower[m] = twogpower[m - 1] * two_g_over_n / m as f64;
@@ -406,13 +404,14 @@ fn pomeranz_cdf(n: u64, x: f64) -> f64 {
     let mut v1 = vec![0.0; npwrs];
     v1[0] = 1.0;
     let (mut v0s, mut v1s): (i64, i64) = (0, 0);
-    let (mut j1, mut j2) = pomeranz_j1j2(0, n, ll, ceilf, roundf);
+    let mut j1 = pomeranz_j1j2(0, n, ll, ceilf, roundf).0;
     for i in 1..(2 * n + 2) {
         let k1 = j1;
         std::mem::swap(&mut v0, &mut v1);
         std::mem::swap(&mut v0s, &mut v1s);
         v1.fill(0.0);
-        (j1, j2) = pomeranz_j1j2(i, n, ll, ceilf, roundf);
+        let (new_j1, j2) = pomeranz_j1j2(i, n, ll, ceilf, roundf);
+        j1 = new_j1;
         let pwrs = if i == 1 || i == 2 * n + 1 {
             &gpower
         } else if i % 2 == 1 {

@@ -9,7 +9,12 @@ pub const PSI_EPSILON: f64 = 1e-4;
 
 /// Histogram counts of `sorted` (ascending, `f64` view `f`) on the bins [`bin_bounds`]
 /// describes: below `lower`, then right-closed up to each of `upper`, then above the last.
-pub(crate) fn bin_counts<T: Copy>(sorted: &[T], f: impl Fn(T) -> f64, lower: f64, upper: &[f64]) -> Vec<u64> {
+pub(crate) fn bin_counts<T: Copy>(
+    sorted: &[T],
+    f: impl Fn(T) -> f64,
+    lower: f64,
+    upper: &[f64],
+) -> Vec<u64> {
     let mut counts = Vec::with_capacity(upper.len() + 2);
     let mut prev = sorted.partition_point(|&x| f(x) < lower);
     counts.push(prev as u64);
@@ -22,18 +27,19 @@ pub(crate) fn bin_counts<T: Copy>(sorted: &[T], f: impl Fn(T) -> f64, lower: f64
     counts
 }
 
-/// The reference's bins from its quantiles at `k / bins`, `k = 0 ..= bins` (ascending):
-/// with `e_0 < … < e_m` the distinct quantiles, the bins are
-/// `(-inf, e_0)`, `[e_0, e_1]`, `(e_1, e_2]`, …, `(e_{m-1}, e_m]`, `(e_m, +inf)`
-/// (for a constant reference, `m = 0`: `(-inf, c)`, `[c, c]`, `(c, +inf)`). Returns `e_0`
-/// and the right-closed upper bounds (`e_1 ..= e_m`, or `[c]`).
+/// The reference's bins from its quantiles at `k / bins`, `k = 0 ..= bins`: with
+/// `e_0 < … < e_m` the distinct quantiles, the bins are
+/// `(-inf, e_0)`, `[e_0, e_0]`, `(e_0, e_1]`, …, `(e_{m-1}, e_m]`, `(e_m, +inf)`.
+/// Returns `e_0` and the right-closed upper bounds `e_0 ..= e_m`.
+///
+/// The reference's minimum has a bin of its own so that a value with much mass at the bottom
+/// (the zeros of a 0/1 feature, a constant) is not merged with the next one; for continuous
+/// data that bin holds one reference row.
 pub(crate) fn bin_bounds(quantiles: &[f64]) -> (f64, Vec<f64>) {
     let mut e: Vec<f64> = quantiles.to_vec();
     e.sort_by(f64::total_cmp);
     e.dedup();
-    let lower = e[0];
-    let upper = if e.len() == 1 { e } else { e[1..].to_vec() };
-    (lower, upper)
+    (e[0], e)
 }
 
 /// Population stability index `sum (q_i - p_i) ln(q_i / p_i)`, with `p` the reference's and
@@ -73,10 +79,7 @@ fn rel_entr(x: f64, y: f64) -> f64 {
 /// `scipy.spatial.distance.jensenshannon(p, q, base=2)` computes it from the two histograms.
 /// Empty bins need no epsilon; a sum that rounds below zero is taken as zero.
 pub(crate) fn js_distance(p: &[u64], q: &[u64]) -> f64 {
-    let (sp, sq) = (
-        p.iter().sum::<u64>() as f64,
-        q.iter().sum::<u64>() as f64,
-    );
+    let (sp, sq) = (p.iter().sum::<u64>() as f64, q.iter().sum::<u64>() as f64);
     let (mut left, mut right) = (0.0, 0.0);
     for (&a, &b) in p.iter().zip(q) {
         let (pa, qb) = (a as f64 / sp, b as f64 / sq);
@@ -160,7 +163,7 @@ pub(crate) fn sort_f32(v: &mut [f32]) {
     }
     let mut buf = vec![0u32; keys.len()];
     for (p, h) in hist.iter().enumerate() {
-        if h.iter().any(|&c| c == keys.len()) {
+        if h.contains(&keys.len()) {
             continue;
         }
         let mut offsets = [0usize; BUCKETS];
@@ -240,11 +243,17 @@ mod tests {
 
     #[test]
     fn bins_and_counts() {
-        // Quantiles 0, 1, 1, 2: bins (-inf,0), [0,1], (1,2], (2,inf).
+        // Quantiles 0, 1, 1, 2: bins (-inf,0), [0,0], (0,1], (1,2], (2,inf).
         let (lo, up) = bin_bounds(&[0.0, 1.0, 1.0, 2.0]);
-        assert_eq!((lo, up.clone()), (0.0, vec![1.0, 2.0]));
+        assert_eq!((lo, up.clone()), (0.0, vec![0.0, 1.0, 2.0]));
         let data = [-1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 3.0];
-        assert_eq!(bin_counts(&data, |x| x, lo, &up), vec![1, 3, 2, 2]);
+        assert_eq!(bin_counts(&data, |x| x, lo, &up), vec![1, 1, 2, 2, 2]);
+        // A 0/1 feature: zeros and ones in different bins.
+        let (lo, up) = bin_bounds(&[0.0, 0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(
+            bin_counts(&[0.0, 0.0, 1.0], |x| x, lo, &up),
+            vec![0, 2, 1, 0]
+        );
         // Constant reference: below, equal, above.
         let (lo, up) = bin_bounds(&[4.0; 11]);
         assert_eq!((lo, up.clone()), (4.0, vec![4.0]));
