@@ -287,6 +287,9 @@ pub struct ModelConfig {
     pub train: TrainConfig,
     #[serde(default)]
     pub triggers: TriggerConfig,
+    /// Per-feature data drift against the champion's training rows (off when absent).
+    #[serde(default)]
+    pub feature_drift: Option<crate::feature_drift::FeatureDriftConfig>,
     /// Most labelled rows read back for each of "old" and "new" data in one update.
     #[serde(default = "default_max_training_rows")]
     pub max_training_rows: usize,
@@ -484,6 +487,10 @@ impl Config {
             m.triggers.validate().map_err(|(key, reason)| {
                 ConfigError::key(format!("models[{i}].triggers.{key}"), reason)
             })?;
+            if let Some(fd) = &m.feature_drift {
+                fd.validate()
+                    .map_err(|(key, reason)| ConfigError::key(format!("models[{i}].feature_drift.{key}"), reason))?;
+            }
             // The trainer's messages start with the field name.
             m.train
                 .validate()

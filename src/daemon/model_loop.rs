@@ -48,6 +48,7 @@ struct Live {
     champion: Option<Champion>,
     /// Rows with an id at or below this have been offered to the scorer.
     scored_upto: i64,
+    last_feature_check: Option<std::time::Instant>,
 }
 
 struct Champion {
@@ -163,6 +164,9 @@ impl ModelLoop {
             has_champion: live.champion.is_some(),
         };
         let mut requests: Vec<TrainRequest> = Vec::new();
+        if let Some(r) = self.check_feature_drift(live).await? {
+            requests.push(r);
+        }
         if let Some(r) = policy::on_batch(&self.cfg.triggers, &mut live.state.policy, &view, now) {
             requests.push(r);
         }
@@ -187,6 +191,63 @@ impl ModelLoop {
             trainer.submit(r, live.watermark).await?;
         }
         Ok(())
+    }
+
+    /// Every `check_interval`, compares the newest inputs with the champion's reference sample.
+    async fn check_feature_drift(&self, live: &mut Live) -> Result<Option<TrainRequest>, StoreError> {
+        let Some(fd) = &self.cfg.feature_drift else { return Ok(None) };
+        let interval = Duration::from_secs(fd.check_interval_secs().unwrap_or(300) as u64);
+        if live.last_feature_check.is_some_and(|t| t.elapsed() < interval) {
+            return Ok(None);
+        }
+        live.last_feature_check = Some(std::time::Instant::now());
+        let mut conn = self.pool.acquire().await?;
+        let Some((version, reference)) = registry::champion_reference(&mut conn, &self.cfg.name).await? else {
+            return Ok(None);
+        };
+        let reference: crate::feature_drift::ReferenceSample = match serde_json::from_value(reference) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(model = %self.cfg.name, error = %e, "unreadable reference sample");
+                return Ok(None);
+            }
+        };
+        let recent = self
+            .source
+            .recent_features(&mut conn, &self.cfg.name, self.cfg.n_features, fd.window_rows as i64)
+            .await?;
+        let cfg = fd.clone();
+        let report = tokio::task::spawn_blocking(move || crate::feature_drift::check(&reference, &recent, &cfg)).await;
+        let report = match report {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::debug!(model = %self.cfg.name, reason = %e, "feature drift not checked");
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::error!(model = %self.cfg.name, error = %e, "feature drift check panicked");
+                return Ok(None);
+            }
+        };
+        registry::record_feature_drift(&mut conn, &self.cfg.name, version, &report).await?;
+        self.metrics.publish_feature_drift(&self.cfg.name, &report);
+        let cooldown = crate::config::parse_duration_secs(&self.cfg.triggers.drift.cooldown).unwrap_or(0);
+        let cooled = live
+            .state
+            .policy
+            .last_trigger_at
+            .is_none_or(|t| (Utc::now() - t).num_seconds() >= cooldown);
+        if report.triggers_update(fd) && cooled {
+            live.state.policy.last_trigger_at = Some(Utc::now());
+            let drifted: Vec<&str> = report.drifted().map(|f| f.feature.as_str()).collect();
+            return Ok(Some(TrainRequest {
+                trigger: policy::TriggerKind::FeatureDrift,
+                reason: format!("{:.0}% of features drifted: {}", report.drifted_ratio * 100.0, drifted.join(", ")),
+                strategy: self.cfg.triggers.drift.strategy,
+                run_id: None,
+            }));
+        }
+        Ok(None)
     }
 
     async fn refresh_champion(&self, live: &mut Live) -> Result<(), StoreError> {
@@ -317,6 +378,7 @@ impl ModelLoop {
             state: loaded.state,
             champion: None,
             scored_upto: 0,
+            last_feature_check: None,
         })
     }
 

@@ -338,6 +338,15 @@ impl Job {
                 Task::Multiclass => n_classes as usize,
             },
         };
+        // The data-drift reference: a bounded sample of every row this update read.
+        let reference_sample = self.cfg.feature_drift.as_ref().and_then(|fd| {
+            let all = old.concat(&new).ok()?;
+            let mut sample = crate::feature_drift::ReferenceSample::from_rows(&all.x, all.n_features, fd.reference_sample_rows, self.run_id as u64);
+            if self.cfg.feature_names.len() == all.n_features {
+                sample = sample.with_feature_names(self.cfg.feature_names.clone()).ok()?;
+            }
+            serde_json::to_value(sample).ok()
+        });
         let train_cfg = self.cfg.train.clone();
         let cancel = self.cancel.clone();
         let champion_artifact = champion.as_ref().map(|(_, a)| a.clone());
@@ -378,6 +387,7 @@ impl Job {
                 cutoff: new_cutoff,
                 holdout_metrics: metrics,
                 artifact: &chosen.artifact,
+                reference_sample,
             },
             outcome.promoted,
         )

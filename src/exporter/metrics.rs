@@ -234,6 +234,22 @@ impl Metrics {
         }
     }
 
+    /// Publishes one data-drift check.
+    pub fn publish_feature_drift(&self, model: &str, report: &crate::feature_drift::FeatureDriftReport) {
+        for f in &report.features {
+            for (stat, v) in [
+                ("psi", f.psi),
+                ("ks", f.ks),
+                ("ks_pvalue", f.ks_pvalue),
+                ("js", f.js),
+                ("wasserstein", f.wasserstein),
+            ] {
+                self.feature_drift.with_label_values(&[model, f.feature.as_str(), stat]).set(v);
+            }
+        }
+        self.drifted_features_ratio.with_label_values(&[model]).set(report.drifted_ratio);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

@@ -38,6 +38,7 @@ pub struct OutcomeSource {
     training_sql: String,
     unscored_sql: String,
     score_sql: Option<String>,
+    recent_sql: String,
     pub notify_channel: String,
 }
 
@@ -111,9 +112,16 @@ impl OutcomeSource {
                 pred = q(&cfg.prediction_column),
             ),
         });
+        // The newest inputs, labelled or not: data drift shows before the labels do.
+        let recent_sql = format!(
+            "SELECT {features} FROM {table} WHERE {model} = $1 ORDER BY {id} DESC LIMIT $2",
+            table = quote_table(&cfg.table),
+            model = q(&cfg.model_column),
+        );
         OutcomeSource {
             poll_sql,
             training_sql,
+            recent_sql,
             unscored_sql,
             score_sql,
             notify_channel: cfg.notify_channel.clone(),
@@ -199,6 +207,25 @@ impl OutcomeSource {
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         out.reverse();
         Ok(out)
+    }
+
+    /// The features of the newest `limit` rows (labelled or not), valid rows only, row-major.
+    pub async fn recent_features(
+        &self,
+        conn: &mut PgConnection,
+        model: &str,
+        n_features: usize,
+        limit: i64,
+    ) -> Result<Vec<f32>, sqlx::Error> {
+        let rows = sqlx::query(&self.recent_sql).bind(model).bind(limit).fetch_all(conn).await?;
+        let mut x = Vec::with_capacity(rows.len() * n_features);
+        for r in &rows {
+            let f: Option<Vec<Option<f64>>> = r.try_get(0)?;
+            if let Some(f) = f.filter(|f| f.len() == n_features && f.iter().all(|v| v.is_some_and(f64::is_finite))) {
+                x.extend(f.iter().map(|v| v.unwrap_or(0.0) as f32));
+            }
+        }
+        Ok(x)
     }
 
     /// Rows still waiting for a prediction, after id `after_id`.

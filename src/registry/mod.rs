@@ -61,6 +61,8 @@ pub struct NewVersion<'a> {
     pub cutoff: Watermark,
     pub holdout_metrics: serde_json::Value,
     pub artifact: &'a ModelArtifact,
+    /// A bounded sample of the training rows, for data-drift checks.
+    pub reference_sample: Option<serde_json::Value>,
 }
 
 const INFO_COLUMNS: &str =
@@ -115,8 +117,8 @@ pub async fn register(
     }
     sqlx::query(
         "INSERT INTO driftd.model_versions (model, version, parent_version, strategy, trigger, status, promoted_at, \
-            n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, holdout_metrics, sidecar, weights) \
-         VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, $8, $9, $10, $11, $12, $13::jsonb, $14)",
+            n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, holdout_metrics, sidecar, weights, reference_sample) \
+         VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)",
     )
     .bind(v.model)
     .bind(version)
@@ -132,6 +134,7 @@ pub async fn register(
     .bind(&v.holdout_metrics)
     .bind(v.artifact.sidecar_json())
     .bind(v.artifact.to_safetensors_bytes())
+    .bind(&v.reference_sample)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -158,6 +161,46 @@ pub async fn champion(
             reason: e.to_string(),
         })?;
     Ok(Some((info, artifact)))
+}
+
+/// The champion's reference sample for data-drift checks, if it has one.
+pub async fn champion_reference(conn: &mut PgConnection, model: &str) -> Result<Option<(i64, serde_json::Value)>, RegistryError> {
+    let row: Option<(i64, Option<serde_json::Value>)> = sqlx::query_as(
+        "SELECT version, reference_sample FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
+    )
+    .bind(model)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.and_then(|(v, r)| r.map(|r| (v, r))))
+}
+
+/// Records one data-drift check.
+pub async fn record_feature_drift(
+    conn: &mut PgConnection,
+    model: &str,
+    version: i64,
+    report: &crate::feature_drift::FeatureDriftReport,
+) -> Result<(), RegistryError> {
+    for f in &report.features {
+        sqlx::query(
+            "INSERT INTO driftd.feature_drift (model, version, feature, psi, ks, ks_pvalue, js, wasserstein, drifted, n_reference, n_recent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(model)
+        .bind(version)
+        .bind(&f.feature)
+        .bind(f.psi)
+        .bind(f.ks)
+        .bind(f.ks_pvalue)
+        .bind(f.js)
+        .bind(f.wasserstein)
+        .bind(f.drifted)
+        .bind(report.n_reference as i32)
+        .bind(report.n_recent as i32)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 pub async fn list(

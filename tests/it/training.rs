@@ -511,7 +511,14 @@ async fn accuracy_below_the_floor_for_the_hold_time_triggers_an_update() {
     let cfg = write_config(dir.path(), &db.url, &model_block("", triggers));
     let d = Daemon::spawn(&cfg);
     db.insert(&prelabelled(&stream(500, None, 21), 0)).await;
-    wait_sql(&mut db, &d, "v1", "SELECT count(*) FROM driftd.model_versions WHERE model = 'm'", WAIT).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "v1",
+        "SELECT count(*) FROM driftd.model_versions WHERE model = 'm'",
+        WAIT,
+    )
+    .await;
     // Rows whose labels the champion cannot know (noise): its rolling accuracy sits near 0.5.
     let mut noisy = prelabelled(&stream(400, None, 22), 1_000);
     for (i, r) in noisy.iter_mut().enumerate() {
@@ -534,19 +541,31 @@ async fn runs_with_only_the_documented_grants() {
     let pg = shared_pg();
     let mut db = pg.fresh_db().await;
     // sql/grants.sql, with the role created idempotently (roles are cluster-wide).
-    let grants = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/grants.sql")).unwrap();
+    let grants =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/grants.sql")).unwrap();
     db.conn
         .execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'driftd') THEN CREATE ROLE driftd LOGIN; END IF; END $$")
         .await
         .unwrap();
-    let rest: String = grants.lines().filter(|l| !l.starts_with("CREATE ROLE")).collect::<Vec<_>>().join("\n");
+    let rest: String = grants
+        .lines()
+        .filter(|l| !l.starts_with("CREATE ROLE"))
+        .collect::<Vec<_>>()
+        .join("\n");
     db.conn.execute(rest.as_str()).await.unwrap();
     let url = db.url.replace("postgres@", "driftd@");
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &url, &model_block("", ""));
     let d = Daemon::spawn(&cfg);
     db.insert(&prelabelled(&stream(600, None, 31), 0)).await;
-    wait_sql(&mut db, &d, "a champion trained as the driftd role", "SELECT count(*) FROM driftd.model_versions", WAIT).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "a champion trained as the driftd role",
+        "SELECT count(*) FROM driftd.model_versions",
+        WAIT,
+    )
+    .await;
     let mut unscored = prelabelled(&stream(50, None, 32), 5_000);
     for r in &mut unscored {
         r.prediction = None;
@@ -554,15 +573,91 @@ async fn runs_with_only_the_documented_grants() {
         r.labeled_at_secs = None;
     }
     let ids = db.insert(&unscored).await;
-    wait_sql(&mut db, &d, "rows scored as the driftd role", &format!("SELECT (count(*) = 0)::int::int8 FROM outcomes WHERE id >= {} AND prediction IS NULL", ids[0]), WAIT).await;
-    sqlx::query("UPDATE outcomes SET label = 1, labeled_at = now() - interval '1 hour' WHERE id >= $1")
-        .bind(ids[0])
-        .execute(&mut db.conn)
-        .await
-        .unwrap();
+    wait_sql(
+        &mut db,
+        &d,
+        "rows scored as the driftd role",
+        &format!(
+            "SELECT (count(*) = 0)::int::int8 FROM outcomes WHERE id >= {} AND prediction IS NULL",
+            ids[0]
+        ),
+        WAIT,
+    )
+    .await;
+    sqlx::query(
+        "UPDATE outcomes SET label = 1, labeled_at = now() - interval '1 hour' WHERE id >= $1",
+    )
+    .bind(ids[0])
+    .execute(&mut db.conn)
+    .await
+    .unwrap();
     db.wait_rows_processed("m", 650, WAIT).await;
     // And no more than that: the role cannot touch the labels.
     let mut as_driftd = sqlx::PgConnection::connect(&url).await.unwrap();
-    let err = as_driftd.execute("UPDATE outcomes SET label = 0").await.unwrap_err();
+    let err = as_driftd
+        .execute("UPDATE outcomes SET label = 0")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("permission denied"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shifted_inputs_raise_feature_drift_before_any_label() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let block = model_block("", "[models.triggers.drift]\nenabled = false\ncooldown = \"1s\"")
+        + "[models.feature_drift]\ncheck_interval = \"1s\"\nwindow_rows = 300\nmin_rows = 100\ndrifted_ratio_trigger = 0.5\n";
+    let cfg = write_config(dir.path(), &db.url, &block);
+    let d = Daemon::spawn(&cfg);
+    db.insert(&prelabelled(&stream(500, None, 41), 0)).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "v1",
+        "SELECT count(*) FROM driftd.model_versions WHERE model = 'm'",
+        WAIT,
+    )
+    .await;
+    // Same inputs: checked, nothing drifted.
+    wait_sql(
+        &mut db,
+        &d,
+        "a first check",
+        "SELECT count(*) FROM driftd.feature_drift WHERE model = 'm'",
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        d.metric("driftd_drifted_features_ratio{model=\"m\"}"),
+        Some(0.0)
+    );
+    // New inputs moved by three standard deviations, no labels yet.
+    let mut shifted = prelabelled(&stream(400, None, 42), 1_000);
+    for r in &mut shifted {
+        r.features.iter_mut().for_each(|v| *v += 3.0);
+        r.prediction = None;
+        r.label = None;
+        r.labeled_at_secs = None;
+    }
+    db.insert(&shifted).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "a feature-drift-triggered run",
+        "SELECT count(*) FROM driftd.training_runs WHERE trigger = 'feature_drift'",
+        WAIT,
+    )
+    .await;
+    assert!(
+        d.metric("driftd_drifted_features_ratio{model=\"m\"}")
+            .unwrap()
+            > 0.5
+    );
+    let psi = d
+        .metric("driftd_feature_drift{feature=\"f0\",model=\"m\",statistic=\"psi\"}")
+        .unwrap();
+    assert!(psi > 0.2, "{psi}");
+    let drifted = db.scalar_i64("SELECT count(DISTINCT feature) FROM driftd.feature_drift WHERE model = 'm' AND drifted").await;
+    assert_eq!(drifted, 6);
 }
