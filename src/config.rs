@@ -488,8 +488,9 @@ impl Config {
                 ConfigError::key(format!("models[{i}].triggers.{key}"), reason)
             })?;
             if let Some(fd) = &m.feature_drift {
-                fd.validate()
-                    .map_err(|(key, reason)| ConfigError::key(format!("models[{i}].feature_drift.{key}"), reason))?;
+                fd.validate().map_err(|(key, reason)| {
+                    ConfigError::key(format!("models[{i}].feature_drift.{key}"), reason)
+                })?;
             }
             // The trainer's messages start with the field name.
             m.train

@@ -155,9 +155,16 @@ pub async fn summary(
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|c| Some((c["strategy"].as_str()?.to_string(), c["holdout_accuracy"].as_f64()?)))
+            .filter_map(|c| {
+                Some((
+                    c["strategy"].as_str()?.to_string(),
+                    c["holdout_accuracy"].as_f64()?,
+                ))
+            })
             .max_by(|a, b| a.1.total_cmp(&b.1));
-        let best = best.map_or(String::new(), |(s, a)| format!(", best candidate {s} with holdout accuracy {a:.3}"));
+        let best = best.map_or(String::new(), |(s, a)| {
+            format!(", best candidate {s} with holdout accuracy {a:.3}")
+        });
         let version = version.map_or(String::new(), |v| format!(" → v{v}"));
         println!("  training run {id}: {trigger} / {strategy}: {status}{version}{best}");
     }

@@ -194,18 +194,30 @@ impl ModelLoop {
     }
 
     /// Every `check_interval`, compares the newest inputs with the champion's reference sample.
-    async fn check_feature_drift(&self, live: &mut Live) -> Result<Option<TrainRequest>, StoreError> {
-        let Some(fd) = &self.cfg.feature_drift else { return Ok(None) };
+    async fn check_feature_drift(
+        &self,
+        live: &mut Live,
+    ) -> Result<Option<TrainRequest>, StoreError> {
+        let Some(fd) = &self.cfg.feature_drift else {
+            return Ok(None);
+        };
         let interval = Duration::from_secs(fd.check_interval_secs().unwrap_or(300) as u64);
-        if live.last_feature_check.is_some_and(|t| t.elapsed() < interval) {
+        if live
+            .last_feature_check
+            .is_some_and(|t| t.elapsed() < interval)
+        {
             return Ok(None);
         }
         live.last_feature_check = Some(std::time::Instant::now());
         let mut conn = self.pool.acquire().await?;
-        let Some((version, reference)) = registry::champion_reference(&mut conn, &self.cfg.name).await? else {
+        let Some((version, reference)) =
+            registry::champion_reference(&mut conn, &self.cfg.name).await?
+        else {
             return Ok(None);
         };
-        let reference: crate::feature_drift::ReferenceSample = match serde_json::from_value(reference) {
+        let reference: crate::feature_drift::ReferenceSample = match serde_json::from_value(
+            reference,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(model = %self.cfg.name, error = %e, "unreadable reference sample");
@@ -214,10 +226,18 @@ impl ModelLoop {
         };
         let recent = self
             .source
-            .recent_features(&mut conn, &self.cfg.name, self.cfg.n_features, fd.window_rows as i64)
+            .recent_features(
+                &mut conn,
+                &self.cfg.name,
+                self.cfg.n_features,
+                fd.window_rows as i64,
+            )
             .await?;
         let cfg = fd.clone();
-        let report = tokio::task::spawn_blocking(move || crate::feature_drift::check(&reference, &recent, &cfg)).await;
+        let report = tokio::task::spawn_blocking(move || {
+            crate::feature_drift::check(&reference, &recent, &cfg)
+        })
+        .await;
         let report = match report {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -231,7 +251,8 @@ impl ModelLoop {
         };
         registry::record_feature_drift(&mut conn, &self.cfg.name, version, &report).await?;
         self.metrics.publish_feature_drift(&self.cfg.name, &report);
-        let cooldown = crate::config::parse_duration_secs(&self.cfg.triggers.drift.cooldown).unwrap_or(0);
+        let cooldown =
+            crate::config::parse_duration_secs(&self.cfg.triggers.drift.cooldown).unwrap_or(0);
         let cooled = live
             .state
             .policy
@@ -242,7 +263,11 @@ impl ModelLoop {
             let drifted: Vec<&str> = report.drifted().map(|f| f.feature.as_str()).collect();
             return Ok(Some(TrainRequest {
                 trigger: policy::TriggerKind::FeatureDrift,
-                reason: format!("{:.0}% of features drifted: {}", report.drifted_ratio * 100.0, drifted.join(", ")),
+                reason: format!(
+                    "{:.0}% of features drifted: {}",
+                    report.drifted_ratio * 100.0,
+                    drifted.join(", ")
+                ),
                 strategy: self.cfg.triggers.drift.strategy,
                 run_id: None,
             }));

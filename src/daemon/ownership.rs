@@ -40,15 +40,25 @@ async fn try_lock(conn: &mut PgConnection, model: &str) -> Result<bool, sqlx::Er
 
 impl Ownership {
     /// Runs until `shutdown`; then stops every owned loop (each finishes its batch) and returns.
-    pub async fn run(self, loops: Vec<(ModelLoop, watch::Receiver<bool>)>, mut shutdown: watch::Receiver<bool>) {
-        let mut idle: HashMap<String, (ModelLoop, watch::Receiver<bool>)> =
-            loops.into_iter().map(|(l, rx)| (l.cfg.name.clone(), (l, rx))).collect();
+    pub async fn run(
+        self,
+        loops: Vec<(ModelLoop, watch::Receiver<bool>)>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut idle: HashMap<String, (ModelLoop, watch::Receiver<bool>)> = loops
+            .into_iter()
+            .map(|(l, rx)| (l.cfg.name.clone(), (l, rx)))
+            .collect();
         let mut owned: HashMap<String, Owned> = HashMap::new();
         let mut conn: Option<PgConnection> = None;
         let mut announced_ready = false;
         loop {
             // A loop that ended by itself is idle again (its lock stays with this connection).
-            let finished: Vec<String> = owned.iter().filter(|(_, o)| o.task.is_finished()).map(|(n, _)| n.clone()).collect();
+            let finished: Vec<String> = owned
+                .iter()
+                .filter(|(_, o)| o.task.is_finished())
+                .map(|(n, _)| n.clone())
+                .collect();
             for name in finished {
                 let o = owned.remove(&name).expect("listed above");
                 if let Ok(l) = o.task.await {
@@ -62,7 +72,10 @@ impl Ownership {
             self.set_db_up(alive);
             if !alive {
                 if conn.take().is_some() || !owned.is_empty() {
-                    tracing::warn!(owned = owned.len(), "ownership connection lost; stopping owned models");
+                    tracing::warn!(
+                        owned = owned.len(),
+                        "ownership connection lost; stopping owned models"
+                    );
                 }
                 self.release_all(&mut owned, &mut idle).await;
                 match db::connect_one(&self.db).await {
@@ -92,7 +105,14 @@ impl Ownership {
                             });
                             tracing::info!(model = %name, "owning model");
                             self.metrics.model_owner.with_label_values(&[&name]).set(1);
-                            owned.insert(name.clone(), Owned { stop, loaded, task: tokio::spawn(lp.run(stop_rx)) });
+                            owned.insert(
+                                name.clone(),
+                                Owned {
+                                    stop,
+                                    loaded,
+                                    task: tokio::spawn(lp.run(stop_rx)),
+                                },
+                            );
                             newly.push(name);
                         }
                         Ok(false) => {
@@ -140,7 +160,11 @@ impl Ownership {
         self.metrics.database_up.set(if up { 1.0 } else { 0.0 });
     }
 
-    async fn release_all(&self, owned: &mut HashMap<String, Owned>, idle: &mut HashMap<String, (ModelLoop, watch::Receiver<bool>)>) {
+    async fn release_all(
+        &self,
+        owned: &mut HashMap<String, Owned>,
+        idle: &mut HashMap<String, (ModelLoop, watch::Receiver<bool>)>,
+    ) {
         for (name, o) in owned.drain() {
             let _ = o.stop.send(true);
             self.metrics.model_owner.with_label_values(&[&name]).set(0);

@@ -341,9 +341,16 @@ impl Job {
         // The data-drift reference: a bounded sample of every row this update read.
         let reference_sample = self.cfg.feature_drift.as_ref().and_then(|fd| {
             let all = old.concat(&new).ok()?;
-            let mut sample = crate::feature_drift::ReferenceSample::from_rows(&all.x, all.n_features, fd.reference_sample_rows, self.run_id as u64);
+            let mut sample = crate::feature_drift::ReferenceSample::from_rows(
+                &all.x,
+                all.n_features,
+                fd.reference_sample_rows,
+                self.run_id as u64,
+            );
             if self.cfg.feature_names.len() == all.n_features {
-                sample = sample.with_feature_names(self.cfg.feature_names.clone()).ok()?;
+                sample = sample
+                    .with_feature_names(self.cfg.feature_names.clone())
+                    .ok()?;
             }
             serde_json::to_value(sample).ok()
         });

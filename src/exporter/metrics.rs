@@ -235,7 +235,11 @@ impl Metrics {
     }
 
     /// Publishes one data-drift check.
-    pub fn publish_feature_drift(&self, model: &str, report: &crate::feature_drift::FeatureDriftReport) {
+    pub fn publish_feature_drift(
+        &self,
+        model: &str,
+        report: &crate::feature_drift::FeatureDriftReport,
+    ) {
         for f in &report.features {
             for (stat, v) in [
                 ("psi", f.psi),
@@ -244,10 +248,14 @@ impl Metrics {
                 ("js", f.js),
                 ("wasserstein", f.wasserstein),
             ] {
-                self.feature_drift.with_label_values(&[model, f.feature.as_str(), stat]).set(v);
+                self.feature_drift
+                    .with_label_values(&[model, f.feature.as_str(), stat])
+                    .set(v);
             }
         }
-        self.drifted_features_ratio.with_label_values(&[model]).set(report.drifted_ratio);
+        self.drifted_features_ratio
+            .with_label_values(&[model])
+            .set(report.drifted_ratio);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -217,11 +217,17 @@ impl OutcomeSource {
         n_features: usize,
         limit: i64,
     ) -> Result<Vec<f32>, sqlx::Error> {
-        let rows = sqlx::query(&self.recent_sql).bind(model).bind(limit).fetch_all(conn).await?;
+        let rows = sqlx::query(&self.recent_sql)
+            .bind(model)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?;
         let mut x = Vec::with_capacity(rows.len() * n_features);
         for r in &rows {
             let f: Option<Vec<Option<f64>>> = r.try_get(0)?;
-            if let Some(f) = f.filter(|f| f.len() == n_features && f.iter().all(|v| v.is_some_and(f64::is_finite))) {
+            if let Some(f) = f.filter(|f| {
+                f.len() == n_features && f.iter().all(|v| v.is_some_and(f64::is_finite))
+            }) {
                 x.extend(f.iter().map(|v| v.unwrap_or(0.0) as f32));
             }
         }

@@ -164,7 +164,10 @@ pub async fn champion(
 }
 
 /// The champion's reference sample for data-drift checks, if it has one.
-pub async fn champion_reference(conn: &mut PgConnection, model: &str) -> Result<Option<(i64, serde_json::Value)>, RegistryError> {
+pub async fn champion_reference(
+    conn: &mut PgConnection,
+    model: &str,
+) -> Result<Option<(i64, serde_json::Value)>, RegistryError> {
     let row: Option<(i64, Option<serde_json::Value>)> = sqlx::query_as(
         "SELECT version, reference_sample FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
     )

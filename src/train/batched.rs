@@ -752,12 +752,8 @@ pub(crate) fn train_jobs(
                         .coef
                         .push(jobs[j].weights.as_ref().map_or(1.0, |w| w[r as usize]) * inv);
                 }
-                chunk
-                    .idx
-                    .extend(std::iter::repeat_n(pad, bs - rows.len()));
-                chunk
-                    .coef
-                    .extend(std::iter::repeat_n(0.0, bs - rows.len()));
+                chunk.idx.extend(std::iter::repeat_n(pad, bs - rows.len()));
+                chunk.coef.extend(std::iter::repeat_n(0.0, bs - rows.len()));
             }
         }
         let (mut xc, mut yc, mut cc) = chunk.tensors(&x_all, &y_all, bs, dev)?;
