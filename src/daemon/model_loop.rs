@@ -486,9 +486,7 @@ impl ModelLoop {
     ) {
         let name = self.cfg.name.as_str();
         let m = &self.metrics;
-        m.outcomes_processed
-            .with_label_values(&[name])
-            .inc_by((n - rejected.len()) as u64);
+        m.publish_monitor(name, &live.state);
         if !rejected.is_empty() {
             let mut by_reason = std::collections::BTreeMap::new();
             for r in rejected {
@@ -529,6 +527,9 @@ impl ModelLoop {
                 }
             }
         }
-        m.publish_monitor(name, &live.state);
+        // Last, so that whoever sees the new count also sees everything it implies.
+        m.outcomes_processed
+            .with_label_values(&[name])
+            .inc_by((n - rejected.len()) as u64);
     }
 }

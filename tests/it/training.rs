@@ -189,12 +189,13 @@ async fn bootstrap_then_scoring_then_a_drift_triggered_update() {
         status, "promoted",
         "after an abrupt change some candidate beats the stale champion"
     );
-    assert!(
-        d.metric("driftd_retrains_total{model=\"m\",result=\"promoted\",trigger=\"drift\"}")
-            .unwrap()
-            >= 1.0
-    );
-    assert!(d.metric("driftd_champion_version{model=\"m\"}").unwrap() >= 2.0);
+    // The loop collects the finished run on its next round, then exports it.
+    wait_until(WAIT, "the promotion in the metrics", || {
+        let retrains = d.metric("driftd_retrains_total{model=\"m\",result=\"promoted\",trigger=\"drift\"}");
+        let version = d.metric("driftd_champion_version{model=\"m\"}");
+        async move { retrains.unwrap_or(0.0) >= 1.0 && version.unwrap_or(0.0) >= 2.0 }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
