@@ -1,7 +1,9 @@
 //! driftd's integration tests: one binary, real PostgreSQL, the real daemon.
 
 mod conformance;
+mod deploy;
 mod helpers;
 mod monitor;
+mod prometheus_e2e;
 mod replicas;
 mod training;
