@@ -57,6 +57,60 @@ enum Command {
         #[arg(long)]
         strategy: Option<String>,
     },
+    /// Replay a labelled history (CSV) through a model's monitor, policy and updates, offline.
+    Backtest {
+        #[arg(long, short, default_value = "/etc/driftd/driftd.toml")]
+        config: PathBuf,
+        /// CSV: the model's feature_names (or every numeric column but the label and the
+        /// timestamp), the label and optionally a timestamp. Parquet: convert to CSV first.
+        #[arg(long)]
+        input: PathBuf,
+        /// Default: the configuration's only model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Write the report (with --compare, the comparison) as JSON.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Write an SVG chart of rolling accuracy, drifts and updates.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Also replay never updating and updating every N rows, and print the table.
+        #[arg(long)]
+        compare: bool,
+        #[arg(long, default_value = "label")]
+        label_column: String,
+        /// Unix seconds or date-times. Default: `ts` if present, else one row a second.
+        #[arg(long)]
+        timestamp_column: Option<String>,
+        /// Seconds between rows when there is no timestamp column.
+        #[arg(long, default_value_t = 1)]
+        seconds_per_row: i64,
+        /// Labels arrive this many rows after the prediction.
+        #[arg(long, default_value_t = 0)]
+        label_delay_rows: usize,
+        /// Rows the first model is fit on. Default: the model's triggers.bootstrap_min_rows.
+        #[arg(long)]
+        bootstrap_rows: Option<usize>,
+        /// Only the first N rows of the input.
+        #[arg(long)]
+        max_rows: Option<usize>,
+        /// The periodic baseline's period (--compare). Default: as many updates as the policy.
+        #[arg(long)]
+        every_rows: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Write a synthetic drifting stream as CSV (f0..fN, label, ts) for `driftd backtest`.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 8)]
+        n_features: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Stream a synthetic drifting workload into the outcomes table (the demo's model service).
     DemoFeed {
         #[arg(long, short, default_value = "/etc/driftd/driftd.toml")]
@@ -183,6 +237,88 @@ async fn dispatch(cmd: Command) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("driftd: migrate failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Backtest {
+            config,
+            input,
+            model,
+            report,
+            chart,
+            compare,
+            label_column,
+            timestamp_column,
+            seconds_per_row,
+            label_delay_rows,
+            bootstrap_rows,
+            max_rows,
+            every_rows,
+            seed,
+        } => {
+            let cfg = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let cmd = crate::backtest::BacktestCommand {
+                model,
+                input,
+                report,
+                chart,
+                compare,
+                options: crate::backtest::BacktestOptions {
+                    label_column,
+                    timestamp_column,
+                    seconds_per_row,
+                    label_delay_rows,
+                    bootstrap_rows,
+                    max_rows,
+                    periodic_every_rows: every_rows,
+                    seed,
+                    ..Default::default()
+                },
+            };
+            // libtorch work never runs on the async runtime.
+            match tokio::task::spawn_blocking(move || crate::backtest::execute(&cfg, &cmd)).await {
+                Ok(Ok(out)) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e @ crate::backtest::BacktestError::Config(_))) => {
+                    eprintln!("driftd: backtest: {e}");
+                    ExitCode::from(2)
+                }
+                Ok(Err(e)) => {
+                    eprintln!("driftd: backtest failed: {e}");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("driftd: backtest failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Generate {
+            out,
+            rows,
+            n_features,
+            seed,
+        } => {
+            let spec = crate::backtest::generate_spec(rows, n_features, seed);
+            match crate::backtest::generate_csv(&spec, &out) {
+                Ok(n) => {
+                    println!(
+                        "{n} rows written to {} (abrupt change at row {}, gradual over rows {}..{})",
+                        out.display(),
+                        spec.abrupt_at.unwrap_or(0),
+                        spec.gradual.map_or(0, |g| g.0),
+                        spec.gradual.map_or(0, |g| g.1)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("driftd: generate failed: {e}");
                     ExitCode::from(1)
                 }
             }

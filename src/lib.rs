@@ -5,7 +5,6 @@
 //! `policy` (when to update) → `train` (blocking thread) → `registry` → `exporter`.
 //! See `ARCHITECTURE.md`.
 
-#[cfg(feature = "wip-backtest")]
 pub mod backtest;
 pub mod cli;
 pub mod config;

@@ -191,7 +191,8 @@ async fn bootstrap_then_scoring_then_a_drift_triggered_update() {
     );
     // The loop collects the finished run on its next round, then exports it.
     wait_until(WAIT, "the promotion in the metrics", || {
-        let retrains = d.metric("driftd_retrains_total{model=\"m\",result=\"promoted\",trigger=\"drift\"}");
+        let retrains =
+            d.metric("driftd_retrains_total{model=\"m\",result=\"promoted\",trigger=\"drift\"}");
         let version = d.metric("driftd_champion_version{model=\"m\"}");
         async move { retrains.unwrap_or(0.0) >= 1.0 && version.unwrap_or(0.0) >= 2.0 }
     })

@@ -1,0 +1,275 @@
+//! A hand-written SVG of a replay: rolling accuracy over the rows, the rows where drift was
+//! detected, the updates (promoted or kept), axes and a legend.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::{BacktestError, Comparison, Report};
+
+const W: f64 = 960.0;
+const H: f64 = 420.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 24.0;
+const TOP: f64 = 72.0;
+const BOTTOM: f64 = 52.0;
+
+/// Line colours: the main report first, then the others.
+const COLOURS: [&str; 4] = ["#1f77b4", "#7f7f7f", "#ff7f0e", "#9467bd"];
+const DRIFT: &str = "#d62728";
+const PROMOTED: &str = "#2ca02c";
+const KEPT: &str = "#8c8c8c";
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A "nice" tick step (1, 2 or 5 × 10^k) giving about `target` ticks over `span`.
+fn nice_step(span: f64, target: f64) -> f64 {
+    let raw = (span / target).max(f64::MIN_POSITIVE);
+    let mag = 10f64.powf(raw.log10().floor());
+    let f = raw / mag;
+    let nice = if f <= 1.0 {
+        1.0
+    } else if f <= 2.0 {
+        2.0
+    } else if f <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * mag
+}
+
+fn fmt_rows(v: f64) -> String {
+    if v >= 1e6 && v % 1e5 == 0.0 {
+        format!("{}M", v / 1e6)
+    } else if v >= 1e4 && v % 1e3 == 0.0 {
+        format!("{}k", v / 1e3)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The chart of `main` (its line, drifts and updates), with the accuracy lines of `others`
+/// (baselines on the same history) drawn under it.
+pub fn render_svg(main: &Report, others: &[&Report]) -> String {
+    let n = main.input_rows.max(1) as f64;
+    let pw = W - LEFT - RIGHT;
+    let ph = H - TOP - BOTTOM;
+    let lines: Vec<&Report> = std::iter::once(main)
+        .chain(others.iter().copied())
+        .collect();
+    let lowest = lines
+        .iter()
+        .flat_map(|r| r.accuracy_series.iter().map(|p| p.accuracy))
+        .fold(1.0f64, f64::min);
+    // The y axis runs from a tenth below the lowest point (at most 0) to 1.
+    let y_min = ((lowest - 0.05) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
+    let x = |row: f64| LEFT + pw * row / n;
+    let y = |acc: f64| TOP + ph * (1.0 - (acc - y_min) / (1.0 - y_min));
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let title = format!(
+        "{}: prequential accuracy {:.4} over {} rows; {} drift(s), {} update(s), {} promoted",
+        main.model,
+        main.prequential_accuracy,
+        main.rows,
+        main.drifts.len(),
+        main.retrains.len(),
+        main.promotions
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{}</text>"#,
+        esc(&title)
+    );
+
+    // The bootstrap rows: no predictions there.
+    let bx = x(main.bootstrap_rows as f64);
+    let _ = writeln!(
+        s,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{:.1}" height="{ph}" fill="#f0f0f0"/>"##,
+        bx - LEFT
+    );
+    if bx - LEFT >= 70.0 {
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" fill="#666" text-anchor="middle">bootstrap</text>"##,
+            (LEFT + bx) / 2.0,
+            TOP + ph - 6.0
+        );
+    }
+
+    // Grid and y ticks.
+    let ystep = if 1.0 - y_min > 0.5 { 0.1 } else { 0.05 };
+    let mut v = y_min;
+    while v <= 1.0 + 1e-9 {
+        let yy = y(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e0e0e0"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.2}</text>"##,
+            LEFT + pw,
+            LEFT - 6.0,
+            yy + 4.0
+        );
+        v += ystep;
+    }
+    // x ticks.
+    let xstep = nice_step(n, 8.0);
+    let mut r = 0.0;
+    while r <= n + 1e-9 {
+        let xx = x(r);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="black"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            TOP + ph,
+            TOP + ph + 5.0,
+            TOP + ph + 18.0,
+            fmt_rows(r)
+        );
+        r += xstep;
+    }
+    // Axes and their labels.
+    let _ = writeln!(
+        s,
+        r#"<path d="M{LEFT},{TOP} V{:.1} H{:.1}" fill="none" stroke="black"/>"#,
+        TOP + ph,
+        LEFT + pw
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">row</text>"#,
+        LEFT + pw / 2.0,
+        H - 12.0
+    );
+    let every = main
+        .accuracy_series
+        .first()
+        .map_or(0, |p| p.index + 1 - main.bootstrap_rows);
+    let _ = writeln!(
+        s,
+        r#"<text transform="translate(16,{:.1}) rotate(-90)" text-anchor="middle">accuracy (per {every} rows)</text>"#,
+        TOP + ph / 2.0
+    );
+
+    // Updates: dashed verticals, green when promoted.
+    for u in &main.retrains {
+        let xx = x(u.index as f64 + 1.0);
+        let colour = if u.promoted { PROMOTED } else { KEPT };
+        let tip = format!(
+            "row {}: {} update ({}), {}{}",
+            u.index + 1,
+            u.trigger,
+            u.strategy.as_str(),
+            if u.promoted { "promoted" } else { "kept" },
+            u.holdout_accuracy
+                .map(|a| format!(", holdout accuracy {a:.4}"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            s,
+            r#"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="{colour}" stroke-dasharray="5,3" stroke-width="1.5"><title>{}</title></line>"#,
+            TOP + ph,
+            esc(&tip)
+        );
+    }
+
+    // Accuracy lines, baselines first so the main one is on top.
+    for (i, rep) in lines.iter().enumerate().rev() {
+        let pts: Vec<String> = rep
+            .accuracy_series
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", x(p.index as f64 + 1.0), y(p.accuracy)))
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let width = if i == 0 { 2.0 } else { 1.5 };
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="{width}"/>"#,
+            pts.join(" "),
+            COLOURS[i % COLOURS.len()]
+        );
+    }
+
+    // Drifts: triangles along the top edge.
+    for d in &main.drift_events {
+        let xx = x(d.index as f64 + 0.5);
+        let _ = writeln!(
+            s,
+            r#"<path d="M{:.1},{:.1} l5,-9 h-10 z" fill="{DRIFT}"><title>{}</title></path>"#,
+            xx,
+            TOP - 2.0,
+            esc(&format!("row {}: drift ({})", d.index, d.detector))
+        );
+    }
+
+    // Legend, above the plot on the right.
+    let mut entries: Vec<(String, String)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                format!(
+                    r#"<line x1="0" y1="0" x2="18" y2="0" stroke="{}" stroke-width="2"/>"#,
+                    COLOURS[i % COLOURS.len()]
+                ),
+                format!("{} ({:.4})", r.policy, r.prequential_accuracy),
+            )
+        })
+        .collect();
+    entries.push((
+        format!(r#"<path d="M9,4 l5,-9 h-10 z" fill="{DRIFT}"/>"#),
+        "drift".into(),
+    ));
+    entries.push((
+        format!(
+            r#"<line x1="9" y1="-7" x2="9" y2="7" stroke="{PROMOTED}" stroke-dasharray="3,2" stroke-width="1.5"/>"#
+        ),
+        "update, promoted".into(),
+    ));
+    entries.push((
+        format!(
+            r#"<line x1="9" y1="-7" x2="9" y2="7" stroke="{KEPT}" stroke-dasharray="3,2" stroke-width="1.5"/>"#
+        ),
+        "update, kept".into(),
+    ));
+    let widths: Vec<f64> = entries
+        .iter()
+        .map(|(_, t)| 28.0 + 6.5 * t.chars().count() as f64 + 14.0)
+        .collect();
+    let mut lx = (W - RIGHT - widths.iter().sum::<f64>()).max(LEFT);
+    for ((icon, text), w) in entries.iter().zip(&widths) {
+        let _ = writeln!(
+            s,
+            r#"<g transform="translate({lx:.1},40)">{icon}<text x="24" y="4">{}</text></g>"#,
+            esc(text)
+        );
+        lx += w;
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn write(path: &Path, svg: &str) -> Result<(), BacktestError> {
+    std::fs::write(path, svg).map_err(|e| BacktestError::Io(format!("{}: {e}", path.display())))
+}
+
+/// Writes the chart of one replay.
+pub fn write_svg(report: &Report, path: &Path) -> Result<(), BacktestError> {
+    write(path, &render_svg(report, &[]))
+}
+
+/// Writes the policy's chart with the never-update and periodic baselines' lines under it.
+pub fn write_comparison_svg(cmp: &Comparison, path: &Path) -> Result<(), BacktestError> {
+    write(path, &render_svg(&cmp.policy, &[&cmp.never, &cmp.periodic]))
+}

@@ -1,0 +1,356 @@
+//! The history a backtest replays: features, labels and timestamps in time order, read from
+//! CSV with polars (or taken from a [`generate::Stream`](crate::generate::Stream)), and the
+//! CSV writer behind `driftd generate`.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use polars::prelude::*;
+
+use super::{BacktestError, BacktestOptions};
+use crate::config::{ModelConfig, Task};
+use crate::generate::{Stream, StreamSpec};
+
+/// `driftd generate` stamps its rows one second apart from 2024-01-01T00:00:00Z.
+pub const GENERATE_START_TS: i64 = 1_704_067_200;
+
+/// Labelled rows in replay order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub feature_names: Vec<String>,
+    pub n_features: usize,
+    /// Row-major `[len, n_features]`.
+    pub x: Vec<f32>,
+    pub y: Vec<u32>,
+    /// Unix seconds of each row (non-decreasing).
+    pub ts: Vec<i64>,
+    /// Whether `ts` came from the input (otherwise it is row index × `seconds_per_row`).
+    pub has_timestamps: bool,
+    /// Rows left out: a null or non-finite feature, a missing or invalid label, no timestamp.
+    pub skipped_rows: usize,
+}
+
+impl History {
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.n_features..(i + 1) * self.n_features]
+    }
+
+    /// The first `rows` rows of a generated stream, stamped as [`generate_csv`] stamps them.
+    pub fn from_stream(spec: &StreamSpec) -> Self {
+        let mut h = History {
+            feature_names: (0..spec.n_features).map(|f| format!("f{f}")).collect(),
+            n_features: spec.n_features,
+            has_timestamps: true,
+            ..Default::default()
+        };
+        for r in Stream::new(spec.clone()) {
+            h.x.extend_from_slice(&r.features);
+            h.y.push(r.label);
+            h.ts.push(GENERATE_START_TS + r.index as i64);
+        }
+        h
+    }
+
+    /// The first `n` rows.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.x.truncate(n * self.n_features);
+            self.y.truncate(n);
+            self.ts.truncate(n);
+        }
+    }
+
+    /// Stable sort by timestamp (a no-op when already ordered).
+    fn sort_by_time(&mut self) {
+        if self.ts.windows(2).all(|w| w[0] <= w[1]) {
+            return;
+        }
+        let mut idx: Vec<usize> = (0..self.len()).collect();
+        idx.sort_by_key(|&i| self.ts[i]);
+        let nf = self.n_features;
+        let mut x = Vec::with_capacity(self.x.len());
+        for &i in &idx {
+            x.extend_from_slice(&self.x[i * nf..(i + 1) * nf]);
+        }
+        self.y = idx.iter().map(|&i| self.y[i]).collect();
+        self.ts = idx.iter().map(|&i| self.ts[i]).collect();
+        self.x = x;
+    }
+}
+
+/// Reads a CSV history for `model` (see [`super::run`] for the columns used).
+pub fn read_history(
+    model: &ModelConfig,
+    input: &Path,
+    opts: &BacktestOptions,
+) -> Result<History, BacktestError> {
+    let ext = input
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("parquet") | Some("pq") => {
+            return Err(BacktestError::Input(format!(
+                "{}: Parquet is not supported by this build (polars is built with CSV only); \
+                 convert it to CSV, e.g. `python -c \"import polars as pl; \
+                 pl.read_parquet('in.parquet').write_csv('in.csv')\"`",
+                input.display()
+            )))
+        }
+        _ => {}
+    }
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .with_n_rows(opts.max_rows)
+        .try_into_reader_with_file_path(Some(input.to_path_buf()))
+        .and_then(|r| r.finish())
+        .map_err(|e| BacktestError::Input(format!("{}: {e}", input.display())))?;
+    history_from_frame(model, &df, opts).map_err(|e| match e {
+        BacktestError::Input(m) => BacktestError::Input(format!("{}: {m}", input.display())),
+        other => other,
+    })
+}
+
+fn numeric(dtype: &DataType) -> bool {
+    dtype.is_primitive_numeric() || dtype.is_bool()
+}
+
+/// Values of a numeric column as `f64` (nulls as `None`).
+fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, BacktestError> {
+    let col = df
+        .column(name)
+        .map_err(|_| BacktestError::Input(format!("no column `{name}`")))?;
+    if !numeric(col.dtype()) {
+        return Err(BacktestError::Input(format!(
+            "column `{name}` is {}, not numeric",
+            col.dtype()
+        )));
+    }
+    let cast = col
+        .cast(&DataType::Float64)
+        .map_err(|e| BacktestError::Input(format!("column `{name}`: {e}")))?;
+    let ca = cast
+        .f64()
+        .map_err(|e| BacktestError::Input(format!("column `{name}`: {e}")))?;
+    Ok(ca.iter().collect())
+}
+
+/// Unix seconds from `1700000000`, `1700000000.5`, RFC 3339, `YYYY-MM-DD[ HH:MM:SS]`
+/// (naive times are UTC).
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(v) = s.parse::<f64>() {
+        return v.is_finite().then(|| v.floor() as i64);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+}
+
+/// Largest |unix seconds| accepted (year ±200 000, well inside chrono's range).
+const MAX_ABS_TS: i64 = 6_000_000_000_000;
+
+fn timestamps(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>, BacktestError> {
+    let col = df
+        .column(name)
+        .map_err(|_| BacktestError::Input(format!("no timestamp column `{name}`")))?;
+    let out: Vec<Option<i64>> = if numeric(col.dtype()) {
+        f64_values(df, name)?
+            .into_iter()
+            .map(|v| v.filter(|v| v.is_finite()).map(|v| v.floor() as i64))
+            .collect()
+    } else if col.dtype() == &DataType::String {
+        let ca = col
+            .str()
+            .map_err(|e| BacktestError::Input(format!("column `{name}`: {e}")))?;
+        let mut out = Vec::with_capacity(ca.len());
+        for (i, v) in ca.iter().enumerate() {
+            match v {
+                None => out.push(None),
+                Some(s) => out.push(Some(parse_timestamp(s).ok_or_else(|| {
+                    BacktestError::Input(format!(
+                        "timestamp `{s}` in row {i} of `{name}` is neither unix seconds nor a \
+                         date-time (RFC 3339 or YYYY-MM-DD HH:MM:SS)"
+                    ))
+                })?)),
+            }
+        }
+        out
+    } else {
+        return Err(BacktestError::Input(format!(
+            "timestamp column `{name}` is {}; expected unix seconds or date-time strings",
+            col.dtype()
+        )));
+    };
+    Ok(out
+        .into_iter()
+        .map(|t| t.filter(|t| t.abs() <= MAX_ABS_TS))
+        .collect())
+}
+
+/// Picks the feature, label and timestamp columns of `df` and builds the time-ordered history.
+pub fn history_from_frame(
+    model: &ModelConfig,
+    df: &DataFrame,
+    opts: &BacktestOptions,
+) -> Result<History, BacktestError> {
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let label = opts.label_column.as_str();
+    if !names.iter().any(|n| n == label) {
+        return Err(BacktestError::Input(format!(
+            "no label column `{label}` (columns: {}); set the label column",
+            names.join(", ")
+        )));
+    }
+    let ts_col: Option<String> = match &opts.timestamp_column {
+        Some(c) if names.contains(c) => Some(c.clone()),
+        Some(c) => {
+            return Err(BacktestError::Input(format!(
+                "no timestamp column `{c}` (columns: {})",
+                names.join(", ")
+            )))
+        }
+        None => names.iter().find(|n| *n == "ts").cloned(),
+    };
+    let features: Vec<String> = if model.feature_names.is_empty() {
+        df.columns()
+            .iter()
+            .filter(|c| {
+                let n = c.name().as_str();
+                n != label && Some(n) != ts_col.as_deref() && numeric(c.dtype())
+            })
+            .map(|c| c.name().to_string())
+            .collect()
+    } else {
+        model.feature_names.clone()
+    };
+    if features.len() != model.n_features {
+        return Err(BacktestError::Input(format!(
+            "model `{}` has n_features = {} but the input has {} numeric feature column(s) \
+             besides the label and timestamp ({}); list them in the model's feature_names",
+            model.name,
+            model.n_features,
+            features.len(),
+            features.join(", ")
+        )));
+    }
+    let n_classes = match model.task {
+        Task::Binary => 2,
+        Task::Multiclass => model.n_classes,
+    };
+    let labels = f64_values(df, label)?;
+    let cols: Vec<Vec<Option<f64>>> = features
+        .iter()
+        .map(|f| f64_values(df, f))
+        .collect::<Result<_, _>>()?;
+    let ts = match &ts_col {
+        Some(c) => Some(timestamps(df, c)?),
+        None => None,
+    };
+    let nf = features.len();
+    let mut h = History {
+        feature_names: features,
+        n_features: nf,
+        has_timestamps: ts.is_some(),
+        ..Default::default()
+    };
+    h.x.reserve(df.height() * nf);
+    let mut row = vec![0f32; nf];
+    'rows: for i in 0..df.height() {
+        let y = match labels[i] {
+            Some(v) if v >= 0.0 && v.fract() == 0.0 && v < f64::from(n_classes) => v as u32,
+            _ => {
+                h.skipped_rows += 1;
+                continue;
+            }
+        };
+        for (f, col) in cols.iter().enumerate() {
+            match col[i] {
+                Some(v) if v.is_finite() && (v as f32).is_finite() => row[f] = v as f32,
+                _ => {
+                    h.skipped_rows += 1;
+                    continue 'rows;
+                }
+            }
+        }
+        let t = match &ts {
+            Some(ts) => match ts[i] {
+                Some(t) => t,
+                None => {
+                    h.skipped_rows += 1;
+                    continue;
+                }
+            },
+            None => i as i64 * opts.seconds_per_row,
+        };
+        h.x.extend_from_slice(&row);
+        h.y.push(y);
+        h.ts.push(t);
+    }
+    if h.is_empty() {
+        return Err(BacktestError::Input(format!(
+            "no usable rows ({} skipped: null or non-finite features, labels that are not a \
+             class index below {n_classes}, or no timestamp)",
+            h.skipped_rows
+        )));
+    }
+    h.sort_by_time();
+    Ok(h)
+}
+
+/// Writes a generated stream as CSV: `f0..f{n-1}`, `label`, `ts` (unix seconds, one row a
+/// second from [`GENERATE_START_TS`]). Returns the number of rows written.
+pub fn generate_csv(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestError> {
+    let io = |e: std::io::Error| BacktestError::Io(format!("{}: {e}", path.display()));
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut header: Vec<String> = (0..spec.n_features).map(|f| format!("f{f}")).collect();
+    header.push("label".into());
+    header.push("ts".into());
+    writeln!(w, "{}", header.join(",")).map_err(io)?;
+    let mut n = 0;
+    let mut line = String::new();
+    for r in Stream::new(spec.clone()) {
+        line.clear();
+        for v in &r.features {
+            // `Display` of f32 is the shortest string that reads back to the same value.
+            line.push_str(&v.to_string());
+            line.push(',');
+        }
+        line.push_str(&r.label.to_string());
+        line.push(',');
+        line.push_str(&(GENERATE_START_TS + r.index as i64).to_string());
+        writeln!(w, "{line}").map_err(io)?;
+        n += 1;
+    }
+    w.flush().map_err(io)?;
+    Ok(n)
+}
