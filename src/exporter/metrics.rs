@@ -234,6 +234,29 @@ impl Metrics {
         }
     }
 
+    /// Creates a model's counters at 0, so that `increase()` and `changes()` see their first
+    /// increment (Prometheus ignores the first sample of a series).
+    pub fn touch_model_series(&self, model: &str) {
+        self.outcomes_processed.with_label_values(&[model]);
+        self.rows_scored.with_label_values(&[model]);
+        for reason in crate::outcomes::RejectReason::ALL {
+            self.rows_rejected
+                .with_label_values(&[model, reason.as_str()]);
+        }
+        for trigger in [
+            "bootstrap",
+            "schedule",
+            "drift",
+            "threshold",
+            "manual",
+            "feature_drift",
+        ] {
+            for result in ["promoted", "kept", "failed", "cancelled", "coalesced"] {
+                self.retrains.with_label_values(&[model, trigger, result]);
+            }
+        }
+    }
+
     /// Publishes one data-drift check.
     pub fn publish_feature_drift(
         &self,

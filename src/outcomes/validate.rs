@@ -30,6 +30,16 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    pub const ALL: [RejectReason; 7] = [
+        RejectReason::NullFeatures,
+        RejectReason::NullFeature,
+        RejectReason::NonFiniteFeature,
+        RejectReason::WrongFeatureCount,
+        RejectReason::InvalidLabel,
+        RejectReason::MissingPrediction,
+        RejectReason::InvalidPrediction,
+    ];
+
     /// The metric label and the `driftd.rejected_rows.reason` value.
     pub fn as_str(self) -> &'static str {
         match self {
