@@ -9,11 +9,9 @@
 //! promtool, ...) are `scripts/validate_deploy.sh`, run by `scripts/test.sh`; not repeated here.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
@@ -161,24 +159,6 @@ fn configmap_driftd_toml(yaml: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' && chars.peek() == Some(&'[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Receives notify datagrams until one has `line` or the deadline passes; returns all seen.
@@ -372,52 +352,14 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
     );
 
     // ExecStart=, with the binary under test and the stand-in config path.
-    let mut child = Command::new(bin)
-        .args(&unit.exec_start[1..3])
+    let mut cmd = Command::new(bin);
+    cmd.args(&unit.exec_start[1..3])
         .arg(&config)
         .env_clear()
         .envs(&env)
         .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn driftd");
-    let stderr = child.stderr.take().unwrap();
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    {
-        let logs = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let line = strip_ansi(&line);
-                if let Some(i) = line.find("listening on http://") {
-                    let addr = line[i + "listening on http://".len()..]
-                        .split(|c: char| c.is_whitespace() || c == '"')
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                    let _ = tx.send(addr);
-                }
-                logs.lock().unwrap().push(line);
-            }
-        });
-    }
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| {
-            panic!(
-                "driftd did not start listening; logs: {:?}",
-                logs.lock().unwrap()
-            )
-        });
-    let mut d = Daemon {
-        child,
-        addr: addr
-            .parse()
-            .unwrap_or_else(|e| panic!("listen address {addr:?}: {e}")),
-        logs,
-    };
+        .stdin(Stdio::null());
+    let mut d = Daemon::start(cmd);
 
     wait_until(WAIT, "/readyz 200", || {
         let status = d.get("/readyz").0;

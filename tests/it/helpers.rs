@@ -321,6 +321,25 @@ name = "churn"
 n_features = 3
 "#;
 
+/// Removes terminal colour codes (a daemon started without `NO_COLOR` writes them).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The real binary, started with `run --config`.
 pub struct Daemon {
     pub child: Child,
@@ -344,6 +363,11 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Self::start(cmd)
+    }
+
+    /// Starts `cmd` (a `driftd run`), collects its log lines and waits for its listen address.
+    pub fn start(mut cmd: Command) -> Daemon {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -356,8 +380,13 @@ impl Daemon {
             let logs = logs.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let line = strip_ansi(&line);
                     if let Some(i) = line.find("listening on http://") {
-                        let addr = line[i + "listening on http://".len()..].trim().to_string();
+                        let addr = line[i + "listening on http://".len()..]
+                            .split(|c: char| c.is_whitespace() || c == '"')
+                            .next()
+                            .unwrap_or("")
+                            .to_string();
                         let _ = tx.send(addr);
                     }
                     logs.lock().unwrap().push(line);
@@ -365,7 +394,7 @@ impl Daemon {
             });
         }
         let addr = rx
-            .recv_timeout(Duration::from_secs(30))
+            .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| {
                 panic!(
                     "driftd did not start listening; logs: {:?}",
@@ -374,7 +403,9 @@ impl Daemon {
             });
         Daemon {
             child,
-            addr: addr.parse().unwrap(),
+            addr: addr
+                .parse()
+                .unwrap_or_else(|e| panic!("listen address {addr:?}: {e}")),
             logs,
         }
     }
