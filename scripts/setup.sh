@@ -23,7 +23,7 @@ else
   say "Debian packages present (postgresql-15, prometheus)"
 fi
 
-PY_PKGS=(torch==2.13.0 numpy scipy safetensors river==0.26.1 kubernetes-validate)
+PY_PKGS=(torch==2.13.0 numpy scipy safetensors river==0.26.1 kubernetes-validate pyarrow)
 if [ ! -f "$VENV/.driftd-ok" ] || [ "$(cat "$VENV/.driftd-ok")" != "${PY_PKGS[*]}" ]; then
   say "creating Python venv at $VENV with ${PY_PKGS[*]} (about a minute, 4.7 GB)"
   python3 -m venv "$VENV"

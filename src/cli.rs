@@ -57,12 +57,14 @@ enum Command {
         #[arg(long)]
         strategy: Option<String>,
     },
-    /// Replay a labelled history (CSV) through a model's monitor, policy and updates, offline.
+    /// Replay a labelled history (CSV or Parquet) through a model's monitor, policy and
+    /// updates, offline.
     Backtest {
         #[arg(long, short, default_value = "/etc/driftd/driftd.toml")]
         config: PathBuf,
-        /// CSV: the model's feature_names (or every numeric column but the label and the
-        /// timestamp), the label and optionally a timestamp. Parquet: convert to CSV first.
+        /// CSV or Parquet (by content or `.parquet`/`.pq`): the model's feature_names (or every
+        /// numeric column but the label and the timestamp), the label and optionally a
+        /// timestamp (unix seconds, a date-time column or date-time strings).
         #[arg(long)]
         input: PathBuf,
         /// Default: the configuration's only model.
@@ -100,7 +102,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Write a synthetic drifting stream as CSV (f0..fN, label, ts) for `driftd backtest`.
+    /// Write a synthetic drifting stream (f0..fN, label, ts) for `driftd backtest`: Parquet when
+    /// `--out` ends in `.parquet` or `.pq`, CSV otherwise.
     Generate {
         #[arg(long)]
         out: PathBuf,
@@ -306,7 +309,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
             seed,
         } => {
             let spec = crate::backtest::generate_spec(rows, n_features, seed);
-            match crate::backtest::generate_csv(&spec, &out) {
+            match crate::backtest::generate_file(&spec, &out) {
                 Ok(n) => {
                     println!(
                         "{n} rows written to {} (abrupt change at row {}, gradual over rows {}..{})",

@@ -87,36 +87,74 @@ impl History {
     }
 }
 
-/// Reads a CSV history for `model` (see [`super::run`] for the columns used).
+/// The two input formats `driftd backtest` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    Csv,
+    Parquet,
+}
+
+impl InputFormat {
+    /// Parquet when the file starts with Parquet's magic bytes (`PAR1`) or is named
+    /// `*.parquet`/`*.pq`; CSV otherwise. Sniffing the content first means a Parquet file with
+    /// an unusual name is not misread as text.
+    pub fn detect(path: &Path) -> Result<Self, BacktestError> {
+        use std::io::Read;
+        let mut magic = [0u8; 4];
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| BacktestError::Input(format!("{}: {e}", path.display())))?;
+        let n = file.read(&mut magic).unwrap_or(0);
+        if n == 4 && &magic == b"PAR1" {
+            return Ok(InputFormat::Parquet);
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        Ok(match ext.as_deref() {
+            Some("parquet") | Some("pq") => InputFormat::Parquet,
+            _ => InputFormat::Csv,
+        })
+    }
+
+    /// The format `driftd generate` writes for `path` (by its extension).
+    pub fn for_output(path: &Path) -> Self {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("parquet") | Some("pq") => InputFormat::Parquet,
+            _ => InputFormat::Csv,
+        }
+    }
+}
+
+/// Reads a CSV or Parquet history for `model` (see [`super::run`] for the columns used).
 pub fn read_history(
     model: &ModelConfig,
     input: &Path,
     opts: &BacktestOptions,
 ) -> Result<History, BacktestError> {
-    let ext = input
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("parquet") | Some("pq") => {
-            return Err(BacktestError::Input(format!(
-                "{}: Parquet is not supported by this build (polars is built with CSV only); \
-                 convert it to CSV, e.g. `python -c \"import polars as pl; \
-                 pl.read_parquet('in.parquet').write_csv('in.csv')\"`",
-                input.display()
-            )))
+    let in_file = |m: String| BacktestError::Input(format!("{}: {m}", input.display()));
+    let df = match InputFormat::detect(input)? {
+        InputFormat::Csv => CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(None)
+            .with_n_rows(opts.max_rows)
+            .try_into_reader_with_file_path(Some(input.to_path_buf()))
+            .and_then(|r| r.finish()),
+        InputFormat::Parquet => {
+            let file = std::fs::File::open(input).map_err(|e| in_file(e.to_string()))?;
+            ParquetReader::new(file)
+                .with_slice(opts.max_rows.map(|n| (0, n)))
+                .finish()
         }
-        _ => {}
     }
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(None)
-        .with_n_rows(opts.max_rows)
-        .try_into_reader_with_file_path(Some(input.to_path_buf()))
-        .and_then(|r| r.finish())
-        .map_err(|e| BacktestError::Input(format!("{}: {e}", input.display())))?;
+    .map_err(|e| in_file(e.to_string()))?;
     history_from_frame(model, &df, opts).map_err(|e| match e {
-        BacktestError::Input(m) => BacktestError::Input(format!("{}: {m}", input.display())),
+        BacktestError::Input(m) => in_file(m),
         other => other,
     })
 }
@@ -200,9 +238,26 @@ fn timestamps(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>, BacktestEr
             }
         }
         out
+    } else if let DataType::Datetime(unit, _) = col.dtype() {
+        // Physical values count `unit`s since the epoch in UTC, whatever the column's zone.
+        let per_second: i64 = match unit {
+            TimeUnit::Nanoseconds => 1_000_000_000,
+            TimeUnit::Microseconds => 1_000_000,
+            TimeUnit::Milliseconds => 1_000,
+        };
+        physical_i64(col, name)?
+            .into_iter()
+            .map(|v| v.map(|v| v.div_euclid(per_second)))
+            .collect()
+    } else if col.dtype() == &DataType::Date {
+        physical_i64(col, name)?
+            .into_iter()
+            .map(|days| days.map(|d| d * 86_400))
+            .collect()
     } else {
         return Err(BacktestError::Input(format!(
-            "timestamp column `{name}` is {}; expected unix seconds or date-time strings",
+            "timestamp column `{name}` is {}; expected unix seconds, a date-time or date column, \
+             or date-time strings",
             col.dtype()
         )));
     };
@@ -210,6 +265,13 @@ fn timestamps(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>, BacktestEr
         .into_iter()
         .map(|t| t.filter(|t| t.abs() <= MAX_ABS_TS))
         .collect())
+}
+
+/// The physical integers behind a Datetime or Date column.
+fn physical_i64(col: &Column, name: &str) -> Result<Vec<Option<i64>>, BacktestError> {
+    let err = |e: PolarsError| BacktestError::Input(format!("column `{name}`: {e}"));
+    let phys = col.to_physical_repr().cast(&DataType::Int64).map_err(err)?;
+    Ok(phys.i64().map_err(err)?.iter().collect())
 }
 
 /// Picks the feature, label and timestamp columns of `df` and builds the time-ordered history.
@@ -353,4 +415,36 @@ pub fn generate_csv(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestErr
     }
     w.flush().map_err(io)?;
     Ok(n)
+}
+
+/// Writes a generated stream as Parquet with the CSV's columns: `f0..f{n-1}` (Float32),
+/// `label` (Int64) and `ts` (Int64 unix seconds). Returns the number of rows written.
+pub fn generate_parquet(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestError> {
+    let h = History::from_stream(spec);
+    let nf = h.n_features;
+    let mut columns: Vec<Column> = (0..nf)
+        .map(|f| {
+            let values: Vec<f32> = (0..h.len()).map(|i| h.x[i * nf + f]).collect();
+            Column::new(format!("f{f}").into(), values)
+        })
+        .collect();
+    let labels: Vec<i64> = h.y.iter().map(|&y| i64::from(y)).collect();
+    columns.push(Column::new("label".into(), labels));
+    columns.push(Column::new("ts".into(), h.ts.clone()));
+    let mut df = DataFrame::new(h.len(), columns)
+        .map_err(|e| BacktestError::Io(format!("{}: {e}", path.display())))?;
+    let file = std::fs::File::create(path)
+        .map_err(|e| BacktestError::Io(format!("{}: {e}", path.display())))?;
+    ParquetWriter::new(file)
+        .finish(&mut df)
+        .map_err(|e| BacktestError::Io(format!("{}: {e}", path.display())))?;
+    Ok(h.len())
+}
+
+/// Writes a generated stream in the format its extension names (`.parquet`/`.pq`, else CSV).
+pub fn generate_file(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestError> {
+    match InputFormat::for_output(path) {
+        InputFormat::Parquet => generate_parquet(spec, path),
+        InputFormat::Csv => generate_csv(spec, path),
+    }
 }

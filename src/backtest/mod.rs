@@ -43,7 +43,8 @@ use crate::train::{Strategy, TrainError};
 
 pub use chart::{render_svg, write_comparison_svg, write_svg};
 pub use history::{
-    generate_csv, history_from_frame, parse_timestamp, read_history, History, GENERATE_START_TS,
+    generate_csv, generate_file, generate_parquet, history_from_frame, parse_timestamp,
+    read_history, History, InputFormat, GENERATE_START_TS,
 };
 pub use simulate::run_history;
 
@@ -262,14 +263,13 @@ pub fn resolve_model<'a>(
     }
 }
 
-/// Replays the history in `input` (CSV) through model `model`'s monitor, policy and training.
+/// Replays the history in `input` (CSV or Parquet, see [`InputFormat::detect`]) through model `model`'s monitor, policy and training.
 ///
 /// Columns: the model's `feature_names`, or else every numeric column but the label and the
 /// timestamp (there must be `n_features` of them); the label (`opts.label_column`); the
 /// optional timestamp (`opts.timestamp_column`, default `ts` when present). Rows with a null
 /// or non-finite feature or an invalid label are skipped and counted; rows are replayed in
-/// timestamp order (stable). Parquet input is refused with a clear error (polars is built
-/// with CSV only).
+/// timestamp order (stable).
 pub fn run(
     cfg: &Config,
     model: &str,
@@ -354,7 +354,7 @@ pub fn compare_history(
     })
 }
 
-/// [`compare_history`] on the CSV history in `input`.
+/// [`compare_history`] on the CSV or Parquet history in `input`.
 pub fn compare(
     cfg: &Config,
     model: &str,

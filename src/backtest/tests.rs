@@ -218,6 +218,124 @@ fn generated_csv_replays_like_the_stream() {
 }
 
 #[test]
+fn generated_parquet_replays_like_the_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = StreamSpec {
+        rows: 3_000,
+        abrupt_at: Some(1_500),
+        gradual: None,
+        ..drifting()
+    };
+    let csv = dir.path().join("stream.csv");
+    let parquet = dir.path().join("stream.parquet");
+    // A Parquet file is recognised by its content too, whatever its name.
+    let renamed = dir.path().join("stream.data");
+    assert_eq!(generate_file(&spec, &csv).unwrap(), 3_000);
+    assert_eq!(generate_file(&spec, &parquet).unwrap(), 3_000);
+    std::fs::copy(&parquet, &renamed).unwrap();
+    assert_eq!(&std::fs::read(&parquet).unwrap()[..4], b"PAR1");
+    assert_eq!(InputFormat::detect(&renamed).unwrap(), InputFormat::Parquet);
+    assert_eq!(InputFormat::detect(&csv).unwrap(), InputFormat::Csv);
+
+    let cfg = stream_config();
+    let opts = BacktestOptions::default();
+    let from_csv = read_history(&cfg.models[0], &csv, &opts).unwrap();
+    let from_parquet = read_history(&cfg.models[0], &parquet, &opts).unwrap();
+    assert_eq!(from_parquet, from_csv);
+    assert_eq!(
+        read_history(&cfg.models[0], &renamed, &opts).unwrap(),
+        from_csv
+    );
+    let first = BacktestOptions {
+        max_rows: Some(700),
+        ..Default::default()
+    };
+    let head = read_history(&cfg.models[0], &parquet, &first).unwrap();
+    assert_eq!(head.len(), 700);
+    assert_eq!(head.y[..], from_csv.y[..700]);
+
+    let json = |r: &Report| {
+        let mut v = serde_json::to_value(r).unwrap();
+        without_timings(&mut v);
+        v
+    };
+    assert_eq!(
+        json(&run(&cfg, "m", &parquet, &opts).unwrap()),
+        json(&run(&cfg, "m", &csv, &opts).unwrap())
+    );
+}
+
+#[test]
+fn parquet_datetime_and_date_columns_are_timestamps() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.parquet");
+    // Out of time order, one null feature, a label outside the classes.
+    let n = 300usize;
+    let micros: Vec<i64> = (0..n)
+        .rev()
+        .map(|i| (1_700_000_000 + 60 * i as i64) * 1_000_000 + 250_000)
+        .collect();
+    let a: Vec<Option<f64>> = (0..n)
+        .map(|i| (i != 5).then_some((i as f64 * 0.37).sin()))
+        .collect();
+    let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+    let y: Vec<i32> = (0..n)
+        .map(|i| if i == 9 { 7 } else { (i % 2) as i32 })
+        .collect();
+    let when = Column::new("when".into(), micros)
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .unwrap();
+    let days = Column::new("day".into(), vec![19_700i32; n])
+        .cast(&DataType::Date)
+        .unwrap();
+    let mut df = DataFrame::new(
+        n,
+        vec![
+            when,
+            days,
+            Column::new("a".into(), a),
+            Column::new("b".into(), b),
+            Column::new("y".into(), y),
+        ],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut df)
+        .unwrap();
+
+    let cfg = config(2, "feature_names = [\"a\", \"b\"]", "");
+    let opts = BacktestOptions {
+        label_column: "y".into(),
+        timestamp_column: Some("when".into()),
+        ..Default::default()
+    };
+    let h = read_history(&cfg.models[0], &path, &opts).unwrap();
+    assert_eq!((h.len(), h.skipped_rows), (298, 2));
+    assert!(h.ts.windows(2).all(|w| w[0] < w[1]), "sorted by time");
+    // Sub-second parts are dropped, as for unix seconds in a CSV.
+    assert_eq!(h.ts[0], 1_700_000_000);
+    assert_eq!(*h.ts.last().unwrap(), 1_700_000_000 + 60 * (n as i64 - 1));
+    // The rows follow their timestamps: the newest row came first in the file.
+    assert_eq!(h.row(h.len() - 1), &[0.0, 1.0]);
+
+    let by_day = BacktestOptions {
+        timestamp_column: Some("day".into()),
+        ..opts.clone()
+    };
+    let h = read_history(&cfg.models[0], &path, &by_day).unwrap();
+    assert!(h.ts.iter().all(|&t| t == 19_700 * 86_400));
+
+    // Not Parquet after all: a clear error, not a panic.
+    let broken = dir.path().join("broken.parquet");
+    std::fs::write(&broken, b"PAR1 this is not a parquet file").unwrap();
+    let err = read_history(&cfg.models[0], &broken, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("broken.parquet"), "{err}");
+}
+
+#[test]
 fn columns_timestamps_and_bad_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.csv");
@@ -279,10 +397,10 @@ fn columns_timestamps_and_bad_rows() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("no label column `label`"), "{err}");
-    let err = run(&cfg, "m", &dir.path().join("h.parquet"), &opts)
+    let err = run(&cfg, "m", &dir.path().join("missing.parquet"), &opts)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("Parquet is not supported"), "{err}");
+    assert!(err.contains("missing.parquet"), "{err}");
     let err = run(&cfg, "nope", &path, &opts).unwrap_err().to_string();
     assert!(err.contains("no model named `nope`"), "{err}");
     assert_eq!(parse_timestamp("2024-01-01T00:00:00Z"), Some(1_704_067_200));
@@ -489,9 +607,15 @@ fn speed_100k_rows_20_features() {
     let read = read_history(&m, &path, &BacktestOptions::default()).unwrap();
     let read_s = t.elapsed().as_secs_f64();
     assert_eq!(read.len(), h.len());
+    let parquet = dir.path().join("s.parquet");
+    generate_parquet(&spec, &parquet).unwrap();
+    let t = std::time::Instant::now();
+    let read = read_history(&m, &parquet, &BacktestOptions::default()).unwrap();
+    let read_parquet_s = t.elapsed().as_secs_f64();
+    assert_eq!(read.len(), h.len());
     let r = run_history(&m, &h, &BacktestOptions::default()).unwrap();
     eprintln!(
-        "100k x 20: generate {gen:.2} s, read CSV {read_s:.2} s; replay {:.2} s = training {:.2} s \
+        "100k x 20: generate {gen:.2} s, read CSV {read_s:.2} s, Parquet {read_parquet_s:.2} s; replay {:.2} s = training {:.2} s \
          ({} updates + bootstrap) + predict {:.2} s + monitor/policy {:.2} s; accuracy {:.4}",
         r.wall_seconds,
         r.training_seconds,

@@ -347,6 +347,17 @@ pub struct Daemon {
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
+/// The Python with torch, scipy, river and pyarrow that `scripts/setup.sh` installs
+/// (`DRIFTD_PYTHON` overrides it).
+pub fn venv_python() -> String {
+    std::env::var("DRIFTD_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/driftd/venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    })
+}
+
 pub fn driftd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_driftd")
 }

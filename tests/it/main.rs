@@ -1,5 +1,6 @@
 //! driftd's integration tests: one binary, real PostgreSQL, the real daemon.
 
+mod backtest;
 mod conformance;
 mod deploy;
 mod helpers;

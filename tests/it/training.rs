@@ -273,13 +273,7 @@ async fn registry_cli_export_loads_in_pytorch_and_rollback_works() {
         serde_json::json!({ "proba": rows.iter().map(|r| r.1).collect::<Vec<_>>() }).to_string(),
     )
     .unwrap();
-    let python = std::env::var("DRIFTD_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/driftd/venv/bin/python",
-            std::env::var("HOME").unwrap()
-        )
-    });
-    let check = Command::new(python)
+    let check = Command::new(venv_python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/scripts/export_check.py"
