@@ -117,7 +117,156 @@ async fn report(
     Ok(())
 }
 
-/// The closing summary: when drift was detected and what accuracy looked like around it.
+/// One row of the demo's stream as served: which version scored it (`None`: the "deployed"
+/// model before driftd had a champion) and whether the prediction was right (`None`: no label
+/// or no prediction yet).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServedRow {
+    pub id: i64,
+    pub version: Option<i64>,
+    pub correct: Option<bool>,
+}
+
+/// A registered version, as the summary describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionInfo {
+    pub version: i64,
+    pub strategy: String,
+    pub trigger: String,
+    /// Holdout accuracy of the version and of the champion it replaced (time-ordered holdout).
+    pub holdout_accuracy: Option<f64>,
+    pub champion_holdout_accuracy: Option<f64>,
+    /// The newest row (outcome id) it was trained on.
+    pub cutoff_id: Option<i64>,
+}
+
+/// Rows before a change that stand for "before".
+const BEFORE_ROWS: usize = 1_000;
+/// Rows of a new version's service that stand for "after".
+const AFTER_ROWS: usize = 1_000;
+
+fn accuracy(rows: &[ServedRow]) -> Option<(f64, usize)> {
+    let (n, ok) = rows
+        .iter()
+        .filter_map(|r| r.correct)
+        .fold((0usize, 0usize), |(n, ok), c| (n + 1, ok + usize::from(c)));
+    (n > 0).then(|| (ok as f64 / n as f64, n))
+}
+
+/// What happened, in words: each version's share of the stream and its served accuracy, then
+/// for each change point the accuracy before it, until a new version took over, and in that
+/// version's first rows. `drifts` are `(detector, row)` detections, ascending.
+pub fn narrate(
+    rows: &[ServedRow],
+    versions: &[VersionInfo],
+    drifts: &[(String, usize)],
+    changes: &[(String, usize)],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    // Contiguous runs of rows served by one version.
+    let mut spans: Vec<(Option<i64>, usize, usize)> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r.correct.is_none() && r.version.is_none() {
+            continue;
+        }
+        match spans.last_mut() {
+            Some((v, _, end)) if *v == r.version => *end = i + 1,
+            _ => spans.push((r.version, i, i + 1)),
+        }
+    }
+    out.push("served accuracy by model version:".to_string());
+    for &(version, start, end) in &spans {
+        let acc = accuracy(&rows[start..end]).map_or("-".to_string(), |(a, n)| {
+            format!("{a:.3} over {n} labelled rows")
+        });
+        let what = match version.and_then(|v| versions.iter().find(|i| i.version == v)) {
+            None if version.is_none() => {
+                "the deployed model (before driftd's first champion)".into()
+            }
+            None => format!("v{}", version.unwrap_or_default()),
+            Some(i) => {
+                let margin = match (i.holdout_accuracy, i.champion_holdout_accuracy) {
+                    (Some(a), Some(c)) => format!(
+                        ", holdout {a:.3} vs {c:.3} for the champion it replaced ({:+.3})",
+                        a - c
+                    ),
+                    (Some(a), None) => format!(", holdout {a:.3}"),
+                    _ => String::new(),
+                };
+                format!("v{} ({} via {}{margin})", i.version, i.trigger, i.strategy)
+            }
+        };
+        out.push(format!("  rows {start:>6}..{end:<6} {what}: {acc}"));
+    }
+    for (label, at) in changes {
+        let at = (*at).min(rows.len());
+        let before = accuracy(&rows[at.saturating_sub(BEFORE_ROWS)..at]);
+        let detection = drifts.iter().find(|(_, row)| *row >= at);
+        // The first version that served after the change and was trained on rows from after
+        // the first detection (or the change): the update that answered it, not one that was
+        // already on its way.
+        let answer_from = detection.map_or(at, |(_, row)| *row);
+        let trained_after = |v: i64| {
+            versions
+                .iter()
+                .find(|i| i.version == v)
+                .and_then(|i| i.cutoff_id)
+                .and_then(|id| rows.iter().position(|r| r.id == id))
+                .is_some_and(|pos| pos >= answer_from)
+        };
+        let takeover = spans
+            .iter()
+            .find(|(v, start, _)| *start > at && v.is_some_and(trained_after))
+            .map(|&(v, start, end)| (v.unwrap_or_default(), start, end));
+        let mut line = format!("{label} at row {at}:");
+        if let Some((a, _)) = before {
+            line.push_str(&format!(
+                " accuracy {a:.3} in the {BEFORE_ROWS} rows before;"
+            ));
+        }
+        match detection {
+            Some((det, row)) => line.push_str(&format!(
+                " first detection by {det} at row {row} ({} rows after);",
+                row - at
+            )),
+            None => line.push_str(" not detected;"),
+        }
+        match takeover {
+            Some((v, start, end)) => {
+                let until = accuracy(&rows[at..start]);
+                let after = accuracy(&rows[start..end.min(start + AFTER_ROWS)]);
+                if let Some((a, _)) = until {
+                    line.push_str(&format!(" {a:.3} until v{v} took over at row {start};"));
+                }
+                if let Some((a, n)) = after {
+                    line.push_str(&format!(" {a:.3} in v{v}'s first {n} labelled rows"));
+                    if let (Some((b, _)), Some((u, _))) = (before, until) {
+                        // Differences under a point or two are noise at these sizes.
+                        if b - u > 0.02 {
+                            line.push_str(&format!(
+                                " (recovered {:+.3} of the {:.3} lost)",
+                                a - u,
+                                b - u
+                            ));
+                        } else if a < u - 0.02 {
+                            line.push_str(" (below the accuracy before it)");
+                        }
+                    }
+                }
+            }
+            None => {
+                if let Some((a, _)) = accuracy(&rows[at..]) {
+                    line.push_str(&format!(" {a:.3} since, no new version took over"));
+                }
+            }
+        }
+        out.push(line);
+    }
+    out
+}
+
+/// The closing summary: when drift was detected, what each update chose, and what accuracy
+/// did around each change.
 pub async fn summary(
     conn: &mut PgConnection,
     model: &str,
@@ -143,15 +292,28 @@ pub async fn summary(
     if events.is_empty() {
         println!("  no drift detected");
     }
-    let runs: Vec<(i64, String, String, String, Option<i64>, serde_json::Value)> = sqlx::query_as(
-        "SELECT id, trigger, strategy, status, new_version, candidates FROM driftd.training_runs \
-         WHERE model = $1 ORDER BY id",
+    type RunRow = (
+        i64,
+        String,
+        String,
+        String,
+        Option<i64>,
+        serde_json::Value,
+        Option<String>,
+    );
+    let runs: Vec<RunRow> = sqlx::query_as(
+        "SELECT r.id, r.trigger, r.strategy, r.status, r.new_version, r.candidates, v.strategy \
+         FROM driftd.training_runs r LEFT JOIN driftd.model_versions v \
+           ON v.model = r.model AND v.version = r.new_version \
+         WHERE r.model = $1 ORDER BY r.id",
     )
     .bind(model)
     .fetch_all(&mut *conn)
     .await?;
-    for (id, trigger, strategy, status, version, candidates) in &runs {
-        let best = candidates
+    for (id, trigger, strategy, status, version, candidates, chosen) in &runs {
+        let version = version.map_or(String::new(), |v| format!(" → v{v}"));
+        println!("  training run {id}: {trigger} / {strategy}: {status}{version}");
+        let mut scored: Vec<(String, f64)> = candidates
             .as_array()
             .into_iter()
             .flatten()
@@ -161,12 +323,22 @@ pub async fn summary(
                     c["holdout_accuracy"].as_f64()?,
                 ))
             })
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        let best = best.map_or(String::new(), |(s, a)| {
-            format!(", best candidate {s} with holdout accuracy {a:.3}")
-        });
-        let version = version.map_or(String::new(), |v| format!(" → v{v}"));
-        println!("  training run {id}: {trigger} / {strategy}: {status}{version}{best}");
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        if !scored.is_empty() {
+            let listed: Vec<String> = scored
+                .iter()
+                .map(|(s, a)| {
+                    let mark = if chosen.as_deref() == Some(s.as_str()) {
+                        "*"
+                    } else {
+                        ""
+                    };
+                    format!("{s}{mark} {a:.3}")
+                })
+                .collect();
+            println!("      holdout accuracy (* chosen): {}", listed.join(", "));
+        }
     }
     // Accuracy of the served predictions, in segments of the stream.
     let seg = (spec.rows / 10).max(1) as i64;
@@ -181,5 +353,149 @@ pub async fn summary(
     .await?;
     let line: Vec<String> = acc.iter().map(|(_, a)| format!("{a:.2}")).collect();
     println!("accuracy by tenth of the stream: {}", line.join(" "));
+
+    let served: Vec<(i64, Option<i64>, Option<bool>)> = sqlx::query_as(
+        "SELECT id, model_version, (prediction >= 0.5)::int = label::int FROM outcomes \
+         WHERE model = $1 ORDER BY id",
+    )
+    .bind(model)
+    .fetch_all(&mut *conn)
+    .await?;
+    let rows: Vec<ServedRow> = served
+        .into_iter()
+        .map(|(id, version, correct)| ServedRow {
+            id,
+            version,
+            correct,
+        })
+        .collect();
+    type VersionRow = (i64, String, String, Option<f64>, Option<f64>, Option<i64>);
+    let versions: Vec<VersionRow> = sqlx::query_as(
+        "SELECT version, strategy, trigger, \
+                (holdout_metrics->'holdout'->>'accuracy')::float8, \
+                (holdout_metrics->'champion_holdout'->>'accuracy')::float8, cutoff_id \
+         FROM driftd.model_versions WHERE model = $1 ORDER BY version",
+    )
+    .bind(model)
+    .fetch_all(&mut *conn)
+    .await?;
+    let versions: Vec<VersionInfo> = versions
+        .into_iter()
+        .map(
+            |(version, strategy, trigger, holdout, champion_holdout, cutoff_id)| VersionInfo {
+                version,
+                strategy,
+                trigger,
+                holdout_accuracy: holdout,
+                champion_holdout_accuracy: champion_holdout,
+                cutoff_id,
+            },
+        )
+        .collect();
+    let drifts: Vec<(String, usize)> = events
+        .iter()
+        .map(|(d, i, _)| (d.clone(), (*i).max(0) as usize))
+        .collect();
+    let mut changes = Vec::new();
+    if let Some(a) = spec.abrupt_at {
+        changes.push(("abrupt change".to_string(), a));
+    }
+    if let Some((s, _)) = spec.gradual {
+        changes.push(("gradual drift".to_string(), s));
+    }
+    println!();
+    for line in narrate(&rows, &versions, &drifts, &changes) {
+        println!("{line}");
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs of `n` rows served by `version`, exactly `n * percent / 100` of them right (spread
+    /// evenly); ids count from 1.
+    fn rows(spec: &[(Option<i64>, usize, usize)]) -> Vec<ServedRow> {
+        let mut out = Vec::new();
+        for &(version, n, percent) in spec {
+            for k in 0..n {
+                out.push(ServedRow {
+                    id: out.len() as i64 + 1,
+                    version,
+                    correct: Some((k + 1) * percent / 100 != k * percent / 100),
+                });
+            }
+        }
+        out
+    }
+
+    fn version(
+        v: i64,
+        trigger: &str,
+        strategy: &str,
+        holdout: (f64, Option<f64>),
+        cutoff_row: usize,
+    ) -> VersionInfo {
+        VersionInfo {
+            version: v,
+            strategy: strategy.into(),
+            trigger: trigger.into(),
+            holdout_accuracy: Some(holdout.0),
+            champion_holdout_accuracy: holdout.1,
+            cutoff_id: Some(cutoff_row as i64 + 1),
+        }
+    }
+
+    #[test]
+    fn the_story_names_the_drop_the_detection_and_the_recovery() {
+        let served = rows(&[
+            (None, 500, 80),
+            (Some(1), 1_500, 90),
+            (Some(1), 300, 40),
+            // v2 was trained before the change was detected: not the update that answered it.
+            (Some(2), 200, 45),
+            (Some(3), 1_500, 85),
+        ]);
+        let versions = vec![
+            version(1, "bootstrap", "refit_combined", (0.95, None), 499),
+            version(2, "schedule", "finetune_combined", (0.91, Some(0.9)), 1_900),
+            version(3, "drift", "refit_new", (0.9, Some(0.45)), 2_400),
+        ];
+        let lines = narrate(
+            &served,
+            &versions,
+            &[("ddm".into(), 300), ("adwin".into(), 2_100)],
+            &[
+                ("abrupt change".into(), 2_000),
+                ("late change".into(), 3_900),
+            ],
+        );
+        let text = lines.join("\n");
+        eprintln!("{text}");
+        assert!(
+            text.contains("rows      0..500    the deployed model (before driftd's first champion): 0.800 over 500 labelled rows"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rows    500..2300   v1 (bootstrap via refit_combined, holdout 0.950): 0.817 over 1800"),
+            "{text}"
+        );
+        assert!(
+            text.contains("v3 (drift via refit_new, holdout 0.900 vs 0.450 for the champion it replaced (+0.450)): 0.850 over 1500"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "abrupt change at row 2000: accuracy 0.900 in the 1000 rows before; first detection \
+                 by adwin at row 2100 (100 rows after); 0.420 until v3 took over at row 2500; 0.850 \
+                 in v3's first 1000 labelled rows (recovered +0.430 of the 0.480 lost)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("late change at row 3900: accuracy 0.850 in the 1000 rows before; not detected; 0.850 since, no new version took over"),
+            "{text}"
+        );
+    }
 }

@@ -24,6 +24,9 @@ struct Request {
     trigger: String,
     reason: String,
     strategy: Strategy,
+    /// The row after which new data starts, when the trigger located the change (the
+    /// daemon's `TrainRequest::new_after`).
+    new_after: Option<usize>,
 }
 
 struct Champion {
@@ -85,7 +88,14 @@ impl Sim<'_> {
         index: usize,
     ) -> Result<(Retrain, Option<Champion>), BacktestError> {
         let (old, new) = match champion {
-            Some(c) => (self.rows(0, c.cutoff + 1), self.rows(c.cutoff + 1, upto)),
+            Some(c) => {
+                // As the daemon: old data ends at the champion's cut-off or at the drift.
+                let split = req
+                    .new_after
+                    .filter(|&j| j > c.cutoff && j + 1 < upto)
+                    .unwrap_or(c.cutoff);
+                (self.rows(0, split + 1), self.rows(split + 1, upto))
+            }
             None => (Dataset::empty(self.h.n_features), self.rows(0, upto)),
         };
         let ureq = UpdateRequest {
@@ -229,6 +239,7 @@ pub fn run_history(
         trigger: "bootstrap".into(),
         reason: format!("first model fit on the first {b} rows"),
         strategy: Strategy::RefitCombined,
+        new_after: None,
     };
     let (bootstrap, champion) = sim.update(&boot_req, None, b, b - 1)?;
     let mut champion = champion.ok_or_else(|| {
@@ -350,6 +361,7 @@ pub fn run_history(
                                     drifted.join(", ")
                                 ),
                                 strategy: model.triggers.drift.strategy,
+                                new_after: None,
                             });
                         }
                     }
@@ -370,6 +382,7 @@ pub fn run_history(
                         trigger: r.trigger.as_str().into(),
                         reason: r.reason,
                         strategy: r.strategy,
+                        new_after: r.new_after.map(|w| w.id as usize),
                     });
                 }
                 for (i, next) in &mut schedules {
@@ -379,6 +392,7 @@ pub fn run_history(
                             trigger: "schedule".into(),
                             reason: format!("schedule `{}` ({})", s.cron, model.triggers.timezone),
                             strategy: s.strategy,
+                            new_after: None,
                         });
                         *next = next_firings(&s.cron, &model.triggers.timezone, now, 1)
                             .ok()
@@ -393,6 +407,7 @@ pub fn run_history(
                         trigger: "periodic".into(),
                         reason: format!("{every_rows} rows since the last update"),
                         strategy: model.triggers.drift.strategy,
+                        new_after: None,
                     });
                 }
             }

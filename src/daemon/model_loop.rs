@@ -184,6 +184,7 @@ impl ModelLoop {
                 reason,
                 strategy,
                 run_id: Some(id),
+                new_after: None,
             });
         }
         drop(conn);
@@ -270,6 +271,7 @@ impl ModelLoop {
                 ),
                 strategy: self.cfg.triggers.drift.strategy,
                 run_id: None,
+                new_after: None,
             }));
         }
         Ok(None)

@@ -52,6 +52,7 @@ pub async fn start(
                         reason: format!("schedule `{cron}` ({tzname})"),
                         strategy,
                         run_id: None,
+                        new_after: None,
                     };
                     // A full channel means a request is already waiting: this one coalesces.
                     let _ = tx.try_send(req);

@@ -306,15 +306,24 @@ impl Job {
             .as_ref()
             .and_then(|(i, _)| i.cutoff)
             .unwrap_or_else(Watermark::start);
+        // Old data ends, and new data starts, at the champion's cut-off, or later where the
+        // trigger located the change (a drift update: the detection).
+        let split = match self.req.new_after {
+            Some(w) if champion.is_some() && w.is_after(cutoff) && self.upto.is_after(w) => w,
+            _ => cutoff,
+        };
+        if split != cutoff {
+            tracing::info!(model = %name, run_id = self.run_id, since_row_id = split.id, "new data starts at the drift");
+        }
         let limit = self.cfg.max_training_rows as i64;
         let new_rows = self
             .source
-            .training_rows(&mut conn, name, cutoff, self.upto, limit)
+            .training_rows(&mut conn, name, split, self.upto, limit)
             .await?;
         let old_rows = match &champion {
             Some(_) => {
                 self.source
-                    .training_rows(&mut conn, name, Watermark::start(), cutoff, limit)
+                    .training_rows(&mut conn, name, Watermark::start(), split, limit)
                     .await?
             }
             None => Vec::new(),

@@ -65,6 +65,14 @@ impl DetectorSlot {
             warning: false,
         }
     }
+
+    /// Starts the detector over with its configured parameters (its drift count stays).
+    fn restart(&mut self) {
+        let cfg: DetectorSlotConfig =
+            serde_json::from_value(self.config.clone()).expect("the slot's own config");
+        self.detector = cfg.detector.build().expect("detector config was validated");
+        self.warning = false;
+    }
 }
 
 /// Something the monitor noticed on a row; the daemon records and exports it.
@@ -104,6 +112,10 @@ pub struct MonitorState {
     /// The retrain policy's memory (cooldowns, hold times), committed with the rest.
     #[serde(default)]
     pub policy: PolicyState,
+    /// The newest model version whose predictions the detectors have watched (rows'
+    /// `model_version`; `None` until a row names one).
+    #[serde(default)]
+    pub detected_version: Option<i64>,
 }
 
 impl MonitorState {
@@ -133,6 +145,7 @@ impl MonitorState {
             detectors: cfg.detectors.iter().map(DetectorSlot::new).collect(),
             newest_labeled_at: None,
             policy: PolicyState::default(),
+            detected_version: None,
         }
     }
 
@@ -198,6 +211,19 @@ impl MonitorState {
                 .map_or(o.labeled_at, |t| t.max(o.labeled_at)),
         );
 
+        // The detectors watch one model's errors. A newer version serving is a new stream:
+        // its better (or worse) error rate is the update's doing, not drift in the world, so
+        // they start over; rows still labelled for an older version no longer feed them.
+        match (o.model_version, self.detected_version) {
+            (Some(v), Some(seen)) if v < seen => return Vec::new(),
+            (Some(v), seen) if seen != Some(v) => {
+                if seen.is_some() || row_index > 0 {
+                    self.detectors.iter_mut().for_each(DetectorSlot::restart);
+                }
+                self.detected_version = Some(v);
+            }
+            _ => {}
+        }
         let mut events = Vec::new();
         for slot in &mut self.detectors {
             let x = match slot.signal {
@@ -307,6 +333,57 @@ time_windows = ["1h"]
         let ll = m.window_stats()[0].1.log_loss().unwrap();
         let expect = (-(0.9f64.ln()) - 0.2f64.ln() - 0.9f64.ln()) / 3.0;
         assert!((ll - expect).abs() < 1e-6, "{ll} vs {expect}");
+    }
+
+    #[test]
+    fn a_new_version_starts_the_detectors_over() {
+        let cfg = model_cfg();
+        // v1 is wrong on 3 rows in 10; v2 from row 2 000 on 1 in 20, which alone would look
+        // like drift; from row 4 000 v2 is wrong on every other row: real drift.
+        let row = |i: i64, version: Option<i64>| {
+            let wrong = match i {
+                ..2_000 => i % 10 < 3,
+                2_000..4_000 => i % 20 == 0,
+                _ => i % 2 == 0,
+            };
+            Outcome {
+                model_version: version,
+                ..outcome(i, 0.8, u32::from(!wrong))
+            }
+        };
+        let drifts_at = |m: &mut MonitorState, rows: &[Outcome]| -> Vec<u64> {
+            rows.iter()
+                .flat_map(|o| m.update(o))
+                .filter_map(|e| match e {
+                    MonitorEvent::Drift { row_index, .. } => Some(row_index),
+                    _ => None,
+                })
+                .collect()
+        };
+        let versioned: Vec<Outcome> = (0..6_000)
+            .map(|i| row(i, Some(if i < 2_000 { 1 } else { 2 })))
+            .collect();
+        let mut m = MonitorState::new(&cfg);
+        let drifts = drifts_at(&mut m, &versioned);
+        assert!(
+            !drifts.is_empty() && drifts.iter().all(|&d| d >= 4_000),
+            "{drifts:?}"
+        );
+        assert_eq!(m.detected_version, Some(2));
+        // Without versions the same errors read as a drift at the switch.
+        let mut unversioned = MonitorState::new(&cfg);
+        let rows: Vec<Outcome> = (0..6_000).map(|i| row(i, None)).collect();
+        let drifts = drifts_at(&mut unversioned, &rows);
+        assert!(
+            drifts.iter().any(|&d| (2_000..4_000).contains(&d)),
+            "{drifts:?}"
+        );
+        // A late label for the retired version counts in the windows, not in the detectors.
+        let before = serde_json::to_value(&m.detectors).unwrap();
+        let rows = m.rows;
+        assert!(m.update(&row(6_000, Some(1))).is_empty());
+        assert_eq!(m.rows, rows + 1);
+        assert_eq!(serde_json::to_value(&m.detectors).unwrap(), before);
     }
 
     #[test]

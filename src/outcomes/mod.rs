@@ -21,6 +21,11 @@ pub struct Watermark {
 }
 
 impl Watermark {
+    /// Whether `self` comes after `other` in poll order (`labeled_at`, then `id`).
+    pub fn is_after(&self, other: Watermark) -> bool {
+        (self.labeled_at, self.id) > (other.labeled_at, other.id)
+    }
+
     /// Before every row: year 1 is inside PostgreSQL's range and before any real label.
     pub fn start() -> Self {
         Watermark {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::parse_duration_secs;
 use crate::monitor::MonitorEvent;
+use crate::outcomes::Watermark;
 use crate::train::Strategy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,10 @@ pub struct TrainRequest {
     pub strategy: Strategy,
     /// The `driftd.training_runs` row already created for it (manual requests).
     pub run_id: Option<i64>,
+    /// Where the new data starts when the trigger knows better than "after the champion's
+    /// cut-off": a drift update treats the rows labelled after the detection as new (and the
+    /// rows before it as old), so `*_new` candidates and the holdout see the new concept only.
+    pub new_after: Option<Watermark>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +78,19 @@ pub struct DriftTriggerConfig {
     pub min_rows_after_drift: u64,
     pub cooldown: String,
     pub strategy: Strategy,
+    /// What a drift-triggered update calls new data: the rows labelled after the (first
+    /// pending) detection, `"drift"` (default), or every row after the champion's training
+    /// data, `"last_update"`.
+    pub new_data_since: NewDataSince,
+}
+
+/// See [`DriftTriggerConfig::new_data_since`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NewDataSince {
+    #[default]
+    Drift,
+    LastUpdate,
 }
 
 impl Default for DriftTriggerConfig {
@@ -85,6 +103,7 @@ impl Default for DriftTriggerConfig {
             min_rows_after_drift: 200,
             cooldown: "10m".into(),
             strategy: Strategy::Auto,
+            new_data_since: NewDataSince::Drift,
         }
     }
 }
@@ -201,6 +220,9 @@ pub struct PolicyState {
     /// Rows seen when the pending drift was detected.
     #[serde(default)]
     pub pending_drift_rows: u64,
+    /// The row at which the pending drift was first detected.
+    #[serde(default)]
+    pub pending_drift_at: Option<Watermark>,
 }
 
 /// What one batch showed the policy.
@@ -227,6 +249,7 @@ pub fn on_batch(
                 reason: format!("no champion and {} labelled rows", b.rows),
                 strategy: Strategy::RefitCombined,
                 run_id: None,
+                new_after: None,
             });
         }
         return None;
@@ -237,27 +260,37 @@ pub fn on_batch(
             .is_none_or(|t| (now - t).num_seconds() >= secs)
     };
     if cfg.drift.enabled {
+        let watched =
+            |d: &String| cfg.drift.detectors.is_empty() || cfg.drift.detectors.contains(d);
         let hit = b.events.iter().find_map(|e| match e {
             MonitorEvent::Drift {
-                detector, row_id, ..
-            } => Some((detector, row_id, "drift")),
+                detector,
+                row_id,
+                labeled_at,
+                ..
+            } if watched(detector) => Some((detector, *row_id, *labeled_at, "drift")),
             MonitorEvent::Warning {
-                detector, row_id, ..
-            } if cfg.drift.on_warning => Some((detector, row_id, "warning")),
+                detector,
+                row_id,
+                labeled_at,
+                ..
+            } if cfg.drift.on_warning && watched(detector) => {
+                Some((detector, *row_id, *labeled_at, "warning"))
+            }
             _ => None,
         });
-        if let Some((det, row, what)) = hit
-            .filter(|(d, _, _)| cfg.drift.detectors.is_empty() || cfg.drift.detectors.contains(d))
-        {
+        if let Some((det, id, labeled_at, what)) = hit {
             if st.pending_drift.is_none() {
                 st.pending_drift_rows = b.rows;
+                st.pending_drift_at = Some(Watermark { labeled_at, id });
             }
-            st.pending_drift = Some(format!("{det} reported {what} at row id {row}"));
+            st.pending_drift = Some(format!("{det} reported {what} at row id {id}"));
         }
         let enough_rows = b.rows.saturating_sub(st.rows_at_last_update) >= cfg.drift.min_new_rows
             && b.rows.saturating_sub(st.pending_drift_rows) >= cfg.drift.min_rows_after_drift;
         if st.pending_drift.is_some() && enough_rows && cooled(&cfg.drift.cooldown) {
             let reason = st.pending_drift.take().expect("checked above");
+            let drift_at = st.pending_drift_at.take();
             st.last_trigger_at = Some(now);
             st.below_since = None;
             return Some(TrainRequest {
@@ -265,6 +298,7 @@ pub fn on_batch(
                 reason,
                 strategy: cfg.drift.strategy,
                 run_id: None,
+                new_after: drift_at.filter(|_| cfg.drift.new_data_since == NewDataSince::Drift),
             });
         }
     }
@@ -291,6 +325,7 @@ pub fn on_batch(
                         ),
                         strategy: t.strategy,
                         run_id: None,
+                        new_after: None,
                     });
                 }
             }
@@ -398,6 +433,41 @@ mod tests {
             .is_none(),
             "fired once"
         );
+    }
+
+    #[test]
+    fn a_drift_update_takes_new_data_from_the_first_pending_detection() {
+        let at = |id: i64| MonitorEvent::Drift {
+            detector: "adwin".into(),
+            signal: Signal::Error,
+            row_id: id,
+            row_index: id as u64,
+            labeled_at: Utc.timestamp_opt(1_000 + id, 0).unwrap(),
+            estimate: 0.3,
+        };
+        let mut cfg = TriggerConfig::default();
+        cfg.drift.min_rows_after_drift = 500;
+        let mut st = PolicyState::default();
+        let t0 = Utc::now();
+        assert!(on_batch(&cfg, &mut st, &view(1_000, &[at(990)], None), t0).is_none());
+        // A second detection while the first waits for rows does not move the start.
+        assert!(on_batch(&cfg, &mut st, &view(1_200, &[at(1_150)], None), t0).is_none());
+        let r = on_batch(&cfg, &mut st, &view(1_500, &[], None), t0).unwrap();
+        assert_eq!(
+            r.new_after,
+            Some(Watermark {
+                labeled_at: Utc.timestamp_opt(1_990, 0).unwrap(),
+                id: 990
+            })
+        );
+        assert!(st.pending_drift_at.is_none());
+        on_update(&mut st, 1_500, t0);
+
+        cfg.drift.new_data_since = NewDataSince::LastUpdate;
+        let later = t0 + Duration::hours(1);
+        assert!(on_batch(&cfg, &mut st, &view(2_000, &[at(1_990)], None), later).is_none());
+        let r = on_batch(&cfg, &mut st, &view(2_600, &[], None), later).unwrap();
+        assert_eq!((r.trigger, r.new_after), (TriggerKind::Drift, None));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod backtest;
 mod conformance;
+mod demo;
 mod deploy;
 mod helpers;
 mod monitor;
