@@ -47,7 +47,7 @@ window = { max_rows = 2500 }
 [models.triggers.drift]
 detectors = ["adwin"]
 min_new_rows = 500
-min_rows_after_drift = 2000
+min_rows_after_drift = 1000
 cooldown = "10s"
 strategy = "auto"
 TOML

@@ -283,6 +283,10 @@ pub struct ModelConfig {
     pub time_windows: Vec<String>,
     #[serde(default = "default_detectors")]
     pub detectors: Vec<DetectorSlotConfig>,
+    /// Start the detectors over when rows begin to name a newer `model_version`, so that an
+    /// update's own effect on the error rate is not reported as drift. Default true.
+    #[serde(default = "default_true")]
+    pub restart_detectors_on_new_version: bool,
     #[serde(default)]
     pub train: TrainConfig,
     #[serde(default)]
@@ -308,6 +312,10 @@ fn default_count_windows() -> Vec<usize> {
 fn default_time_windows() -> Vec<String> {
     vec!["1h".into(), "24h".into(), "7d".into()]
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_detectors() -> Vec<DetectorSlotConfig> {
     vec![DetectorSlotConfig {
         signal: Signal::Error,

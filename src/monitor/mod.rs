@@ -116,6 +116,13 @@ pub struct MonitorState {
     /// `model_version`; `None` until a row names one).
     #[serde(default)]
     pub detected_version: Option<i64>,
+    /// `restart_detectors_on_new_version` from the model's config (not stored).
+    #[serde(skip, default = "restart_by_default")]
+    pub restart_on_new_version: bool,
+}
+
+fn restart_by_default() -> bool {
+    true
 }
 
 impl MonitorState {
@@ -146,6 +153,7 @@ impl MonitorState {
             newest_labeled_at: None,
             policy: PolicyState::default(),
             detected_version: None,
+            restart_on_new_version: cfg.restart_detectors_on_new_version,
         }
     }
 
@@ -184,6 +192,7 @@ impl MonitorState {
             count_windows: fresh.count_windows.iter().map(take_count).collect(),
             time_windows: fresh.time_windows.iter().map(take_time).collect(),
             detectors: fresh.detectors.iter().map(take_det).collect(),
+            restart_on_new_version: fresh.restart_on_new_version,
             ..snapshot
         }
     }
@@ -214,7 +223,8 @@ impl MonitorState {
         // The detectors watch one model's errors. A newer version serving is a new stream:
         // its better (or worse) error rate is the update's doing, not drift in the world, so
         // they start over; rows still labelled for an older version no longer feed them.
-        match (o.model_version, self.detected_version) {
+        let version = o.model_version.filter(|_| self.restart_on_new_version);
+        match (version, self.detected_version) {
             (Some(v), Some(seen)) if v < seen => return Vec::new(),
             (Some(v), seen) if seen != Some(v) => {
                 if seen.is_some() || row_index > 0 {
@@ -373,11 +383,18 @@ time_windows = ["1h"]
         // Without versions the same errors read as a drift at the switch.
         let mut unversioned = MonitorState::new(&cfg);
         let rows: Vec<Outcome> = (0..6_000).map(|i| row(i, None)).collect();
-        let drifts = drifts_at(&mut unversioned, &rows);
+        let unversioned_drifts = drifts_at(&mut unversioned, &rows);
         assert!(
-            drifts.iter().any(|&d| (2_000..4_000).contains(&d)),
-            "{drifts:?}"
+            unversioned_drifts
+                .iter()
+                .any(|&d| (2_000..4_000).contains(&d)),
+            "{unversioned_drifts:?}"
         );
+        // Switched off, the versions are ignored: the same drifts as without them.
+        let mut off_cfg = cfg.clone();
+        off_cfg.restart_detectors_on_new_version = false;
+        let mut off = MonitorState::new(&off_cfg);
+        assert_eq!(drifts_at(&mut off, &versioned), unversioned_drifts);
         // A late label for the retired version counts in the windows, not in the detectors.
         let before = serde_json::to_value(&m.detectors).unwrap();
         let rows = m.rows;
