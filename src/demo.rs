@@ -337,7 +337,10 @@ pub async fn summary(
                     format!("{s}{mark} {a:.3}")
                 })
                 .collect();
-            println!("      holdout accuracy (* chosen): {}", listed.join(", "));
+            println!(
+                "      holdout accuracy (* chosen; within noise of the best, the simpler wins): {}",
+                listed.join(", ")
+            );
         }
     }
     // Accuracy of the served predictions, in segments of the stream.
