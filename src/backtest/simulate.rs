@@ -90,10 +90,7 @@ impl Sim<'_> {
         let (old, new) = match champion {
             Some(c) => {
                 // As the daemon: old data ends at the champion's cut-off or at the drift.
-                let split = req
-                    .new_after
-                    .filter(|&j| j > c.cutoff && j + 1 < upto)
-                    .unwrap_or(c.cutoff);
+                let split = req.new_after.filter(|&j| j + 1 < upto).unwrap_or(c.cutoff);
                 (self.rows(0, split + 1), self.rows(split + 1, upto))
             }
             None => (Dataset::empty(self.h.n_features), self.rows(0, upto)),

@@ -306,10 +306,11 @@ impl Job {
             .as_ref()
             .and_then(|(i, _)| i.cutoff)
             .unwrap_or_else(Watermark::start);
-        // Old data ends, and new data starts, at the champion's cut-off, or later where the
-        // trigger located the change (a drift update: the detection).
+        // Old data ends, and new data starts, at the champion's cut-off, or where the trigger
+        // located the change (a drift update and its refresh: the detection), even if the
+        // champion has seen rows after it: they are the new concept too.
         let split = match self.req.new_after {
-            Some(w) if champion.is_some() && w.is_after(cutoff) && self.upto.is_after(w) => w,
+            Some(w) if champion.is_some() && self.upto.is_after(w) => w,
             _ => cutoff,
         };
         if split != cutoff {

@@ -243,16 +243,10 @@ impl Metrics {
             self.rows_rejected
                 .with_label_values(&[model, reason.as_str()]);
         }
-        for trigger in [
-            "bootstrap",
-            "schedule",
-            "drift",
-            "threshold",
-            "manual",
-            "feature_drift",
-        ] {
+        for trigger in crate::policy::TriggerKind::ALL {
             for result in ["promoted", "kept", "failed", "cancelled", "coalesced"] {
-                self.retrains.with_label_values(&[model, trigger, result]);
+                self.retrains
+                    .with_label_values(&[model, trigger.as_str(), result]);
             }
         }
     }

@@ -21,9 +21,21 @@ pub enum TriggerKind {
     Threshold,
     Manual,
     FeatureDrift,
+    /// The second update after a drift, once more of the new concept is in.
+    DriftRefresh,
 }
 
 impl TriggerKind {
+    pub const ALL: [TriggerKind; 7] = [
+        TriggerKind::Bootstrap,
+        TriggerKind::Schedule,
+        TriggerKind::Drift,
+        TriggerKind::Threshold,
+        TriggerKind::Manual,
+        TriggerKind::FeatureDrift,
+        TriggerKind::DriftRefresh,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TriggerKind::Bootstrap => "bootstrap",
@@ -32,6 +44,7 @@ impl TriggerKind {
             TriggerKind::Threshold => "threshold",
             TriggerKind::Manual => "manual",
             TriggerKind::FeatureDrift => "feature_drift",
+            TriggerKind::DriftRefresh => "drift_refresh",
         }
     }
 }
@@ -82,7 +95,13 @@ pub struct DriftTriggerConfig {
     /// pending) detection, `"drift"` (default), or every row after the champion's training
     /// data, `"last_update"`.
     pub new_data_since: NewDataSince,
+    /// With `new_data_since = "drift"`: update once more when this many labelled rows have
+    /// arrived after a drift update, on everything since the drift, because the first update
+    /// saw only `min_rows_after_drift` rows of the new concept. 0 turns it off.
+    pub refresh_after_rows: u64,
 }
+
+const DEFAULT_REFRESH_AFTER_ROWS: u64 = 2_000;
 
 /// See [`DriftTriggerConfig::new_data_since`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -104,6 +123,7 @@ impl Default for DriftTriggerConfig {
             cooldown: "10m".into(),
             strategy: Strategy::Auto,
             new_data_since: NewDataSince::Drift,
+            refresh_after_rows: DEFAULT_REFRESH_AFTER_ROWS,
         }
     }
 }
@@ -223,6 +243,11 @@ pub struct PolicyState {
     /// The row at which the pending drift was first detected.
     #[serde(default)]
     pub pending_drift_at: Option<Watermark>,
+    /// A drift update's refresh: due at this many rows, learning from after this row.
+    #[serde(default)]
+    pub refresh_due_rows: Option<u64>,
+    #[serde(default)]
+    pub refresh_from: Option<Watermark>,
 }
 
 /// What one batch showed the policy.
@@ -290,16 +315,43 @@ pub fn on_batch(
             && b.rows.saturating_sub(st.pending_drift_rows) >= cfg.drift.min_rows_after_drift;
         if st.pending_drift.is_some() && enough_rows && cooled(&cfg.drift.cooldown) {
             let reason = st.pending_drift.take().expect("checked above");
-            let drift_at = st.pending_drift_at.take();
+            let drift_at = st
+                .pending_drift_at
+                .take()
+                .filter(|_| cfg.drift.new_data_since == NewDataSince::Drift);
             st.last_trigger_at = Some(now);
             st.below_since = None;
+            (st.refresh_due_rows, st.refresh_from) = match drift_at {
+                Some(at) if cfg.drift.refresh_after_rows > 0 => {
+                    (Some(b.rows + cfg.drift.refresh_after_rows), Some(at))
+                }
+                _ => (None, None),
+            };
             return Some(TrainRequest {
                 trigger: TriggerKind::Drift,
                 reason,
                 strategy: cfg.drift.strategy,
                 run_id: None,
-                new_after: drift_at.filter(|_| cfg.drift.new_data_since == NewDataSince::Drift),
+                new_after: drift_at,
             });
+        }
+        if let (Some(due), Some(from)) = (st.refresh_due_rows, st.refresh_from) {
+            if b.rows >= due && cooled(&cfg.drift.cooldown) {
+                st.refresh_due_rows = None;
+                st.refresh_from = None;
+                st.last_trigger_at = Some(now);
+                st.below_since = None;
+                return Some(TrainRequest {
+                    trigger: TriggerKind::DriftRefresh,
+                    reason: format!(
+                        "{} rows since the drift update; learning from everything after row id {}",
+                        cfg.drift.refresh_after_rows, from.id
+                    ),
+                    strategy: cfg.drift.strategy,
+                    run_id: None,
+                    new_after: Some(from),
+                });
+            }
         }
     }
     let t = &cfg.threshold;
@@ -468,6 +520,58 @@ mod tests {
         assert!(on_batch(&cfg, &mut st, &view(2_000, &[at(1_990)], None), later).is_none());
         let r = on_batch(&cfg, &mut st, &view(2_600, &[], None), later).unwrap();
         assert_eq!((r.trigger, r.new_after), (TriggerKind::Drift, None));
+    }
+
+    #[test]
+    fn a_drift_update_is_refreshed_once_more_of_the_new_concept_is_in() {
+        let at = MonitorEvent::Drift {
+            detector: "adwin".into(),
+            signal: Signal::Error,
+            row_id: 990,
+            row_index: 989,
+            labeled_at: Utc.timestamp_opt(5_000, 0).unwrap(),
+            estimate: 0.3,
+        };
+        let mut cfg = TriggerConfig::default();
+        cfg.drift.refresh_after_rows = 2_000;
+        cfg.drift.cooldown = "1m".into();
+        let mut st = PolicyState::default();
+        let t0 = Utc::now();
+        assert!(on_batch(&cfg, &mut st, &view(1_000, &[at], None), t0).is_none());
+        let r = on_batch(&cfg, &mut st, &view(1_300, &[], None), t0).unwrap();
+        assert_eq!(r.trigger, TriggerKind::Drift);
+        on_update(&mut st, 1_300, t0);
+        let later = t0 + Duration::minutes(10);
+        assert!(on_batch(&cfg, &mut st, &view(3_200, &[], None), later).is_none());
+        let r = on_batch(&cfg, &mut st, &view(3_300, &[], None), later).unwrap();
+        assert_eq!(r.trigger, TriggerKind::DriftRefresh);
+        // Everything since the drift, not since the first update's cut-off.
+        assert_eq!(r.new_after.map(|w| w.id), Some(990));
+        on_update(&mut st, 3_300, later);
+        assert!(
+            on_batch(
+                &cfg,
+                &mut st,
+                &view(9_000, &[], None),
+                later + Duration::hours(1)
+            )
+            .is_none(),
+            "once"
+        );
+        // Off: no refresh.
+        cfg.drift.refresh_after_rows = 0;
+        let mut st = PolicyState::default();
+        let at = MonitorEvent::Drift {
+            detector: "adwin".into(),
+            signal: Signal::Error,
+            row_id: 990,
+            row_index: 989,
+            labeled_at: Utc.timestamp_opt(5_000, 0).unwrap(),
+            estimate: 0.3,
+        };
+        assert!(on_batch(&cfg, &mut st, &view(1_000, &[at], None), t0).is_none());
+        assert!(on_batch(&cfg, &mut st, &view(1_300, &[], None), t0).is_some());
+        assert!(on_batch(&cfg, &mut st, &view(9_000, &[], None), later).is_none());
     }
 
     #[test]
