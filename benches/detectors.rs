@@ -25,28 +25,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use driftd::detect::{DetectorConfig, DriftDetector};
+use driftd::generate::SplitMix64;
 
 const DEFAULT_N: usize = 10_000_000;
 const DEFAULT_PYTHON: &str = "/root/.cache/driftd/venv/bin/python";
-
-/// SplitMix64 uniforms in (0, 1), Box-Muller normals.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
 
 /// Segment `k` of 8 equal segments: binary error rate and real-valued mean.
 const SEGMENTS: [(f64, f64); 8] = [
@@ -61,7 +43,7 @@ const SEGMENTS: [(f64, f64); 8] = [
 ];
 
 fn generate(n: usize) -> (Vec<u8>, Vec<f64>) {
-    let mut rng = Rng(20_260_101);
+    let mut rng = SplitMix64(20_260_101);
     let mut binary = Vec::with_capacity(n);
     let mut real = Vec::with_capacity(n);
     for i in 0..n {

@@ -23,32 +23,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use driftd::feature_drift::{check, FeatureDriftConfig, FeatureDriftReport, ReferenceSample};
+use driftd::generate::SplitMix64;
 
 const N_FEATURES: usize = 20;
 const REFERENCE_ROWS: usize = 5_000;
 const DEFAULT_RECENT_ROWS: usize = 1_000_000;
 
-/// SplitMix64 uniforms in (0, 1), Box–Muller normals.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
 /// Feature `f` of one row; `drift` selects the recent window's distribution.
-fn value(rng: &mut Rng, f: usize, drift: bool) -> f32 {
+fn value(rng: &mut SplitMix64, f: usize, drift: bool) -> f32 {
     let d = if drift { 1.0 } else { 0.0 };
     let v = match f {
         // Normal: unchanged, shifted, scaled.
@@ -76,7 +58,7 @@ fn value(rng: &mut Rng, f: usize, drift: bool) -> f32 {
 }
 
 fn generate(rows: usize, drift: bool, seed: u64) -> Vec<f32> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     let mut x = Vec::with_capacity(rows * N_FEATURES);
     for _ in 0..rows {
         for f in 0..N_FEATURES {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ModelConfig};
 use crate::{daemon, db, telemetry};
 
 #[derive(Parser, Debug)]
@@ -183,6 +183,18 @@ pub fn main() -> ExitCode {
     runtime.block_on(dispatch(cli.command))
 }
 
+/// Model `name` of `cfg`, or exit code 2 after saying which models there are.
+fn configured_model<'a>(cfg: &'a Config, name: &str) -> Result<&'a ModelConfig, ExitCode> {
+    cfg.model(name).ok_or_else(|| {
+        let names: Vec<&str> = cfg.models.iter().map(|m| m.name.as_str()).collect();
+        eprintln!(
+            "driftd: bad configuration: config key `models`: no model named `{name}` (models: {})",
+            names.join(", ")
+        );
+        ExitCode::from(2)
+    })
+}
+
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path, std::env::vars()).map_err(|e: ConfigError| {
         eprintln!("driftd: bad configuration: {e}");
@@ -338,11 +350,9 @@ async fn dispatch(cmd: Command) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let Some(mcfg) = cfg.model(&model) else {
-                eprintln!(
-                    "driftd: bad configuration: config key `models`: no model named `{model}`"
-                );
-                return ExitCode::from(2);
+            let mcfg = match configured_model(&cfg, &model) {
+                Ok(m) => m,
+                Err(code) => return code,
             };
             let spec = crate::generate::StreamSpec {
                 n_features: mcfg.n_features,
@@ -361,11 +371,12 @@ async fn dispatch(cmd: Command) -> ExitCode {
             let result = async {
                 let mut conn = db::connect_one(&cfg.database).await?;
                 crate::demo::feed(&mut conn, &opts).await?;
-                // Give the daemon a moment past the settle interval to catch the last labels.
-                tokio::time::sleep(std::time::Duration::from_millis(
-                    cfg.poll.settle_ms + 2 * cfg.poll.interval_ms,
-                ))
-                .await;
+                // The last labels wait out the settle interval, and an update may be running.
+                let deadline = std::time::Duration::from_millis(cfg.poll.settle_ms)
+                    + std::time::Duration::from_secs(60);
+                if !crate::demo::wait_caught_up(&mut conn, &opts.model, deadline).await? {
+                    println!("[demo] driftd has not caught up after {deadline:?}; summary so far");
+                }
                 crate::demo::summary(&mut conn, &opts.model, &opts.spec).await
             };
             match result.await {
@@ -398,9 +409,9 @@ async fn dispatch(cmd: Command) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let Some(mcfg) = cfg.model(&model) else {
-                eprintln!("driftd: no model named `{model}` in the configuration");
-                return ExitCode::from(2);
+            let mcfg = match configured_model(&cfg, &model) {
+                Ok(m) => m,
+                Err(code) => return code,
             };
             let strategy = match strategy.as_deref().map(|s| (s, daemon::parse_strategy(s))) {
                 None => mcfg.triggers.manual_strategy,

@@ -117,6 +117,35 @@ async fn report(
     Ok(())
 }
 
+/// Waits until driftd has consumed every labelled row of `model` (folded in or rejected) and
+/// no update is waiting or running, polling until `deadline`; returns whether it got there.
+pub async fn wait_caught_up(
+    conn: &mut PgConnection,
+    model: &str,
+    deadline: Duration,
+) -> Result<bool, sqlx::Error> {
+    let until = Instant::now() + deadline;
+    loop {
+        let done: bool = sqlx::query_scalar(
+            "SELECT coalesce((SELECT rows_processed FROM driftd.monitor_state WHERE model = $1), 0) \
+                    + (SELECT count(*) FROM driftd.rejected_rows WHERE model = $1) \
+                    >= (SELECT count(*) FROM outcomes WHERE model = $1 AND label IS NOT NULL) \
+                AND NOT EXISTS (SELECT 1 FROM driftd.training_runs \
+                                WHERE model = $1 AND status IN ('requested', 'running'))",
+        )
+        .bind(model)
+        .fetch_one(&mut *conn)
+        .await?;
+        if done {
+            return Ok(true);
+        }
+        if Instant::now() >= until {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// One row of the demo's stream as served: which version scored it (`None`: the "deployed"
 /// model before driftd had a champion) and whether the prediction was right (`None`: no label
 /// or no prediction yet).
@@ -179,12 +208,13 @@ pub fn narrate(
         let acc = accuracy(&rows[start..end]).map_or("-".to_string(), |(a, n)| {
             format!("{a:.3} over {n} labelled rows")
         });
-        let what = match version.and_then(|v| versions.iter().find(|i| i.version == v)) {
-            None if version.is_none() => {
-                "the deployed model (before driftd's first champion)".into()
-            }
-            None => format!("v{}", version.unwrap_or_default()),
-            Some(i) => {
+        let what = match (
+            version,
+            versions.iter().find(|i| Some(i.version) == version),
+        ) {
+            (None, _) => "the deployed model (before driftd's first champion)".into(),
+            (Some(v), None) => format!("v{v}"),
+            (Some(_), Some(i)) => {
                 let margin = match (i.holdout_accuracy, i.champion_holdout_accuracy) {
                     (Some(a), Some(c)) => format!(
                         ", holdout {a:.3} vs {c:.3} for the champion it replaced ({:+.3})",

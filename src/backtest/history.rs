@@ -107,18 +107,11 @@ impl InputFormat {
         if n == 4 && &magic == b"PAR1" {
             return Ok(InputFormat::Parquet);
         }
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        Ok(match ext.as_deref() {
-            Some("parquet") | Some("pq") => InputFormat::Parquet,
-            _ => InputFormat::Csv,
-        })
+        Ok(Self::by_extension(path))
     }
 
-    /// The format `driftd generate` writes for `path` (by its extension).
-    pub fn for_output(path: &Path) -> Self {
+    /// Parquet for `*.parquet`/`*.pq`, else CSV (also what `driftd generate` writes).
+    pub fn by_extension(path: &Path) -> Self {
         match path
             .extension()
             .and_then(|e| e.to_str())
@@ -443,7 +436,7 @@ pub fn generate_parquet(spec: &StreamSpec, path: &Path) -> Result<usize, Backtes
 
 /// Writes a generated stream in the format its extension names (`.parquet`/`.pq`, else CSV).
 pub fn generate_file(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestError> {
-    match InputFormat::for_output(path) {
+    match InputFormat::by_extension(path) {
         InputFormat::Parquet => generate_parquet(spec, path),
         InputFormat::Csv => generate_csv(spec, path),
     }

@@ -605,22 +605,9 @@ impl DriftDetector for AnyDetector {
 mod tests {
     use super::*;
 
-    /// Deterministic test input: SplitMix64-driven uniforms.
-    struct Gen(u64);
-    impl Gen {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
-
     /// A stream with two change points, binary or real-valued.
     fn stream(real: bool, n: usize, seed: u64) -> Vec<f64> {
-        let mut g = Gen(seed);
+        let mut g = crate::generate::SplitMix64(seed);
         (0..n)
             .map(|i| {
                 let phase = (i * 3 / n) as f64; // 0, 1, 2

@@ -400,12 +400,17 @@ mod tests {
     use chrono::{Duration, TimeZone};
 
     fn drift(det: &str) -> MonitorEvent {
+        drift_at(det, 42, 0)
+    }
+
+    /// A drift reported by `det` at outcome `id`, labelled at unix second `labeled_at`.
+    fn drift_at(det: &str, id: i64, labeled_at: i64) -> MonitorEvent {
         MonitorEvent::Drift {
             detector: det.into(),
             signal: Signal::Error,
-            row_id: 42,
-            row_index: 41,
-            labeled_at: Utc.timestamp_opt(0, 0).unwrap(),
+            row_id: id,
+            row_index: id as u64 - 1,
+            labeled_at: Utc.timestamp_opt(labeled_at, 0).unwrap(),
             estimate: 0.3,
         }
     }
@@ -489,14 +494,7 @@ mod tests {
 
     #[test]
     fn a_drift_update_takes_new_data_from_the_first_pending_detection() {
-        let at = |id: i64| MonitorEvent::Drift {
-            detector: "adwin".into(),
-            signal: Signal::Error,
-            row_id: id,
-            row_index: id as u64,
-            labeled_at: Utc.timestamp_opt(1_000 + id, 0).unwrap(),
-            estimate: 0.3,
-        };
+        let at = |id: i64| drift_at("adwin", id, 1_000 + id);
         let mut cfg = TriggerConfig::default();
         cfg.drift.min_rows_after_drift = 500;
         let mut st = PolicyState::default();
@@ -524,20 +522,18 @@ mod tests {
 
     #[test]
     fn a_drift_update_is_refreshed_once_more_of_the_new_concept_is_in() {
-        let at = MonitorEvent::Drift {
-            detector: "adwin".into(),
-            signal: Signal::Error,
-            row_id: 990,
-            row_index: 989,
-            labeled_at: Utc.timestamp_opt(5_000, 0).unwrap(),
-            estimate: 0.3,
-        };
         let mut cfg = TriggerConfig::default();
         cfg.drift.refresh_after_rows = 2_000;
         cfg.drift.cooldown = "1m".into();
         let mut st = PolicyState::default();
         let t0 = Utc::now();
-        assert!(on_batch(&cfg, &mut st, &view(1_000, &[at], None), t0).is_none());
+        assert!(on_batch(
+            &cfg,
+            &mut st,
+            &view(1_000, &[drift_at("adwin", 990, 5_000)], None),
+            t0
+        )
+        .is_none());
         let r = on_batch(&cfg, &mut st, &view(1_300, &[], None), t0).unwrap();
         assert_eq!(r.trigger, TriggerKind::Drift);
         on_update(&mut st, 1_300, t0);
@@ -561,15 +557,13 @@ mod tests {
         // Off: no refresh.
         cfg.drift.refresh_after_rows = 0;
         let mut st = PolicyState::default();
-        let at = MonitorEvent::Drift {
-            detector: "adwin".into(),
-            signal: Signal::Error,
-            row_id: 990,
-            row_index: 989,
-            labeled_at: Utc.timestamp_opt(5_000, 0).unwrap(),
-            estimate: 0.3,
-        };
-        assert!(on_batch(&cfg, &mut st, &view(1_000, &[at], None), t0).is_none());
+        assert!(on_batch(
+            &cfg,
+            &mut st,
+            &view(1_000, &[drift_at("adwin", 990, 5_000)], None),
+            t0
+        )
+        .is_none());
         assert!(on_batch(&cfg, &mut st, &view(1_300, &[], None), t0).is_some());
         assert!(on_batch(&cfg, &mut st, &view(9_000, &[], None), later).is_none());
     }

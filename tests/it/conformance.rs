@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use driftd::detect::{DetectorConfig, DriftDetector, Kswin};
+use driftd::generate::SplitMix64;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -211,25 +212,6 @@ fn conformance_vector_file_covers_the_detectors() {
 // ---------------------------------------------------------------------------------------
 // KSWIN, statistically.
 
-/// SplitMix64 uniforms and Box-Muller normals for the KSWIN streams.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
 // Bounds calibrated on River 0.26.1's KSWIN (default parameters, seeds 0..) on the same
 // kinds of streams (NumPy normals, same sizes and shifts): it missed 5/200 shifts of 2σ
 // within 100 updates (median delay 14,
@@ -270,7 +252,7 @@ fn conformance_kswin_finds_clear_shifts_quickly() {
     let mut delays = Vec::new();
     let mut missed = 0;
     for seed in 0..RUNS {
-        let mut rng = Rng(1_000 + seed);
+        let mut rng = SplitMix64(1_000 + seed);
         let input: Vec<f64> = (0..SHIFT_AT + 500)
             .map(|i| rng.normal() + if i < SHIFT_AT { 0.0 } else { 2.0 })
             .collect();
@@ -301,7 +283,7 @@ fn conformance_kswin_false_alarm_rate_is_bounded() {
     const LEN: usize = 10_000;
     let mut alarms = 0usize;
     for seed in 0..RUNS {
-        let mut rng = Rng(77_000 + seed);
+        let mut rng = SplitMix64(77_000 + seed);
         let input: Vec<f64> = (0..LEN).map(|_| rng.normal()).collect();
         alarms += kswin_drifts(seed, &input).len();
     }

@@ -495,8 +495,14 @@ pub fn http(
     if s.write_all(req.as_bytes()).is_err() {
         return (0, String::new());
     }
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    parse_http_response(&resp)
+}
+
+/// Status code and body of a raw (unchunked) HTTP response; `(0, "")` if it is not one.
+pub fn parse_http_response(raw: &[u8]) -> (u16, String) {
+    let resp = String::from_utf8_lossy(raw);
     let status = resp
         .split(' ')
         .nth(1)

@@ -52,17 +52,7 @@ fn http10_get(addr: SocketAddr, path: &str) -> (u16, String) {
     }
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp);
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    parse_http_response(&resp)
 }
 
 fn free_loopback_port() -> u16 {
