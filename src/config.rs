@@ -153,6 +153,9 @@ pub struct PollConfig {
     /// How often a replica checks its ownership connection and tries to take over models
     /// whose owner died: the takeover time is about this plus loading the state.
     pub ownership_check_ms: u64,
+    /// A replica whose heartbeat is older than this no longer counts when the models are
+    /// shared out; its models go to the others (once its locks are released).
+    pub replica_ttl_ms: u64,
 }
 
 impl Default for PollConfig {
@@ -163,6 +166,7 @@ impl Default for PollConfig {
             batch_size: 5_000,
             max_backoff_ms: 30_000,
             ownership_check_ms: 2_000,
+            replica_ttl_ms: 10_000,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! them until shutdown.
 
 mod listen;
+mod membership;
 mod model_loop;
 mod ownership;
 mod schedule;
@@ -119,6 +120,7 @@ pub async fn run(
         ownership::Ownership {
             db: cfg.database.clone(),
             interval: std::time::Duration::from_millis(cfg.poll.ownership_check_ms),
+            replica_ttl: std::time::Duration::from_millis(cfg.poll.replica_ttl_ms),
             metrics: metrics.clone(),
             health: health.clone(),
         }

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub last_retrain_timestamp: GaugeVec,
     pub champion_version: IntGaugeVec,
     pub model_owner: IntGaugeVec,
+    pub replicas: prometheus::IntGauge,
     pub feature_drift: GaugeVec,
     pub drifted_features_ratio: GaugeVec,
 }
@@ -190,6 +191,14 @@ impl Metrics {
                 "driftd_model_owner",
                 "1 on the replica that owns the model.",
                 &["model"],
+            ),
+            replicas: reg(
+                &r,
+                prometheus::IntGauge::new(
+                    "driftd_replicas",
+                    "Live replicas (fresh heartbeat) that share the models, as this replica sees them.",
+                )
+                .unwrap(),
             ),
             feature_drift: gauge(
                 "driftd_feature_drift",

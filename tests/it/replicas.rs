@@ -1,5 +1,6 @@
-//! Two daemons against one database: each model is owned by one replica at a time (advisory
-//! locks), the survivor takes over when the owner dies, and nothing is counted twice.
+//! Several daemons against one database: each model is owned by one replica at a time
+//! (advisory locks), the replicas share the models evenly (heartbeats in `driftd.replicas`),
+//! the survivors take over when an owner dies, and nothing is counted twice.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,18 @@ name = "b"
 n_features = 3
 "#;
 
+/// How many of `models` this replica reports owning.
+fn owned_by(d: &Daemon, models: &[&str]) -> usize {
+    let (_, body) = d.get("/metrics");
+    models
+        .iter()
+        .filter(|m| {
+            let line = format!("driftd_model_owner{{model=\"{m}\"}} 1");
+            body.lines().any(|l| l == line)
+        })
+        .count()
+}
+
 fn owner(d: &Daemon, model: &str) -> f64 {
     d.metric(&format!("driftd_model_owner{{model=\"{model}\"}}"))
         .unwrap_or(-1.0)
@@ -28,9 +41,10 @@ async fn the_survivor_takes_over_and_counts_nothing_twice() {
     let mut db = pg.fresh_db().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &db.url, MODELS);
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("[poll]", "[poll]\nownership_check_ms = 300");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[poll]",
+        "[poll]\nownership_check_ms = 300\nreplica_ttl_ms = 1500",
+    );
     std::fs::write(&cfg, &text).unwrap();
     let mut first = Daemon::spawn(&cfg);
     wait_until(
@@ -45,11 +59,12 @@ async fn the_survivor_takes_over_and_counts_nothing_twice() {
     let second = Daemon::spawn(&cfg);
     wait_until(
         Duration::from_secs(60),
-        "the second replica is a ready standby",
+        "the second replica is ready and owns its share: one model each",
         || {
             let ready = second.get("/readyz").0;
-            let (a, b) = (owner(&second, "a"), owner(&second, "b"));
-            async move { ready == 200 && a == 0.0 && b == 0.0 }
+            let mine = owned_by(&second, &["a", "b"]);
+            let theirs = owned_by(&first, &["a", "b"]);
+            async move { ready == 200 && mine == 1 && theirs == 1 }
         },
     )
     .await;
@@ -120,4 +135,90 @@ async fn the_survivor_takes_over_and_counts_nothing_twice() {
         )
         .await;
     assert_eq!(overlaps, 0);
+}
+
+/// Three replicas share 300 models evenly; when one is killed the other two take its models
+/// within 30 s; a fourth joins and the four rebalance; every row is counted exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_the_models_evenly_and_rebalance() {
+    const M: usize = 300;
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..M).map(|i| format!("tenant-{i:03}")).collect();
+    let models: String = names
+        .iter()
+        .map(|n| format!("[[models]]\nname = \"{n}\"\nn_features = 3\n"))
+        .collect();
+    let cfg = write_config(dir.path(), &db.url, &models);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[poll]\ninterval_ms = 100",
+        "[poll]\ninterval_ms = 2000\nownership_check_ms = 500\nreplica_ttl_ms = 3000",
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let counts = |ds: &[&Daemon]| ds.iter().map(|d| owned_by(d, &refs)).collect::<Vec<_>>();
+
+    let mut replicas: Vec<Daemon> = (0..3).map(|_| Daemon::spawn(&cfg)).collect();
+    let balanced = |c: &[usize], r: usize| {
+        c.iter().sum::<usize>() == M && c.iter().all(|&n| n == M / r || n == M.div_ceil(r))
+    };
+    wait_until(
+        Duration::from_secs(90),
+        "three replicas own 100 models each",
+        || {
+            let c = counts(&replicas.iter().collect::<Vec<_>>());
+            async move { balanced(&c, 3) }
+        },
+    )
+    .await;
+    assert_eq!(replicas[0].metric("driftd_replicas"), Some(3.0));
+
+    // Rows for every model, written while a replica dies.
+    let per_model = 40usize;
+    let mut written = 0usize;
+    for (k, chunk) in names.chunks(50).enumerate() {
+        let rows: Vec<Row> = chunk
+            .iter()
+            .enumerate()
+            .flat_map(|(j, n)| binary_rows(n, per_model, (k * 50 + j) as i64 * 1_000, None))
+            .collect();
+        written += db.insert(&rows).await.len();
+        if k == 2 {
+            replicas[0].kill9();
+        }
+    }
+    let killed_at = Instant::now();
+    let survivors: Vec<&Daemon> = replicas[1..].iter().collect();
+    wait_until(
+        Duration::from_secs(30),
+        "the two survivors own 150 models each",
+        || {
+            let c = counts(&survivors);
+            async move { balanced(&c, 2) }
+        },
+    )
+    .await;
+    eprintln!("rebalanced after SIGKILL in {:?}", killed_at.elapsed());
+
+    replicas.push(Daemon::spawn(&cfg));
+    let live: Vec<&Daemon> = replicas[1..].iter().collect();
+    wait_until(
+        Duration::from_secs(60),
+        "a fourth replica takes its share (100 each of three)",
+        || {
+            let c = counts(&live);
+            async move { balanced(&c, 3) }
+        },
+    )
+    .await;
+
+    for n in &names {
+        db.wait_rows_processed(n, per_model as i64, Duration::from_secs(60))
+            .await;
+    }
+    let total = db
+        .scalar_i64("SELECT coalesce(sum(rows_processed), 0)::bigint FROM driftd.monitor_state")
+        .await;
+    assert_eq!(total as usize, written, "every row counted exactly once");
 }
