@@ -258,8 +258,8 @@ kv_strict() {  # kv_strict VERSION FILE...: strict, and any WARN is a failure
 check "kubernetes-validate --strict $K8S_OLDEST" kv_strict "$K8S_OLDEST" "${MANIFESTS[@]}"
 check "kubernetes-validate --strict $K8S_NEWEST" kv_strict "$K8S_NEWEST" "${MANIFESTS[@]}"
 kv_negative() {
-  sed 's/^  replicas: 2/  replica: 2/' "$KDIR/deployment.yaml" > "$WORK/bad-deployment.yaml"
-  grep -q '^  replica: 2' "$WORK/bad-deployment.yaml" || { echo "could not break deployment.yaml"; return 1; }
+  sed 's/^  replicas: 3/  replica: 3/' "$KDIR/deployment.yaml" > "$WORK/bad-deployment.yaml"
+  grep -q '^  replica: 3' "$WORK/bad-deployment.yaml" || { echo "could not break deployment.yaml"; return 1; }
   local out; out=$("$KV" --strict -k "$K8S_OLDEST" "$WORK/bad-deployment.yaml" 2>&1) && { echo "$out"; echo "misspelled field accepted"; return 1; }
   echo "$out" | grep -q "'replica' was unexpected" || { echo "$out"; return 1; }
   echo "misspelled spec.replica rejected"

@@ -277,7 +277,7 @@ def cmd_consistency(rendered, secret_example, min_grace):
         if any(p not in ports.values() and p not in ports for p in ing) or not ing:
             errs.append(f"NetworkPolicy ingress ports {ing} are not the metrics port {ports}")
     if dep["spec"].get("replicas", 1) < 2:
-        errs.append("the Deployment should run 2 replicas")
+        errs.append("the Deployment should run at least 2 replicas")
     for e in errs:
         print(e)
     if not errs:
