@@ -155,6 +155,17 @@ enum ModelsAction {
         #[arg(long)]
         model: String,
     },
+    /// Register a model trained elsewhere: driftd's export format, or a PyTorch state_dict
+    /// with scaler.json (see `driftd::serve::import`).
+    Import {
+        #[arg(long)]
+        model: String,
+        #[arg(long = "from")]
+        from: PathBuf,
+        /// Make it the champion at once.
+        #[arg(long)]
+        promote: bool,
+    },
     /// Write a version as `.safetensors` plus a JSON sidecar (loadable from PyTorch).
     Export {
         #[arg(long)]
@@ -413,6 +424,10 @@ async fn dispatch(cmd: Command) -> ExitCode {
                 Ok(m) => m,
                 Err(code) => return code,
             };
+            if !mcfg.train.enabled {
+                eprintln!("driftd: model `{model}` is monitor-only (train.enabled = false): driftd does not train it");
+                return ExitCode::from(2);
+            }
             let strategy = match strategy.as_deref().map(|s| (s, daemon::parse_strategy(s))) {
                 None => mcfg.triggers.manual_strategy,
                 Some((_, Some(s))) => s,
@@ -535,6 +550,26 @@ async fn models(cfg: &Config, action: ModelsAction) -> anyhow::Result<()> {
         ModelsAction::Rollback { model } => {
             let v = registry::rollback(&mut conn, &model).await?;
             println!("{model} rolled back to v{v}");
+        }
+        ModelsAction::Import {
+            model,
+            from,
+            promote,
+        } => {
+            let mcfg = cfg
+                .model(&model)
+                .ok_or_else(|| anyhow::anyhow!("no model named `{model}` is configured"))?;
+            let (v, layout) = crate::serve::import::import(&mut conn, mcfg, &from, promote).await?;
+            let role = if promote {
+                "the champion"
+            } else {
+                "not promoted"
+            };
+            println!(
+                "{model} v{v} imported from {} ({}; {role})",
+                from.display(),
+                layout.as_str()
+            );
         }
         ModelsAction::Export {
             model,

@@ -69,6 +69,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub training: TrainingRuntimeConfig,
+    /// Online predictions and champion downloads.
+    #[serde(default)]
+    pub serve: crate::serve::ServeConfig,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
 }
@@ -126,6 +129,9 @@ pub struct HttpConfig {
     /// Bearer token for the admin endpoints; none configured means they are off.
     pub admin_token: Option<Secret>,
     pub admin_token_file: Option<PathBuf>,
+    /// Bearer token for reading models and predicting (the admin token works too).
+    pub read_token: Option<Secret>,
+    pub read_token_file: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -134,6 +140,8 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:9187".into(),
             admin_token: None,
             admin_token_file: None,
+            read_token: None,
+            read_token_file: None,
         }
     }
 }
@@ -415,6 +423,11 @@ impl Config {
                 read_secret_file(path).map_err(|r| ConfigError::key("http.admin_token_file", r))?;
             self.http.admin_token = Some(tok);
         }
+        if let Some(path) = &self.http.read_token_file {
+            let tok =
+                read_secret_file(path).map_err(|r| ConfigError::key("http.read_token_file", r))?;
+            self.http.read_token = Some(tok);
+        }
         Ok(())
     }
 
@@ -437,6 +450,9 @@ impl Config {
             return Err(ConfigError::key("poll.interval_ms", "must be at least 1"));
         }
         self.source.validate()?;
+        self.serve
+            .validate()
+            .map_err(|(key, reason)| ConfigError::key(format!("serve.{key}"), reason))?;
         let mut seen = BTreeMap::new();
         for (i, m) in self.models.iter().enumerate() {
             let k = |f: &str| format!("models[{i}].{f}");

@@ -19,5 +19,6 @@ pub mod monitor;
 pub mod outcomes;
 pub mod policy;
 pub mod registry;
+pub mod serve;
 pub mod telemetry;
 pub mod train;

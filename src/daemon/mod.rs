@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::db::{self, Backoff};
 use crate::exporter::{self, Health, HttpState, Metrics};
 use crate::outcomes::OutcomeSource;
+use crate::serve;
 use crate::telemetry::LogLevelHandle;
 
 pub use model_loop::{ModelLoop, StepOutcome};
@@ -41,6 +42,7 @@ pub async fn run(
         metrics: metrics.clone(),
         health: health.clone(),
         log_level,
+        admin_token: cfg.http.admin_token.clone().map(Arc::new),
     };
     let mut http_shutdown = shutdown.clone();
     let admin = exporter::admin::router(
@@ -48,10 +50,15 @@ pub async fn run(
         cfg.http.admin_token.clone(),
         cfg.models
             .iter()
-            .map(|m| (m.name.clone(), m.triggers.manual_strategy))
+            .map(|m| {
+                let strategy = m.train.enabled.then_some(m.triggers.manual_strategy);
+                (m.name.clone(), strategy)
+            })
             .collect(),
     );
-    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, admin, async move {
+    let (serving, champions) = serve::start(&cfg, pool.clone(), shutdown.clone());
+    let extra = admin.merge(serving);
+    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, extra, async move {
         let _ = http_shutdown.wait_for(|s| *s).await;
     })
     .await
@@ -126,7 +133,13 @@ pub async fn run(
         }
         .run(loops, shutdown.clone()),
     );
-    let _scheduler = schedule::start(&cfg.models, &trigger_senders, metrics.clone())
+    let trained: Vec<_> = cfg
+        .models
+        .iter()
+        .filter(|m| m.train.enabled)
+        .cloned()
+        .collect();
+    let _scheduler = schedule::start(&trained, &trigger_senders, metrics.clone())
         .await
         .context("starting the retrain schedules")?;
     let listener = tokio::spawn(listen::wake_on_notify(
@@ -143,6 +156,7 @@ pub async fn run(
         tracing::error!(error = %e, "the ownership task ended abnormally");
     }
     listener.abort();
+    let _ = champions.await;
     let _ = http_task.await;
     pool.close().await;
     tracing::info!("stopped");

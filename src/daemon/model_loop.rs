@@ -142,6 +142,10 @@ impl ModelLoop {
         trainer: &mut Trainer,
         events: &[MonitorEvent],
     ) -> Result<(), StoreError> {
+        if !self.cfg.train.enabled {
+            // Monitor only: no scoring, no triggers, no training (see `train.enabled`).
+            return Ok(());
+        }
         let now = Utc::now();
         if let Some(done) = trainer.poll(live.watermark).await {
             tracing::debug!(model = %self.cfg.name, run_id = done.run_id, status = done.status.as_str(), "run collected");

@@ -19,8 +19,8 @@ use crate::train::Strategy;
 struct AdminState {
     pool: PgPool,
     token: Arc<Secret>,
-    /// Each model's default strategy for manual requests.
-    models: Arc<HashMap<String, Strategy>>,
+    /// Each model's default strategy for manual requests; `None` when it is monitor-only.
+    models: Arc<HashMap<String, Option<Strategy>>>,
 }
 
 /// Compares in time independent of where the first difference is.
@@ -63,6 +63,13 @@ async fn retrain(
     let Some(default) = s.models.get(&model) else {
         return (StatusCode::NOT_FOUND, format!("no model named `{model}`\n")).into_response();
     };
+    let Some(default) = default else {
+        return (
+            StatusCode::CONFLICT,
+            format!("model `{model}` is monitor-only (train.enabled = false): driftd does not train it\n"),
+        )
+            .into_response();
+    };
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let strategy = body.strategy.unwrap_or(*default);
     let reason = body
@@ -98,7 +105,11 @@ async fn retrain(
 }
 
 /// The admin routes, or none when no token is configured.
-pub fn router(pool: PgPool, token: Option<Secret>, models: HashMap<String, Strategy>) -> Router {
+pub fn router(
+    pool: PgPool,
+    token: Option<Secret>,
+    models: HashMap<String, Option<Strategy>>,
+) -> Router {
     let Some(token) = token else {
         return Router::new();
     };

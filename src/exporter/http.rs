@@ -3,13 +3,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use super::admin::constant_time_eq;
 use super::Metrics;
+use crate::config::Secret;
 use crate::telemetry::LogLevelHandle;
 
 /// What `/readyz` reports: the database answers and every owned model's state is loaded.
@@ -30,6 +32,8 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub log_level: LogLevelHandle,
+    /// `PUT /log-level` needs it; without one configured, the log filter cannot be changed.
+    pub admin_token: Option<Arc<Secret>>,
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {
@@ -64,7 +68,24 @@ async fn get_log_level(State(s): State<HttpState>) -> String {
     format!("{}\n", s.log_level.get())
 }
 
-async fn put_log_level(State(s): State<HttpState>, body: String) -> Response {
+async fn put_log_level(State(s): State<HttpState>, headers: HeaderMap, body: String) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let allowed = s
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| constant_time_eq(presented.as_bytes(), t.expose().as_bytes()));
+    if !allowed {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "changing the log level needs the admin bearer token (http.admin_token)\n",
+        )
+            .into_response();
+    }
     match s.log_level.set(body.trim()) {
         Ok(()) => {
             tracing::info!(filter = body.trim(), "log filter changed");

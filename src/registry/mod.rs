@@ -33,6 +33,24 @@ pub enum RegistryError {
     NothingToRollBack(String),
 }
 
+/// The channel every change of champion is announced on, with `{"model": …, "version": …}`
+/// as payload, from inside the transaction that makes the change (so it arrives on commit).
+pub const CHAMPION_CHANNEL: &str = "driftd_champion";
+
+async fn notify_champion(
+    conn: &mut PgConnection,
+    model: &str,
+    version: i64,
+) -> Result<(), sqlx::Error> {
+    let payload = serde_json::json!({ "model": model, "version": version }).to_string();
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHAMPION_CHANNEL)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// A version's metadata (everything but the weights).
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionInfo {
@@ -137,6 +155,9 @@ pub async fn register(
     .bind(&v.reference_sample)
     .execute(&mut *tx)
     .await?;
+    if promote {
+        notify_champion(&mut tx, v.model, version).await?;
+    }
     tx.commit().await?;
     Ok(version)
 }
@@ -272,6 +293,7 @@ pub async fn promote(
         .bind(version)
         .execute(&mut *tx)
         .await?;
+    notify_champion(&mut tx, model, version).await?;
     tx.commit().await?;
     Ok(())
 }

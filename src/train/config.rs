@@ -153,6 +153,10 @@ pub struct Window {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
+    /// `false`: monitor only. driftd then never trains, scores or registers a version for this
+    /// model (no bootstrap, no triggers); monitoring, drift detection, metrics and alerts work
+    /// as before, and an imported champion is still served. Default true.
+    pub enabled: bool,
     /// Hidden layer widths of a fresh model (relu). Default `[20, 10]`. Fine-tuning and
     /// ensembling keep the champion's architecture.
     pub hidden_layers: Vec<usize>,
@@ -229,6 +233,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            enabled: true,
             hidden_layers: vec![20, 10],
             device: DeviceChoice::Cpu,
             num_threads: None,

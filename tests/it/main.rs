@@ -8,4 +8,5 @@ mod helpers;
 mod monitor;
 mod prometheus_e2e;
 mod replicas;
+mod serve;
 mod training;

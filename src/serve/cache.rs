@@ -1,0 +1,228 @@
+//! Every replica's copy of every model's champion, kept fresh from the registry.
+//!
+//! Each configured model has one slot holding an `Arc` of the serving champion. A reload builds
+//! the whole new [`Served`] value first and then swaps the `Arc` under a write lock held for a
+//! pointer store, so a request sees either the old champion or the new one, never a mixture,
+//! and the version it reports is the one that computed its answer. Reloads are woken by the
+//! registry's `NOTIFY driftd_champion` (sent in the transaction that changes a champion) and,
+//! as a fallback for lost notifications, by a slow poll of every champion's version.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+
+use super::predictor::Predictor;
+use crate::config::DatabaseConfig;
+use crate::db::{self, Backoff};
+use crate::registry::{self, VersionInfo};
+
+/// A champion ready to serve: its predictor and its downloadable files, all of one version.
+pub struct Served {
+    pub info: VersionInfo,
+    pub predictor: Predictor,
+    /// The safetensors file (`GET /v1/models/{model}/champion`).
+    pub safetensors: Bytes,
+    /// The JSON sidecar (`GET /v1/models/{model}/champion/sidecar`).
+    pub sidecar: Bytes,
+}
+
+impl Served {
+    pub fn version(&self) -> i64 {
+        self.info.version
+    }
+}
+
+/// What a lookup found.
+pub enum Lookup {
+    /// No model of that name is configured.
+    Unknown,
+    /// Configured, but there is no champion (yet), or it could not be loaded.
+    NoChampion,
+    Ready(Arc<Served>),
+}
+
+type Slot = RwLock<Option<Arc<Served>>>;
+
+/// One slot per configured model; the set of models is fixed at start.
+pub struct ChampionCache {
+    slots: HashMap<String, Slot>,
+    /// Set after the first full load, for `/v2/health/ready`.
+    loaded: AtomicBool,
+}
+
+impl ChampionCache {
+    pub fn new(models: impl IntoIterator<Item = String>) -> Self {
+        ChampionCache {
+            slots: models.into_iter().map(|m| (m, RwLock::new(None))).collect(),
+            loaded: AtomicBool::new(false),
+        }
+    }
+
+    pub fn get(&self, model: &str) -> Lookup {
+        let Some(slot) = self.slots.get(model) else {
+            return Lookup::Unknown;
+        };
+        match &*slot.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(s) => Lookup::Ready(s.clone()),
+            None => Lookup::NoChampion,
+        }
+    }
+
+    pub fn version(&self, model: &str) -> Option<i64> {
+        match self.get(model) {
+            Lookup::Ready(s) => Some(s.version()),
+            _ => None,
+        }
+    }
+
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        self.slots.keys().map(String::as_str)
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Relaxed)
+    }
+
+    fn install(&self, model: &str, served: Option<Arc<Served>>) {
+        if let Some(slot) = self.slots.get(model) {
+            *slot.write().unwrap_or_else(|p| p.into_inner()) = served;
+        }
+    }
+
+    /// Loads `model`'s champion if its version differs from the one serving.
+    pub async fn refresh(&self, conn: &mut PgConnection, model: &str) -> Result<(), sqlx::Error> {
+        if !self.slots.contains_key(model) {
+            return Ok(());
+        }
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
+        )
+        .bind(model)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if current == self.version(model) {
+            return Ok(());
+        }
+        let served = match registry::champion(conn, model).await {
+            Ok(Some((info, artifact))) => match Predictor::new(&artifact) {
+                Ok(predictor) => Some(Arc::new(Served {
+                    info,
+                    predictor,
+                    safetensors: Bytes::from(artifact.to_safetensors_bytes()),
+                    sidecar: Bytes::from(artifact.sidecar_json()),
+                })),
+                Err(e) => {
+                    tracing::error!(model, error = %e, "champion unusable; not serving it");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(registry::RegistryError::Db(e)) => return Err(e),
+            Err(e) => {
+                tracing::error!(model, error = %e, "cannot load the champion; not serving it");
+                None
+            }
+        };
+        let version = served.as_ref().map(|s| s.version());
+        self.install(model, served);
+        tracing::info!(model, version, "serving champion changed");
+        Ok(())
+    }
+
+    /// Refreshes every model.
+    pub async fn refresh_all(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let models: Vec<String> = self.slots.keys().cloned().collect();
+        for m in &models {
+            self.refresh(conn, m).await?;
+        }
+        self.loaded.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The model a `driftd_champion` notification names (`{"model": …, "version": …}`).
+pub fn notified_model(payload: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    v.get("model")?.as_str().map(str::to_string)
+}
+
+/// Keeps `cache` fresh until shutdown: a full load, then a reload per notification and a full
+/// check every `poll`. Database errors back off and never stop serving what is loaded.
+pub async fn keep_fresh(
+    cache: Arc<ChampionCache>,
+    pool: PgPool,
+    db_cfg: DatabaseConfig,
+    poll: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(200, 10_000);
+    loop {
+        let session = async {
+            let listen_pool = db::pool(&DatabaseConfig {
+                max_connections: 1,
+                ..db_cfg.clone()
+            })?;
+            let mut listener = PgListener::connect_with(&listen_pool).await?;
+            listener.listen(registry::CHAMPION_CHANNEL).await?;
+            // Listening first, loading second: a change in between is not missed.
+            cache.refresh_all(&mut *pool.acquire().await?).await?;
+            backoff.reset();
+            loop {
+                tokio::select! {
+                    n = listener.recv() => {
+                        let n = n?;
+                        if let Some(model) = notified_model(n.payload()) {
+                            cache.refresh(&mut *pool.acquire().await?, &model).await?;
+                        }
+                    }
+                    _ = tokio::time::sleep(poll) => {
+                        cache.refresh_all(&mut *pool.acquire().await?).await?;
+                    }
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        let result = tokio::select! {
+            r = session => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if let Err(e) = result {
+            let d = backoff.next_delay();
+            tracing::debug!(error = %e, retry_in_ms = d.as_millis() as u64, "champion refresh failed; serving what is loaded");
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_payloads() {
+        assert_eq!(
+            notified_model(r#"{"model": "churn", "version": 4}"#).as_deref(),
+            Some("churn")
+        );
+        assert_eq!(notified_model("churn"), None);
+        assert_eq!(notified_model(r#"{"version": 4}"#), None);
+    }
+
+    #[test]
+    fn unknown_and_empty_models() {
+        let c = ChampionCache::new(["a".to_string()]);
+        assert!(matches!(c.get("a"), Lookup::NoChampion));
+        assert!(matches!(c.get("b"), Lookup::Unknown));
+        assert!(!c.is_loaded());
+    }
+}

@@ -1,0 +1,481 @@
+//! The serving routes: `/v1` (driftd's own JSON) and `/v2` (the Open Inference Protocol).
+//! Predictions read only the in-memory champion cache, never the database, so request load
+//! cannot slow the pollers down and a database outage does not stop predictions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::cache::{ChampionCache, Lookup, Served};
+use super::rows::{parse_predict_body, RowShape};
+use super::v2;
+use super::ServeConfig;
+use crate::config::Secret;
+use crate::exporter::admin::constant_time_eq;
+use crate::registry;
+
+#[derive(Clone)]
+pub struct ServeState {
+    pub cache: Arc<ChampionCache>,
+    pub pool: PgPool,
+    /// Configured `feature_names` per model (empty when none).
+    pub feature_names: Arc<HashMap<String, Vec<String>>>,
+    pub max_rows: usize,
+}
+
+/// The bearer tokens that may read and predict: `http.read_token` and the admin token.
+#[derive(Clone)]
+pub struct ReadTokens(pub Arc<Vec<Secret>>);
+
+impl ReadTokens {
+    fn accepts(&self, headers: &HeaderMap) -> bool {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compare with every token, so the time taken does not tell which one matched.
+        self.0.iter().fold(false, |ok, t| {
+            constant_time_eq(presented.as_bytes(), t.expose().as_bytes()) | ok
+        })
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn require_token(State(tokens): State<ReadTokens>, req: Request, next: Next) -> Response {
+    if tokens.accepts(req.headers()) {
+        return next.run(req).await;
+    }
+    let why = if tokens.0.is_empty() {
+        "reading models and predicting need a bearer token, and none is configured: set http.read_token (or http.admin_token)"
+    } else {
+        "missing or wrong bearer token"
+    };
+    let mut r = error(StatusCode::UNAUTHORIZED, why);
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+fn champion_of(s: &ServeState, model: &str) -> Result<Arc<Served>, Response> {
+    match s.cache.get(model) {
+        Lookup::Ready(served) => Ok(served),
+        Lookup::NoChampion => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("model `{model}` has no champion yet"),
+        )),
+        Lookup::Unknown => Err(unknown_model(s, model)),
+    }
+}
+
+fn unknown_model(s: &ServeState, model: &str) -> Response {
+    let mut names: Vec<&str> = s.cache.models().collect();
+    names.sort_unstable();
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no model named `{model}` (models: {})", names.join(", ")),
+    )
+}
+
+fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+    body.map_err(|r| {
+        error(
+            r.status(),
+            format!("{} (serve.max_body_bytes)", r.body_text()),
+        )
+    })
+}
+
+#[derive(Serialize)]
+struct ClassRow<'a> {
+    label: i64,
+    probabilities: &'a [f32],
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PredictionList<'a> {
+    /// Binary: P(label = 1) per row.
+    Binary(&'a [f32]),
+    Multiclass(Vec<ClassRow<'a>>),
+}
+
+#[derive(Serialize)]
+struct PredictResponse<'a> {
+    model: &'a str,
+    version: i64,
+    predictions: PredictionList<'a>,
+}
+
+async fn predict(
+    State(s): State<ServeState>,
+    Path(model): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body_or_error(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let served = match champion_of(&s, &model) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let names = s
+        .feature_names
+        .get(&model)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let shape = RowShape {
+        n_features: served.predictor.n_features(),
+        feature_names: names,
+        max_rows: s.max_rows,
+    };
+    let x = match parse_predict_body(&body, &shape) {
+        Ok(x) => x,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let p = served.predictor.predict(&x);
+    let labels;
+    let predictions = if p.width == 1 {
+        PredictionList::Binary(&p.values)
+    } else {
+        labels = p.labels();
+        PredictionList::Multiclass(
+            p.rows()
+                .zip(&labels)
+                .map(|(probabilities, &label)| ClassRow {
+                    label,
+                    probabilities,
+                })
+                .collect(),
+        )
+    };
+    Json(PredictResponse {
+        model: &model,
+        version: served.version(),
+        predictions,
+    })
+    .into_response()
+}
+
+/// The champion, if `version` (from a `/versions/{v}/` path) is absent or names it.
+fn served_version(
+    s: &ServeState,
+    model: &str,
+    version: Option<&str>,
+) -> Result<Arc<Served>, Response> {
+    let served = champion_of(s, model)?;
+    match version {
+        Some(v) if v != served.version().to_string() => Err(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "model `{model}` serves version {} (its champion), not `{v}`",
+                served.version()
+            ),
+        )),
+        _ => Ok(served),
+    }
+}
+
+async fn v2_infer(
+    s: ServeState,
+    model: String,
+    version: Option<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body_or_error(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let served = match served_version(&s, &model, version.as_deref()) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let header_len = match headers
+        .get(v2::HEADER_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|t| t.trim().parse::<usize>().ok()))
+    {
+        None => None,
+        Some(Some(n)) => Some(n),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Inference-Header-Content-Length is not a whole number",
+            )
+        }
+    };
+    let n_features = served.predictor.n_features();
+    let req = match v2::parse_infer(&body, header_len, n_features, s.max_rows) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let p = served.predictor.predict(&req.x);
+    let enc = v2::encode_response(
+        &model,
+        served.version(),
+        &req,
+        &p,
+        served.predictor.n_classes(),
+    );
+    match enc.header_len {
+        None => ([(header::CONTENT_TYPE, "application/json")], enc.body).into_response(),
+        Some(n) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (
+                    header::HeaderName::from_static(v2::HEADER_LENGTH),
+                    n.to_string(),
+                ),
+            ],
+            enc.body,
+        )
+            .into_response(),
+    }
+}
+
+async fn v2_infer_latest(
+    State(s): State<ServeState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    v2_infer(s, model, None, headers, body).await
+}
+
+async fn v2_infer_version(
+    State(s): State<ServeState>,
+    Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    v2_infer(s, model, Some(version), headers, body).await
+}
+
+fn v2_metadata_of(s: &ServeState, model: &str, version: Option<&str>) -> Response {
+    match served_version(s, model, version) {
+        Ok(c) => Json(v2::model_metadata(
+            model,
+            c.version(),
+            c.predictor.n_features(),
+            c.predictor.n_classes(),
+        ))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn v2_metadata(State(s): State<ServeState>, Path(model): Path<String>) -> Response {
+    v2_metadata_of(&s, &model, None)
+}
+
+async fn v2_metadata_version(
+    State(s): State<ServeState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Response {
+    v2_metadata_of(&s, &model, Some(&version))
+}
+
+async fn v2_ready(State(s): State<ServeState>, Path(model): Path<String>) -> Response {
+    served_version(&s, &model, None)
+        .map(|_| StatusCode::OK.into_response())
+        .unwrap_or_else(|r| r)
+}
+
+async fn v2_ready_version(
+    State(s): State<ServeState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Response {
+    served_version(&s, &model, Some(&version))
+        .map(|_| StatusCode::OK.into_response())
+        .unwrap_or_else(|r| r)
+}
+
+async fn v2_server_metadata() -> Json<serde_json::Value> {
+    Json(json!({
+        "name": "driftd",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data"],
+    }))
+}
+
+async fn v2_live() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn v2_server_ready(State(s): State<ServeState>) -> Response {
+    if s.cache.is_loaded() {
+        StatusCode::OK.into_response()
+    } else {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "champions not loaded from the registry yet",
+        )
+    }
+}
+
+/// `"3"` for version 3.
+fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Whether an `If-None-Match` header names `tag` (or is `*`); weak tags match too.
+pub fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag)
+}
+
+fn download(
+    s: &ServeState,
+    model: &str,
+    headers: &HeaderMap,
+    pick: fn(&Served) -> (&Bytes, &'static str, &'static str),
+) -> Response {
+    let served = match champion_of(s, model) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let tag = etag(served.version());
+    if if_none_match(headers, &tag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+    }
+    let (bytes, content_type, ext) = pick(&served);
+    let disposition = format!(
+        "attachment; filename=\"{model}-v{}.{ext}\"",
+        served.version()
+    );
+    (
+        [
+            (header::ETAG, tag),
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes.clone(),
+    )
+        .into_response()
+}
+
+async fn champion_weights(
+    State(s): State<ServeState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    download(&s, &model, &headers, |c| {
+        (&c.safetensors, "application/octet-stream", "safetensors")
+    })
+}
+
+async fn champion_sidecar(
+    State(s): State<ServeState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    download(&s, &model, &headers, |c| {
+        (&c.sidecar, "application/json", "json")
+    })
+}
+
+async fn list_models(State(s): State<ServeState>) -> Json<serde_json::Value> {
+    let mut names: Vec<&str> = s.cache.models().collect();
+    names.sort_unstable();
+    let models: Vec<_> = names
+        .iter()
+        .map(|m| json!({ "name": m, "champion": s.cache.version(m) }))
+        .collect();
+    Json(json!({ "models": models }))
+}
+
+async fn model_versions(State(s): State<ServeState>, Path(model): Path<String>) -> Response {
+    if matches!(s.cache.get(&model), Lookup::Unknown) {
+        return unknown_model(&s, &model);
+    }
+    let listed = async {
+        let mut conn = s.pool.acquire().await?;
+        registry::list(&mut conn, Some(&model)).await
+    };
+    match listed.await {
+        Ok(versions) => {
+            let champion = versions
+                .iter()
+                .find(|v| v.status == "champion")
+                .map(|v| v.version);
+            Json(json!({ "model": model, "champion": champion, "versions": versions }))
+                .into_response()
+        }
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the registry: {e}"),
+        ),
+    }
+}
+
+/// Every serving route; all but the health checks need a read (or admin) token.
+pub fn router(state: ServeState, tokens: ReadTokens, cfg: &ServeConfig) -> Router {
+    let guarded = Router::new()
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{model}", get(model_versions))
+        .route("/v1/models/{model}/predict", post(predict))
+        .route("/v1/models/{model}/champion", get(champion_weights))
+        .route("/v1/models/{model}/champion/sidecar", get(champion_sidecar))
+        .route("/v2", get(v2_server_metadata))
+        .route("/v2/models/{model}", get(v2_metadata))
+        .route("/v2/models/{model}/ready", get(v2_ready))
+        .route("/v2/models/{model}/infer", post(v2_infer_latest))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(v2_metadata_version),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(v2_ready_version),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(v2_infer_version),
+        )
+        .route_layer(middleware::from_fn_with_state(tokens, require_token));
+    Router::new()
+        .route("/v2/health/live", get(v2_live))
+        .route("/v2/health/ready", get(v2_server_ready))
+        .merge(guarded)
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_match_strong_weak_and_star() {
+        let mut h = HeaderMap::new();
+        assert!(!if_none_match(&h, "\"3\""));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"2\", W/\"3\""),
+        );
+        assert!(if_none_match(&h, "\"3\""));
+        assert!(!if_none_match(&h, "\"4\""));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(if_none_match(&h, "\"4\""));
+    }
+}

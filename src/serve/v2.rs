@@ -1,0 +1,421 @@
+//! The Open Inference Protocol ("V2", spoken by KServe, Triton and MLServer): request parsing
+//! and response encoding, pure. Tensors travel as JSON `data` or, with the binary tensor
+//! extension that Triton's clients use by default, as little-endian bytes after a JSON header
+//! whose length is in the `Inference-Header-Content-Length` HTTP header.
+//!
+//! A model has one input, `input` (FP32, `[rows, n_features]`), and two outputs:
+//! `probabilities` (FP32, `[rows, n_classes]`; for a binary model `[1 − p, p]`) and `label`
+//! (INT64, `[rows]`, the arg-max).
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::predictor::Probabilities;
+
+pub const INPUT: &str = "input";
+pub const OUT_PROBABILITIES: &str = "probabilities";
+pub const OUT_LABEL: &str = "label";
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+#[derive(Deserialize)]
+struct InferRequest {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    inputs: Vec<InputTensor>,
+    #[serde(default)]
+    outputs: Option<Vec<RequestedOutput>>,
+}
+
+#[derive(Deserialize)]
+struct InputTensor {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RequestedOutput {
+    name: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+}
+
+/// A parsed inference request.
+#[derive(Debug, PartialEq)]
+pub struct Infer {
+    pub id: Option<String>,
+    /// Row-major `[rows, n_features]`.
+    pub x: Vec<f32>,
+    /// The outputs to return, each with whether it goes as binary data.
+    pub outputs: Vec<(&'static str, bool)>,
+}
+
+fn truthy(m: &Map<String, Value>, key: &str) -> Option<bool> {
+    m.get(key).and_then(Value::as_bool)
+}
+
+/// Parses an infer request for a model with `n_features` inputs. `header_len` is the value of
+/// `Inference-Header-Content-Length` (binary tensor data follows the JSON), if sent.
+pub fn parse_infer(
+    body: &[u8],
+    header_len: Option<usize>,
+    n_features: usize,
+    max_rows: usize,
+) -> Result<Infer, String> {
+    let (json_part, mut binary) = match header_len {
+        Some(n) if n > body.len() => {
+            return Err(format!(
+                "Inference-Header-Content-Length is {n} but the body has {} bytes",
+                body.len()
+            ))
+        }
+        Some(n) => body.split_at(n),
+        None => (body, &[][..]),
+    };
+    let req: InferRequest = serde_json::from_slice(json_part)
+        .map_err(|e| format!("the inference request is not valid JSON of the V2 protocol: {e}"))?;
+    let [input] = req.inputs.as_slice() else {
+        return Err(format!(
+            "the model takes exactly one input (`{INPUT}`), the request has {}",
+            req.inputs.len()
+        ));
+    };
+    if input.name != INPUT {
+        return Err(format!(
+            "unknown input `{}`; the model's input is `{INPUT}`",
+            input.name
+        ));
+    }
+    if input.datatype != "FP32" {
+        return Err(format!(
+            "input `{INPUT}` has datatype {}; the model takes FP32",
+            input.datatype
+        ));
+    }
+    let rows = match input.shape.as_slice() {
+        [r, f] if *r >= 1 && *f == n_features as i64 => *r as usize,
+        _ => {
+            return Err(format!(
+            "input `{INPUT}` has shape {:?}; the model takes [rows, {n_features}] with rows ≥ 1",
+            input.shape
+        ))
+        }
+    };
+    if rows > max_rows {
+        return Err(format!(
+            "{rows} rows is more than the {max_rows} a request may carry (serve.max_rows)"
+        ));
+    }
+    let want = rows * n_features;
+    let x = match (&input.data, input.parameters.get("binary_data_size")) {
+        (Some(data), None) => json_values(data, want)?,
+        (None, Some(size)) => {
+            let size = size
+                .as_u64()
+                .ok_or("binary_data_size must be a whole number")? as usize;
+            if size != 4 * want {
+                return Err(format!(
+                    "binary_data_size is {size} bytes; shape {:?} of FP32 needs {}",
+                    input.shape,
+                    4 * want
+                ));
+            }
+            if binary.len() < size {
+                return Err(format!(
+                    "the body carries {} bytes of binary data, the input needs {size}",
+                    binary.len()
+                ));
+            }
+            let (mine, rest) = binary.split_at(size);
+            binary = rest;
+            mine.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("chunks of 4")))
+                .collect()
+        }
+        (Some(_), Some(_)) => return Err("input has both `data` and binary_data_size".into()),
+        (None, None) => return Err(format!("input `{INPUT}` has no `data`")),
+    };
+    if !binary.is_empty() {
+        return Err(format!(
+            "{} bytes of binary data belong to no input",
+            binary.len()
+        ));
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "input `{INPUT}`: value {i} (row {}, feature {}) is not finite",
+            i / n_features,
+            i % n_features
+        ));
+    }
+    let all_binary = truthy(&req.parameters, "binary_data_output").unwrap_or(false);
+    let outputs = match &req.outputs {
+        None => vec![(OUT_PROBABILITIES, all_binary), (OUT_LABEL, all_binary)],
+        Some(list) => list
+            .iter()
+            .map(|o| {
+                let name = match o.name.as_str() {
+                    OUT_PROBABILITIES => OUT_PROBABILITIES,
+                    OUT_LABEL => OUT_LABEL,
+                    other => {
+                        return Err(format!(
+                            "unknown output `{other}`; the model's outputs are `{OUT_PROBABILITIES}` and `{OUT_LABEL}`"
+                        ))
+                    }
+                };
+                Ok((name, truthy(&o.parameters, "binary_data").unwrap_or(all_binary)))
+            })
+            .collect::<Result<_, String>>()?,
+    };
+    Ok(Infer {
+        id: req.id,
+        x,
+        outputs,
+    })
+}
+
+/// Flattens `data` (flat or nested arrays, row-major) and checks it has `want` numbers.
+fn json_values(data: &Value, want: usize) -> Result<Vec<f32>, String> {
+    fn walk(v: &Value, out: &mut Vec<f32>, limit: usize) -> Result<(), String> {
+        match v {
+            Value::Array(items) => items.iter().try_for_each(|i| walk(i, out, limit)),
+            Value::Number(n) => {
+                if out.len() == limit {
+                    return Err(format!(
+                        "`data` has more than the {limit} values of its shape"
+                    ));
+                }
+                out.push(n.as_f64().map(|f| f as f32).unwrap_or(f32::NAN));
+                Ok(())
+            }
+            other => Err(format!("`data` holds {other}, not a number")),
+        }
+    }
+    let mut out = Vec::with_capacity(want);
+    walk(data, &mut out, want)?;
+    if out.len() != want {
+        return Err(format!(
+            "`data` has {} values; its shape needs {want}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// An encoded response: the JSON, then binary tensors (if any) after it.
+pub struct Encoded {
+    pub body: Vec<u8>,
+    /// `Some(json length)` when binary data follows the JSON.
+    pub header_len: Option<usize>,
+}
+
+pub fn encode_response(
+    model: &str,
+    version: i64,
+    req: &Infer,
+    p: &Probabilities,
+    n_classes: usize,
+) -> Encoded {
+    let rows = p.values.len() / p.width;
+    let mut binary: Vec<u8> = Vec::new();
+    let mut outputs = Vec::with_capacity(req.outputs.len());
+    for &(name, as_binary) in &req.outputs {
+        let (datatype, shape, data): (&str, Value, Value) = if name == OUT_PROBABILITIES {
+            let per_class = p.per_class();
+            if as_binary {
+                per_class
+                    .iter()
+                    .for_each(|v| binary.extend_from_slice(&v.to_le_bytes()));
+            }
+            ("FP32", json!([rows, n_classes]), json!(per_class))
+        } else {
+            let labels = p.labels();
+            if as_binary {
+                labels
+                    .iter()
+                    .for_each(|v| binary.extend_from_slice(&v.to_le_bytes()));
+            }
+            ("INT64", json!([rows]), json!(labels))
+        };
+        let mut o = json!({ "name": name, "datatype": datatype, "shape": shape });
+        if as_binary {
+            let size = if name == OUT_PROBABILITIES {
+                4 * rows * n_classes
+            } else {
+                8 * rows
+            };
+            o["parameters"] = json!({ "binary_data_size": size });
+        } else {
+            o["data"] = data;
+        }
+        outputs.push(o);
+    }
+    let mut head = json!({
+        "model_name": model,
+        "model_version": version.to_string(),
+        "outputs": outputs,
+    });
+    if let Some(id) = &req.id {
+        head["id"] = json!(id);
+    }
+    let mut body = serde_json::to_vec(&head).expect("a JSON value serialises");
+    if binary.is_empty() && req.outputs.iter().all(|(_, b)| !b) {
+        return Encoded {
+            body,
+            header_len: None,
+        };
+    }
+    let header_len = body.len();
+    body.extend_from_slice(&binary);
+    Encoded {
+        body,
+        header_len: Some(header_len),
+    }
+}
+
+/// `GET /v2/models/{model}`.
+pub fn model_metadata(model: &str, version: i64, n_features: usize, n_classes: usize) -> Value {
+    json!({
+        "name": model,
+        "versions": [version.to_string()],
+        "platform": "driftd_mlp",
+        "inputs": [{ "name": INPUT, "datatype": "FP32", "shape": [-1, n_features] }],
+        "outputs": [
+            { "name": OUT_PROBABILITIES, "datatype": "FP32", "shape": [-1, n_classes] },
+            { "name": OUT_LABEL, "datatype": "INT64", "shape": [-1] },
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_req(shape: &str, data: &str) -> String {
+        format!(
+            r#"{{"id": "r1", "inputs": [{{"name": "input", "datatype": "FP32", "shape": {shape}, "data": {data}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn json_and_binary_inputs() {
+        let r = parse_infer(
+            json_req("[2, 2]", "[[1, 2], [3, 4]]").as_bytes(),
+            None,
+            2,
+            10,
+        )
+        .unwrap();
+        assert_eq!(r.x, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(r.id.as_deref(), Some("r1"));
+        assert_eq!(
+            r.outputs,
+            vec![(OUT_PROBABILITIES, false), (OUT_LABEL, false)]
+        );
+        let flat = parse_infer(json_req("[2, 2]", "[1, 2, 3, 4]").as_bytes(), None, 2, 10).unwrap();
+        assert_eq!(flat.x, r.x);
+
+        let head = r#"{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": 8}}], "outputs": [{"name": "label", "parameters": {"binary_data": true}}]}"#;
+        let mut body = head.as_bytes().to_vec();
+        body.extend_from_slice(&1.5f32.to_le_bytes());
+        body.extend_from_slice(&(-2f32).to_le_bytes());
+        let b = parse_infer(&body, Some(head.len()), 2, 10).unwrap();
+        assert_eq!(b.x, vec![1.5, -2.0]);
+        assert_eq!(b.outputs, vec![(OUT_LABEL, true)]);
+    }
+
+    #[test]
+    fn responses_carry_json_or_binary_outputs() {
+        let p = Probabilities {
+            width: 1,
+            values: vec![0.25, 0.75],
+        };
+        let req = Infer {
+            id: None,
+            x: vec![],
+            outputs: vec![(OUT_PROBABILITIES, false), (OUT_LABEL, true)],
+        };
+        let e = encode_response("m", 3, &req, &p, 2);
+        let n = e.header_len.unwrap();
+        let head: Value = serde_json::from_slice(&e.body[..n]).unwrap();
+        assert_eq!(head["model_version"], "3");
+        assert_eq!(head["outputs"][0]["data"], json!([0.75, 0.25, 0.25, 0.75]));
+        assert_eq!(head["outputs"][0]["shape"], json!([2, 2]));
+        assert_eq!(head["outputs"][1]["parameters"]["binary_data_size"], 16);
+        let labels: Vec<i64> = e.body[n..]
+            .chunks(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(labels, vec![0, 1]);
+        let all_json = Infer {
+            id: Some("x".into()),
+            x: vec![],
+            outputs: vec![(OUT_LABEL, false)],
+        };
+        let e = encode_response("m", 3, &all_json, &p, 2);
+        assert!(e.header_len.is_none());
+        let v: Value = serde_json::from_slice(&e.body).unwrap();
+        assert_eq!(v["id"], "x");
+    }
+
+    #[test]
+    fn every_bad_request_says_why() {
+        let bin_head = r#"{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": 8}}]}"#;
+        for (body, header_len, says) in [
+            ("nope".to_string(), None, "not valid JSON"),
+            (r#"{"inputs": []}"#.into(), None, "exactly one input"),
+            (
+                json_req("[1, 2]", "[1, 2]").replace("\"input\"", "\"x\""),
+                None,
+                "unknown input `x`",
+            ),
+            (
+                json_req("[1, 2]", "[1, 2]").replace("FP32", "FP64"),
+                None,
+                "datatype FP64",
+            ),
+            (json_req("[1, 3]", "[1, 2, 3]"), None, "shape [1, 3]"),
+            (json_req("[2]", "[1, 2]"), None, "shape [2]"),
+            (json_req("[0, 2]", "[]"), None, "rows ≥ 1"),
+            (json_req("[1, 2]", "[1]"), None, "has 1 values"),
+            (json_req("[1, 2]", "[1, 2, 3]"), None, "more than the 2"),
+            (json_req("[1, 2]", "[1, \"a\"]"), None, "not a number"),
+            (json_req("[1, 2]", "[1, 1e300]"), None, "not finite"),
+            (
+                json_req("[20, 2]", &format!("[{}]", vec!["1"; 40].join(","))),
+                None,
+                "serve.max_rows",
+            ),
+            (
+                json_req("[1, 2]", "[1, 2]")
+                    .replace("]}]}", "]}], \"outputs\": [{\"name\": \"logits\"}]}"),
+                None,
+                "unknown output `logits`",
+            ),
+            (bin_head.into(), Some(bin_head.len()), "carries 0 bytes"),
+            (
+                bin_head.into(),
+                Some(bin_head.len() + 5),
+                "Inference-Header-Content-Length",
+            ),
+        ] {
+            let err = parse_infer(body.as_bytes(), header_len, 2, 10)
+                .map(|_| ())
+                .expect_err(&body);
+            assert!(err.contains(says), "{body}: {err}");
+        }
+        let mut nan = bin_head.as_bytes().to_vec();
+        nan.extend_from_slice(&1f32.to_le_bytes());
+        nan.extend_from_slice(&f32::NAN.to_le_bytes());
+        let err = parse_infer(&nan, Some(bin_head.len()), 2, 10)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.contains("row 0, feature 1) is not finite"), "{err}");
+    }
+}
