@@ -70,8 +70,10 @@ fn single_model(n: usize, epochs: usize, threads: i32, py: Option<&Path>) -> Row
     let n_train = n * 4 / 5;
     let (train, test) = (data.slice(0, n_train), data.slice(n_train, n));
     let arch = Arch::new(20, &[20, 10], 2);
+    // Epochs are what is measured here: no sample budget.
     let cfg = TrainConfig {
         fit_epochs: epochs,
+        sample_budget: None,
         ..Default::default()
     };
     let opts = FitOptions::fresh(&cfg, 7);
@@ -153,6 +155,7 @@ fn tournament(n: usize, epochs_scale: f64) {
     let cfg = TrainConfig {
         fit_epochs: (150.0 * epochs_scale) as usize,
         finetune_epochs: (100.0 * epochs_scale) as usize,
+        sample_budget: None,
         ..Default::default()
     };
     let no = AtomicBool::new(false);

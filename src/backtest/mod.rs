@@ -28,6 +28,7 @@
 
 mod chart;
 mod history;
+mod metrics;
 mod simulate;
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,7 @@ pub use history::{
     generate_csv, generate_file, generate_parquet, history_from_frame, parse_timestamp,
     read_history, History, InputFormat, GENERATE_START_TS,
 };
+pub use metrics::{stream_metrics, StreamMetrics, UpdateCost};
 pub use simulate::run_history;
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +181,11 @@ pub struct Retrain {
     pub n_old_rows: usize,
     pub n_new_rows: usize,
     pub train_seconds: f64,
+    /// Optimiser steps of all its training jobs (the update's cost in work).
+    pub steps: usize,
+    /// The produced model learnt from only the newest this many rows (a window or the
+    /// incremental candidate).
+    pub recent_rows: Option<usize>,
     /// Why it produced nothing (training failed); the champion was kept.
     pub error: Option<String>,
 }
@@ -215,6 +222,10 @@ pub struct Report {
     /// Rows evaluated (predicted before their label was learnt from).
     pub rows: usize,
     pub prequential_accuracy: f64,
+    /// Accuracy, κ, κ-temporal and the no-change and majority baselines on the same rows.
+    pub metrics: StreamMetrics,
+    /// Time and steps per update after the bootstrap.
+    pub update_cost: UpdateCost,
     /// Rows where some detector reported drift, ascending and distinct.
     pub drifts: Vec<usize>,
     pub drift_events: Vec<DriftPoint>,
@@ -287,10 +298,14 @@ pub fn run(
 pub struct ComparisonRow {
     pub name: String,
     pub prequential_accuracy: f64,
+    pub kappa: f64,
+    pub kappa_temporal: f64,
     /// Updates after the bootstrap, and how many were promoted.
     pub updates: usize,
     pub promotions: usize,
     pub training_seconds: f64,
+    /// Mean wall seconds of one update after the bootstrap.
+    pub seconds_per_update: f64,
 }
 
 /// The same history replayed three ways.
@@ -303,17 +318,30 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// The table as Markdown.
+    /// The table as Markdown, with the no-change and majority baselines (the same for every
+    /// run: they depend on the labels only) as the last two lines.
     pub fn to_markdown(&self) -> String {
         let mut s = String::from(
-            "| run | prequential accuracy | updates | promoted | training s |\n|---|---:|---:|---:|---:|\n",
+            "| run | prequential accuracy | κ | κ-temporal | updates | promoted | s/update | training s |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.table {
             s.push_str(&format!(
-                "| {} | {:.4} | {} | {} | {:.2} |\n",
-                r.name, r.prequential_accuracy, r.updates, r.promotions, r.training_seconds
+                "| {} | {:.4} | {:.3} | {:.3} | {} | {} | {:.3} | {:.2} |\n",
+                r.name,
+                r.prequential_accuracy,
+                r.kappa,
+                r.kappa_temporal,
+                r.updates,
+                r.promotions,
+                r.seconds_per_update,
+                r.training_seconds
             ));
         }
+        let m = &self.policy.metrics;
+        s.push_str(&format!(
+            "| no-change baseline | {:.4} | | 0 | | | | |\n| majority baseline | {:.4} | | | | | | |\n",
+            m.no_change_accuracy, m.majority_accuracy
+        ));
         s
     }
 }
@@ -322,9 +350,12 @@ fn row_of(r: &Report) -> ComparisonRow {
     ComparisonRow {
         name: r.policy.clone(),
         prequential_accuracy: r.prequential_accuracy,
+        kappa: r.metrics.kappa,
+        kappa_temporal: r.metrics.kappa_temporal,
         updates: r.retrains.len(),
         promotions: r.promotions,
         training_seconds: r.training_seconds,
+        seconds_per_update: r.update_cost.mean_seconds,
     }
 }
 
@@ -390,17 +421,28 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), BacktestError>
 }
 
 fn summary(r: &Report) -> String {
+    let m = &r.metrics;
+    let c = &r.update_cost;
     format!(
-        "{} ({}): {} rows evaluated after a {}-row bootstrap, prequential accuracy {:.4}; \
-         {} drift(s), {} update(s), {} promoted; training {:.2} s of {:.2} s",
+        "{} ({}): {} rows evaluated after a {}-row bootstrap, prequential accuracy {:.4}, \
+         κ {:.3}, κ-temporal {:.3} (no-change baseline {:.4}, majority {:.4}); \
+         {} drift(s), {} update(s), {} promoted, {:.3} s per update (max {:.3} s, {:.0} steps); \
+         training {:.2} s of {:.2} s",
         r.model,
         r.policy,
         r.rows,
         r.bootstrap_rows,
         r.prequential_accuracy,
+        m.kappa,
+        m.kappa_temporal,
+        m.no_change_accuracy,
+        m.majority_accuracy,
         r.drifts.len(),
         r.retrains.len(),
         r.promotions,
+        c.mean_seconds,
+        c.max_seconds,
+        c.mean_steps,
         r.training_seconds,
         r.wall_seconds
     )

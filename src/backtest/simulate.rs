@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::metrics::{predicted_class, stream_metrics, UpdateCost};
 use super::{
     BacktestError, BacktestOptions, DriftPoint, History, PolicyMode, Report, Retrain, SeriesPoint,
 };
@@ -113,6 +114,8 @@ impl Sim<'_> {
             n_old_rows: old.len(),
             n_new_rows: new.len(),
             train_seconds: 0.0,
+            steps: 0,
+            recent_rows: None,
             error: None,
         };
         let started = Instant::now();
@@ -138,11 +141,13 @@ impl Sim<'_> {
             }
         };
         record.champion_holdout_accuracy = outcome.champion_holdout.map(|s| s.accuracy);
+        record.steps = outcome.steps;
         let Some(chosen) = outcome.chosen else {
             record.error = Some(outcome.reason);
             return Ok((record, None));
         };
         record.strategy = chosen.strategy;
+        record.recent_rows = chosen.recent_rows;
         record.holdout_accuracy = chosen.holdout.map(|s| s.accuracy);
         record.promoted = outcome.promoted;
         if !outcome.promoted {
@@ -437,6 +442,11 @@ pub fn run_history(
         });
         start = stop;
     }
+    let predicted: Vec<u32> = preds[b..]
+        .iter()
+        .map(|&p| predicted_class(model.task, p))
+        .collect();
+    let metrics = stream_metrics(&h.y, &predicted, b, d, n_classes);
     let mut drifts: Vec<usize> = drift_events.iter().map(|e| e.index).collect();
     drifts.sort_unstable();
     drifts.dedup();
@@ -452,6 +462,8 @@ pub fn run_history(
         seed: opts.seed,
         rows: evaluated,
         prequential_accuracy: hits as f64 / evaluated as f64,
+        metrics,
+        update_cost: UpdateCost::of(&retrains),
         drifts,
         drift_events,
         bootstrap,

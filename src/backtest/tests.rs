@@ -108,6 +108,19 @@ fn drift_is_found_after_each_change_and_the_policy_beats_never_updating() {
         );
     }
     assert_eq!(c.never.retrains.len(), 0);
+    // The report's metrics are computed on the same rows as its accuracy; κ follows it.
+    assert!((p.metrics.accuracy - p.prequential_accuracy).abs() < 1e-12);
+    assert!(
+        p.metrics.kappa > c.never.metrics.kappa + 0.1,
+        "{:?}",
+        p.metrics
+    );
+    assert_eq!(
+        p.metrics.no_change_accuracy,
+        c.never.metrics.no_change_accuracy
+    );
+    assert_eq!(p.update_cost.updates, p.retrains.len());
+    assert!(p.update_cost.mean_seconds > 0.0 && p.update_cost.mean_steps > 0.0);
     assert!(
         p.prequential_accuracy > c.never.prequential_accuracy + 0.1,
         "{}",

@@ -23,10 +23,12 @@ pub enum TriggerKind {
     FeatureDrift,
     /// The second update after a drift, once more of the new concept is in.
     DriftRefresh,
+    /// Enough new labelled rows since the last update: try whether more data helps.
+    MoreData,
 }
 
 impl TriggerKind {
-    pub const ALL: [TriggerKind; 7] = [
+    pub const ALL: [TriggerKind; 8] = [
         TriggerKind::Bootstrap,
         TriggerKind::Schedule,
         TriggerKind::Drift,
@@ -34,6 +36,7 @@ impl TriggerKind {
         TriggerKind::Manual,
         TriggerKind::FeatureDrift,
         TriggerKind::DriftRefresh,
+        TriggerKind::MoreData,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl TriggerKind {
             TriggerKind::Manual => "manual",
             TriggerKind::FeatureDrift => "feature_drift",
             TriggerKind::DriftRefresh => "drift_refresh",
+            TriggerKind::MoreData => "more_data",
         }
     }
 }
@@ -158,6 +162,36 @@ impl Default for ThresholdTriggerConfig {
     }
 }
 
+/// The tutorial's second reason to update: more labelled data has become available. Every
+/// `every_rows` labelled rows since the last update (tried or promoted), an update is tried;
+/// the holdout gate decides whether it helps, so frequent tries are safe, and slow drift that
+/// no detector reports is followed too.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MoreDataTriggerConfig {
+    pub enabled: bool,
+    pub every_rows: u64,
+    pub strategy: Strategy,
+}
+
+impl Default for MoreDataTriggerConfig {
+    fn default() -> Self {
+        MoreDataTriggerConfig {
+            enabled: false,
+            every_rows: 2_000,
+            strategy: Strategy::Auto,
+        }
+    }
+}
+
+/// Whether enough rows have come in since the last update for a "more data" try. A drift
+/// that is waiting for its own update goes first.
+pub fn more_data_due(cfg: &MoreDataTriggerConfig, st: &PolicyState, rows: u64) -> bool {
+    cfg.enabled
+        && st.pending_drift.is_none()
+        && rows.saturating_sub(st.rows_at_last_update) >= cfg.every_rows
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TriggerConfig {
@@ -166,6 +200,7 @@ pub struct TriggerConfig {
     pub schedules: Vec<ScheduleConfig>,
     pub drift: DriftTriggerConfig,
     pub threshold: ThresholdTriggerConfig,
+    pub more_data: MoreDataTriggerConfig,
     pub manual_strategy: Strategy,
     /// With no champion, fit the first model once this many labelled rows exist.
     pub bootstrap_min_rows: u64,
@@ -178,6 +213,7 @@ impl Default for TriggerConfig {
             schedules: Vec::new(),
             drift: DriftTriggerConfig::default(),
             threshold: ThresholdTriggerConfig::default(),
+            more_data: MoreDataTriggerConfig::default(),
             manual_strategy: Strategy::Auto,
             bootstrap_min_rows: 500,
         }
@@ -214,6 +250,18 @@ impl TriggerConfig {
                     return Err((name.into(), format!("{v} is not between 0 and 1")));
                 }
             }
+        }
+        if self.more_data.enabled && self.more_data.every_rows == 0 {
+            return Err((
+                "more_data.every_rows".into(),
+                "must be at least 1 when more_data is enabled".into(),
+            ));
+        }
+        if matches!(self.more_data.strategy, Strategy::None) {
+            return Err((
+                "more_data.strategy".into(),
+                "`none` would never update".into(),
+            ));
         }
         if self.threshold.enabled
             && self.threshold.min_accuracy.is_none()
@@ -383,6 +431,19 @@ pub fn on_batch(
             }
             _ => st.below_since = None,
         }
+    }
+    if more_data_due(&cfg.more_data, st, b.rows) {
+        st.last_trigger_at = Some(now);
+        return Some(TrainRequest {
+            trigger: TriggerKind::MoreData,
+            reason: format!(
+                "{} labelled rows since the last update",
+                b.rows.saturating_sub(st.rows_at_last_update)
+            ),
+            strategy: cfg.more_data.strategy,
+            run_id: None,
+            new_after: None,
+        });
     }
     None
 }
@@ -566,6 +627,40 @@ mod tests {
         .is_none());
         assert!(on_batch(&cfg, &mut st, &view(1_300, &[], None), t0).is_some());
         assert!(on_batch(&cfg, &mut st, &view(9_000, &[], None), later).is_none());
+    }
+
+    #[test]
+    fn more_data_tries_an_update_every_n_rows_after_any_update() {
+        let mut cfg = TriggerConfig::default();
+        cfg.more_data.enabled = true;
+        cfg.more_data.every_rows = 1_000;
+        let mut st = PolicyState::default();
+        let t0 = Utc::now();
+        assert!(on_batch(&cfg, &mut st, &view(999, &[], None), t0).is_none());
+        let r = on_batch(&cfg, &mut st, &view(1_000, &[], None), t0).unwrap();
+        assert_eq!(
+            (r.trigger, r.strategy, r.new_after),
+            (TriggerKind::MoreData, Strategy::Auto, None)
+        );
+        assert_eq!(r.reason, "1000 labelled rows since the last update");
+        on_update(&mut st, 1_000, t0);
+        assert!(on_batch(&cfg, &mut st, &view(1_900, &[], None), t0).is_none());
+        // A pending drift goes first (here: still waiting for rows after the drift).
+        cfg.drift.min_rows_after_drift = 500;
+        assert!(on_batch(
+            &cfg,
+            &mut st,
+            &view(2_100, &[drift_at("adwin", 2_050, 9)], None),
+            t0
+        )
+        .is_none());
+        let later = t0 + Duration::minutes(11);
+        let r = on_batch(&cfg, &mut st, &view(2_600, &[], None), later).unwrap();
+        assert_eq!(r.trigger, TriggerKind::Drift);
+        // Off by default; every_rows = 0 is a configuration error naming the key.
+        assert!(!TriggerConfig::default().more_data.enabled);
+        cfg.more_data.every_rows = 0;
+        assert_eq!(cfg.validate().unwrap_err().0, "more_data.every_rows");
     }
 
     #[test]

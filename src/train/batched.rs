@@ -23,7 +23,8 @@
 //! Each model (job) has its own rows, scaler, sample weights, learning rate, epoch count,
 //! frozen layers and shuffling RNG. A job with `n` rows has `ceil(n / B)` steps per epoch (a
 //! fresh permutation each epoch, the last batch partial) and `epochs × ceil(n / B)` steps in
-//! all. The engine runs until the *longest* job is done; at every step each running job
+//! all, capped at the job's `max_steps` (the sample budget, so that a job's cost does not grow
+//! with its rows; the last epoch is then partial and ends the schedule). The engine runs until the *longest* job is done; at every step each running job
 //! takes its own next batch, padded to `B` with a zero row of weight 0 when partial (the mean
 //! is over the real rows). When a job has finished its own schedule (or stopped early, or
 //! diverged) it leaves: the survivors' weights and momentum buffers are re-stacked into
@@ -36,8 +37,8 @@
 //! and each step takes a view of the chunk.
 //!
 //! # Checks
-//! Every step polls the cancel flag. At each of a job's epoch ends its training loss is
-//! computed on up to [`EVAL_ROWS`] of its rows; a non-finite loss, or one above
+//! Every step polls the cancel flag. At each of a job's epoch ends (and at its last step) its
+//! training loss is computed on up to [`EVAL_ROWS`] of its rows; a non-finite loss, or one above
 //! `divergence_factor × max(initial loss, 0.05)`, rejects that job with
 //! [`TrainError::Diverged`]; the other jobs go on. With early stopping, the job's validation
 //! loss is tracked and its best weights are restored at the end.
@@ -81,6 +82,8 @@ pub(crate) struct Job {
     pub val_y: Vec<f32>,
     pub lr: f64,
     pub epochs: usize,
+    /// At most this many steps, whatever the epochs (the sample budget).
+    pub max_steps: Option<usize>,
     /// First hidden layers that are not updated.
     pub freeze: usize,
     pub seed: u64,
@@ -143,6 +146,8 @@ pub struct FitOptions {
     pub divergence_factor: f64,
     pub recency_half_life_seconds: Option<f64>,
     pub device: DeviceChoice,
+    /// See [`TrainConfig::sample_budget`].
+    pub sample_budget: Option<usize>,
 }
 
 impl FitOptions {
@@ -159,6 +164,7 @@ impl FitOptions {
             divergence_factor: cfg.divergence_factor,
             recency_half_life_seconds: cfg.recency_half_life_seconds,
             device: cfg.device,
+            sample_budget: cfg.sample_budget,
         }
     }
 
@@ -190,6 +196,7 @@ pub fn fit(
         label: "fit".into(),
         lr: opts.lr,
         epochs: opts.epochs,
+        max_steps: budget_steps(opts.sample_budget, opts.batch_size),
         freeze: opts.freeze_layers,
         seed: opts.seed,
     };
@@ -219,8 +226,15 @@ pub(crate) struct JobSpec {
     pub label: String,
     pub lr: f64,
     pub epochs: usize,
+    /// Step cap from the sample budget (see [`budget_steps`]).
+    pub max_steps: Option<usize>,
     pub freeze: usize,
     pub seed: u64,
+}
+
+/// Steps a sample budget allows at `batch_size` rows a step.
+pub(crate) fn budget_steps(sample_budget: Option<usize>, batch_size: usize) -> Option<usize> {
+    sample_budget.map(|b| b.div_ceil(batch_size.max(1)).max(1))
 }
 
 /// Turns raw rows into a [`Job`]: the newest `validation_fraction` of the rows becomes the
@@ -277,6 +291,7 @@ pub(crate) fn prepare_job(
         val_y: val.y.clone(),
         lr: spec.lr,
         epochs: spec.epochs,
+        max_steps: spec.max_steps,
         freeze: spec.freeze.min(arch.hidden.len()),
         seed: spec.seed,
     };
@@ -567,6 +582,10 @@ impl Chunk {
 
 /// Trains `jobs` (same architecture) together; see the module docs. The outer error is
 /// cancellation (or a libtorch failure); each job's own failure (divergence) is its entry.
+///
+/// Stages: check the jobs, stack every job's rows in one tensor, take the initial losses
+/// (rejecting non-finite data), run the steps chunk by chunk (epoch-end checks, re-stacking
+/// when jobs leave), and hand back each job's weights.
 pub(crate) fn train_jobs(
     arch: &Arch,
     jobs: &[Job],
@@ -575,40 +594,84 @@ pub(crate) fn train_jobs(
 ) -> Result<Vec<JobOutcome>> {
     let _guard = tch::no_grad_guard();
     let start = Instant::now();
-    let dev = opts.device;
-    let kn = jobs.len();
-    let bs = opts.batch_size;
-    let f = arch.n_features;
-    let c = arch.n_outputs();
-    let dims = arch.layer_dims();
-    if kn == 0 {
+    if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    if bs == 0 {
+    check_jobs(arch, jobs, opts)?;
+    let mut run = Run::new(arch, jobs, opts)?;
+    let mut eng = run.first_engine()?;
+    while !eng.slots.is_empty() {
+        let Some(chunk) = run.gather_chunk(&eng.slots) else {
+            break;
+        };
+        eng = run.train_chunk(eng, chunk, cancel)?;
+    }
+    // Jobs still stacked (none normally) leave with their current weights.
+    for (slot, &j) in eng.slots.iter().enumerate() {
+        run.states[j].last = Some(eng.params(slot as i64)?);
+    }
+    Ok(run.finish(start.elapsed().as_secs_f64()))
+}
+
+fn check_jobs(arch: &Arch, jobs: &[Job], opts: &EngineOpts) -> Result<()> {
+    if opts.batch_size == 0 {
         return Err(TrainError::InvalidInput(
             "batch_size must be positive".into(),
         ));
     }
+    let f = arch.n_features;
+    let layers = arch.layer_dims().len();
     for job in jobs {
-        if job.y.is_empty() || job.x.len() != job.y.len() * f || job.init.len() != dims.len() {
+        if job.y.is_empty() || job.x.len() != job.y.len() * f || job.init.len() != layers {
             return Err(TrainError::InvalidInput(format!(
                 "job {} is malformed or empty",
                 job.label
             )));
         }
     }
+    Ok(())
+}
 
-    // All jobs' rows in one tensor, plus a final zero row used as padding.
-    let n_total: usize = jobs.iter().map(|j| j.y.len()).sum();
-    let mut xs = Vec::with_capacity((n_total + 1) * f);
-    let mut ys = Vec::with_capacity((n_total + 1) * c);
-    let mut states = Vec::with_capacity(kn);
-    for job in jobs {
+/// Every job's rows (and targets) in one device tensor, plus a final zero row for padding.
+struct StackedRows {
+    x: Tensor,
+    y: Tensor,
+    /// The padding row's index.
+    pad: i64,
+    /// Where each job's rows start.
+    offsets: Vec<usize>,
+}
+
+impl StackedRows {
+    fn new(arch: &Arch, jobs: &[Job], dev: Device) -> Result<Self> {
+        let (f, c) = (arch.n_features, arch.n_outputs());
+        let n_total: usize = jobs.iter().map(|j| j.y.len()).sum();
+        let mut xs = Vec::with_capacity((n_total + 1) * f);
+        let mut ys = Vec::with_capacity((n_total + 1) * c);
+        let mut offsets = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            offsets.push(xs.len() / f);
+            xs.extend_from_slice(&job.x);
+            targets(arch, &job.y, &mut ys);
+        }
+        xs.extend(std::iter::repeat_n(0.0, f));
+        ys.extend(std::iter::repeat_n(0.0, c));
+        Ok(StackedRows {
+            x: to_dev(&xs, &[n_total as i64 + 1, f as i64], dev)?,
+            y: to_dev(&ys, &[n_total as i64 + 1, c as i64], dev)?,
+            pad: n_total as i64,
+            offsets,
+        })
+    }
+}
+
+impl JobState {
+    /// A job's schedule (epochs, capped by its step budget), RNG and check tensors.
+    fn new(arch: &Arch, job: &Job, offset: usize, opts: &EngineOpts) -> Result<Self> {
+        let (f, c, dev) = (arch.n_features, arch.n_outputs(), opts.device);
         let n = job.y.len();
-        let offset = xs.len() / f;
-        xs.extend_from_slice(&job.x);
-        targets(arch, &job.y, &mut ys);
-        let steps_per_epoch = n.div_ceil(bs);
+        let steps_per_epoch = n.div_ceil(opts.batch_size);
+        let total_steps = (steps_per_epoch * job.epochs).min(job.max_steps.unwrap_or(usize::MAX));
         // Evenly spaced rows for the loss check.
         let m = n.min(EVAL_ROWS);
         let mut ex = Vec::with_capacity(m * f);
@@ -635,14 +698,14 @@ pub(crate) fn train_jobs(
                 to_dev(&vt, &[mv, c as i64], dev)?,
             ))
         };
-        states.push(JobState {
+        Ok(JobState {
             n,
             steps_per_epoch,
-            total_steps: steps_per_epoch * job.epochs,
+            total_steps,
             offset,
             perm: (0..n as u32).collect(),
             rng: StdRng::seed_from_u64(job.seed ^ SHUFFLE_SALT),
-            running: job.epochs > 0,
+            running: total_steps > 0,
             failed: None,
             stats: FitStats {
                 n_train_rows: n,
@@ -654,74 +717,107 @@ pub(crate) fn train_jobs(
             last: None,
             eval,
             val,
-        });
-    }
-    xs.extend(std::iter::repeat_n(0.0, f));
-    ys.extend(std::iter::repeat_n(0.0, c));
-    let pad = n_total as i64;
-    let x_all = to_dev(&xs, &[n_total as i64 + 1, f as i64], dev)?;
-    let y_all = to_dev(&ys, &[n_total as i64 + 1, c as i64], dev)?;
-    drop((xs, ys));
-
-    let zeros: Vec<Vec<Linear>> = jobs
-        .iter()
-        .map(|j| {
-            j.init
-                .iter()
-                .map(|l| Linear {
-                    w: vec![0.0; l.w.len()],
-                    b: vec![0.0; l.b.len()],
-                    ..l.clone()
-                })
-                .collect()
         })
-        .collect();
-    let inits: Vec<Vec<Linear>> = jobs.iter().map(|j| j.init.clone()).collect();
-    let mut eng = Engine::build(arch, jobs, (0..kn).collect(), &inits, &zeros, opts)?;
+    }
 
-    // Initial losses: divergence thresholds, and an immediate rejection of NaN data.
-    for (ki, st) in states.iter_mut().enumerate() {
-        let l0 = eng.loss(ki as i64, &st.eval.0, &st.eval.1)?;
-        st.stats.initial_loss = l0;
-        st.stats.final_loss = l0;
-        st.threshold = opts.divergence_factor * l0.max(LOSS_FLOOR);
-        if !l0.is_finite() {
-            st.failed = Some(TrainError::Diverged(format!(
-                "{}: initial loss is {l0} (non-finite inputs?)",
-                jobs[ki].label
-            )));
-            st.running = false;
-        }
+    /// Whether step `t` (1-based) ends one of this job's epochs (or its last, partial one).
+    fn checks_at(&self, t: usize) -> bool {
+        t <= self.total_steps && (t % self.steps_per_epoch == 0 || t == self.total_steps)
     }
-    for (ki, st) in states.iter_mut().enumerate() {
-        if !st.running && st.failed.is_none() {
-            st.last = Some(jobs[ki].init.clone()); // zero epochs
-        }
+}
+
+/// One engine run: the jobs, their stacked rows, their states and the global step.
+struct Run<'a> {
+    arch: &'a Arch,
+    jobs: &'a [Job],
+    opts: &'a EngineOpts,
+    rows: StackedRows,
+    states: Vec<JobState>,
+    /// Steps taken so far (every running job takes one per step).
+    t: usize,
+    chunk_steps: usize,
+}
+
+impl<'a> Run<'a> {
+    fn new(arch: &'a Arch, jobs: &'a [Job], opts: &'a EngineOpts) -> Result<Self> {
+        let rows = StackedRows::new(arch, jobs, opts.device)?;
+        let states = jobs
+            .iter()
+            .zip(&rows.offsets)
+            .map(|(job, &offset)| JobState::new(arch, job, offset, opts))
+            .collect::<Result<Vec<_>>>()?;
+        let per_step_bytes =
+            jobs.len() * opts.batch_size * (arch.n_features + arch.n_outputs() + 1) * 4;
+        Ok(Run {
+            arch,
+            jobs,
+            opts,
+            rows,
+            states,
+            t: 0,
+            chunk_steps: (CHUNK_BYTES / per_step_bytes.max(1)).max(1),
+        })
     }
-    let running: Vec<usize> = (0..kn).filter(|&j| states[j].running).collect();
-    if running.len() < kn {
+
+    /// Stacks every job from its initial weights, takes the initial losses (divergence
+    /// thresholds; non-finite data rejects a job at once) and keeps the jobs that can run.
+    fn first_engine(&mut self) -> Result<Engine<'a>> {
+        let (arch, jobs, opts) = (self.arch, self.jobs, self.opts);
+        let zeros: Vec<Vec<Linear>> = jobs
+            .iter()
+            .map(|j| {
+                j.init
+                    .iter()
+                    .map(|l| Linear {
+                        w: vec![0.0; l.w.len()],
+                        b: vec![0.0; l.b.len()],
+                        ..l.clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        let inits: Vec<Vec<Linear>> = jobs.iter().map(|j| j.init.clone()).collect();
+        let eng = Engine::build(arch, jobs, (0..jobs.len()).collect(), &inits, &zeros, opts)?;
+        for (ki, st) in self.states.iter_mut().enumerate() {
+            let l0 = eng.loss(ki as i64, &st.eval.0, &st.eval.1)?;
+            st.stats.initial_loss = l0;
+            st.stats.final_loss = l0;
+            st.threshold = opts.divergence_factor * l0.max(LOSS_FLOOR);
+            if !l0.is_finite() {
+                st.failed = Some(TrainError::Diverged(format!(
+                    "{}: initial loss is {l0} (non-finite inputs?)",
+                    jobs[ki].label
+                )));
+                st.running = false;
+            } else if !st.running {
+                st.last = Some(jobs[ki].init.clone()); // zero steps
+            }
+        }
+        let running: Vec<usize> = (0..jobs.len())
+            .filter(|&j| self.states[j].running)
+            .collect();
+        if running.len() == jobs.len() {
+            return Ok(eng);
+        }
         let p: Vec<Vec<Linear>> = running.iter().map(|&j| inits[j].clone()).collect();
         let m: Vec<Vec<Linear>> = running.iter().map(|&j| zeros[j].clone()).collect();
-        eng = Engine::build(arch, jobs, running, &p, &m, opts)?;
+        Engine::build(arch, jobs, running, &p, &m, opts)
     }
-    drop((inits, zeros));
 
-    let per_step_bytes = kn * bs * (f + c + 1) * 4;
-    let chunk_steps = (CHUNK_BYTES / per_step_bytes.max(1)).max(1);
-    let mut t = 0usize;
-    while !eng.slots.is_empty() {
-        // Gather the next chunk of steps for the running jobs.
-        let remaining = eng
-            .slots
+    /// The rows and loss coefficients of the next chunk of steps for the jobs in `slots`
+    /// (each job reshuffles at its own epoch starts); `None` when every job is done.
+    fn gather_chunk(&mut self, slots: &[usize]) -> Option<Chunk> {
+        let (t, bs, pad) = (self.t, self.opts.batch_size, self.rows.pad);
+        let remaining = slots
             .iter()
-            .map(|&j| states[j].total_steps.saturating_sub(t))
+            .map(|&j| self.states[j].total_steps.saturating_sub(t))
             .max()
             .unwrap_or(0);
         if remaining == 0 {
-            break;
+            return None;
         }
-        let k = eng.slots.len();
-        let steps = chunk_steps.min(remaining);
+        let steps = self.chunk_steps.min(remaining);
+        let k = slots.len();
         let mut chunk = Chunk {
             idx: Vec::with_capacity(steps * k * bs),
             coef: Vec::with_capacity(steps * k * bs),
@@ -729,8 +825,8 @@ pub(crate) fn train_jobs(
             slots: k,
         };
         for step in t..t + steps {
-            for &j in &eng.slots {
-                let st = &mut states[j];
+            for &j in slots {
+                let st = &mut self.states[j];
                 if step >= st.total_steps {
                     chunk.idx.extend(std::iter::repeat_n(pad, bs));
                     chunk.coef.extend(std::iter::repeat_n(0.0, bs));
@@ -746,17 +842,30 @@ pub(crate) fn train_jobs(
                 }
                 let rows = &st.perm[e * bs..((e + 1) * bs).min(st.n)];
                 let inv = 1.0 / rows.len() as f32;
+                let weights = self.jobs[j].weights.as_ref();
                 for &r in rows {
                     chunk.idx.push((st.offset + r as usize) as i64);
                     chunk
                         .coef
-                        .push(jobs[j].weights.as_ref().map_or(1.0, |w| w[r as usize]) * inv);
+                        .push(weights.map_or(1.0, |w| w[r as usize]) * inv);
                 }
                 chunk.idx.extend(std::iter::repeat_n(pad, bs - rows.len()));
                 chunk.coef.extend(std::iter::repeat_n(0.0, bs - rows.len()));
             }
         }
-        let (mut xc, mut yc, mut cc) = chunk.tensors(&x_all, &y_all, bs, dev)?;
+        Some(chunk)
+    }
+
+    /// Takes the chunk's steps; when jobs leave, re-stacks the rest and keeps going with the
+    /// chunk's remaining rows of the survivors. Returns the engine of the jobs still running.
+    fn train_chunk(
+        &mut self,
+        mut eng: Engine<'a>,
+        mut chunk: Chunk,
+        cancel: &AtomicBool,
+    ) -> Result<Engine<'a>> {
+        let (bs, dev) = (self.opts.batch_size, self.opts.device);
+        let (mut xc, mut yc, mut cc) = chunk.tensors(&self.rows.x, &self.rows.y, bs, dev)?;
         let mut s = 0usize;
         while s < chunk.steps {
             if cancel.load(Ordering::Relaxed) {
@@ -768,98 +877,114 @@ pub(crate) fn train_jobs(
                 &yc.f_select(0, si)?,
                 &cc.f_select(0, si)?,
             )?;
-            t += 1;
+            self.t += 1;
             s += 1;
-            let mut changed = false;
-            for slot in 0..eng.slots.len() {
-                let j = eng.slots[slot];
-                let st = &mut states[j];
-                if t > st.total_steps || t % st.steps_per_epoch != 0 {
-                    continue;
-                }
-                st.stats.epochs_run += 1;
-                st.stats.steps = t;
-                let loss = eng.loss(slot as i64, &st.eval.0, &st.eval.1)?;
-                st.stats.final_loss = loss;
-                if !loss.is_finite() || loss > st.threshold {
-                    st.failed = Some(TrainError::Diverged(format!(
-                        "{}: training loss {loss:.4} at epoch {} (initial {:.4}, limit {:.4})",
-                        jobs[j].label, st.stats.epochs_run, st.stats.initial_loss, st.threshold
-                    )));
-                    st.running = false;
-                    changed = true;
-                    continue;
-                }
-                if let (Some(es), Some((vx, vy))) = (&opts.early_stopping, &st.val) {
-                    let vl = eng.loss(slot as i64, vx, vy)?;
-                    let best = st.stats.best_val_loss.unwrap_or(f64::INFINITY);
-                    if vl < best - es.min_delta {
-                        st.stats.best_val_loss = Some(vl);
-                        st.snapshot = Some(eng.params(slot as i64)?);
-                        st.bad_epochs = 0;
-                    } else {
-                        st.bad_epochs += 1;
-                        if st.bad_epochs >= es.patience && t < st.total_steps {
-                            st.stats.stopped_early = true;
-                            st.running = false;
-                            changed = true;
-                        }
-                    }
-                }
-                if t == st.total_steps {
-                    st.running = false;
-                    changed = true;
-                }
+            if !self.epoch_end_checks(&eng)? {
+                continue;
             }
-            if changed {
-                // Drop the jobs that are done from the stacked tensors, so the rest run at
-                // the cost of fewer models; the remaining steps of the chunk keep their rows.
-                let mut keep = Vec::new();
-                let (mut params, mut moms) = (Vec::new(), Vec::new());
-                for (slot, &j) in eng.slots.iter().enumerate() {
-                    if states[j].running {
-                        keep.push(slot);
-                        params.push(eng.params(slot as i64)?);
-                        moms.push(eng.momentum_of(slot as i64)?);
-                    } else if states[j].failed.is_none() {
-                        states[j].last = Some(eng.params(slot as i64)?);
-                    }
-                }
-                let slots: Vec<usize> = keep.iter().map(|&s| eng.slots[s]).collect();
-                if slots.is_empty() {
-                    eng.slots.clear();
-                    break;
-                }
-                eng = Engine::build(arch, jobs, slots, &params, &moms, opts)?;
-                chunk = chunk.retain(s, &keep, bs);
-                s = 0;
-                if chunk.steps > 0 {
-                    (xc, yc, cc) = chunk.tensors(&x_all, &y_all, bs, dev)?;
-                }
+            let Some((next, keep)) = self.restack(&eng)? else {
+                eng.slots.clear();
+                return Ok(eng);
+            };
+            eng = next;
+            chunk = chunk.retain(s, &keep, bs);
+            s = 0;
+            if chunk.steps > 0 {
+                (xc, yc, cc) = chunk.tensors(&self.rows.x, &self.rows.y, bs, dev)?;
             }
         }
-    }
-    // Jobs still stacked (none normally) leave with their current weights.
-    for (slot, &j) in eng.slots.iter().enumerate() {
-        states[j].last = Some(eng.params(slot as i64)?);
+        Ok(eng)
     }
 
-    let seconds = start.elapsed().as_secs_f64();
-    let mut out = Vec::with_capacity(kn);
-    for st in states.iter_mut() {
-        if let Some(err) = st.failed.take() {
-            out.push(Err(err));
-            continue;
+    /// The checks of the jobs whose epoch (or schedule) ends at this step: divergence,
+    /// early stopping, the end of the schedule. Returns whether a job left.
+    fn epoch_end_checks(&mut self, eng: &Engine<'_>) -> Result<bool> {
+        let t = self.t;
+        let mut changed = false;
+        for slot in 0..eng.slots.len() {
+            let j = eng.slots[slot];
+            let st = &mut self.states[j];
+            if !st.checks_at(t) {
+                continue;
+            }
+            st.stats.epochs_run += 1;
+            st.stats.steps = t;
+            let loss = eng.loss(slot as i64, &st.eval.0, &st.eval.1)?;
+            st.stats.final_loss = loss;
+            if !loss.is_finite() || loss > st.threshold {
+                st.failed = Some(TrainError::Diverged(format!(
+                    "{}: training loss {loss:.4} at epoch {} (initial {:.4}, limit {:.4})",
+                    self.jobs[j].label, st.stats.epochs_run, st.stats.initial_loss, st.threshold
+                )));
+                st.running = false;
+                changed = true;
+                continue;
+            }
+            if let (Some(es), Some((vx, vy))) = (&self.opts.early_stopping, &st.val) {
+                let vl = eng.loss(slot as i64, vx, vy)?;
+                let best = st.stats.best_val_loss.unwrap_or(f64::INFINITY);
+                if vl < best - es.min_delta {
+                    st.stats.best_val_loss = Some(vl);
+                    st.snapshot = Some(eng.params(slot as i64)?);
+                    st.bad_epochs = 0;
+                } else {
+                    st.bad_epochs += 1;
+                    if st.bad_epochs >= es.patience && t < st.total_steps {
+                        st.stats.stopped_early = true;
+                        st.running = false;
+                        changed = true;
+                    }
+                }
+            }
+            if t == st.total_steps {
+                st.running = false;
+                changed = true;
+            }
         }
-        let params = st
-            .snapshot
-            .take()
-            .or_else(|| st.last.take())
-            .expect("every job leaves with weights");
-        st.stats.seconds = seconds;
-        out.push(Ok((params, st.stats.clone())));
+        Ok(changed)
     }
-    Ok(out)
+
+    /// Drops the jobs that are done from the stacked tensors, so the rest run at the cost
+    /// of fewer models. Returns the new engine and the kept slots' positions, or `None` when
+    /// no job is left.
+    fn restack(&mut self, eng: &Engine<'a>) -> Result<Option<(Engine<'a>, Vec<usize>)>> {
+        let mut keep = Vec::new();
+        let (mut params, mut moms) = (Vec::new(), Vec::new());
+        for (slot, &j) in eng.slots.iter().enumerate() {
+            if self.states[j].running {
+                keep.push(slot);
+                params.push(eng.params(slot as i64)?);
+                moms.push(eng.momentum_of(slot as i64)?);
+            } else if self.states[j].failed.is_none() {
+                self.states[j].last = Some(eng.params(slot as i64)?);
+            }
+        }
+        if keep.is_empty() {
+            return Ok(None);
+        }
+        let slots: Vec<usize> = keep.iter().map(|&s| eng.slots[s]).collect();
+        let next = Engine::build(self.arch, self.jobs, slots, &params, &moms, self.opts)?;
+        Ok(Some((next, keep)))
+    }
+
+    /// Each job's best (early stopping) or last weights, or its failure.
+    fn finish(self, seconds: f64) -> Vec<JobOutcome> {
+        self.states
+            .into_iter()
+            .map(|mut st| {
+                if let Some(err) = st.failed.take() {
+                    return Err(err);
+                }
+                let params = st
+                    .snapshot
+                    .take()
+                    .or_else(|| st.last.take())
+                    .expect("every job leaves with weights");
+                st.stats.seconds = seconds;
+                Ok((params, st.stats))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -910,6 +1035,7 @@ mod tests {
             label: "t".into(),
             lr: 0.05,
             epochs: 3,
+            max_steps: None,
             freeze: 0,
             seed: 9,
         };
@@ -1002,6 +1128,7 @@ mod tests {
             label: "j".into(),
             lr,
             epochs,
+            max_steps: None,
             freeze,
             seed,
         };

@@ -72,6 +72,34 @@ impl std::fmt::Display for Strategy {
     }
 }
 
+/// One model a tournament trains: a strategy, on all its rows or on only the newest
+/// `recent_rows` of the old and new training rows together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CandidateSpec {
+    pub strategy: Strategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_rows: Option<usize>,
+}
+
+impl CandidateSpec {
+    /// `strategy` on the rows it names.
+    pub fn plain(strategy: Strategy) -> Self {
+        CandidateSpec {
+            strategy,
+            recent_rows: None,
+        }
+    }
+}
+
+impl std::fmt::Display for CandidateSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.recent_rows {
+            None => write!(f, "{}", self.strategy),
+            Some(n) => write!(f, "{}[newest {n}]", self.strategy),
+        }
+    }
+}
+
 /// Where tensors live while training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -148,6 +176,9 @@ pub struct Window {
     /// Keep at most this many (newest) training rows. Default: no limit.
     pub max_rows: Option<usize>,
 }
+
+/// See [`TrainConfig::sample_budget`].
+pub const DEFAULT_SAMPLE_BUDGET: usize = 150_000;
 
 /// Per-model training configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,6 +259,21 @@ pub struct TrainConfig {
     /// Train the tournament's jobs together in one batched computation (default true);
     /// false trains them one by one (same results within float tolerance).
     pub batched_tournament: bool,
+    /// Most training samples (steps × batch rows) one job sees, whatever its epochs and rows:
+    /// a job stops after `ceil(sample_budget / batch_size)` steps. This bounds the time of an
+    /// update whatever the length of the history. `None`: epochs alone decide. Default
+    /// 150 000 (the 150 epochs of a fresh fit on 1 000 rows).
+    pub sample_budget: Option<usize>,
+    /// Extra `auto` candidates: a fresh model on only the newest N training rows (old and new
+    /// together), one per entry, so the holdout chooses how far back to learn from (a
+    /// sliding window of several lengths). Default: none.
+    pub window_candidates: Vec<usize>,
+    /// An extra `auto` candidate that takes a few SGD steps from the champion on only the
+    /// newest N training rows (`incremental_epochs` passes at `finetune_lr`), as an online
+    /// learner would. Default: off.
+    pub incremental_rows: Option<usize>,
+    /// Passes of the incremental candidate over its rows. Default 5.
+    pub incremental_epochs: usize,
 }
 
 impl Default for TrainConfig {
@@ -260,11 +306,44 @@ impl Default for TrainConfig {
             ensemble_new_member_weight: 0.5,
             max_ensemble_members: 5,
             batched_tournament: true,
+            sample_budget: Some(DEFAULT_SAMPLE_BUDGET),
+            window_candidates: Vec::new(),
+            incremental_rows: None,
+            incremental_epochs: 5,
         }
     }
 }
 
 impl TrainConfig {
+    /// What `auto` trains, in priority order: `candidates`, then one fresh fit per
+    /// `window_candidates` entry (shortest window last), then the incremental candidate.
+    pub fn auto_candidates(&self) -> Vec<CandidateSpec> {
+        let mut out: Vec<CandidateSpec> = Vec::new();
+        let mut push = |c: CandidateSpec| {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        };
+        self.candidates
+            .iter()
+            .for_each(|&s| push(CandidateSpec::plain(s)));
+        let mut windows = self.window_candidates.clone();
+        windows.sort_unstable_by(|a, b| b.cmp(a));
+        for n in windows {
+            push(CandidateSpec {
+                strategy: Strategy::RefitCombined,
+                recent_rows: Some(n),
+            });
+        }
+        if let Some(n) = self.incremental_rows {
+            push(CandidateSpec {
+                strategy: Strategy::FinetuneCombined,
+                recent_rows: Some(n),
+            });
+        }
+        out
+    }
+
     /// Checks ranges; called by [`super::run_update`]. Errors are [`TrainError::Config`] whose
     /// message starts with the offending field's name.
     pub fn validate(&self) -> Result<()> {
@@ -274,6 +353,15 @@ impl TrainConfig {
         }
         if self.fit_epochs == 0 || self.finetune_epochs == 0 {
             return bad("fit_epochs and finetune_epochs must be at least 1".into());
+        }
+        if self.sample_budget == Some(0) {
+            return bad("sample_budget must be positive".into());
+        }
+        if self.window_candidates.contains(&0) || self.incremental_rows == Some(0) {
+            return bad("window_candidates and incremental_rows must be positive".into());
+        }
+        if self.incremental_epochs == 0 {
+            return bad("incremental_epochs must be at least 1".into());
         }
         if self.window.max_rows == Some(0) || self.window.max_age_seconds.is_some_and(|a| a <= 0) {
             return bad("window.max_rows and window.max_age_seconds must be positive".into());

@@ -15,7 +15,10 @@
 //!   in-place tensor ops (no autograd, no `nn::Optimizer`), so one step costs ~25 small ops.
 //!   A single fit is the K = 1 case.
 //! - [`strategy`]: how each strategy turns (champion, old, new) into training jobs.
-//! - [`tournament`]: [`run_update`], holdout scoring, the promotion gate (margin + McNemar).
+//! - [`tournament`]: [`run_update`] by stage (plan, train, score, select, gate), holdout
+//!   scoring, the promotion gate (margin + McNemar).
+//! - [`decision`]: the gate's typed [`Decision`] (`Promote`, `Keep(reason)`), whose `Display`
+//!   is the stored reason.
 //! - [`artifact`]: [`ModelArtifact`], safetensors export/import, JSON sidecar, prediction.
 //! - [`synth`]: a `make_classification`-style generator for tests, examples and benches.
 
@@ -23,6 +26,7 @@ pub mod artifact;
 pub mod batched;
 pub mod config;
 pub mod dataset;
+pub mod decision;
 pub mod mlp;
 pub mod scaler;
 pub mod strategy;
@@ -33,8 +37,11 @@ pub use artifact::{
     predict, predict_proba, Ensemble, Member, ModelArtifact, NamedTensor, Predictions,
 };
 pub use batched::{fit, FitOptions, FitStats};
-pub use config::{DeviceChoice, EarlyStopping, SelectionMetric, Strategy, TrainConfig, Window};
+pub use config::{
+    CandidateSpec, DeviceChoice, EarlyStopping, SelectionMetric, Strategy, TrainConfig, Window,
+};
 pub use dataset::Dataset;
+pub use decision::{Comparison, Decision, KeepReason, Promotion};
 pub use mlp::{Activation, Arch};
 pub use scaler::Scaler;
 pub use tournament::{

@@ -23,7 +23,7 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 
 use super::artifact::{Ensemble, Member, ModelArtifact};
-use super::config::{Strategy, TrainConfig};
+use super::config::{CandidateSpec, Strategy, TrainConfig};
 use super::dataset::Dataset;
 use super::mlp::Arch;
 use super::{Result, TrainError};
@@ -37,6 +37,29 @@ pub(crate) enum Rows {
     Combined,
     /// Bootstrap: every row, the holdout included.
     All,
+    /// The newest this many of the old + new training rows (window and incremental
+    /// candidates).
+    Recent(usize),
+}
+
+impl Rows {
+    /// A number that tells row sets apart in job seeds (New 1, Combined 2, All 3 as before).
+    fn tag(self) -> u64 {
+        match self {
+            Rows::New => 1,
+            Rows::Combined => 2,
+            Rows::All => 3,
+            Rows::Recent(n) => splitmix(n as u64 ^ 0x5eed),
+        }
+    }
+
+    /// The same candidate on only the newest `recent` rows.
+    fn restricted(self, recent: Option<usize>) -> Rows {
+        match recent {
+            Some(n) => Rows::Recent(n),
+            None => self,
+        }
+    }
 }
 
 /// One distinct model to train.
@@ -63,9 +86,13 @@ impl JobKey {
                 let h = hidden
                     .iter()
                     .fold(0u64, |a, &w| a.wrapping_mul(31).wrapping_add(w as u64));
-                (*rows as u64 + 1).wrapping_add(h.wrapping_mul(1000))
+                rows.tag().wrapping_add(h.wrapping_mul(1000))
             }
-            JobKey::Finetune { rows, member } => 100 * (*rows as u64 + 1) + 10_000 + *member as u64,
+            JobKey::Finetune { rows, member } => rows
+                .tag()
+                .wrapping_mul(100)
+                .wrapping_add(10_000)
+                .wrapping_add(*member as u64),
         };
         splitmix(base ^ splitmix(tag))
     }
@@ -78,33 +105,31 @@ pub(crate) fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The jobs `strategy` needs.
+/// The jobs candidate `spec` needs.
 pub(crate) fn jobs_for(
-    strategy: Strategy,
+    spec: CandidateSpec,
     champion: &ModelArtifact,
     cfg: &TrainConfig,
 ) -> Vec<JobKey> {
     let members = champion.members.len();
-    let fresh = |rows, hidden: &[usize]| {
+    let fresh = |rows: Rows, hidden: &[usize]| {
         vec![JobKey::Fresh {
-            rows,
+            rows: rows.restricted(spec.recent_rows),
             hidden: hidden.to_vec(),
         }]
     };
-    match strategy {
+    let finetune = |rows: Rows| {
+        (0..members)
+            .map(|member| JobKey::Finetune {
+                rows: rows.restricted(spec.recent_rows),
+                member,
+            })
+            .collect()
+    };
+    match spec.strategy {
         Strategy::None | Strategy::Auto => vec![],
-        Strategy::FinetuneNew => (0..members)
-            .map(|member| JobKey::Finetune {
-                rows: Rows::New,
-                member,
-            })
-            .collect(),
-        Strategy::FinetuneCombined => (0..members)
-            .map(|member| JobKey::Finetune {
-                rows: Rows::Combined,
-                member,
-            })
-            .collect(),
+        Strategy::FinetuneNew => finetune(Rows::New),
+        Strategy::FinetuneCombined => finetune(Rows::Combined),
         Strategy::RefitNew => fresh(Rows::New, &cfg.hidden_layers),
         Strategy::RefitCombined => fresh(Rows::Combined, &cfg.hidden_layers),
         Strategy::EnsembleNew => fresh(Rows::New, &champion.arch.hidden),
@@ -125,6 +150,10 @@ impl Pools {
         match rows {
             Rows::New => Ok(self.new_train.concat(&self.replay)?.time_ordered()),
             Rows::Combined | Rows::All => Ok(self.old.concat(&self.new_train)?.time_ordered()),
+            Rows::Recent(n) => {
+                let all = self.old.concat(&self.new_train)?.time_ordered();
+                Ok(all.slice(all.len().saturating_sub(n), all.len()))
+            }
         }
     }
 }
@@ -193,7 +222,7 @@ pub(crate) fn job_arch(
 
 /// Builds `strategy`'s artifact from its trained jobs.
 pub(crate) fn assemble(
-    strategy: Strategy,
+    spec: CandidateSpec,
     champion: &ModelArtifact,
     trained: &BTreeMap<JobKey, Member>,
     cfg: &TrainConfig,
@@ -204,8 +233,8 @@ pub(crate) fn assemble(
             .cloned()
             .ok_or_else(|| TrainError::InvalidInput(format!("job {} missing", key.label())))
     };
-    let keys = jobs_for(strategy, champion, cfg);
-    match strategy {
+    let keys = jobs_for(spec, champion, cfg);
+    match spec.strategy {
         Strategy::FinetuneNew | Strategy::FinetuneCombined => {
             let members = keys.iter().map(get).collect::<Result<Vec<_>>>()?;
             Ok(ModelArtifact {

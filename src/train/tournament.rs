@@ -1,23 +1,30 @@
-//! [`run_update`]: the daemon's entry point. Splits off the holdout, trains the requested
-//! strategy (or, for `auto`, every candidate together in one batched computation), scores
-//! everything on the holdout next to the champion and decides on promotion.
+//! [`run_update`]: the daemon's entry point, in stages: *plan* (validate, split off the
+//! holdout, window the pools), *train* (for `auto`, every candidate together in one batched
+//! computation), *score* (everything on the holdout next to the champion), *select* (the
+//! one-standard-error rule) and *gate* (promote or keep, a typed [`Decision`]).
 //!
 //! Holdout: the newest `holdout_fraction` of the new rows by timestamp (at least one row when
 //! there are two or more new rows). It is never trained on, except by the bootstrap fit
 //! (no champion), which uses every row and reports in-sample holdout scores.
 //!
+//! Candidates of `auto` ([`TrainConfig::auto_candidates`]): the `candidates` strategies, then
+//! a fresh fit on only the newest N rows per `window_candidates` entry (the holdout chooses
+//! the window), then the incremental candidate (`incremental_rows`: a few passes from the
+//! champion over the newest rows). Every job is bounded by `sample_budget`.
+//!
 //! Promotion: `auto` ranks the successful candidates by `selection_metric` (ties: the other
-//! metric, then the order of `candidates`). The gate: the best candidate must beat the
+//! metric, then priority order). The gate: the best candidate must beat the
 //! champion by more than `min_improvement` (0: strictly better under that ranking) and, with
 //! `mcnemar_alpha`, McNemar's test on the paired holdout predictions must reject "equally
 //! accurate" with the candidate ahead. If it passes, the promoted model is chosen by the
-//! one-standard-error rule: the first candidate in `candidates` (priority) order whose
+//! one-standard-error rule: the first candidate in priority order whose
 //! holdout metric is within `selection_tolerance_se` standard errors of the best one's —
 //! a small holdout (50 rows at the defaults) cannot tell candidates a few rows apart, and
-//! the priority order (all data first; ensemble with the champion, refit, fine-tune) is the
-//! better bet then. Ensembles keep the champion's members, so while the champion's holdout
-//! accuracy is below the best candidate's (drift) they are not preferred on a tie. A fixed
-//! strategy's model is promoted whenever it trains, unless `gate_fixed_strategies`.
+//! the priority order (all data first; ensemble with the champion, refit, fine-tune; shorter
+//! windows last) is the better bet then. Ensembles keep the champion's members, so while the
+//! champion's holdout accuracy is below the best candidate's (drift) they are not preferred
+//! on a tie. A fixed strategy's model is promoted whenever it trains, unless
+//! `gate_fixed_strategies`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -26,9 +33,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::artifact::{predict_on, Member, ModelArtifact};
-use super::batched::{prepare_job, train_jobs, EngineOpts, FitStats, Job, JobOutcome, JobSpec};
-use super::config::{SelectionMetric, Strategy, TrainConfig};
+use super::batched::{
+    budget_steps, prepare_job, train_jobs, EngineOpts, FitStats, Job, JobOutcome, JobSpec,
+};
+use super::config::{CandidateSpec, SelectionMetric, Strategy, TrainConfig};
 use super::dataset::Dataset;
+use super::decision::{Comparison, Decision, KeepReason, Promotion};
 use super::mlp::Arch;
 use super::strategy::{assemble, job_arch, jobs_for, pools, JobKey, Pools, Rows};
 use super::{Result, TrainError};
@@ -82,6 +92,8 @@ pub struct Scores {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     pub strategy: Strategy,
+    /// Trained on only the newest this many rows (window and incremental candidates).
+    pub recent_rows: Option<usize>,
     pub artifact: ModelArtifact,
     /// `None` when there was no holdout.
     pub holdout: Option<Scores>,
@@ -89,10 +101,22 @@ pub struct Candidate {
     pub n_train_rows: usize,
 }
 
+impl Candidate {
+    pub fn spec(&self) -> CandidateSpec {
+        CandidateSpec {
+            strategy: self.strategy,
+            recent_rows: self.recent_rows,
+        }
+    }
+}
+
 /// One candidate's line in the outcome, successful or not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateReport {
     pub strategy: Strategy,
+    /// Trained on only the newest this many rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_rows: Option<usize>,
     pub holdout_accuracy: Option<f64>,
     pub holdout_log_loss: Option<f64>,
     /// Wall time of the training run(s) that produced it; candidates trained in one batched
@@ -100,6 +124,9 @@ pub struct CandidateReport {
     pub train_seconds: f64,
     pub n_train_rows: usize,
     pub epochs_run: usize,
+    /// Optimiser steps of its longest job.
+    #[serde(default)]
+    pub steps: usize,
     pub final_train_loss: Option<f64>,
     /// McNemar p-value against the champion (when a champion and a holdout exist).
     pub mcnemar_p_value: Option<f64>,
@@ -117,7 +144,9 @@ pub struct UpdateOutcome {
     /// The selected model (the best `auto` candidate, or the fixed strategy's model), even
     /// when it is not promoted; `None` for `none` or when nothing trained.
     pub chosen: Option<Candidate>,
-    /// Whether `chosen` should replace the champion.
+    /// What the gate decided.
+    pub decision: Decision,
+    /// `decision.promotes()`: whether `chosen` should replace the champion.
     pub promoted: bool,
     /// The champion's holdout scores (`None` without champion or holdout).
     pub champion_holdout: Option<Scores>,
@@ -126,9 +155,20 @@ pub struct UpdateOutcome {
     /// Rows in the (windowed) old and new training pools.
     pub n_old_rows: usize,
     pub n_new_train_rows: usize,
+    /// Optimiser steps of all jobs together (the update's training cost).
+    pub steps: usize,
     pub total_seconds: f64,
-    /// Human-readable decision.
+    /// `decision.to_string()`.
     pub reason: String,
+}
+
+impl UpdateOutcome {
+    fn decide(&mut self, decision: Decision, start: Instant) {
+        self.promoted = decision.promotes();
+        self.reason = decision.to_string();
+        self.decision = decision;
+        self.total_seconds = start.elapsed().as_secs_f64();
+    }
 }
 
 /// Accuracy and log-loss of `artifact` on `data`.
@@ -159,6 +199,14 @@ impl Detail {
                 (var / n).sqrt()
             }
         }
+    }
+
+    /// McNemar p-value of `self` (the candidate) against `champion` on the same rows.
+    fn mcnemar_against(&self, champion: &Detail) -> f64 {
+        let pairs = || champion.correct.iter().zip(&self.correct);
+        let b = pairs().filter(|(h, a)| **h && !**a).count();
+        let c = pairs().filter(|(h, a)| !**h && **a).count();
+        mcnemar_p(b, c)
     }
 }
 
@@ -288,65 +336,69 @@ struct UpdateCtx<'a> {
 }
 
 /// Jobs of one architecture, with their keys and scalers.
-type Group = Vec<(JobKey, Arch, Job, super::Scaler)>;
+type Group = (Arch, Vec<(JobKey, Job, super::Scaler)>);
 
-/// Trains the distinct jobs, batched per architecture (or one by one). `all_rows` are the
-/// bootstrap's rows ([`Rows::All`]).
-fn train_keys(
+/// The rows, starting weights and schedule of one job.
+fn job_plan<'a>(key: &JobKey, ctx: &UpdateCtx<'a>) -> Result<(Rows, Option<&'a Member>, JobSpec)> {
+    let cfg = ctx.cfg;
+    let max_steps = budget_steps(cfg.sample_budget, cfg.batch_size);
+    Ok(match key {
+        JobKey::Fresh { rows, .. } => (
+            *rows,
+            None,
+            JobSpec {
+                label: key.label(),
+                lr: cfg.fit_lr,
+                epochs: cfg.fit_epochs,
+                max_steps,
+                freeze: 0,
+                seed: key.seed(ctx.seed),
+            },
+        ),
+        JobKey::Finetune { rows, member } => {
+            let champ = ctx
+                .champion
+                .ok_or_else(|| TrainError::InvalidInput("fine-tuning without champion".into()))?;
+            // Fine-tuning on only the newest rows is the incremental candidate.
+            let epochs = match rows {
+                Rows::Recent(_) => cfg.incremental_epochs,
+                _ => cfg.finetune_epochs,
+            };
+            (
+                *rows,
+                Some(&champ.members[*member]),
+                JobSpec {
+                    label: key.label(),
+                    lr: cfg.finetune_lr,
+                    epochs,
+                    max_steps,
+                    freeze: cfg.freeze_layers,
+                    seed: key.seed(ctx.seed),
+                },
+            )
+        }
+    })
+}
+
+/// Prepares the jobs of `keys`, grouped by architecture; a job without rows is an error
+/// entry in the returned map instead.
+fn group_jobs(
     keys: &[JobKey],
     all_rows: Option<&Dataset>,
     ctx: &UpdateCtx<'_>,
-) -> Result<BTreeMap<JobKey, std::result::Result<Trained, String>>> {
-    let UpdateCtx {
-        champion,
-        pools,
-        n_features,
-        n_classes,
-        cfg,
-        seed,
-        cancel,
-    } = *ctx;
-    let eopts = EngineOpts::from_config(cfg)?;
-    // Group by architecture: jobs of one architecture share one batched run.
+    failed: &mut BTreeMap<JobKey, std::result::Result<Trained, String>>,
+) -> Result<BTreeMap<Vec<usize>, Group>> {
+    // Keyed by the architecture's widths: jobs of one architecture share one batched run.
     let mut groups: BTreeMap<Vec<usize>, Group> = BTreeMap::new();
-    let mut out = BTreeMap::new();
     for key in keys {
-        let arch = job_arch(key, champion, n_features, n_classes);
-        let (rows, init, spec) = match key {
-            JobKey::Fresh { rows, .. } => (
-                *rows,
-                None,
-                JobSpec {
-                    label: key.label(),
-                    lr: cfg.fit_lr,
-                    epochs: cfg.fit_epochs,
-                    freeze: 0,
-                    seed: key.seed(seed),
-                },
-            ),
-            JobKey::Finetune { rows, member } => {
-                let champ = champion.ok_or_else(|| {
-                    TrainError::InvalidInput("fine-tuning without champion".into())
-                })?;
-                (
-                    *rows,
-                    Some(&champ.members[*member]),
-                    JobSpec {
-                        label: key.label(),
-                        lr: cfg.finetune_lr,
-                        epochs: cfg.finetune_epochs,
-                        freeze: cfg.freeze_layers,
-                        seed: key.seed(seed),
-                    },
-                )
-            }
-        };
+        let arch = job_arch(key, ctx.champion, ctx.n_features, ctx.n_classes);
+        let (rows, init, spec) = job_plan(key, ctx)?;
         let data = match (rows, all_rows) {
             (Rows::All, Some(all)) => all.clone(),
-            _ => pools.rows(rows)?,
+            _ => ctx.pools.rows(rows)?,
         };
         if data.is_empty() {
-            out.insert(
+            failed.insert(
                 key.clone(),
                 Err(format!("{}: no training rows", key.label())),
             );
@@ -357,39 +409,45 @@ fn train_keys(
             &data,
             init,
             &spec,
-            cfg.early_stopping.as_ref(),
-            cfg.recency_half_life_seconds,
+            ctx.cfg.early_stopping.as_ref(),
+            ctx.cfg.recency_half_life_seconds,
         )?;
-        let mut gkey = arch.hidden.clone();
-        gkey.push(arch.n_features);
+        let mut widths = arch.hidden.clone();
+        widths.push(arch.n_features);
         groups
-            .entry(gkey)
-            .or_default()
-            .push((key.clone(), arch, job, scaler));
+            .entry(widths)
+            .or_insert_with(|| (arch, Vec::new()))
+            .1
+            .push((key.clone(), job, scaler));
     }
+    Ok(groups)
+}
+
+/// Trains the distinct jobs, batched per architecture (or one by one). `all_rows` are the
+/// bootstrap's rows ([`Rows::All`]).
+fn train_keys(
+    keys: &[JobKey],
+    all_rows: Option<&Dataset>,
+    ctx: &UpdateCtx<'_>,
+) -> Result<BTreeMap<JobKey, std::result::Result<Trained, String>>> {
+    let eopts = EngineOpts::from_config(ctx.cfg)?;
+    let mut out = BTreeMap::new();
+    let groups = group_jobs(keys, all_rows, ctx, &mut out)?;
     let mut run = 0usize;
-    for (_, group) in groups {
-        let arch = group[0].1.clone();
-        let jobs: Vec<Job> = group.iter().map(|g| g.2.clone()).collect();
-        let results: Vec<(usize, JobOutcome)> = if cfg.batched_tournament {
-            run += 1;
-            train_jobs(&arch, &jobs, &eopts, cancel)?
-                .into_iter()
-                .map(|r| (run, r))
-                .collect()
+    for (_, (arch, group)) in groups {
+        let jobs: Vec<Job> = group.iter().map(|g| g.1.clone()).collect();
+        let batches: Vec<&[Job]> = if ctx.cfg.batched_tournament {
+            vec![&jobs[..]]
         } else {
-            let mut r = Vec::with_capacity(jobs.len());
-            for job in &jobs {
-                run += 1;
-                r.extend(
-                    train_jobs(&arch, std::slice::from_ref(job), &eopts, cancel)?
-                        .into_iter()
-                        .map(|o| (run, o)),
-                );
-            }
-            r
+            jobs.chunks(1).collect()
         };
-        for ((key, _, _, scaler), (run, res)) in group.into_iter().zip(results) {
+        let mut results: Vec<(usize, JobOutcome)> = Vec::with_capacity(jobs.len());
+        for batch in batches {
+            run += 1;
+            let trained = train_jobs(&arch, batch, &eopts, ctx.cancel)?;
+            results.extend(trained.into_iter().map(|r| (run, r)));
+        }
+        for ((key, _, scaler), (run, res)) in group.into_iter().zip(results) {
             let entry = match res {
                 Ok((layers, stats)) => Ok(Trained {
                     member: Member::from_layers(scaler, &layers),
@@ -402,6 +460,131 @@ fn train_keys(
         }
     }
     Ok(out)
+}
+
+/// The validated, time-ordered, split and windowed input of an update.
+struct Plan {
+    strategy: Strategy,
+    n_features: usize,
+    n_classes: usize,
+    old: Dataset,
+    new: Dataset,
+    holdout: Dataset,
+    /// New rows to train on before the window is applied.
+    n_new_train: usize,
+    pools: Pools,
+    t_now: i64,
+    device: tch::Device,
+}
+
+impl Plan {
+    fn new(
+        req: &UpdateRequest,
+        champion: Option<&ModelArtifact>,
+        old: &Dataset,
+        new: &Dataset,
+        cfg: &TrainConfig,
+    ) -> Result<Plan> {
+        cfg.validate()?;
+        old.validate()?;
+        new.validate()?;
+        let n_features = match champion {
+            Some(c) => c.arch.n_features,
+            None if !new.is_empty() || old.is_empty() => new.n_features,
+            None => old.n_features,
+        };
+        for (name, d) in [("old", old), ("new", new)] {
+            if !d.is_empty() && d.n_features != n_features {
+                return Err(TrainError::InvalidInput(format!(
+                    "{name} rows have {} features, expected {n_features}",
+                    d.n_features
+                )));
+            }
+        }
+        let n_classes = check_classes(req, champion)?;
+        old.validate_labels(n_classes)?;
+        new.validate_labels(n_classes)?;
+        let old = old.time_ordered();
+        let new = new.time_ordered();
+        let (new_train, holdout) = new.split_newest(cfg.holdout_fraction);
+        let t_now = new.max_ts().or(old.max_ts()).unwrap_or(0);
+        let pools = pools(&old, &new_train, t_now, cfg, req.seed);
+        Ok(Plan {
+            strategy: req.strategy.unwrap_or(cfg.strategy),
+            n_features,
+            n_classes,
+            old,
+            new,
+            n_new_train: new_train.len(),
+            holdout,
+            pools,
+            t_now,
+            device: cfg.device.resolve()?,
+        })
+    }
+
+    fn outcome(&self, champion: Option<&ModelArtifact>) -> UpdateOutcome {
+        UpdateOutcome {
+            strategy: self.strategy,
+            bootstrap: champion.is_none(),
+            chosen: None,
+            decision: Decision::Keep(KeepReason::NothingTrained),
+            promoted: false,
+            champion_holdout: None,
+            candidates: Vec::new(),
+            n_holdout: self.holdout.len(),
+            n_old_rows: self.pools.old.len(),
+            n_new_train_rows: self.pools.new_train.len(),
+            steps: 0,
+            total_seconds: 0.0,
+            reason: String::new(),
+        }
+    }
+
+    fn ctx<'a>(
+        &'a self,
+        champion: Option<&'a ModelArtifact>,
+        cfg: &'a TrainConfig,
+        seed: u64,
+        cancel: &'a AtomicBool,
+    ) -> UpdateCtx<'a> {
+        UpdateCtx {
+            champion,
+            pools: &self.pools,
+            n_features: self.n_features,
+            n_classes: self.n_classes,
+            cfg,
+            seed,
+            cancel,
+        }
+    }
+
+    /// What the update trains: `auto`'s candidates, or the one fixed strategy.
+    fn candidates(&self, cfg: &TrainConfig) -> Vec<CandidateSpec> {
+        if self.strategy == Strategy::Auto {
+            cfg.auto_candidates()
+        } else {
+            vec![CandidateSpec::plain(self.strategy)]
+        }
+    }
+}
+
+/// The request's classes, which must be the champion's.
+fn check_classes(req: &UpdateRequest, champion: Option<&ModelArtifact>) -> Result<usize> {
+    if req.n_classes < 2 {
+        return Err(TrainError::InvalidInput(format!(
+            "n_classes must be >= 2, got {}",
+            req.n_classes
+        )));
+    }
+    let n_classes = champion.map_or(req.n_classes, |c| c.arch.n_classes);
+    if n_classes != req.n_classes {
+        return Err(TrainError::InvalidInput(format!(
+            "the champion has {n_classes} classes, the request {}",
+            req.n_classes
+        )));
+    }
+    Ok(n_classes)
 }
 
 /// Runs one model update; see the module docs. `old`: rows the champion was trained on;
@@ -419,251 +602,224 @@ pub fn run_update(
     cancel: &AtomicBool,
 ) -> Result<UpdateOutcome> {
     let start = Instant::now();
-    cfg.validate()?;
-    old.validate()?;
-    new.validate()?;
+    let plan = Plan::new(req, champion, old, new, cfg)?;
     if let Some(n) = cfg.num_threads {
         tch::set_num_threads(n);
     }
     tch::manual_seed(req.seed as i64);
-    let device = cfg.device.resolve()?;
-    let strategy = req.strategy.unwrap_or(cfg.strategy);
-    let n_features = match champion {
-        Some(c) => c.arch.n_features,
-        None if !new.is_empty() || old.is_empty() => new.n_features,
-        None => old.n_features,
-    };
-    for (name, d) in [("old", old), ("new", new)] {
-        if !d.is_empty() && d.n_features != n_features {
-            return Err(TrainError::InvalidInput(format!(
-                "{name} rows have {} features, expected {n_features}",
-                d.n_features
-            )));
-        }
-    }
-    if req.n_classes < 2 {
-        return Err(TrainError::InvalidInput(format!(
-            "n_classes must be >= 2, got {}",
-            req.n_classes
-        )));
-    }
-    let n_classes = champion.map_or(req.n_classes, |c| c.arch.n_classes);
-    if n_classes != req.n_classes {
-        return Err(TrainError::InvalidInput(format!(
-            "the champion has {n_classes} classes, the request {}",
-            req.n_classes
-        )));
-    }
-    old.validate_labels(n_classes)?;
-    new.validate_labels(n_classes)?;
-    let old = old.time_ordered();
-    let new = new.time_ordered();
-    let (new_train, holdout) = new.split_newest(cfg.holdout_fraction);
-    let t_now = new.max_ts().or(old.max_ts()).unwrap_or(0);
-    let pools = pools(&old, &new_train, t_now, cfg, req.seed);
-    let mut outcome = UpdateOutcome {
-        strategy,
-        bootstrap: champion.is_none(),
-        chosen: None,
-        promoted: false,
-        champion_holdout: None,
-        candidates: Vec::new(),
-        n_holdout: holdout.len(),
-        n_old_rows: pools.old.len(),
-        n_new_train_rows: pools.new_train.len(),
-        total_seconds: 0.0,
-        reason: String::new(),
-    };
-
     let Some(champion) = champion else {
-        // Bootstrap: one fresh model on every row (holdout included), windowed.
-        let all = old.concat(&new)?;
-        let windowed =
-            super::strategy::pools(&all, &Dataset::empty(n_features), t_now, cfg, req.seed).old;
-        if windowed.is_empty() {
-            return Err(TrainError::InvalidInput(
-                "no rows to fit a first model on".into(),
-            ));
-        }
-        let key = JobKey::Fresh {
-            rows: Rows::All,
-            hidden: cfg.hidden_layers.clone(),
-        };
-        let ctx = UpdateCtx {
-            champion: None,
-            pools: &pools,
-            n_features,
-            n_classes,
-            cfg,
-            seed: req.seed,
-            cancel,
-        };
-        let mut trained = train_keys(std::slice::from_ref(&key), Some(&windowed), &ctx)?;
-        let t = trained
-            .remove(&key)
-            .expect("bootstrap job")
-            .map_err(TrainError::Diverged)?;
-        let artifact = ModelArtifact::single(
-            Arch::new(n_features, &cfg.hidden_layers, n_classes),
-            t.member,
-        );
-        let scores = if holdout.is_empty() {
-            None
-        } else {
-            Some(score_detail(&artifact, &holdout, device)?.scores)
-        };
-        outcome.candidates.push(report(
-            Strategy::RefitCombined,
-            scores,
-            &t.stats,
-            None,
-            None,
-        ));
-        outcome.chosen = Some(Candidate {
-            strategy: Strategy::RefitCombined,
-            artifact,
-            holdout: scores,
-            train_seconds: t.stats.seconds,
-            n_train_rows: t.stats.n_train_rows,
-        });
-        outcome.promoted = true;
-        outcome.n_old_rows = windowed.len();
-        outcome.n_new_train_rows = 0;
-        outcome.reason = format!("bootstrap: first model fit on all {} rows", windowed.len());
-        outcome.total_seconds = start.elapsed().as_secs_f64();
-        return Ok(outcome);
+        return bootstrap(&plan, req, cfg, cancel, start);
     };
-
     champion.validate()?;
-    let champ_detail = if holdout.is_empty() {
+    let mut outcome = plan.outcome(Some(champion));
+    let champ_detail = if plan.holdout.is_empty() {
         None
     } else {
-        Some(score_detail(champion, &holdout, device)?)
+        Some(score_detail(champion, &plan.holdout, plan.device)?)
     };
     outcome.champion_holdout = champ_detail.as_ref().map(|d| d.scores);
-    if strategy == Strategy::None {
-        outcome.reason = "strategy none: champion kept".into();
-        outcome.total_seconds = start.elapsed().as_secs_f64();
+    if plan.strategy == Strategy::None {
+        outcome.decide(Decision::Keep(KeepReason::StrategyNone), start);
         return Ok(outcome);
     }
-    if new_train.is_empty() {
+    if plan.n_new_train == 0 {
         return Err(TrainError::InvalidInput("no new rows to train on".into()));
     }
-    let mut strategies: Vec<Strategy> = Vec::new();
-    let list = if strategy == Strategy::Auto {
-        cfg.candidates.clone()
-    } else {
-        vec![strategy]
-    };
-    for s in list {
-        if !strategies.contains(&s) {
-            strategies.push(s);
-        }
+    let specs = plan.candidates(cfg);
+    let ctx = plan.ctx(Some(champion), cfg, req.seed, cancel);
+    let trained = train_candidates(&specs, champion, &ctx)?;
+    outcome.steps = trained
+        .values()
+        .filter_map(|t| t.as_ref().ok())
+        .map(|t| t.stats.steps)
+        .sum();
+    let mut scored = score_candidates(
+        &specs,
+        champion,
+        &trained,
+        &plan,
+        cfg,
+        champ_detail.as_ref(),
+        &mut outcome.candidates,
+    )?;
+    if scored.is_empty() {
+        outcome.decide(Decision::Keep(KeepReason::NothingTrained), start);
+        return Ok(outcome);
     }
+    let (top, chosen) = select(&scored, champ_detail.as_ref(), cfg);
+    let decision = gate(
+        plan.strategy,
+        &scored,
+        top,
+        chosen,
+        &outcome.candidates,
+        outcome.champion_holdout,
+        cfg,
+    );
+    let cand = scored.swap_remove(chosen).cand;
+    tracing::info!(strategy = %plan.strategy, chosen = %cand.spec(), promoted = decision.promotes(), "{decision}");
+    outcome.chosen = Some(cand);
+    outcome.decide(decision, start);
+    Ok(outcome)
+}
+
+/// No champion: one fresh model on every row (holdout included), windowed.
+fn bootstrap(
+    plan: &Plan,
+    req: &UpdateRequest,
+    cfg: &TrainConfig,
+    cancel: &AtomicBool,
+    start: Instant,
+) -> Result<UpdateOutcome> {
+    let mut outcome = plan.outcome(None);
+    let all = plan.old.concat(&plan.new)?;
+    let empty = Dataset::empty(plan.n_features);
+    let windowed = pools(&all, &empty, plan.t_now, cfg, req.seed).old;
+    if windowed.is_empty() {
+        return Err(TrainError::InvalidInput(
+            "no rows to fit a first model on".into(),
+        ));
+    }
+    let key = JobKey::Fresh {
+        rows: Rows::All,
+        hidden: cfg.hidden_layers.clone(),
+    };
+    let ctx = plan.ctx(None, cfg, req.seed, cancel);
+    let mut trained = train_keys(std::slice::from_ref(&key), Some(&windowed), &ctx)?;
+    let t = trained
+        .remove(&key)
+        .expect("bootstrap job")
+        .map_err(TrainError::Diverged)?;
+    let arch = Arch::new(plan.n_features, &cfg.hidden_layers, plan.n_classes);
+    let artifact = ModelArtifact::single(arch, t.member);
+    let scores = if plan.holdout.is_empty() {
+        None
+    } else {
+        Some(score_detail(&artifact, &plan.holdout, plan.device)?.scores)
+    };
+    let spec = CandidateSpec::plain(Strategy::RefitCombined);
+    outcome
+        .candidates
+        .push(report(spec, scores, &t.stats, None, None));
+    outcome.chosen = Some(Candidate {
+        strategy: spec.strategy,
+        recent_rows: None,
+        artifact,
+        holdout: scores,
+        train_seconds: t.stats.seconds,
+        n_train_rows: t.stats.n_train_rows,
+    });
+    outcome.n_old_rows = windowed.len();
+    outcome.n_new_train_rows = 0;
+    outcome.steps = t.stats.steps;
+    let rows = windowed.len();
+    outcome.decide(Decision::Promote(Promotion::Bootstrap { rows }), start);
+    Ok(outcome)
+}
+
+/// Train: every distinct job of the candidates, once.
+fn train_candidates(
+    specs: &[CandidateSpec],
+    champion: &ModelArtifact,
+    ctx: &UpdateCtx<'_>,
+) -> Result<BTreeMap<JobKey, std::result::Result<Trained, String>>> {
     let mut keys: Vec<JobKey> = Vec::new();
-    for &s in &strategies {
-        for k in jobs_for(s, champion, cfg) {
+    for &s in specs {
+        for k in jobs_for(s, champion, ctx.cfg) {
             if !keys.contains(&k) {
                 keys.push(k);
             }
         }
     }
-    let ctx = UpdateCtx {
-        champion: Some(champion),
-        pools: &pools,
-        n_features,
-        n_classes,
-        cfg,
-        seed: req.seed,
-        cancel,
-    };
-    let trained = train_keys(&keys, None, &ctx)?;
+    train_keys(&keys, None, ctx)
+}
 
-    // Train-and-score every candidate, in `candidates` (priority) order.
+/// Score: assembles each candidate from its jobs and scores it on the holdout, in priority
+/// order; every candidate gets a report line, the successful ones are returned.
+fn score_candidates(
+    specs: &[CandidateSpec],
+    champion: &ModelArtifact,
+    trained: &BTreeMap<JobKey, std::result::Result<Trained, String>>,
+    plan: &Plan,
+    cfg: &TrainConfig,
+    champ_detail: Option<&Detail>,
+    reports: &mut Vec<CandidateReport>,
+) -> Result<Vec<Scored>> {
     let mut scored: Vec<Scored> = Vec::new();
-    for &s in &strategies {
-        let skeys = jobs_for(s, champion, cfg);
-        let mut members = BTreeMap::new();
-        let mut err = None;
-        let (mut secs, mut rows, mut epochs, mut loss) = (0f64, 0usize, 0usize, None);
-        let mut seen_runs: Vec<usize> = Vec::new();
-        for k in &skeys {
-            match trained.get(k) {
-                Some(Ok(t)) => {
-                    members.insert(k.clone(), t.member.clone());
-                    // Jobs of one batched run share its wall time: count it once.
-                    if !seen_runs.contains(&t.run) {
-                        seen_runs.push(t.run);
-                        secs += t.stats.seconds;
-                    }
-                    rows = rows.max(t.stats.n_train_rows);
-                    epochs = epochs.max(t.stats.epochs_run);
-                    loss = Some(t.stats.final_loss);
-                }
-                Some(Err(e)) => err = Some(e.clone()),
-                None => err = Some(format!("job {} was not trained", k.label())),
-            }
-        }
-        let stats = FitStats {
-            seconds: secs,
-            n_train_rows: rows,
-            epochs_run: epochs,
-            final_loss: loss.unwrap_or(f64::NAN),
-            ..Default::default()
-        };
+    for &spec in specs {
+        let (members, stats, err) = collect_jobs(spec, champion, trained, cfg);
         if let Some(e) = err {
-            outcome
-                .candidates
-                .push(report(s, None, &stats, None, Some(e)));
+            reports.push(report(spec, None, &stats, None, Some(e)));
             continue;
         }
-        let artifact = assemble(s, champion, &members, cfg)?;
-        let detail = if holdout.is_empty() {
+        let artifact = assemble(spec, champion, &members, cfg)?;
+        let detail = if plan.holdout.is_empty() {
             None
         } else {
-            Some(score_detail(&artifact, &holdout, device)?)
+            Some(score_detail(&artifact, &plan.holdout, plan.device)?)
         };
-        let p_value = match (&champ_detail, &detail) {
-            (Some(ch), Some(ca)) => {
-                let b = ch
-                    .correct
-                    .iter()
-                    .zip(&ca.correct)
-                    .filter(|(h, a)| **h && !**a)
-                    .count();
-                let c = ch
-                    .correct
-                    .iter()
-                    .zip(&ca.correct)
-                    .filter(|(h, a)| !**h && **a)
-                    .count();
-                Some(mcnemar_p(b, c))
-            }
-            _ => None,
-        };
+        let p_value = champ_detail
+            .zip(detail.as_ref())
+            .map(|(ch, ca)| ca.mcnemar_against(ch));
         let scores = detail.as_ref().map(|d| d.scores);
-        outcome
-            .candidates
-            .push(report(s, scores, &stats, p_value, None));
+        reports.push(report(spec, scores, &stats, p_value, None));
         scored.push(Scored {
-            report: outcome.candidates.len() - 1,
+            report: reports.len() - 1,
             cand: Candidate {
-                strategy: s,
+                strategy: spec.strategy,
+                recent_rows: spec.recent_rows,
                 artifact,
                 holdout: scores,
-                train_seconds: secs,
-                n_train_rows: rows,
+                train_seconds: stats.seconds,
+                n_train_rows: stats.n_train_rows,
             },
             detail,
         });
     }
-    if scored.is_empty() {
-        outcome.reason = "no candidate trained successfully: champion kept".into();
-        outcome.total_seconds = start.elapsed().as_secs_f64();
-        return Ok(outcome);
-    }
+    Ok(scored)
+}
 
-    // The best candidate by the selection metric (ties: the other metric, then order).
+/// A candidate's trained members and summed statistics, or the first error of its jobs.
+fn collect_jobs(
+    spec: CandidateSpec,
+    champion: &ModelArtifact,
+    trained: &BTreeMap<JobKey, std::result::Result<Trained, String>>,
+    cfg: &TrainConfig,
+) -> (BTreeMap<JobKey, Member>, FitStats, Option<String>) {
+    let mut members = BTreeMap::new();
+    let mut err = None;
+    let mut stats = FitStats {
+        final_loss: f64::NAN,
+        ..Default::default()
+    };
+    let mut seen_runs: Vec<usize> = Vec::new();
+    for k in &jobs_for(spec, champion, cfg) {
+        match trained.get(k) {
+            Some(Ok(t)) => {
+                members.insert(k.clone(), t.member.clone());
+                // Jobs of one batched run share its wall time: count it once.
+                if !seen_runs.contains(&t.run) {
+                    seen_runs.push(t.run);
+                    stats.seconds += t.stats.seconds;
+                }
+                stats.n_train_rows = stats.n_train_rows.max(t.stats.n_train_rows);
+                stats.epochs_run = stats.epochs_run.max(t.stats.epochs_run);
+                stats.steps = stats.steps.max(t.stats.steps);
+                stats.final_loss = t.stats.final_loss;
+            }
+            Some(Err(e)) => err = Some(e.clone()),
+            None => err = Some(format!("job {} was not trained", k.label())),
+        }
+    }
+    (members, stats, err)
+}
+
+/// Select: the best candidate by the selection metric (ties: the other metric, then order),
+/// and the one the one-standard-error rule promotes: the first in priority order within
+/// `selection_tolerance_se` standard errors of the best. While the champion is beaten
+/// outright on accuracy (drift), ensembles (which keep the champion's members) are not
+/// preferred over the best on a tie. Returns (best, chosen) indices into `scored`.
+fn select(scored: &[Scored], champ: Option<&Detail>, cfg: &TrainConfig) -> (usize, usize) {
     let metric = cfg.selection_metric;
     let mut top = 0;
     for (i, sc) in scored.iter().enumerate() {
@@ -673,108 +829,91 @@ pub fn run_update(
             }
         }
     }
-    // One-standard-error rule: candidates within `selection_tolerance_se` standard errors of
-    // the best are tied, and the first of them in `candidates` order is chosen. While the
-    // champion is beaten outright on accuracy (drift), ensembles (which keep the champion's
-    // members) are not preferred over the best on a tie.
-    let mut chosen = top;
-    if let Some(best) = &scored[top].detail {
-        let tol = cfg.selection_tolerance_se * best.standard_error(metric);
-        let stale = champ_detail
-            .as_ref()
-            .is_some_and(|c| c.scores.accuracy < best.scores.accuracy);
-        chosen = scored
-            .iter()
-            .position(|sc| {
-                let keeps_champion = matches!(
-                    sc.cand.strategy,
-                    Strategy::EnsembleNew | Strategy::EnsembleCombined
-                );
-                sc.detail
-                    .as_ref()
-                    .is_some_and(|d| within(metric, &d.scores, &best.scores, tol))
-                    && !(stale && keeps_champion)
-            })
-            .unwrap_or(top);
-    }
-
-    let gate = strategy == Strategy::Auto || cfg.gate_fixed_strategies;
-    let best = &scored[top];
-    let (promoted, reason) = if !gate {
-        (
-            true,
-            format!("fixed strategy {} trained", best.cand.strategy),
-        )
-    } else {
-        match (&best.cand.holdout, &outcome.champion_holdout) {
-            (Some(bs), Some(ch)) => {
-                let margin_ok = beats(metric, bs, ch, cfg.min_improvement);
-                let p = outcome.candidates[best.report]
-                    .mcnemar_p_value
-                    .unwrap_or(1.0);
-                let test_ok = match cfg.mcnemar_alpha {
-                    Some(alpha) => p < alpha && bs.accuracy > ch.accuracy,
-                    None => true,
-                };
-                let desc = format!(
-                    "best candidate {}: holdout accuracy {:.4} / log-loss {:.4} vs champion {:.4} / {:.4} (n={}, McNemar p={p:.3})",
-                    best.cand.strategy, bs.accuracy, bs.log_loss, ch.accuracy, ch.log_loss, bs.n
-                );
-                if !margin_ok {
-                    (
-                        false,
-                        format!(
-                            "{desc} does not beat the champion by more than {}",
-                            cfg.min_improvement
-                        ),
-                    )
-                } else if !test_ok {
-                    (
-                        false,
-                        format!("{desc} fails McNemar at alpha {:?}", cfg.mcnemar_alpha),
-                    )
-                } else if chosen == top {
-                    (true, format!("promote {desc}"))
-                } else {
-                    let cs = scored[chosen].cand.holdout.expect("scored");
-                    (
-                        true,
-                        format!(
-                            "{desc} beats the champion; promote {} (accuracy {:.4} / log-loss {:.4}), preferred within {} standard errors of the best",
-                            scored[chosen].cand.strategy, cs.accuracy, cs.log_loss, cfg.selection_tolerance_se
-                        ),
-                    )
-                }
-            }
-            _ => (
-                false,
-                "no holdout to compare candidates with the champion: champion kept".into(),
-            ),
-        }
+    let Some(best) = &scored[top].detail else {
+        return (top, top);
     };
-    let cand = scored.swap_remove(chosen).cand;
-    tracing::info!(strategy = %strategy, chosen = %cand.strategy, promoted, "{reason}");
-    outcome.promoted = promoted;
-    outcome.reason = reason;
-    outcome.chosen = Some(cand);
-    outcome.total_seconds = start.elapsed().as_secs_f64();
-    Ok(outcome)
+    let tol = cfg.selection_tolerance_se * best.standard_error(metric);
+    let stale = champ.is_some_and(|c| c.scores.accuracy < best.scores.accuracy);
+    let chosen = scored
+        .iter()
+        .position(|sc| {
+            let keeps_champion = matches!(
+                sc.cand.strategy,
+                Strategy::EnsembleNew | Strategy::EnsembleCombined
+            );
+            sc.detail
+                .as_ref()
+                .is_some_and(|d| within(metric, &d.scores, &best.scores, tol))
+                && !(stale && keeps_champion)
+        })
+        .unwrap_or(top);
+    (top, chosen)
+}
+
+/// Gate: whether the chosen candidate replaces the champion (see the module docs).
+fn gate(
+    strategy: Strategy,
+    scored: &[Scored],
+    top: usize,
+    chosen: usize,
+    reports: &[CandidateReport],
+    champion: Option<Scores>,
+    cfg: &TrainConfig,
+) -> Decision {
+    let best = &scored[top];
+    if strategy != Strategy::Auto && !cfg.gate_fixed_strategies {
+        return Decision::Promote(Promotion::Fixed {
+            candidate: best.cand.spec(),
+        });
+    }
+    let (Some(bs), Some(ch)) = (best.cand.holdout, champion) else {
+        return Decision::Keep(KeepReason::NoHoldout);
+    };
+    let comparison = Comparison {
+        best: best.cand.spec(),
+        best_scores: bs,
+        champion: ch,
+        p_value: reports[best.report].mcnemar_p_value.unwrap_or(1.0),
+    };
+    if !beats(cfg.selection_metric, &bs, &ch, cfg.min_improvement) {
+        return Decision::Keep(KeepReason::NotBetter {
+            comparison,
+            min_improvement: cfg.min_improvement,
+        });
+    }
+    if let Some(alpha) = cfg.mcnemar_alpha {
+        if !(comparison.p_value < alpha && bs.accuracy > ch.accuracy) {
+            return Decision::Keep(KeepReason::McNemar { comparison, alpha });
+        }
+    }
+    if chosen == top {
+        return Decision::Promote(Promotion::Best(comparison));
+    }
+    let c = &scored[chosen].cand;
+    Decision::Promote(Promotion::Preferred {
+        comparison,
+        chosen: c.spec(),
+        scores: c.holdout.expect("a chosen candidate has holdout scores"),
+        tolerance_se: cfg.selection_tolerance_se,
+    })
 }
 
 fn report(
-    strategy: Strategy,
+    spec: CandidateSpec,
     scores: Option<Scores>,
     stats: &FitStats,
     mcnemar_p_value: Option<f64>,
     error: Option<String>,
 ) -> CandidateReport {
     CandidateReport {
-        strategy,
+        strategy: spec.strategy,
+        recent_rows: spec.recent_rows,
         holdout_accuracy: scores.map(|s| s.accuracy),
         holdout_log_loss: scores.map(|s| s.log_loss),
         train_seconds: stats.seconds,
         n_train_rows: stats.n_train_rows,
         epochs_run: stats.epochs_run,
+        steps: stats.steps,
         final_train_loss: if stats.final_loss.is_finite() {
             Some(stats.final_loss)
         } else {
@@ -1083,6 +1222,61 @@ mod tests {
         )
         .unwrap();
         assert!(!out.promoted, "{}", out.reason);
+    }
+
+    #[test]
+    fn window_and_incremental_candidates_and_the_sample_budget() {
+        let cfg = TrainConfig {
+            window_candidates: vec![100, 200],
+            incremental_rows: Some(100),
+            incremental_epochs: 3,
+            sample_budget: Some(3_200),
+            ..quick()
+        };
+        let (champ, old) = champion(&quick(), 2);
+        let new = make_classification(&Concept::new(2, 12, 9, 2), 400, 1000, 12);
+        let out = run_update(
+            &UpdateRequest::new(5, None),
+            Some(&champ),
+            &old,
+            &new,
+            &cfg,
+            &no(),
+        )
+        .unwrap();
+        let names: Vec<String> = out
+            .candidates
+            .iter()
+            .map(|c| {
+                CandidateSpec {
+                    strategy: c.strategy,
+                    recent_rows: c.recent_rows,
+                }
+                .to_string()
+            })
+            .collect();
+        // The six strategies, then the windows (longest first), then the incremental one.
+        assert_eq!(
+            names[6..],
+            [
+                "refit_combined[newest 200]",
+                "refit_combined[newest 100]",
+                "finetune_combined[newest 100]"
+            ]
+        );
+        let by = |name: &str| &out.candidates[names.iter().position(|n| n == name).unwrap()];
+        assert_eq!(by("refit_combined[newest 100]").n_train_rows, 100);
+        assert_eq!(by("refit_combined[newest 200]").n_train_rows, 200);
+        // 3 passes over 100 rows at batch 32: 12 steps, under the budget.
+        let inc = by("finetune_combined[newest 100]");
+        assert_eq!((inc.epochs_run, inc.steps), (3, 12));
+        // The budget (3 200 samples = 100 steps) cuts the 60 epochs over 720 rows short.
+        let refit = by("refit_combined");
+        assert_eq!((refit.n_train_rows, refit.steps), (720, 100));
+        assert!(out.candidates.iter().all(|c| c.error.is_none()));
+        assert!(out.steps >= 100 * 3 + 12);
+        assert_eq!(out.reason, out.decision.to_string());
+        assert_eq!(out.promoted, out.decision.promotes());
     }
 
     #[test]
