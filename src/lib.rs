@@ -18,6 +18,8 @@ pub mod generate;
 pub mod monitor;
 pub mod outcomes;
 pub mod policy;
+pub mod progress;
 pub mod registry;
+pub mod systemd;
 pub mod telemetry;
 pub mod train;
