@@ -30,6 +30,10 @@ ENV LIBTORCH=/opt/venv/lib/python3.11/site-packages/torch \
     SQLX_OFFLINE=true \
     CARGO_TARGET_DIR=/target
 
+# No .git in the build context: pass the revision (`--build-arg DRIFTD_GIT_REVISION=$(git
+# rev-parse --short=12 HEAD)`) for --version and driftd_build_info; default "unknown".
+ARG DRIFTD_GIT_REVISION=unknown
+ENV DRIFTD_GIT_REVISION=${DRIFTD_GIT_REVISION}
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src

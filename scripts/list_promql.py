@@ -13,7 +13,8 @@ substituted so that each expression runs as is against Prometheus:
   $__rate_interval, $__interval       -> 1m
   $__range                            -> 1h
   ${datasource}                       -> the literal "datasource" (it only names the data source)
-  any other dashboard variable        -> its default (`current`) value in the dashboard
+  any other dashboard variable        -> its default (`current`) value in the dashboard (its
+                                         `allValue`, such as ".*", when the default is All)
 An expression that still contains `$` after this is an error (exit status 1).
 
 must_have_data is true only for expressions over the metrics every running daemon exports as
@@ -42,9 +43,10 @@ BASIC_METRICS = {
     "driftd_label_delay_seconds",
     "driftd_watermark_lag_seconds",
 }
-# `... unless on (model, instance) (driftd_model_owner == 0)` only removes series of replicas
+# `... unless on ([cluster, namespace, job,] model, instance) (driftd_model_owner == 0)` only removes series of replicas
 # that gave a model up; with no such series it keeps everything, so it does not make data optional.
-OWNER_FILTER = re.compile(r"unless\s+on\s*\(\s*model\s*,\s*instance\s*\)\s*\(\s*driftd_model_owner\s*==\s*0\s*\)")
+OWNER_FILTER = re.compile(r"unless\s+on\s*\(\s*(?:cluster\s*,\s*namespace\s*,\s*job\s*,\s*)?model\s*,\s*instance\s*\)"
+                          r"\s*\(\s*driftd_model_owner\s*(?:\{[^}]*\})?\s*==\s*0\s*\)")
 METRIC = re.compile(r"\bdriftd_[a-z0-9_]+")
 HISTOGRAM_SUFFIX = re.compile(r"_(bucket|sum|count)$")
 STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -94,6 +96,8 @@ def dashboard_variables(dash):
         val = cur.get("value")
         if isinstance(val, list):
             val = val[0] if val else None
+        if val == "$__all" and v.get("allValue"):
+            val = v["allValue"]         # "All" of cluster/namespace/job: a regex matching anything
         if isinstance(val, str) and not val.startswith("$__"):
             out[v["name"]] = val
     return out

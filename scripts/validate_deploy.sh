@@ -9,15 +9,20 @@
 #               uids/variables/data sources/layout/metric and label names, provisioning files
 #   systemd     systemd-analyze verify prints nothing (and does print for a broken copy),
 #               systemd-analyze security --offline=yes exposure <= 2.0, required settings
-#   Kubernetes  kubernetes-validate --strict for Kubernetes 1.25 and 1.37 (any WARN fails, a
-#               misspelled field must be rejected), the ServiceMonitor against the Prometheus
-#               Operator's CRD schema, kustomize render (+ the same checks on the rendering),
-#               cross-object consistency; the ConfigMap's driftd.toml (with DRIFTD_BIN:
+#   Kubernetes  generated copies (scripts/sync_deploy.py --check); kubernetes-validate --strict
+#               for Kubernetes 1.25 and 1.37 (any WARN fails, a misspelled field must be
+#               rejected); the ServiceMonitor and PrometheusRule of
+#               components/prometheus-operator against the Prometheus Operator's CRD schemas
+#               (and the rule = alerts.yml); kustomize render of the base (no custom
+#               resources: works without the operator's CRDs) and of
+#               deploy/overlays/prometheus-operator (+ the same checks on each rendering, the
+#               dashboards ConfigMap labelled grafana_dashboard=1), cross-object consistency;
+#               the ConfigMap's driftd.toml (= examples/driftd.toml; with DRIFTD_BIN:
 #               accepted by `driftd check-config`, also with driftd.env.example's overrides)
 #   Metrics     scripts/validators/driftd-metrics.txt = what src/exporter/metrics.rs registers
 #   Container   Dockerfile structure; with DRIFTD_BIN=path/to/driftd: the runtime image's file
 #               tree rebuilt without Docker resolves every library (dockerfile_check.py tree)
-#   Docs        every alert's runbook link points at a heading of deploy/README.md
+#   Docs        every alert's runbook_url is absolute and points at a heading of deploy/README.md
 #
 # Usage: scripts/validate_deploy.sh            (DRIFTD_BIN=target/release/driftd to add the ldd check)
 # Installs what it needs idempotently, outside the repository:
@@ -231,7 +236,8 @@ need = [("Type", "notify"), ("ExecStart", "/usr/local/bin/driftd run --config /e
         ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"), ("EnvironmentFile", "-/etc/driftd/driftd.env"),
         ("LoadCredential", "db-password:/etc/driftd/db-password"), ("LoadCredential", "admin-token:/etc/driftd/admin-token"),
         ("Environment", "DRIFTD_DATABASE__PASSWORD_FILE=%d/db-password"),
-        ("Environment", "DRIFTD_HTTP__ADMIN_TOKEN_FILE=%d/admin-token")]
+        ("Environment", "DRIFTD_HTTP__ADMIN_TOKEN_FILE=%d/admin-token"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"), ("WatchdogSec", "60s")]
 missing = [f"{k}={v}" for k, v in need if not has(k, v)]
 assert not missing, f"missing: {missing}"
 assert "@system-service" in " ".join(kv.get("SystemCallFilter", [])), "SystemCallFilter=@system-service missing"
@@ -244,10 +250,14 @@ EOF
 
 # ------------------------------------------------------------------ Kubernetes
 KDIR=deploy/kubernetes
-# servicemonitor.yaml is left out of kubernetes-validate BY NAME: it has no schemas for
-# custom resources (it would only WARN "Couldn't find schema"); it is validated against the
-# Prometheus Operator's CRD schema below instead. kustomization.yaml is not a Kubernetes object.
-mapfile -t MANIFESTS < <(ls "$KDIR"/*.yaml | grep -v -e '/kustomization.yaml$' -e '/servicemonitor.yaml$')
+KCOMP=$KDIR/components/prometheus-operator
+KOVERLAY=deploy/overlays/prometheus-operator
+SM_SCHEMA="$VAL/servicemonitor.v1.schema.json"
+PR_SCHEMA="$VAL/prometheusrule.v1.schema.json"
+check "generated deploy files match their sources" python3 scripts/sync_deploy.py --check
+# The base's plain manifests (kustomization.yaml is not a Kubernetes object; the ConfigMap is
+# generated, so it is checked in the rendering below).
+mapfile -t MANIFESTS < <(ls "$KDIR"/*.yaml | grep -v -e '/kustomization.yaml$')
 kv_strict() {  # kv_strict VERSION FILE...: strict, and any WARN is a failure
   local v=$1; shift
   local out; out=$("$KV" --strict -k "$v" "$@" 2>&1); local rc=$?
@@ -265,37 +275,81 @@ kv_negative() {
   echo "misspelled spec.replica rejected"
 }
 check "kubernetes-validate rejects a misspelled field" kv_negative
-check "ServiceMonitor vs Prometheus Operator CRD" "$PY" "$VAL/k8s_tools.py" crd "$VAL/servicemonitor.v1.schema.json" "$KDIR/servicemonitor.yaml"
+# kubernetes-validate has no schemas for custom resources: the ServiceMonitor and the
+# PrometheusRule are checked against the Prometheus Operator's CRD schemas instead.
+check "ServiceMonitor vs Prometheus Operator CRD" "$PY" "$VAL/k8s_tools.py" crd "$SM_SCHEMA" "$KCOMP/servicemonitor.yaml"
 sm_negative() {
-  sed 's/scrapeTimeout:/scrapeTimout:/' "$KDIR/servicemonitor.yaml" > "$WORK/bad-sm.yaml"
-  "$PY" "$VAL/k8s_tools.py" crd "$VAL/servicemonitor.v1.schema.json" "$WORK/bad-sm.yaml" && { echo "misspelled field accepted"; return 1; }
+  sed 's/scrapeTimeout:/scrapeTimout:/' "$KCOMP/servicemonitor.yaml" > "$WORK/bad-sm.yaml"
+  "$PY" "$VAL/k8s_tools.py" crd "$SM_SCHEMA" "$WORK/bad-sm.yaml" && { echo "misspelled field accepted"; return 1; }
   echo "misspelled scrapeTimout rejected"
 }
 check "ServiceMonitor schema rejects a misspelled field" sm_negative
+check "PrometheusRule vs Prometheus Operator CRD" "$PY" "$VAL/k8s_tools.py" crd "$PR_SCHEMA" "$KCOMP/prometheusrule.yaml"
+pr_negative() {
+  sed 's/^    - alert:/    - alrt:/' "$KCOMP/prometheusrule.yaml" > "$WORK/bad-pr.yaml"
+  grep -q 'alrt:' "$WORK/bad-pr.yaml" || { echo "could not break prometheusrule.yaml"; return 1; }
+  "$PY" "$VAL/k8s_tools.py" crd "$PR_SCHEMA" "$WORK/bad-pr.yaml" && { echo "misspelled field accepted"; return 1; }
+  echo "misspelled alrt rejected"
+}
+check "PrometheusRule schema rejects a misspelled field" pr_negative
+check "PrometheusRule = alerts.yml (promtool check rules)" "$PY" - "$KCOMP/prometheusrule.yaml" "$WORK/pr-rules.yml" <<'EOF2'
+import sys, yaml
+pr = yaml.safe_load(open(sys.argv[1]))
+src = yaml.safe_load(open("deploy/prometheus/alerts.yml"))
+assert pr["spec"]["groups"] == src["groups"], "the PrometheusRule's groups differ from alerts.yml"
+yaml.safe_dump({"groups": pr["spec"]["groups"]}, open(sys.argv[2], "w"))
+print(f"{sum(len(g['rules']) for g in src['groups'])} rules, identical to alerts.yml")
+EOF2
+check "promtool check rules (PrometheusRule spec)" promtool check rules "$WORK/pr-rules.yml"
 
-kustomize_render() {
-  "$PY" "$VAL/k8s_tools.py" render "$KDIR" > "$WORK/rendered-py.yaml" || return 1
-  local how="python renderer (scripts/validators/k8s_tools.py)"
+# render DIR OUT: kustomize's rendering (or the python renderer's, compared with it when
+# kubectl or kustomize is installed); prints how.
+render() {
+  "$PY" "$VAL/k8s_tools.py" render "$1" > "$2.py" || return 1
   if command -v kustomize >/dev/null; then
-    kustomize build "$KDIR" > "$WORK/rendered.yaml" || return 1; how="kustomize build"
-  elif command -v kubectl >/dev/null && kubectl kustomize "$KDIR" > "$WORK/rendered.yaml" 2>"$WORK/kubectl.err"; then
-    how="kubectl kustomize"
+    kustomize build "$1" > "$2" || return 1
+    echo "kustomize build"
+  elif command -v kubectl >/dev/null && kubectl kustomize "$1" > "$2" 2>"$WORK/kubectl.err"; then
+    echo "kubectl kustomize"
   else
-    cp "$WORK/rendered-py.yaml" "$WORK/rendered.yaml"
+    cp "$2.py" "$2"; echo "python renderer"; return 0
   fi
-  if [ "$how" != "python renderer (scripts/validators/k8s_tools.py)" ]; then
-    "$PY" "$VAL/k8s_tools.py" compare "$WORK/rendered.yaml" "$WORK/rendered-py.yaml" \
-      || { echo "the python renderer disagrees with $how"; return 1; }
+  "$PY" "$VAL/k8s_tools.py" compare "$2" "$2.py" >"$2.cmp" || { cat "$2.cmp"; echo "the python renderer disagrees"; return 1; }
+}
+kustomize_render_base() {
+  local how; how=$(render "$KDIR" "$WORK/rendered.yaml") || { echo "$how"; return 1; }
+  if grep -q '^apiVersion: monitoring.coreos.com/' "$WORK/rendered.yaml"; then
+    echo "the base renders custom resources: it must work without the Prometheus Operator's CRDs"; return 1
   fi
   mkdir -p "$WORK/rendered"
-  local n; n=$("$PY" "$VAL/k8s_tools.py" split "$WORK/rendered.yaml" "$WORK/rendered" ServiceMonitor) || return 1
+  local n; n=$("$PY" "$VAL/k8s_tools.py" split "$WORK/rendered.yaml" "$WORK/rendered") || return 1
   kv_strict "$K8S_OLDEST" "$WORK"/rendered/*.yaml >/dev/null || { kv_strict "$K8S_OLDEST" "$WORK"/rendered/*.yaml; return 1; }
   kv_strict "$K8S_NEWEST" "$WORK"/rendered/*.yaml >/dev/null || { kv_strict "$K8S_NEWEST" "$WORK"/rendered/*.yaml; return 1; }
-  "$PY" "$VAL/k8s_tools.py" crd "$VAL/servicemonitor.v1.schema.json" "$WORK/rendered.yaml" >/dev/null || return 1
-  echo "rendered with $how$( [ "$how" != "python renderer (scripts/validators/k8s_tools.py)" ] && echo ' (= python renderer)'); $n objects + ServiceMonitor valid"
+  echo "base rendered with $how$( [ "$how" != "python renderer" ] && echo ' (= python renderer)'); $n objects valid, no custom resources"
 }
-check "kustomize render + validate" kustomize_render
-check "Kubernetes cross-object consistency" "$PY" "$VAL/k8s_tools.py" consistency "$WORK/rendered.yaml" "$KDIR/secret.example.yaml" "$TRAINING_GRACE_SECONDS"
+check "kustomize render + validate (base, no CRDs)" kustomize_render_base
+kustomize_render_operator() {
+  local how; how=$(render "$KOVERLAY" "$WORK/rendered-op.yaml") || { echo "$how"; return 1; }
+  mkdir -p "$WORK/rendered-op"
+  local n; n=$("$PY" "$VAL/k8s_tools.py" split "$WORK/rendered-op.yaml" "$WORK/rendered-op" ServiceMonitor PrometheusRule) || return 1
+  kv_strict "$K8S_OLDEST" "$WORK"/rendered-op/*.yaml >/dev/null || { kv_strict "$K8S_OLDEST" "$WORK"/rendered-op/*.yaml; return 1; }
+  kv_strict "$K8S_NEWEST" "$WORK"/rendered-op/*.yaml >/dev/null || { kv_strict "$K8S_NEWEST" "$WORK"/rendered-op/*.yaml; return 1; }
+  "$PY" "$VAL/k8s_tools.py" crd "$SM_SCHEMA" "$WORK/rendered-op.yaml" >/dev/null || return 1
+  "$PY" "$VAL/k8s_tools.py" crd "$PR_SCHEMA" "$WORK/rendered-op.yaml" >/dev/null || return 1
+  "$PY" - "$WORK/rendered-op.yaml" <<'EOF2' || return 1
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+dash = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+assert len(dash) == 1, f"expected one ConfigMap labelled grafana_dashboard: \"1\", found {len(dash)}"
+for name in ("overview.json", "model-drift.json"):
+    assert json.loads(dash[0]["data"][name]) == json.load(open(f"dashboards/{name}")), f"{name} differs from dashboards/"
+ns = {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"}
+assert ns == {"driftd"}, f"objects in namespaces {ns}"
+EOF2
+  echo "overlay rendered with $how$( [ "$how" != "python renderer" ] && echo ' (= python renderer)'); $n objects + ServiceMonitor + PrometheusRule valid; dashboards ConfigMap labelled grafana_dashboard=1"
+}
+check "kustomize render + validate (with prometheus-operator)" kustomize_render_operator
+check "Kubernetes cross-object consistency" "$PY" "$VAL/k8s_tools.py" consistency "$WORK/rendered-op.yaml" "$KDIR/secret.example.yaml" "$TRAINING_GRACE_SECONDS"
 
 check "ConfigMap driftd.toml" "$PY" "$VAL/k8s_tools.py" config "$WORK/rendered.yaml" "$WORK/driftd.toml"
 check_config() {  # check_config ENVFILE: the real binary accepts the TOML with these overrides
@@ -329,7 +383,7 @@ else
 fi
 
 # ------------------------------------------------------------------ Docs
-check "alert runbook links resolve in deploy/README.md" "$PY" - <<'EOF'
+check "alert runbook_urls resolve in deploy/README.md" "$PY" - <<'EOF'
 import re, yaml
 text = open("deploy/README.md", encoding="utf-8").read()
 def anchor(h):
@@ -341,12 +395,13 @@ bad = []
 n = 0
 for g in yaml.safe_load(open("deploy/prometheus/alerts.yml"))["groups"]:
     for r in g["rules"]:
-        link = r.get("annotations", {}).get("runbook", "")
+        link = r.get("annotations", {}).get("runbook_url", "")
         n += 1
-        if not link.startswith("deploy/README.md#") or link.split("#", 1)[1] not in anchors:
+        base, _, anchor = link.partition("#")
+        if not base.startswith("https://") or not base.endswith("deploy/README.md") or anchor not in anchors:
             bad.append(f"{r.get('alert')}: {link!r}")
-assert not bad, f"runbook links without a heading: {bad}"
-print(f"{n} runbook links resolve")
+assert not bad, f"runbook_url not absolute, or without a heading in deploy/README.md: {bad}"
+print(f"{n} absolute runbook_urls resolve to headings of deploy/README.md")
 EOF
 
 printf 'validate_deploy: %d passed, %d failed\n' "$passed" "$failed"

@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUILTIN_VARS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms",
                 "__from", "__to", "__dashboard", "__org", "__user", "__name", "__field", "__series",
                 "__value", "__data", "__url_time_range", "__all", "timeFilter"}
-TARGET_LABELS = {"instance", "job", "le"}
+TARGET_LABELS = {"instance", "job", "le", "namespace", "cluster"}  # target labels, and `le`
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
 
 
@@ -96,6 +96,23 @@ def expr_problems(expr, spec, variables):
     return out
 
 
+SCOPE = ('cluster=~"$cluster"', 'namespace=~"$namespace"', 'job=~"$job"')
+
+
+def selector_problems(expr):
+    """Every driftd_* selector is scoped by the cluster/namespace/job variables, and every
+    `on (...)` join keeps those labels."""
+    out = []
+    for m in re.finditer(r"\b(driftd_[a-z0-9_]+)(\{[^}]*\})?", expr):
+        if not m.group(2) or not all(x in m.group(2) for x in SCOPE):
+            out.append(f"selector {m.group(0)} lacks {', '.join(SCOPE)}")
+    for grp in re.findall(r"\bon\s*\(([^)]*)\)", expr):
+        labels = {x.strip() for x in grp.split(",")}
+        if not {"cluster", "namespace", "job"} <= labels:
+            out.append(f"on ({grp}) drops cluster/namespace/job")
+    return out
+
+
 def cmd_lint(pairs):
     spec = metrics_spec()
     errors, uids = [], {}
@@ -115,12 +132,24 @@ def cmd_lint(pairs):
         ds = variables.get("datasource")
         if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
             err("needs a `datasource` variable of type datasource with query prometheus")
-        model = variables.get("model")
-        q = model and model.get("query")
-        q = q.get("query") if isinstance(q, dict) else q
-        if not model or model.get("type") != "query" or \
-                (q or "").replace(" ", "") != "label_values(driftd_outcomes_processed_total,model)":
-            err("needs a `model` query variable: label_values(driftd_outcomes_processed_total, model)")
+        def query_of(name):
+            v = variables.get(name)
+            q = v and v.get("query")
+            q = q.get("query") if isinstance(q, dict) else q
+            return v, (q or "").replace(" ", "")
+        # The kubernetes-mixin convention: cluster, namespace and job variables (All = ".*"),
+        # each query narrowed by the ones before it, and every driftd_* selector using them.
+        chain = ""
+        for name in ("cluster", "namespace", "job"):
+            v, q = query_of(name)
+            want = f"label_values(driftd_build_info{'{' + chain + '}' if chain else ''},{name})"
+            if not v or v.get("type") != "query" or q != want or not v.get("includeAll") or v.get("allValue") != ".*":
+                err(f"needs a `{name}` query variable {want} with includeAll and allValue \".*\"")
+            chain += ("," if chain else "") + f'{name}=~"${name}"'
+        model, q = query_of("model")
+        want = 'label_values(driftd_outcomes_processed_total{' + chain + '},model)'
+        if not model or model.get("type") != "query" or q != want:
+            err(f"needs a `model` query variable: {want}")
         for name, v in variables.items():
             if "datasource" in v and v["datasource"] != DS_REF:
                 err(f"variable {name} uses data source {v['datasource']}, expected {DS_REF}")
@@ -158,6 +187,8 @@ def cmd_lint(pairs):
                     err(f"{title} target {t.get('refId')}: empty expr")
                     continue
                 for prob in expr_problems(t["expr"], spec, variables):
+                    err(f"{title} target {t.get('refId')}: {prob}")
+                for prob in selector_problems(t["expr"]):
                     err(f"{title} target {t.get('refId')}: {prob}")
         for a in dash.get("annotations", {}).get("list", []):
             if a.get("builtIn"):

@@ -19,12 +19,15 @@
                                              one file per document (for kubernetes-validate),
                                              leaving out the kinds named
 
-The renderer supports what deploy/kubernetes/kustomization.yaml uses: `resources` (files),
+The renderer supports what deploy/kubernetes, its component and deploy/overlays use:
+`resources` (files, or directories holding a kustomization), `components` (kind Component),
 `namespace` (set on namespaced objects), `labels` (pairs added to metadata.labels; with
-includeSelectors also to selectors and pod templates), `commonLabels`, and `images`
-(newName/newTag/digest on containers' and initContainers' images). Anything else in the
-kustomization is an error, so the fallback never silently renders something different from
-kustomize; when kubectl is present, validate_deploy.sh renders with both and compares.
+includeSelectors also to selectors and pod templates), `commonLabels`, `images`
+(newName/newTag/digest on containers' and initContainers' images) and `configMapGenerator`
+(`files`, `options.labels`; the name gets kustomize's content hash, and references to it from
+pod volumes, envFrom and configMapKeyRef follow). Anything else in a kustomization is an
+error, so the fallback never silently renders something different from kustomize; when
+kubectl is present, validate_deploy.sh renders with both and compares.
 """
 import json
 import os
@@ -36,7 +39,8 @@ import yaml
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
                   "PersistentVolume", "StorageClass", "PriorityClass", "ValidatingWebhookConfiguration",
                   "MutatingWebhookConfiguration", "APIService"}
-SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "labels", "commonLabels", "images"}
+SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "labels", "commonLabels", "images",
+             "components", "configMapGenerator"}
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -113,17 +117,64 @@ def set_images(obj, images):
                     c["image"] = new + tag
 
 
-def render(directory):
-    k = yaml.safe_load(open(os.path.join(directory, "kustomization.yaml")))
-    unknown = set(k) - SUPPORTED
-    if unknown:
-        raise SystemExit(f"k8s_tools render: unsupported kustomization fields {sorted(unknown)}: use kustomize")
-    docs = []
-    for r in k.get("resources", []):
-        path = os.path.join(directory, r)
-        if os.path.isdir(path):
-            raise SystemExit(f"k8s_tools render: resource {r} is a directory: use kustomize")
-        docs += load_all(path)
+def kustomize_hash(data):
+    """kustomize's name suffix for a generated ConfigMap (api/hasher: sha256 of Go's JSON of
+    {"data", "kind", "name"}, first 10 hex digits with 0 1 3 a e mapped to g h k m t). The
+    name is hashed empty, as kustomize 5 does for generated objects."""
+    import hashlib
+    text = json.dumps({"data": data, "kind": "ConfigMap", "name": ""}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return digest.translate(str.maketrans("013ae", "ghkmt"))
+
+
+def generate_configmaps(directory, k):
+    """The ConfigMaps of `configMapGenerator`, and {generator name: hashed name}."""
+    docs, names = [], {}
+    for g in k.get("configMapGenerator", []):
+        unknown = set(g) - {"name", "files", "options"}
+        unknown |= set(g.get("options", {})) - {"labels"}
+        if unknown:
+            raise SystemExit(f"k8s_tools render: unsupported configMapGenerator fields {sorted(unknown)}: use kustomize")
+        data = {}
+        for f in g.get("files", []):
+            key, _, path = f.rpartition("=") if "=" in f else (os.path.basename(f), "", f)
+            data[key] = open(os.path.join(directory, path), encoding="utf-8").read()
+        name = f"{g['name']}-{kustomize_hash(data)}"
+        meta = {"name": name}
+        if g.get("options", {}).get("labels"):
+            meta = {"labels": dict(g["options"]["labels"]), "name": name}
+        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data})
+        names[g["name"]] = name
+    return docs, names
+
+
+def rename_configmap_refs(obj, names):
+    pod = ((obj.get("spec") or {}).get("template") or {}).get("spec")
+    if not pod:
+        return
+    for v in pod.get("volumes") or []:
+        if "configMap" in v and v["configMap"].get("name") in names:
+            v["configMap"]["name"] = names[v["configMap"]["name"]]
+        for src in (v.get("projected") or {}).get("sources") or []:
+            if "configMap" in src and src["configMap"].get("name") in names:
+                src["configMap"]["name"] = names[src["configMap"]["name"]]
+    for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        for e in c.get("envFrom") or []:
+            ref = e.get("configMapRef")
+            if ref and ref.get("name") in names:
+                ref["name"] = names[ref["name"]]
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("configMapKeyRef")
+            if ref and ref.get("name") in names:
+                ref["name"] = names[ref["name"]]
+
+
+def transform(docs, k):
+    """The kustomization's (or component's) transformers on everything accumulated so far."""
     for d in docs:
         if k.get("namespace") and d["kind"] not in CLUSTER_SCOPED:
             d.setdefault("metadata", {})["namespace"] = k["namespace"]
@@ -135,6 +186,26 @@ def render(directory):
                 raise SystemExit(f"k8s_tools render: unsupported labels fields {sorted(unknown)}: use kustomize")
             add_labels(d, lab["pairs"], lab.get("includeSelectors", False))
         set_images(d, k.get("images", []))
+
+
+def render(directory, kind="Kustomization"):
+    k = yaml.safe_load(open(os.path.join(directory, "kustomization.yaml")))
+    unknown = set(k) - SUPPORTED
+    if unknown:
+        raise SystemExit(f"k8s_tools render: unsupported kustomization fields {sorted(unknown)}: use kustomize")
+    if k.get("kind", "Kustomization") != kind:
+        raise SystemExit(f"k8s_tools render: {directory} is a {k.get('kind')}, expected a {kind}")
+    docs = []
+    for r in k.get("resources", []):
+        path = os.path.join(directory, r)
+        docs += render(path) if os.path.isdir(path) else load_all(path)
+    generated, names = generate_configmaps(directory, k)
+    docs += generated
+    for c in k.get("components", []):
+        docs += render(os.path.join(directory, c), kind="Component")
+    for d in docs:
+        rename_configmap_refs(d, names)
+    transform(docs, k)
     return docs
 
 
@@ -302,9 +373,12 @@ def cmd_config(rendered, out_path):
     host, _, port = listen.rpartition(":")
     if host != "0.0.0.0" or not port.isdigit() or int(port) not in ports:
         errs.append(f"http.listen = {listen!r}: must be 0.0.0.0:<container port {sorted(ports)}>")
-    for sect, key in (("database", "url"), ("database", "password"), ("http", "admin_token")):
+    for sect, key in (("database", "password"), ("http", "admin_token")):
         if key in cfg.get(sect, {}):
             errs.append(f"{sect}.{key} is a secret: it belongs in the Secret, not the ConfigMap")
+    # A URL without a password is a placeholder the Deployment's DRIFTD_DATABASE__URL overrides.
+    if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", cfg.get("database", {}).get("url", "")):
+        errs.append("database.url carries a password: it belongs in the Secret, not the ConfigMap")
     models = cfg.get("models", [])
     if not models or not all("name" in m and "n_features" in m for m in models):
         errs.append("every [[models]] needs name and n_features")

@@ -4,7 +4,7 @@
     promql_smoke.py [--prometheus BIN] [--timeout 60]
 
 Serves, on 127.0.0.1, a /metrics page with one series for every label combination of every
-metric in driftd-metrics.txt (two models, all windows/reasons/triggers/results/statistics,
+metric in driftd-metrics.txt (two models, all windows/reasons/triggers/results/features,
 counters and histograms growing at each scrape, timestamps near now). Starts `prometheus`
 scraping it every second as job "driftd", waits until range functions over [1m] have samples,
 then evaluates each line of `scripts/list_promql.py smoke-a` through the HTTP API:
@@ -43,8 +43,8 @@ VALUES = {
     "result": ["promoted", "kept", "failed", "cancelled", "coalesced"],
     "strategy": ["full", "warm_start"],
     "feature": ["nswprice", "vicprice", "transfer"],
-    "statistic": ["psi", "ks", "ks_pvalue", "js", "wasserstein"],
     "version": ["0.1.0"],
+    "revision": ["0123456789ab"],
 }
 BUCKETS = [0.01, 0.1, 1, 10, 60, 600, 3600]
 

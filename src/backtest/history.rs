@@ -405,6 +405,7 @@ pub fn generate_csv(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestErr
         line.push_str(&(GENERATE_START_TS + r.index as i64).to_string());
         writeln!(w, "{line}").map_err(io)?;
         n += 1;
+        crate::progress::report(n, spec.rows);
     }
     w.flush().map_err(io)?;
     Ok(n)

@@ -448,13 +448,23 @@ fn summary(r: &Report) -> String {
     )
 }
 
+/// What `driftd backtest` found: the text to print and the accuracy `--fail-under` gates on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed {
+    pub text: String,
+    /// The configured policy's prequential accuracy (with `compare`, too).
+    pub prequential_accuracy: f64,
+}
+
 /// Runs `driftd backtest`: replays, writes the report and chart asked for, and returns what
 /// to print. [`BacktestError::Config`] is a usage error (exit code 2), the rest failures.
-pub fn execute(cfg: &Config, cmd: &BacktestCommand) -> Result<String, BacktestError> {
+pub fn execute(cfg: &Config, cmd: &BacktestCommand) -> Result<Executed, BacktestError> {
     let model = resolve_model(cfg, cmd.model.as_deref())?;
     let mut out = String::new();
+    let accuracy;
     if cmd.compare {
         let c = compare(cfg, &model.name, &cmd.input, &cmd.options)?;
+        accuracy = c.policy.prequential_accuracy;
         let _ = writeln!(out, "{}\n", summary(&c.policy));
         out.push_str(&c.to_markdown());
         if let Some(p) = &cmd.report {
@@ -467,6 +477,7 @@ pub fn execute(cfg: &Config, cmd: &BacktestCommand) -> Result<String, BacktestEr
         }
     } else {
         let r = run(cfg, &model.name, &cmd.input, &cmd.options)?;
+        accuracy = r.prequential_accuracy;
         let _ = writeln!(out, "{}", summary(&r));
         if let Some(p) = &cmd.report {
             write_json(p, &r)?;
@@ -477,7 +488,10 @@ pub fn execute(cfg: &Config, cmd: &BacktestCommand) -> Result<String, BacktestEr
             let _ = writeln!(out, "chart written to {}", p.display());
         }
     }
-    Ok(out)
+    Ok(Executed {
+        text: out,
+        prequential_accuracy: accuracy,
+    })
 }
 
 /// The stream `driftd generate` writes: [`StreamSpec::default`]'s shape (an abrupt change at

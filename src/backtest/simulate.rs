@@ -298,6 +298,7 @@ pub fn run_history(
             versions[row] = champion.version;
         }
         predict_seconds += t.elapsed().as_secs_f64();
+        crate::progress::report(end, n);
 
         // The labels that arrived meanwhile (all of them once the last row is predicted).
         let t = Instant::now();

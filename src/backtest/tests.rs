@@ -567,7 +567,8 @@ fn the_command_writes_report_and_chart() {
         chart: Some(dir.path().join("c.svg")),
         ..Default::default()
     };
-    let out = execute(&cfg, &cmd).unwrap();
+    let done = execute(&cfg, &cmd).unwrap();
+    let out = &done.text;
     assert!(
         out.contains("prequential accuracy") && out.contains("chart written"),
         "{out}"
@@ -575,8 +576,9 @@ fn the_command_writes_report_and_chart() {
     let r: Report =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
     assert_eq!(r.rows, 2_500);
+    assert_eq!(done.prequential_accuracy, r.prequential_accuracy);
     cmd.compare = true;
-    let out = execute(&cfg, &cmd).unwrap();
+    let out = execute(&cfg, &cmd).unwrap().text;
     assert!(out.contains("| never |"), "{out}");
     let c: Comparison =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();

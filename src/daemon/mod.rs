@@ -35,6 +35,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
+    metrics.publish_accuracy_floors(&cfg.models);
     let health = Arc::new(Health::default());
     let pool = db::pool(&cfg.database).context("database.url")?;
 

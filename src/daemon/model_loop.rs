@@ -70,6 +70,7 @@ impl ModelLoop {
             self.metrics.clone(),
         );
         while !*shutdown.borrow() {
+            crate::systemd::beat(&name);
             let result = match live.as_mut() {
                 None => self.load().await.map(|l| {
                     live = Some(l);

@@ -1,93 +1,149 @@
-//! Cron triggers: a tokio-cron-scheduler job per configured schedule sends a request into the
-//! model's trigger channel; the model loop decides what to do with it.
+//! Cron triggers: each configured schedule sends a request into the model's trigger channel;
+//! the model loop decides what to do with it.
+//!
+//! The firing times come from [`Plan`] (croner, in the model's time zone, recomputed after
+//! every firing), and tokio-cron-scheduler runs one one-shot job per schedule at the planned
+//! instant; each job arms the next one when it fires. The crate's own time-zone cron jobs are
+//! not used: they keep the UTC offset of the day they were created, so after a daylight-saving
+//! change they fire an hour off until restart (see `policy::schedule`'s tests). The metric
+//! `driftd_next_scheduled_retrain_timestamp_seconds` is [`Plan::next`], the same computation.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use crate::config::ModelConfig;
 use crate::exporter::Metrics;
-use crate::policy::schedule::{next_firings, parse_timezone};
-use crate::policy::{TrainRequest, TriggerKind};
+use crate::policy::schedule::Plan;
+use crate::policy::{ScheduleConfig, TrainRequest, TriggerKind};
+
+/// One model's schedules and where their requests go.
+struct ModelSchedules {
+    model: String,
+    timezone: String,
+    schedules: Vec<ScheduleConfig>,
+    plan: Mutex<Plan>,
+    tx: mpsc::Sender<TrainRequest>,
+    metrics: Arc<Metrics>,
+}
+
+impl ModelSchedules {
+    /// Schedule `i` is due: request an update, plan its next firing, publish the earliest.
+    fn fire(&self, i: usize) -> Option<DateTime<Utc>> {
+        let s = &self.schedules[i];
+        let req = TrainRequest {
+            trigger: TriggerKind::Schedule,
+            reason: format!("schedule `{}` ({})", s.cron, self.timezone),
+            strategy: s.strategy,
+            run_id: None,
+            new_after: None,
+        };
+        // A full channel means a request is already waiting: this one coalesces.
+        let _ = self.tx.try_send(req);
+        let mut plan = self.plan.lock().expect("schedule plan lock");
+        let next = plan.fired(i, Utc::now());
+        self.publish(&plan);
+        next
+    }
+
+    fn publish(&self, plan: &Plan) {
+        if let Some(t) = plan.next() {
+            self.metrics
+                .next_scheduled_retrain
+                .with_label_values(&[&self.model])
+                .set(t.timestamp() as f64);
+        }
+    }
+}
+
+/// When to run a one-shot job so that it fires at `at` or within about a second after, never
+/// before: the crate rounds the delay down to whole seconds.
+fn instant_for(at: DateTime<Utc>, now: DateTime<Utc>) -> Instant {
+    let ms = (at - now).num_milliseconds().max(0) as u64;
+    Instant::now() + Duration::from_secs(ms.div_ceil(1000) + 1)
+}
+
+type Armed = Pin<Box<dyn Future<Output = Result<(), JobSchedulerError>> + Send>>;
+
+/// Adds the one-shot job for schedule `i`'s next firing (none if it never fires again).
+fn arm(sched: JobScheduler, ms: Arc<ModelSchedules>, i: usize) -> Armed {
+    Box::pin(async move {
+        let Some(at) = ms.plan.lock().expect("schedule plan lock").next_of(i) else {
+            return Ok(());
+        };
+        let job = Job::new_one_shot_at_instant_async(
+            instant_for(at, Utc::now()),
+            move |_id, sched| {
+                let ms = ms.clone();
+                Box::pin(async move {
+                    ms.fire(i);
+                    if let Err(e) = arm(sched, ms.clone(), i).await {
+                        tracing::error!(model = %ms.model, error = %e, "cannot arm the next scheduled retrain");
+                    }
+                })
+            },
+        )?;
+        sched.add(job).await.map(|_| ())
+    })
+}
 
 /// Starts the jobs of every model's schedules; keep the scheduler alive while the daemon runs.
 pub async fn start(
     models: &[ModelConfig],
-    senders: &std::collections::HashMap<String, mpsc::Sender<TrainRequest>>,
-    metrics: std::sync::Arc<Metrics>,
-) -> Result<Option<JobScheduler>, tokio_cron_scheduler::JobSchedulerError> {
+    senders: &HashMap<String, mpsc::Sender<TrainRequest>>,
+    metrics: Arc<Metrics>,
+) -> Result<Option<JobScheduler>, JobSchedulerError> {
     if models.iter().all(|m| m.triggers.schedules.is_empty()) {
         return Ok(None);
     }
     let sched = JobScheduler::new().await?;
-    for m in models {
-        let tz = parse_timezone(&m.triggers.timezone).expect("validated with the config");
-        let all: Vec<String> = m
-            .triggers
-            .schedules
-            .iter()
-            .map(|s| s.cron.clone())
-            .collect();
-        for s in &m.triggers.schedules {
-            let all = all.clone();
-            let tx = senders[&m.name].clone();
-            let (model, cron, strategy, tzname) = (
-                m.name.clone(),
-                s.cron.clone(),
-                s.strategy,
-                m.triggers.timezone.clone(),
-            );
-            let metrics = metrics.clone();
-            let job = Job::new_async_tz(s.cron.as_str(), tz, move |_id, _lock| {
-                let (tx, model, cron, tzname, metrics, all) = (
-                    tx.clone(),
-                    model.clone(),
-                    cron.clone(),
-                    tzname.clone(),
-                    metrics.clone(),
-                    all.clone(),
-                );
-                Box::pin(async move {
-                    let req = TrainRequest {
-                        trigger: TriggerKind::Schedule,
-                        reason: format!("schedule `{cron}` ({tzname})"),
-                        strategy,
-                        run_id: None,
-                        new_after: None,
-                    };
-                    // A full channel means a request is already waiting: this one coalesces.
-                    let _ = tx.try_send(req);
-                    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-                    publish_next(&metrics, &model, &all, &tzname);
-                })
-            })?;
-            sched.add(job).await?;
-        }
+    for m in models.iter().filter(|m| !m.triggers.schedules.is_empty()) {
         let crons: Vec<&str> = m
             .triggers
             .schedules
             .iter()
             .map(|s| s.cron.as_str())
             .collect();
-        publish_next(&metrics, &m.name, &crons, &m.triggers.timezone);
+        let plan =
+            Plan::new(&crons, &m.triggers.timezone, Utc::now()).expect("validated with the config");
+        let ms = Arc::new(ModelSchedules {
+            model: m.name.clone(),
+            timezone: m.triggers.timezone.clone(),
+            schedules: m.triggers.schedules.clone(),
+            plan: Mutex::new(plan),
+            tx: senders[&m.name].clone(),
+            metrics: metrics.clone(),
+        });
+        ms.publish(&ms.plan.lock().expect("schedule plan lock"));
+        for i in 0..ms.schedules.len() {
+            arm(sched.clone(), ms.clone(), i).await?;
+        }
     }
     sched.start().await?;
     Ok(Some(sched))
 }
 
-fn publish_next(metrics: &Metrics, model: &str, crons: &[&str], tz: &str) {
-    let now = chrono::Utc::now();
-    let next = crons
-        .iter()
-        .filter_map(|c| {
-            next_firings(c, tz, now, 1)
-                .ok()
-                .and_then(|v| v.first().copied())
-        })
-        .min();
-    if let Some(t) = next {
-        metrics
-            .next_scheduled_retrain
-            .with_label_values(&[model])
-            .set(t.timestamp() as f64);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_one_shot_is_never_armed_before_its_time() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 29, 0, 59, 58).unwrap();
+        let before = Instant::now();
+        let at = now + chrono::Duration::milliseconds(1_300);
+        let i = instant_for(at, now);
+        // 1.3 s rounds up to 2 s, plus a second of margin for the crate's rounding down.
+        assert!(i >= before + Duration::from_secs(3));
+        assert!(
+            instant_for(now - chrono::Duration::seconds(5), now) >= before + Duration::from_secs(1)
+        );
     }
 }

@@ -32,9 +32,23 @@ pub struct Metrics {
     pub champion_version: IntGaugeVec,
     pub model_owner: IntGaugeVec,
     pub replicas: prometheus::IntGauge,
-    pub feature_drift: GaugeVec,
+    pub feature_drift: FeatureDriftGauges,
     pub drifted_features_ratio: GaugeVec,
+    pub accuracy_floor: GaugeVec,
 }
+
+/// One gauge per data-drift statistic (each has its own unit and range), per model and feature.
+pub struct FeatureDriftGauges {
+    pub psi: GaugeVec,
+    pub ks_statistic: GaugeVec,
+    pub ks_pvalue: GaugeVec,
+    pub js_distance: GaugeVec,
+    pub wasserstein_distance: GaugeVec,
+}
+
+/// Per model, at most this many features get their own drift series (in the order of the
+/// report); the drifted ratio still covers every feature. Bounds the series a wide model adds.
+pub const MAX_FEATURE_SERIES: usize = 50;
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
     r.register(Box::new(c.clone()))
@@ -49,11 +63,18 @@ impl Metrics {
             &r,
             IntGaugeVec::new(
                 Opts::new("driftd_build_info", "Build information; always 1."),
-                &["version"],
+                &["version", "revision"],
             )
             .unwrap(),
         );
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("DRIFTD_GIT_REVISION")])
+            .set(1);
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process metrics register once");
         let counter = |name: &str, help: &str, labels: &[&str]| {
             reg(
                 &r,
@@ -200,14 +221,41 @@ impl Metrics {
                 )
                 .unwrap(),
             ),
-            feature_drift: gauge(
-                "driftd_feature_drift",
-                "Per-feature data drift statistic against the champion's training data.",
-                &["model", "feature", "statistic"],
-            ),
+            feature_drift: FeatureDriftGauges {
+                psi: gauge(
+                    "driftd_feature_psi",
+                    "Population stability index of a feature against the champion's training data.",
+                    &["model", "feature"],
+                ),
+                ks_statistic: gauge(
+                    "driftd_feature_ks_statistic",
+                    "Two-sample Kolmogorov-Smirnov statistic (0-1) of a feature against the champion's training data.",
+                    &["model", "feature"],
+                ),
+                ks_pvalue: gauge(
+                    "driftd_feature_ks_pvalue",
+                    "p-value of the two-sample Kolmogorov-Smirnov test of a feature.",
+                    &["model", "feature"],
+                ),
+                js_distance: gauge(
+                    "driftd_feature_js_distance",
+                    "Jensen-Shannon distance (0-1) of a feature against the champion's training data.",
+                    &["model", "feature"],
+                ),
+                wasserstein_distance: gauge(
+                    "driftd_feature_wasserstein_distance",
+                    "Wasserstein distance of a feature against the champion's training data, in the feature's units.",
+                    &["model", "feature"],
+                ),
+            },
             drifted_features_ratio: gauge(
                 "driftd_drifted_features_ratio",
                 "Share of a model's features whose drift exceeds its threshold.",
+                &["model"],
+            ),
+            accuracy_floor: gauge(
+                "driftd_accuracy_floor",
+                "The model's configured accuracy floor (triggers.threshold.min_accuracy).",
                 &["model"],
             ),
             registry: r,
@@ -266,22 +314,30 @@ impl Metrics {
         model: &str,
         report: &crate::feature_drift::FeatureDriftReport,
     ) {
-        for f in &report.features {
-            for (stat, v) in [
-                ("psi", f.psi),
-                ("ks", f.ks),
-                ("ks_pvalue", f.ks_pvalue),
-                ("js", f.js),
-                ("wasserstein", f.wasserstein),
+        let g = &self.feature_drift;
+        for f in report.features.iter().take(MAX_FEATURE_SERIES) {
+            for (gauge, v) in [
+                (&g.psi, f.psi),
+                (&g.ks_statistic, f.ks),
+                (&g.ks_pvalue, f.ks_pvalue),
+                (&g.js_distance, f.js),
+                (&g.wasserstein_distance, f.wasserstein),
             ] {
-                self.feature_drift
-                    .with_label_values(&[model, f.feature.as_str(), stat])
-                    .set(v);
+                gauge.with_label_values(&[model, f.feature.as_str()]).set(v);
             }
         }
         self.drifted_features_ratio
             .with_label_values(&[model])
             .set(report.drifted_ratio);
+    }
+
+    /// Publishes each model's configured accuracy floor, so one alert rule serves every model.
+    pub fn publish_accuracy_floors(&self, models: &[crate::config::ModelConfig]) {
+        for m in models {
+            if let Some(floor) = m.triggers.threshold.min_accuracy {
+                self.accuracy_floor.with_label_values(&[&m.name]).set(floor);
+            }
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -297,5 +353,76 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feature_drift::{FeatureDriftReport, FeatureStat};
+
+    #[test]
+    fn one_series_per_statistic_and_at_most_the_cap_of_features() {
+        let m = Metrics::new();
+        let features = (0..MAX_FEATURE_SERIES + 7)
+            .map(|i| FeatureStat {
+                feature: format!("f{i}"),
+                psi: 0.3,
+                ks: 0.2,
+                ks_pvalue: 0.01,
+                js: 0.1,
+                wasserstein: 4.5,
+                drifted: i % 2 == 0,
+            })
+            .collect();
+        let report = FeatureDriftReport {
+            features,
+            drifted_ratio: 0.5,
+            n_reference: 100,
+            n_recent: 100,
+        };
+        m.publish_feature_drift("m", &report);
+        let text = m.render();
+        let series = |name: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{name}{{")))
+                .count()
+        };
+        assert_eq!(series("driftd_feature_psi"), MAX_FEATURE_SERIES);
+        assert_eq!(
+            series("driftd_feature_wasserstein_distance"),
+            MAX_FEATURE_SERIES
+        );
+        assert!(
+            text.contains("driftd_feature_wasserstein_distance{feature=\"f0\",model=\"m\"} 4.5")
+        );
+        assert!(
+            !text.contains("statistic="),
+            "no unit-mixing statistic label"
+        );
+        assert!(text.contains("driftd_drifted_features_ratio{model=\"m\"} 0.5"));
+        // Build and process metrics are there from the start.
+        assert!(text.contains("driftd_build_info{revision=\""), "{text}");
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+    }
+
+    #[test]
+    fn the_configured_floor_is_exported_per_model() {
+        let toml = "[database]\nurl = \"postgres://x@h/db\"\n\
+                    [[models]]\nname = \"a\"\nn_features = 2\n\
+                    [models.triggers.threshold]\nmin_accuracy = 0.75\n\
+                    [[models]]\nname = \"b\"\nn_features = 2\n";
+        let cfg = crate::config::Config::from_toml_str(toml, Vec::new()).unwrap();
+        let m = Metrics::new();
+        m.publish_accuracy_floors(&cfg.models);
+        let text = m.render();
+        assert!(
+            text.contains("driftd_accuracy_floor{model=\"a\"} 0.75"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("driftd_accuracy_floor{model=\"b\"}"),
+            "b has no floor"
+        );
     }
 }

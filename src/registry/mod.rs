@@ -6,7 +6,7 @@ mod runs;
 
 pub use runs::{
     claim_requested as runs_claim_requested, create as runs_create,
-    fail_orphans as runs_fail_orphans, finish as runs_finish, list as runs_list,
+    fail_orphans as runs_fail_orphans, finish as runs_finish, get as runs_get, list as runs_list,
     mark_running as runs_mark_running, RunStatus, TrainingRun,
 };
 

@@ -134,35 +134,49 @@ pub async fn fail_orphans(conn: &mut PgConnection, model: &str) -> Result<u64, s
     .rows_affected())
 }
 
+const RUN_COLUMNS: &str =
+    "id, model, trigger, reason, strategy, status, requested_at, finished_at, \
+                           champion_version, new_version, candidates, error";
+
 pub async fn list(
     conn: &mut PgConnection,
     model: &str,
     limit: i64,
 ) -> Result<Vec<TrainingRun>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, model, trigger, reason, strategy, status, requested_at, finished_at, champion_version, new_version, \
-                candidates, error FROM driftd.training_runs WHERE model = $1 ORDER BY id DESC LIMIT $2",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM driftd.training_runs WHERE model = $1 ORDER BY id DESC LIMIT $2"
+    ))
     .bind(model)
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(TrainingRun {
-                id: r.try_get(0)?,
-                model: r.try_get(1)?,
-                trigger: r.try_get(2)?,
-                reason: r.try_get(3)?,
-                strategy: r.try_get(4)?,
-                status: r.try_get(5)?,
-                requested_at: r.try_get(6)?,
-                finished_at: r.try_get(7)?,
-                champion_version: r.try_get(8)?,
-                new_version: r.try_get(9)?,
-                candidates: r.try_get(10)?,
-                error: r.try_get(11)?,
-            })
-        })
-        .collect()
+    rows.iter().map(run_of_row).collect()
+}
+
+/// Run `id`, if there is one (`driftd retrain --wait` polls it).
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<TrainingRun>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM driftd.training_runs WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(run_of_row).transpose()
+}
+
+fn run_of_row(r: &sqlx::postgres::PgRow) -> Result<TrainingRun, sqlx::Error> {
+    Ok(TrainingRun {
+        id: r.try_get(0)?,
+        model: r.try_get(1)?,
+        trigger: r.try_get(2)?,
+        reason: r.try_get(3)?,
+        strategy: r.try_get(4)?,
+        status: r.try_get(5)?,
+        requested_at: r.try_get(6)?,
+        finished_at: r.try_get(7)?,
+        champion_version: r.try_get(8)?,
+        new_version: r.try_get(9)?,
+        candidates: r.try_get(10)?,
+        error: r.try_get(11)?,
+    })
 }

@@ -10,8 +10,9 @@
 //! `out` = sigmoid (binary: one logit, P(class 1)) or softmax; the model's prediction is
 //! `Σ_m weight_m · p_m` (weights sum to 1), in member order, in f32.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
@@ -271,95 +272,67 @@ impl ModelArtifact {
         out
     }
 
-    /// The safetensors file contents (tensors in name order, sidecar in the metadata).
+    /// The safetensors file contents (written by the `safetensors` crate: tensors sorted by
+    /// name, the sidecar in the header's metadata).
     pub fn to_safetensors_bytes(&self) -> Vec<u8> {
-        let tensors = self.named_tensors();
-        let mut header = serde_json::Map::new();
-        let mut meta = serde_json::Map::new();
-        meta.insert(
-            SIDECAR_KEY.into(),
-            serde_json::Value::String(serde_json::to_string(&self.sidecar()).unwrap()),
-        );
-        meta.insert("format".into(), "pt".into());
-        header.insert("__metadata__".into(), serde_json::Value::Object(meta));
-        let mut offset = 0usize;
-        for (name, (shape, data)) in &tensors {
-            let end = offset + 4 * data.len();
-            header.insert(
-                name.clone(),
-                serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
-            );
-            offset = end;
-        }
-        let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
-        while h.len() % 8 != 0 {
-            h.push(b' ');
-        }
-        let mut out = Vec::with_capacity(8 + h.len() + offset);
-        out.extend_from_slice(&(h.len() as u64).to_le_bytes());
-        out.extend_from_slice(&h);
-        for (_, data) in tensors.values() {
-            for v in data.iter() {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        out
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .named_tensors()
+            .into_iter()
+            .map(|(name, (shape, data))| {
+                (
+                    name,
+                    shape,
+                    data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        let views = bytes.iter().map(|(name, shape, data)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), data)
+                .expect("the shape is the tensor's own");
+            (name.as_str(), view)
+        });
+        let metadata = HashMap::from([
+            (
+                SIDECAR_KEY.to_string(),
+                serde_json::to_string(&self.sidecar()).unwrap(),
+            ),
+            ("format".to_string(), "pt".to_string()),
+        ]);
+        safetensors::serialize(views, &Some(metadata))
+            .expect("F32 views of matching shapes serialise")
     }
 
-    /// Parses [`ModelArtifact::to_safetensors_bytes`] output.
+    /// Parses [`ModelArtifact::to_safetensors_bytes`] output (any safetensors file of F32
+    /// tensors whose metadata carries the sidecar).
     pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Self> {
-        let bad = |m: &str| TrainError::Artifact(m.to_string());
-        if bytes.len() < 8 {
-            return Err(bad("shorter than a safetensors header"));
-        }
-        let hlen = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let body_start = 8usize
-            .checked_add(hlen)
-            .filter(|&e| e <= bytes.len())
-            .ok_or_else(|| bad("header length"))?;
-        let header: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&bytes[8..body_start])
-                .map_err(|e| bad(&format!("header json: {e}")))?;
-        let body = &bytes[body_start..];
+        let bad = |m: String| TrainError::Artifact(m);
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("safetensors header: {e:?}")))?;
         let sidecar_str = header
-            .get("__metadata__")
+            .metadata()
+            .as_ref()
             .and_then(|m| m.get(SIDECAR_KEY))
-            .and_then(|s| s.as_str())
-            .ok_or_else(|| bad("no driftd.sidecar metadata"))?;
+            .ok_or_else(|| bad("no driftd.sidecar metadata".into()))?;
         let sidecar: Sidecar =
-            serde_json::from_str(sidecar_str).map_err(|e| bad(&format!("sidecar: {e}")))?;
+            serde_json::from_str(sidecar_str).map_err(|e| bad(format!("sidecar: {e}")))?;
+        let file =
+            SafeTensors::deserialize(bytes).map_err(|e| bad(format!("safetensors: {e:?}")))?;
         let mut tensors: BTreeMap<String, NamedTensor> = BTreeMap::new();
-        for (name, info) in &header {
-            if name == "__metadata__" {
-                continue;
+        for (name, view) in file.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(bad(format!("{name}: only F32 tensors are supported")));
             }
-            if info.get("dtype").and_then(|d| d.as_str()) != Some("F32") {
-                return Err(bad(&format!("{name}: only F32 tensors are supported")));
-            }
-            let shape: Vec<usize> =
-                serde_json::from_value(info.get("shape").cloned().unwrap_or_default())
-                    .map_err(|e| bad(&format!("{name} shape: {e}")))?;
-            let offs: [usize; 2] =
-                serde_json::from_value(info.get("data_offsets").cloned().unwrap_or_default())
-                    .map_err(|e| bad(&format!("{name} offsets: {e}")))?;
-            let numel: usize = shape.iter().product();
-            if offs[0] > offs[1] || offs[1] > body.len() || offs[1] - offs[0] != 4 * numel {
-                return Err(bad(&format!(
-                    "{name}: data offsets {offs:?} do not fit shape {shape:?}"
-                )));
-            }
-            let data = body[offs[0]..offs[1]]
+            let data = view
+                .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
                 .collect();
-            tensors.insert(
-                name.clone(),
-                NamedTensor {
-                    name: name.clone(),
-                    shape,
-                    data,
-                },
-            );
+            let tensor = NamedTensor {
+                name: name.clone(),
+                shape: view.shape().to_vec(),
+                data,
+            };
+            tensors.insert(name, tensor);
         }
         Self::from_sidecar_and_tensors(&sidecar, tensors)
     }

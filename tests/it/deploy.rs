@@ -1,9 +1,11 @@
 //! The systemd unit, as far as it can be exercised without systemd: the real binary started
 //! with the environment `deploy/systemd/driftd.service` gives it (`Environment=`,
 //! `EnvironmentFile=` from `driftd.env.example`, `LoadCredential=` as a credentials directory
-//! and `%d`, `NOTIFY_SOCKET` for `Type=notify`) and the ConfigMap's `driftd.toml`, with only
-//! the database URL and the listen address overridden. It must become ready, say `READY=1`
-//! on the notify socket and `STOPPING=1` on SIGTERM.
+//! and `%d`, `NOTIFY_SOCKET` for `Type=notify`, `WATCHDOG_USEC` from `WatchdogSec=`) and
+//! `examples/driftd.toml` (the file the ConfigMap is generated from), with only the database
+//! URL and the listen address overridden. It must become ready, say `READY=1`, `STATUS=` and
+//! `WATCHDOG=1` on the notify socket, survive `systemctl reload` (SIGHUP) and say
+//! `STOPPING=1` on SIGTERM.
 //!
 //! The static checks of the deployment files (`systemd-analyze verify`, kubernetes-validate,
 //! promtool, ...) are `scripts/validate_deploy.sh`, run by `scripts/test.sh`; not repeated here.
@@ -35,6 +37,9 @@ struct Unit {
     credentials: Vec<(String, String)>,
     state_directory: Option<String>,
     configuration_directory: Option<String>,
+    /// `WatchdogSec=`, in seconds.
+    watchdog_sec: Option<u64>,
+    exec_reload: Vec<String>,
 }
 
 /// Splits a unit value into words, honouring double and single quotes.
@@ -108,6 +113,11 @@ fn parse_unit(text: &str) -> Unit {
             }
             "StateDirectory" => unit.state_directory = Some(value.to_string()),
             "ConfigurationDirectory" => unit.configuration_directory = Some(value.to_string()),
+            "WatchdogSec" => {
+                let secs = value.strip_suffix('s').unwrap_or(value);
+                unit.watchdog_sec = Some(secs.parse().expect("WatchdogSec= in seconds"));
+            }
+            "ExecReload" => unit.exec_reload = unit_words(value),
             _ => {}
         }
     }
@@ -132,33 +142,6 @@ fn parse_env_file(text: &str) -> Vec<(String, String)> {
             (k.trim().to_string(), v.to_string())
         })
         .collect()
-}
-
-/// The `driftd.toml: |` block scalar of the ConfigMap.
-fn configmap_driftd_toml(yaml: &str) -> String {
-    let lines: Vec<&str> = yaml.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| l.trim_start().starts_with("driftd.toml: |"))
-        .expect("driftd.toml in the ConfigMap");
-    let key_indent = lines[start].len() - lines[start].trim_start().len();
-    let block: Vec<&str> = lines[start + 1..]
-        .iter()
-        .copied()
-        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > key_indent)
-        .collect();
-    let pad = block
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .expect("a non-empty driftd.toml");
-    block
-        .iter()
-        .map(|l| if l.len() >= pad { &l[pad..] } else { "" })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
 }
 
 /// Receives notify datagrams until one has `line` or the deadline passes; returns all seen.
@@ -188,6 +171,21 @@ fn wait_for_notify(sock: &UnixDatagram, line: &str, timeout: Duration) -> (bool,
     (false, seen)
 }
 
+/// Like [`wait_for_notify`], for a line starting with `prefix`.
+fn wait_for_prefix(sock: &UnixDatagram, prefix: &str, timeout: Duration) -> (bool, Vec<String>) {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let (_, got) = wait_for_notify(sock, "\u{0}never", Duration::from_millis(200));
+        let found = got.iter().any(|m| m.lines().any(|l| l.starts_with(prefix)));
+        seen.extend(got);
+        if found {
+            return (true, seen);
+        }
+    }
+    (false, seen)
+}
+
 #[test]
 fn unit_parsing_helpers() {
     assert_eq!(
@@ -198,9 +196,6 @@ fn unit_parsing_helpers() {
         parse_env_file("# c\n\nA=1\nB=\"q\"\n#C=3\n"),
         [("A".into(), "1".into()), ("B".into(), "q".into())]
     );
-    let toml =
-        configmap_driftd_toml("data:\n  driftd.toml: |\n    [a]\n\n      x = 1\n  other: 2\n");
-    assert_eq!(toml, "[a]\n\n  x = 1\n");
     assert_eq!(strip_ansi("\x1b[2mx\x1b[0m y"), "x y");
 }
 
@@ -249,10 +244,8 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
         }
     };
 
-    // The configuration an operator starts from: the ConfigMap's driftd.toml.
-    let config_text = configmap_driftd_toml(
-        &std::fs::read_to_string(repo_file("deploy/kubernetes/configmap.yaml")).unwrap(),
-    );
+    // The configuration an operator starts from, the one the ConfigMap is generated from.
+    let config_text = std::fs::read_to_string(repo_file("examples/driftd.toml")).unwrap();
     let config = host_path(&unit.exec_start[3]);
     std::fs::write(&config, &config_text).unwrap();
 
@@ -286,6 +279,13 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin".into(),
     );
     env.insert("NOTIFY_SOCKET".into(), notify_path.display().to_string());
+    // WatchdogSec=: systemd passes the interval; here 2 s, so that pings show within the test.
+    assert_eq!(
+        unit.watchdog_sec,
+        Some(60),
+        "the unit's WatchdogSec= changed"
+    );
+    env.insert("WATCHDOG_USEC".into(), "2000000".into());
     env.insert("CREDENTIALS_DIRECTORY".into(), creds.display().to_string());
     if unit.state_directory.is_some() {
         env.insert("STATE_DIRECTORY".into(), state.display().to_string());
@@ -373,7 +373,50 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
         d.logs()
     );
 
-    // The ConfigMap's model is served; the credential's admin token is the one in force.
+    // STATUS= says what this replica owns; WATCHDOG=1 keeps coming while the loops go round.
+    let (status_line, seen) = wait_for_notify(
+        &notify,
+        "STATUS=owning 1 of 1 model(s), database up",
+        Duration::from_secs(30),
+    );
+    assert!(status_line, "no ownership STATUS= (got {seen:?})");
+    for _ in 0..2 {
+        let (ping, seen) = wait_for_notify(&notify, "WATCHDOG=1", Duration::from_secs(10));
+        assert!(ping, "no WATCHDOG=1 within 10 s (got {seen:?})");
+    }
+
+    // ExecReload= (SIGHUP): a bad file is reported and the daemon keeps running on the old one;
+    // a good one is re-read, with its log level applied.
+    assert_eq!(unit.exec_reload, ["/bin/kill", "-HUP", "$MAINPID"]);
+    let hup = |d: &Daemon| {
+        let ok = Command::new("kill")
+            .args(["-HUP", &d.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP failed");
+    };
+    std::fs::write(&config, "[http]\nlisten = 3\n").unwrap();
+    hup(&d);
+    let (reported, seen) = wait_for_prefix(&notify, "STATUS=reload failed", WAIT);
+    assert!(
+        reported,
+        "a bad configuration on SIGHUP was not reported (got {seen:?})"
+    );
+    std::fs::write(&config, &config_text).unwrap();
+    hup(&d);
+    let (reloaded, seen) = wait_for_prefix(&notify, "STATUS=configuration re-read", WAIT);
+    assert!(reloaded, "no reload STATUS= (got {seen:?})");
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "driftd exited on SIGHUP; logs:\n{}",
+        d.logs()
+    );
+    assert_eq!(d.get("/readyz").0, 200, "not ready after the reloads");
+    let (ping, _) = wait_for_notify(&notify, "WATCHDOG=1", Duration::from_secs(10));
+    assert!(ping, "no WATCHDOG=1 after the reloads");
+
+    // The example's model is served; the credential's admin token is the one in force.
     let metrics = d.get("/metrics").1;
     assert!(metrics.contains("driftd_build_info{version="), "{metrics}");
     assert!(

@@ -1,6 +1,7 @@
 //! driftd's integration tests: one binary, real PostgreSQL, the real daemon.
 
 mod backtest;
+mod cli;
 mod conformance;
 mod demo;
 mod deploy;

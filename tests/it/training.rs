@@ -308,7 +308,9 @@ async fn registry_cli_export_loads_in_pytorch_and_rollback_works() {
     let run_id: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     db.insert(&prelabelled(&all[800..], 800)).await;
     wait_sql(&mut db, &d, "the manual run", &format!("SELECT count(*) FROM driftd.training_runs WHERE id = {run_id} AND status IN ('promoted','kept','failed')"), WAIT).await;
-    let out = driftd(&["models", "show", "--config", cfgs, "--model", "m"]);
+    let out = driftd(&[
+        "models", "show", "--config", cfgs, "--model", "m", "-o", "json",
+    ]);
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let run = shown["training_runs"]
         .as_array()
@@ -651,7 +653,7 @@ async fn shifted_inputs_raise_feature_drift_before_any_label() {
             > 0.5
     );
     let psi = d
-        .metric("driftd_feature_drift{feature=\"f0\",model=\"m\",statistic=\"psi\"}")
+        .metric("driftd_feature_psi{feature=\"f0\",model=\"m\"}")
         .unwrap();
     assert!(psi > 0.2, "{psi}");
     let drifted = db.scalar_i64("SELECT count(DISTINCT feature) FROM driftd.feature_drift WHERE model = 'm' AND drifted").await;

@@ -1,0 +1,118 @@
+//! systemd's notify protocol beyond READY/STOPPING: `STATUS=` lines and the watchdog.
+//!
+//! With `WatchdogSec=` in the unit, systemd sets `WATCHDOG_USEC` and restarts driftd when no
+//! `WATCHDOG=1` arrives in time. The ping must mean "driftd is working", so it is not sent
+//! from a timer of its own: every model loop calls [`beat`] each time round its poll loop,
+//! and the ownership loop (which runs on every replica, standby included) calls
+//! [`ping_if_alive`] each round, which pings only when every loop this replica runs has beaten
+//! within the watchdog interval. A wedged loop therefore stops the pings and systemd restarts
+//! the service. Without `NOTIFY_SOCKET` (not under systemd) every call is a cheap no-op.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+/// The watchdog interval systemd asked for, if any.
+fn interval() -> Option<Duration> {
+    static INTERVAL: OnceLock<Option<Duration>> = OnceLock::new();
+    *INTERVAL.get_or_init(|| {
+        let mut usec = 0;
+        sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec))
+    })
+}
+
+fn beats() -> &'static Mutex<HashMap<String, Instant>> {
+    static BEATS: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
+    BEATS.get_or_init(Default::default)
+}
+
+/// Model `model`'s loop went round once.
+pub fn beat(model: &str) {
+    if interval().is_some() {
+        let mut b = beats().lock().expect("watchdog lock");
+        b.insert(model.to_string(), Instant::now());
+    }
+}
+
+/// The loops among `running` whose last beat is older than `timeout`. A loop with no beat
+/// yet counts from `now` (it was just started); loops no longer running are forgotten, so a
+/// model taken over again later starts afresh.
+pub fn stale<'a>(
+    beats: &mut HashMap<String, Instant>,
+    running: impl IntoIterator<Item = &'a str>,
+    now: Instant,
+    timeout: Duration,
+) -> Vec<&'a str> {
+    let running: Vec<&str> = running.into_iter().collect();
+    beats.retain(|m, _| running.contains(&m.as_str()));
+    running
+        .into_iter()
+        .filter(|m| {
+            let last = *beats.entry(m.to_string()).or_insert(now);
+            now.duration_since(last) > timeout
+        })
+        .collect()
+}
+
+/// Sends `WATCHDOG=1` if every loop in `running` has beaten within the watchdog interval.
+pub fn ping_if_alive<'a>(running: impl IntoIterator<Item = &'a str>) {
+    let Some(timeout) = interval() else { return };
+    let stuck = {
+        let mut b = beats().lock().expect("watchdog lock");
+        stale(&mut b, running, Instant::now(), timeout)
+    };
+    if stuck.is_empty() {
+        let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
+    } else {
+        tracing::error!(models = ?stuck, timeout_s = timeout.as_secs(), "model loops stopped going round; withholding the watchdog ping");
+    }
+}
+
+/// A `STATUS=` line for `systemctl status`.
+pub fn status(text: &str) {
+    let _ = sd_notify::notify(false, &[NotifyState::Status(text)]);
+}
+
+/// `STATUS=` with what this replica owns, sent only when it changes.
+pub fn ownership_status(owned: usize, models: usize, database_up: bool) {
+    static LAST: Mutex<Option<(usize, usize, bool)>> = Mutex::new(None);
+    let now = (owned, models, database_up);
+    let mut last = LAST.lock().expect("status lock");
+    if *last != Some(now) {
+        *last = Some(now);
+        let db = if database_up {
+            "database up"
+        } else {
+            "database unreachable"
+        };
+        status(&format!("owning {owned} of {models} model(s), {db}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_is_stale_only_after_the_timeout_without_a_beat() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(10);
+        let mut b = HashMap::from([("a".to_string(), t0)]);
+        assert!(stale(&mut b, ["a", "b"], t0 + Duration::from_secs(5), timeout).is_empty());
+        // "b" got its grace period from its first check, at t0 + 5 s.
+        assert_eq!(
+            stale(&mut b, ["a", "b"], t0 + Duration::from_secs(12), timeout),
+            vec!["a"]
+        );
+        b.insert("a".into(), t0 + Duration::from_secs(12));
+        assert_eq!(
+            stale(&mut b, ["a", "b"], t0 + Duration::from_secs(16), timeout),
+            vec!["b"]
+        );
+        // "b" stops running and is forgotten; taken over again, it gets a fresh grace period.
+        assert!(stale(&mut b, ["a"], t0 + Duration::from_secs(17), timeout).is_empty());
+        assert!(stale(&mut b, ["a", "b"], t0 + Duration::from_secs(18), timeout).is_empty());
+    }
+}

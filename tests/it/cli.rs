@@ -1,0 +1,256 @@
+//! The command line as scripts use it: exit codes (`retrain --wait` against the real daemon,
+//! `backtest --fail-under`, bad usage), `-o json`, `DRIFTD_CONFIG`, `--version`, completions,
+//! and progress lines when stderr is not a terminal.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::helpers::*;
+
+fn driftd(args: &[&str]) -> Output {
+    Command::new(driftd_bin())
+        .args(args)
+        .env_remove("DRIFTD_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn example_config() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/driftd.toml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn check_config_accepts_the_example_and_speaks_json() {
+    let example = example_config();
+    let out = driftd(&["check-config", "--config", &example]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = driftd(&["check-config", "--config", &example, "-o", "json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    let m = &v["models"][0];
+    assert_eq!(m["name"], "elec2");
+    assert_eq!(m["accuracy_floor"], 0.7);
+    let schedules = m["schedules"].as_array().unwrap();
+    assert_eq!(schedules.len(), 2);
+    assert!(schedules
+        .iter()
+        .all(|s| s["next"].as_array().unwrap().len() == 3));
+
+    // DRIFTD_CONFIG stands in for --config.
+    let out = Command::new(driftd_bin())
+        .args(["check-config", "-o", "json"])
+        .env("DRIFTD_CONFIG", &example)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // A bad file: exit 2, the key named, and still one JSON document on stdout.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&example)
+            .unwrap()
+            .replace("batch_size = 5000", "batch_size = \"many\""),
+    )
+    .unwrap();
+    let out = driftd(&[
+        "check-config",
+        "--config",
+        bad.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["error"].as_str().unwrap().contains("poll.batch_size"),
+        "{v}"
+    );
+}
+
+#[test]
+fn version_help_and_completions() {
+    let out = driftd(&["--version"]);
+    assert_eq!(code(&out), 0);
+    let version = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        version.starts_with(&format!("driftd {} (", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    let out = driftd(&["retrain", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    for s in ["none", "finetune_new", "ensemble_combined", "auto"] {
+        assert!(
+            help.contains(s),
+            "strategy {s} missing from --help:\n{help}"
+        );
+    }
+    // A strategy outside the closed set is a usage error.
+    let out = driftd(&["retrain", "--model", "m", "--strategy", "finetune"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+    for shell in ["bash", "zsh", "fish"] {
+        let out = driftd(&["completions", shell]);
+        assert_eq!(code(&out), 0, "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("retrain") && script.contains("check-config"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn generate_and_backtest_report_progress_and_gate_on_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("s.csv");
+    let out = driftd(&[
+        "generate",
+        "--out",
+        csv.to_str().unwrap(),
+        "--rows",
+        "3000",
+        "--n-features",
+        "4",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // Not a terminal: plain progress lines on stderr, the last one for all rows.
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("generate: 3000/3000 rows (100%)") && l.contains("rows/s")),
+        "{err}"
+    );
+    let cfg = write_config(
+        dir.path(),
+        "postgres://unused@127.0.0.1:1/none",
+        "[[models]]\nname = \"m\"\nn_features = 4\n[models.train]\nfit_epochs = 5\nfinetune_epochs = 3\n[models.triggers]\nbootstrap_min_rows = 500\n",
+    );
+    let backtest = |fail_under: &str| {
+        driftd(&[
+            "backtest",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--input",
+            csv.to_str().unwrap(),
+            "--fail-under",
+            fail_under,
+        ])
+    };
+    let out = backtest("0.99");
+    assert_eq!(code(&out), 6, "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains("below --fail-under 0.99") && err.contains("backtest: 3000/3000 rows"),
+        "{err}"
+    );
+    let out = backtest("0.1");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("prequential accuracy"));
+    let out = backtest("1.5");
+    assert_eq!(code(&out), 2, "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retrain_wait_exit_codes_against_the_daemon() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    // No automatic bootstrap: every run here is a manual one.
+    let model = "[[models]]\nname = \"m\"\nn_features = 3\n[models.train]\nfit_epochs = 10\n[models.triggers]\nbootstrap_min_rows = 1000000\n";
+    let cfg = write_config(dir.path(), &db.url, model);
+    let cfgs = cfg.to_str().unwrap();
+    let mut d = Daemon::spawn(&cfg);
+    wait_until(Duration::from_secs(60), "ready", || {
+        let status = d.get("/readyz").0;
+        async move { status == 200 }
+    })
+    .await;
+    let retrain = |extra: &[&str]| {
+        let mut args = vec!["retrain", "--config", cfgs, "--model", "m", "--wait"];
+        args.extend_from_slice(extra);
+        driftd(&args)
+    };
+    let run_id = |out: &Output| -> i64 {
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no run id: {}", text(out)))
+    };
+
+    // No rows at all: the run fails (nothing to fit), exit 4.
+    let out = retrain(&["--timeout", "2m"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    let id = run_id(&out);
+    let sql = |id: i64| {
+        format!("SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status = 'failed'")
+    };
+    assert_eq!(db.scalar_i64(&sql(id)).await, 1);
+
+    // With rows and no champion: the first model is fitted and promoted, exit 0.
+    db.insert(&binary_rows("m", 600, 0, None)).await;
+    db.wait_rows_processed("m", 600, Duration::from_secs(60))
+        .await;
+    let out = retrain(&["--strategy", "refit_combined", "--timeout", "3m"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let id = run_id(&out);
+    assert_eq!(
+        db.scalar_i64(&format!(
+            "SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status = 'promoted'"
+        ))
+        .await,
+        1
+    );
+
+    // Strategy none keeps the champion: exit 3.
+    let out = retrain(&["--strategy", "none", "--timeout", "2m"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+
+    // The registry as JSON and as text.
+    let out = driftd(&["models", "list", "--config", cfgs, "-o", "json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let versions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 1);
+    assert_eq!(versions[0]["status"], "champion");
+    let out = driftd(&["models", "show", "--config", cfgs, "--model", "m"]);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.starts_with("m: champion v1"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains(" none ") && l.contains(" kept ")),
+        "{shown}"
+    );
+
+    // Nobody picks the request up: exit 5 once the timeout passes.
+    d.sigterm();
+    let out = retrain(&["--timeout", "2s"]);
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    let id = run_id(&out);
+    assert_eq!(
+        db.scalar_i64(&format!(
+            "SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status = 'requested'"
+        ))
+        .await,
+        1
+    );
+}
