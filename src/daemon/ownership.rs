@@ -103,8 +103,8 @@ impl Ownership {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
                 tracing::info!(owned = h.owned.len(), "ready");
             }
-            crate::systemd::ownership_status(owned.len(), owned.len() + idle.len(), conn.is_some());
-            crate::systemd::ping_if_alive(owned.keys().map(String::as_str));
+            crate::systemd::ownership_status(h.owned.len(), h.total, h.conn.is_some());
+            crate::systemd::ping_if_alive(h.owned.keys().map(String::as_str));
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
                 _ = shutdown.wait_for(|s| *s) => break,
