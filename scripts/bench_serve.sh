@@ -39,7 +39,7 @@ bootstrap_min_rows = 1000000000000
 enabled = false
 TOML
 "$BIN" migrate --config "$WORK/driftd.toml" --create-outcomes-table >/dev/null
-"$DRIFTD_PYTHON" scripts/torch_model.py "$WORK/model" 20 2 7 20 10 >/dev/null
+"$DRIFTD_PYTHON" scripts/torch_model.py "$WORK/model" 20 2 7 safetensors 20 10 >/dev/null
 "$BIN" models import --config "$WORK/driftd.toml" --model bench --from "$WORK/model" --promote
 "$BIN" models export --config "$WORK/driftd.toml" --model bench --out "$WORK/export" >/dev/null
 # Rows for the training that runs during the last measurement.

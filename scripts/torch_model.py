@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Trains a small model in PyTorch and saves it in driftd's state_dict import layout.
 
-Usage: torch_model.py OUT_DIR N_FEATURES N_CLASSES SEED [HIDDEN ...]
+Usage: torch_model.py OUT_DIR N_FEATURES N_CLASSES SEED pt|safetensors [HIDDEN ...]
 
-Writes OUT_DIR/state_dict.pt (torch.save of an nn.Sequential of Linear and ReLU layers),
+Writes the parameters of an nn.Sequential of Linear and ReLU layers to OUT_DIR/state_dict.pt
+(torch.save of the state_dict as a plain dict) or OUT_DIR/state_dict.safetensors,
 OUT_DIR/scaler.json ({"mean", "scale"} of the training rows, as StandardScaler would) and
 OUT_DIR/expected.json: {"x": rows, "p": PyTorch's output for them} where p is P(label = 1)
 per row for one output unit (binary) and the softmax row otherwise.
@@ -16,10 +17,11 @@ import torch
 
 
 def main():
-    if len(sys.argv) < 5:
+    if len(sys.argv) < 6 or sys.argv[5] not in ("pt", "safetensors"):
         raise SystemExit(__doc__)
     out, n_features, n_classes, seed = sys.argv[1], *map(int, sys.argv[2:5])
-    hidden = [int(h) for h in sys.argv[5:]] or [16, 8]
+    fmt = sys.argv[5]
+    hidden = [int(h) for h in sys.argv[6:]] or [16, 8]
     torch.manual_seed(seed)
     n = 2000
     x = torch.randn(n, n_features) * 3.0 + 1.5
@@ -46,7 +48,12 @@ def main():
         loss.backward()
         opt.step()
     os.makedirs(out, exist_ok=True)
-    torch.save(net.state_dict(), os.path.join(out, "state_dict.pt"))
+    if fmt == "pt":
+        torch.save(dict(net.state_dict()), os.path.join(out, "state_dict.pt"))
+    else:
+        from safetensors.torch import save_file
+
+        save_file(net.state_dict(), os.path.join(out, "state_dict.safetensors"))
     with open(os.path.join(out, "scaler.json"), "w") as fh:
         json.dump({"mean": mean.tolist(), "scale": scale.tolist()}, fh)
     x_eval = torch.randn(40, n_features) * 3.0 + 1.5

@@ -6,8 +6,10 @@
 //!   metadata carries the sidecar, and optionally the `*.json` sidecar beside it (then the two
 //!   must agree).
 //! - **A PyTorch `state_dict`** of an `nn.Sequential` of `Linear` layers with `ReLU` between
-//!   them (none after the last), saved as `state_dict.pt` (`torch.save(model.state_dict(),
-//!   …)`) or `state_dict.safetensors` (`safetensors.torch.save_file(model.state_dict(), …)`),
+//!   them (none after the last), saved as `state_dict.safetensors`
+//!   (`safetensors.torch.save_file(model.state_dict(), …)`) or `state_dict.pt`
+//!   (`torch.save(dict(model.state_dict()), …)`: libtorch's reader takes a plain `dict`, not
+//!   the `OrderedDict` that `state_dict()` returns),
 //!   and `scaler.json`, `{"mean": [...], "scale": [...]}` with one value per feature (as
 //!   scikit-learn's `StandardScaler.mean_` / `.scale_`): the network sees
 //!   `(x − mean) / scale`. The last layer has one output (binary: a logit, P(label = 1) =
@@ -125,8 +127,17 @@ fn read_state_dict_dir(dir: &Path) -> Result<ModelArtifact, String> {
         dir.join("state_dict.safetensors"),
     );
     let tensors = match (pt.exists(), st.exists()) {
-        (true, false) => tch::Tensor::loadz_multi(&pt),
-        (false, true) => tch::Tensor::read_safetensors(&st),
+        (true, false) => tch::Tensor::loadz_multi(&pt).map_err(|e| {
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            format!(
+                "cannot read {}: libtorch reads a plain dict of tensors, so save it with \
+                 torch.save(dict(net.state_dict()), path) (an OrderedDict does not load), or \
+                 use safetensors.torch.save_file and state_dict.safetensors ({first})",
+                pt.display()
+            )
+        })?,
+        (false, true) => tch::Tensor::read_safetensors(&st)
+            .map_err(|e| format!("cannot read {}: {e}", st.display()))?,
         (true, true) => {
             return Err(format!(
                 "{} has both state_dict.pt and state_dict.safetensors; keep one",
@@ -139,8 +150,7 @@ fn read_state_dict_dir(dir: &Path) -> Result<ModelArtifact, String> {
                 dir.display()
             ))
         }
-    }
-    .map_err(|e| format!("cannot read the state_dict in {}: {e}", dir.display()))?;
+    };
     let params = tensors
         .into_iter()
         .map(|(name, t)| {

@@ -647,11 +647,17 @@ async fn the_log_level_can_be_read_and_changed_at_run_time() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &db.url, ONE_MODEL);
     // Daemon::spawn sets RUST_LOG=info,sqlx=warn, which wins over the configured level.
-    let d = Daemon::spawn(&cfg);
+    let d = Daemon::spawn_with_env(&cfg, &[("DRIFTD_HTTP__ADMIN_TOKEN", "t0ken")]);
     let get = || http(d.addr, "GET", "/log-level", None, &[]);
     assert_eq!(get(), (200, "info,sqlx=warn\n".to_string()));
+    let admin = [("Authorization", "Bearer t0ken")];
+    // Changing it needs the admin token.
+    let (status, body) = http(d.addr, "PUT", "/log-level", Some("debug"), &[]);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("admin bearer token"), "{body}");
+    assert_eq!(get(), (200, "info,sqlx=warn\n".to_string()));
 
-    let (status, body) = http(d.addr, "PUT", "/log-level", Some("debug,sqlx=warn"), &[]);
+    let (status, body) = http(d.addr, "PUT", "/log-level", Some("debug,sqlx=warn"), &admin);
     assert_eq!((status, body.as_str()), (200, "debug,sqlx=warn\n"));
     assert_eq!(get(), (200, "debug,sqlx=warn\n".to_string()));
     wait_until(Duration::from_secs(30), "the change logged", || {
@@ -661,14 +667,14 @@ async fn the_log_level_can_be_read_and_changed_at_run_time() {
     .await;
 
     for invalid in ["driftd=loudest", "info,[unclosed"] {
-        let (status, body) = http(d.addr, "PUT", "/log-level", Some(invalid), &[]);
+        let (status, body) = http(d.addr, "PUT", "/log-level", Some(invalid), &admin);
         assert_eq!(status, 400, "{invalid:?} accepted: {body}");
         assert!(body.contains("invalid filter"), "{body}");
         // The filter in force is unchanged.
         assert_eq!(get(), (200, "debug,sqlx=warn\n".to_string()));
     }
 
-    let (status, _) = http(d.addr, "PUT", "/log-level", Some("info\n"), &[]);
+    let (status, _) = http(d.addr, "PUT", "/log-level", Some("info\n"), &admin);
     assert_eq!(status, 200);
     assert_eq!(get(), (200, "info\n".to_string()));
     // Changing the filter disturbs nothing else.

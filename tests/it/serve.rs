@@ -60,8 +60,8 @@ fn must(out: std::process::Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Trains a model in PyTorch into `dir` (state_dict.pt, scaler.json, expected.json).
-fn torch_model(dir: &Path, n_features: usize, n_classes: usize, seed: u64) -> Value {
+/// Trains a model in PyTorch into `dir` (state_dict.`format`, scaler.json, expected.json).
+fn torch_model(dir: &Path, n_features: usize, n_classes: usize, seed: u64, format: &str) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/torch_model.py");
     let out = Command::new(venv_python())
         .arg(script)
@@ -70,6 +70,7 @@ fn torch_model(dir: &Path, n_features: usize, n_classes: usize, seed: u64) -> Va
             n_features.to_string(),
             n_classes.to_string(),
             seed.to_string(),
+            format.to_string(),
         ])
         .output()
         .unwrap();
@@ -177,8 +178,8 @@ async fn imported_pytorch_models_answer_v1_and_v2_like_pytorch() {
     assert_eq!(call(&d, "GET", "/v2/models/m/ready", None).0, 503);
 
     let (bin_dir, multi_dir) = (dir.path().join("binary"), dir.path().join("multi"));
-    let bin_expected = torch_model(&bin_dir, 4, 2, 1);
-    let multi_expected = torch_model(&multi_dir, 5, 3, 2);
+    let bin_expected = torch_model(&bin_dir, 4, 2, 1, "pt");
+    let multi_expected = torch_model(&multi_dir, 5, 3, 2, "safetensors");
     let printed = import(&cfg, "m", &bin_dir, true);
     assert!(printed.contains("m v1 imported"), "{printed}");
     import(&cfg, "k", &multi_dir, true);
@@ -514,8 +515,8 @@ bootstrap_min_rows = 100000
     let first = Daemon::spawn(&cfg);
     let second = Daemon::spawn(&cfg);
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    torch_model(&a, 4, 2, 3);
-    torch_model(&b, 4, 2, 4);
+    torch_model(&a, 4, 2, 3, "safetensors");
+    torch_model(&b, 4, 2, 4, "pt");
     import(&cfg, "m", &a, true);
     wait_serving(&first, "m", 4, 1).await;
     wait_serving(&second, "m", 4, 1).await;
@@ -633,7 +634,7 @@ cooldown = "1s"
     db.insert(&unscored).await;
     db.wait_rows_processed("watch", 3_000, Duration::from_secs(60))
         .await;
-    let drifts = "driftd_drift_detected_total{model=\"watch\",detector=\"adwin\"}";
+    let drifts = "driftd_drift_detected_total{detector=\"adwin\",model=\"watch\"}";
     wait_until(Duration::from_secs(30), "drift reported", || {
         let n = d.metric(drifts).unwrap_or(0.0);
         async move { n >= 1.0 }
