@@ -14,13 +14,28 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
-/// The watchdog interval systemd asked for, if any.
+/// The watchdog interval systemd asked for, if any: `WATCHDOG_USEC`, for this process when
+/// `WATCHDOG_PID` names it or is unset (libsystemd's `sd_watchdog_enabled` rules; the
+/// `sd-notify` crate insists on `WATCHDOG_PID`).
 fn interval() -> Option<Duration> {
     static INTERVAL: OnceLock<Option<Duration>> = OnceLock::new();
     *INTERVAL.get_or_init(|| {
-        let mut usec = 0;
-        sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec))
+        let env = |k| std::env::var(k).ok();
+        watchdog_interval(
+            env("WATCHDOG_USEC"),
+            env("WATCHDOG_PID"),
+            std::process::id(),
+        )
     })
+}
+
+fn watchdog_interval(usec: Option<String>, pid: Option<String>, me: u32) -> Option<Duration> {
+    let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
+    match pid.map(|p| p.trim().parse::<u32>()) {
+        None => Some(Duration::from_micros(usec)),
+        Some(Ok(p)) if p == me => Some(Duration::from_micros(usec)),
+        Some(_) => None,
+    }
 }
 
 fn beats() -> &'static Mutex<HashMap<String, Instant>> {
@@ -94,6 +109,26 @@ pub fn ownership_status(owned: usize, models: usize, database_up: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watchdog_interval_follows_libsystemds_rules() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            watchdog_interval(s("2000000"), None, 7),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            watchdog_interval(s("2000000"), s("7"), 7),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            watchdog_interval(s("2000000"), s("8"), 7),
+            None,
+            "another process's"
+        );
+        assert_eq!(watchdog_interval(s("0"), None, 7), None);
+        assert_eq!(watchdog_interval(None, s("7"), 7), None);
+    }
 
     #[test]
     fn a_loop_is_stale_only_after_the_timeout_without_a_beat() {

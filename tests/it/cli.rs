@@ -35,12 +35,29 @@ fn example_config() -> String {
         .to_string()
 }
 
+/// `driftd check-config ARGS` with the example's systemd credential (the database password
+/// file) provided, as `LoadCredential=` would.
+fn check_config(args: &[&str], password_file: &Path, config_env: Option<&str>) -> Output {
+    let mut cmd = Command::new(driftd_bin());
+    cmd.arg("check-config")
+        .args(args)
+        .env("DRIFTD_DATABASE__PASSWORD_FILE", password_file)
+        .env_remove("DRIFTD_CONFIG");
+    if let Some(c) = config_env {
+        cmd.env("DRIFTD_CONFIG", c);
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn check_config_accepts_the_example_and_speaks_json() {
     let example = example_config();
-    let out = driftd(&["check-config", "--config", &example]);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("db-password");
+    std::fs::write(&pw, "secret\n").unwrap();
+    let out = check_config(&["--config", &example], &pw, None);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let out = driftd(&["check-config", "--config", &example, "-o", "json"]);
+    let out = check_config(&["--config", &example, "-o", "json"], &pw, None);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
@@ -54,15 +71,14 @@ fn check_config_accepts_the_example_and_speaks_json() {
         .all(|s| s["next"].as_array().unwrap().len() == 3));
 
     // DRIFTD_CONFIG stands in for --config.
-    let out = Command::new(driftd_bin())
-        .args(["check-config", "-o", "json"])
-        .env("DRIFTD_CONFIG", &example)
-        .output()
-        .unwrap();
+    let out = check_config(&["-o", "json"], &pw, Some(&example));
     assert_eq!(code(&out), 0, "{}", text(&out));
+    // Without the credential the example names, the key is named.
+    let out = driftd(&["check-config", "--config", &example]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database.password_file"));
 
     // A bad file: exit 2, the key named, and still one JSON document on stdout.
-    let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
@@ -71,13 +87,11 @@ fn check_config_accepts_the_example_and_speaks_json() {
             .replace("batch_size = 5000", "batch_size = \"many\""),
     )
     .unwrap();
-    let out = driftd(&[
-        "check-config",
-        "--config",
-        bad.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let out = check_config(
+        &["--config", bad.to_str().unwrap(), "-o", "json"],
+        &pw,
+        None,
+    );
     assert_eq!(code(&out), 2, "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);

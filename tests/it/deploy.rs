@@ -396,7 +396,7 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
             .success();
         assert!(ok, "kill -HUP failed");
     };
-    std::fs::write(&config, "[http]\nlisten = 3\n").unwrap();
+    std::fs::write(&config, "[poll]\nbatch_size = \"many\"\n").unwrap();
     hup(&d);
     let (reported, seen) = wait_for_prefix(&notify, "STATUS=reload failed", WAIT);
     assert!(
@@ -418,7 +418,19 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
 
     // The example's model is served; the credential's admin token is the one in force.
     let metrics = d.get("/metrics").1;
-    assert!(metrics.contains("driftd_build_info{version="), "{metrics}");
+    let build = metrics
+        .lines()
+        .find(|l| l.starts_with("driftd_build_info{"))
+        .unwrap_or_else(|| panic!("no driftd_build_info: {metrics}"));
+    assert!(
+        build.contains("revision=\"")
+            && build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{build}"
+    );
+    assert!(
+        metrics.contains("process_resident_memory_bytes "),
+        "no process metrics"
+    );
     assert!(
         metrics.contains("driftd_model_owner{model=\"elec2\"} 1"),
         "{metrics}"

@@ -88,7 +88,7 @@ async fn rolling_accuracy_on_a_known_stream() {
     assert_eq!(db.rows_processed("churn").await, 1_500);
     assert_eq!(d.get("/readyz").0, 200);
     assert_eq!(d.get("/healthz").0, 200);
-    assert!(d.get("/metrics").1.contains("driftd_build_info{version="));
+    assert!(d.get("/metrics").1.contains("driftd_build_info{revision="));
 }
 
 #[tokio::test(flavor = "multi_thread")]
