@@ -202,10 +202,28 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// [`load_config`] for the commands that use the database: without `[database]`, exit code
+/// 2 naming `database.url`.
+fn load_config_with_database(
+    path: &std::path::Path,
+) -> Result<(Config, crate::config::DatabaseConfig), ExitCode> {
+    let cfg = load_config(path)?;
+    match cfg.database() {
+        Ok(db) => {
+            let db = db.clone();
+            Ok((cfg, db))
+        }
+        Err(e) => {
+            eprintln!("driftd: bad configuration: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 async fn dispatch(cmd: Command) -> ExitCode {
     match cmd {
         Command::Run { config } => {
-            let cfg = match load_config(&config) {
+            let (cfg, _database) = match load_config_with_database(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -233,12 +251,12 @@ async fn dispatch(cmd: Command) -> ExitCode {
             config,
             create_outcomes_table,
         } => {
-            let cfg = match load_config(&config) {
+            let (_cfg, database) = match load_config_with_database(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             let result = async {
-                let mut conn = db::connect_one(&cfg.database).await?;
+                let mut conn = db::connect_one(&database).await?;
                 db::migrate(&mut conn).await?;
                 if create_outcomes_table {
                     db::create_reference_outcomes_table(&mut conn).await?;
@@ -346,7 +364,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
             label_delay_ms,
             seed,
         } => {
-            let cfg = match load_config(&config) {
+            let (cfg, database) = match load_config_with_database(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -369,7 +387,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
                 spec,
             };
             let result = async {
-                let mut conn = db::connect_one(&cfg.database).await?;
+                let mut conn = db::connect_one(&database).await?;
                 crate::demo::feed(&mut conn, &opts).await?;
                 // The last labels wait out the settle interval, and an update may be running.
                 let deadline = std::time::Duration::from_millis(cfg.poll.settle_ms)
@@ -388,11 +406,11 @@ async fn dispatch(cmd: Command) -> ExitCode {
             }
         }
         Command::Models { config, action } => {
-            let cfg = match load_config(&config) {
+            let (_cfg, database) = match load_config_with_database(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match models(&cfg, action).await {
+            match models(&database, action).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("driftd: {e:#}");
@@ -405,7 +423,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
             model,
             strategy,
         } => {
-            let cfg = match load_config(&config) {
+            let (cfg, database) = match load_config_with_database(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -422,7 +440,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
                 }
             };
             let result = async {
-                let mut conn = db::connect_one(&cfg.database).await?;
+                let mut conn = db::connect_one(&database).await?;
                 crate::registry::runs_create(
                     &mut conn,
                     &model,
@@ -461,17 +479,14 @@ async fn dispatch(cmd: Command) -> ExitCode {
                     for sch in &m.triggers.schedules {
                         let next = crate::policy::schedule::next_firings(
                             &sch.cron,
-                            &m.triggers.timezone,
+                            m.triggers.timezone,
                             chrono::Utc::now(),
                             3,
                         )
-                        .map(|v| {
-                            v.iter()
-                                .map(|t| t.to_rfc3339())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        })
-                        .unwrap_or_else(|e| e);
+                        .iter()
+                        .map(|t| t.to_rfc3339())
+                        .collect::<Vec<_>>()
+                        .join(", ");
                         println!(
                             "    schedule `{}` ({}) → {}: next {next}",
                             sch.cron, m.triggers.timezone, sch.strategy
@@ -494,9 +509,12 @@ async fn wait_for_signal() {
     }
 }
 
-async fn models(cfg: &Config, action: ModelsAction) -> anyhow::Result<()> {
+async fn models(
+    database: &crate::config::DatabaseConfig,
+    action: ModelsAction,
+) -> anyhow::Result<()> {
     use crate::registry;
-    let mut conn = db::connect_one(&cfg.database).await?;
+    let mut conn = db::connect_one(database).await?;
     match action {
         ModelsAction::List { model } => {
             println!(

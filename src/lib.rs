@@ -8,6 +8,7 @@
 pub mod backtest;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod db;
 pub mod demo;
@@ -19,5 +20,7 @@ pub mod monitor;
 pub mod outcomes;
 pub mod policy;
 pub mod registry;
+pub mod span;
+pub mod splitmix;
 pub mod telemetry;
 pub mod train;

@@ -34,7 +34,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
-    let pool = db::pool(&cfg.database).context("database.url")?;
+    let database = cfg.database()?.clone();
+    let pool = db::pool(&database).context("database.url")?;
 
     let http_state = HttpState {
         metrics: metrics.clone(),
@@ -69,7 +70,7 @@ pub async fn run(
     let mut backoff = Backoff::new(200, cfg.poll.max_backoff_ms);
     loop {
         let attempt = async {
-            let mut conn = db::connect_one(&cfg.database).await?;
+            let mut conn = db::connect_one(&database).await?;
             db::migrate(&mut conn).await
         };
         match attempt.await {
@@ -117,7 +118,7 @@ pub async fn run(
     }
     let ownership = tokio::spawn(
         ownership::Ownership {
-            db: cfg.database.clone(),
+            db: database.clone(),
             interval: std::time::Duration::from_millis(cfg.poll.ownership_check_ms),
             metrics: metrics.clone(),
             health: health.clone(),
@@ -128,7 +129,7 @@ pub async fn run(
         .await
         .context("starting the retrain schedules")?;
     let listener = tokio::spawn(listen::wake_on_notify(
-        cfg.database.clone(),
+        database.clone(),
         source.notify_channel.clone(),
         wakers,
         shutdown.clone(),

@@ -5,9 +5,10 @@ use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::ModelConfig;
+use crate::control::schedule_request;
 use crate::exporter::Metrics;
-use crate::policy::schedule::{next_firings, parse_timezone};
-use crate::policy::{TrainRequest, TriggerKind};
+use crate::policy::schedule::{next_firing, CronExpr, Zone};
+use crate::policy::TrainRequest;
 
 /// Starts the jobs of every model's schedules; keep the scheduler alive while the daemon runs.
 pub async fn start(
@@ -20,70 +21,47 @@ pub async fn start(
     }
     let sched = JobScheduler::new().await?;
     for m in models {
-        let tz = parse_timezone(&m.triggers.timezone).expect("validated with the config");
-        let all: Vec<String> = m
+        let zone = m.triggers.timezone;
+        let all: Vec<CronExpr> = m
             .triggers
             .schedules
             .iter()
             .map(|s| s.cron.clone())
             .collect();
-        for s in &m.triggers.schedules {
+        for (i, s) in m.triggers.schedules.iter().enumerate() {
             let all = all.clone();
             let tx = senders[&m.name].clone();
-            let (model, cron, strategy, tzname) = (
-                m.name.clone(),
-                s.cron.clone(),
-                s.strategy,
-                m.triggers.timezone.clone(),
-            );
+            let model = m.name.clone();
+            // The decision core words the request; the loop hands it to the core.
+            let Some(req) = schedule_request(m, i) else {
+                continue;
+            };
             let metrics = metrics.clone();
-            let job = Job::new_async_tz(s.cron.as_str(), tz, move |_id, _lock| {
-                let (tx, model, cron, tzname, metrics, all) = (
+            let job = Job::new_async_tz(s.cron.as_str(), zone.tz(), move |_id, _lock| {
+                let (tx, model, metrics, all, req) = (
                     tx.clone(),
                     model.clone(),
-                    cron.clone(),
-                    tzname.clone(),
                     metrics.clone(),
                     all.clone(),
+                    req.clone(),
                 );
                 Box::pin(async move {
-                    let req = TrainRequest {
-                        trigger: TriggerKind::Schedule,
-                        reason: format!("schedule `{cron}` ({tzname})"),
-                        strategy,
-                        run_id: None,
-                        new_after: None,
-                    };
                     // A full channel means a request is already waiting: this one coalesces.
                     let _ = tx.try_send(req);
-                    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-                    publish_next(&metrics, &model, &all, &tzname);
+                    publish_next(&metrics, &model, &all, zone);
                 })
             })?;
             sched.add(job).await?;
         }
-        let crons: Vec<&str> = m
-            .triggers
-            .schedules
-            .iter()
-            .map(|s| s.cron.as_str())
-            .collect();
-        publish_next(&metrics, &m.name, &crons, &m.triggers.timezone);
+        publish_next(&metrics, &m.name, &all, zone);
     }
     sched.start().await?;
     Ok(Some(sched))
 }
 
-fn publish_next(metrics: &Metrics, model: &str, crons: &[&str], tz: &str) {
+fn publish_next(metrics: &Metrics, model: &str, crons: &[CronExpr], zone: Zone) {
     let now = chrono::Utc::now();
-    let next = crons
-        .iter()
-        .filter_map(|c| {
-            next_firings(c, tz, now, 1)
-                .ok()
-                .and_then(|v| v.first().copied())
-        })
-        .min();
+    let next = crons.iter().filter_map(|c| next_firing(c, zone, now)).min();
     if let Some(t) = next {
         metrics
             .next_scheduled_retrain

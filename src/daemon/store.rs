@@ -4,7 +4,8 @@
 use sqlx::{PgConnection, Row};
 
 use crate::config::ModelConfig;
-use crate::monitor::{MonitorEvent, MonitorState};
+use crate::control::ModelState;
+use crate::monitor::MonitorEvent;
 use crate::outcomes::{Rejection, Watermark};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +29,12 @@ pub enum StoreError {
 pub struct Loaded {
     pub watermark: Watermark,
     pub rows_rejected: u64,
-    pub state: MonitorState,
+    pub state: ModelState,
 }
 
 /// Reads the model's state, creating it empty on first sight.
 pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, StoreError> {
-    let fresh = MonitorState::new(cfg);
+    let fresh = ModelState::new(cfg);
     sqlx::query(
         "INSERT INTO driftd.monitor_state (model, state) VALUES ($1, $2) ON CONFLICT (model) DO NOTHING",
     )
@@ -53,7 +54,7 @@ pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, 
         _ => Watermark::start(),
     };
     let text: String = row.try_get(3)?;
-    let snapshot: MonitorState =
+    let snapshot: ModelState =
         serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
             model: cfg.name.clone(),
             source,
@@ -61,7 +62,7 @@ pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, 
     Ok(Loaded {
         watermark,
         rows_rejected: row.try_get::<i64, _>(2)? as u64,
-        state: MonitorState::restore(cfg, snapshot),
+        state: ModelState::restore(cfg, snapshot),
     })
 }
 
@@ -70,7 +71,7 @@ pub struct BatchCommit<'a> {
     pub model: &'a str,
     pub from: Watermark,
     pub to: Watermark,
-    pub state: &'a MonitorState,
+    pub state: &'a ModelState,
     pub rejected: &'a [Rejection],
     pub events: &'a [MonitorEvent],
 }
@@ -149,7 +150,7 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
     .bind(b.model)
     .bind(b.to.labeled_at)
     .bind(b.to.id)
-    .bind(b.state.rows as i64)
+    .bind(b.state.monitor.rows as i64)
     .bind(b.rejected.len() as i64)
     .bind(sqlx::types::Json(b.state))
     .bind(from_start)

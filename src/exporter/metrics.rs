@@ -7,6 +7,23 @@ use prometheus::{
 };
 
 use crate::monitor::MonitorState;
+use crate::policy::TriggerKind;
+use crate::registry::RunStatus;
+
+/// Every `result` label of `driftd_retrains_total`.
+pub const RETRAIN_RESULTS: [&str; 5] = ["promoted", "kept", "failed", "cancelled", "coalesced"];
+
+/// The `result` label of `driftd_retrains_total` for a run that ended in `status` (a run
+/// that never ended reads as failed).
+pub fn retrain_result(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Promoted => "promoted",
+        RunStatus::Kept => "kept",
+        RunStatus::Cancelled => "cancelled",
+        RunStatus::Coalesced => "coalesced",
+        RunStatus::Failed | RunStatus::Requested | RunStatus::Running => "failed",
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -234,17 +251,59 @@ impl Metrics {
         }
     }
 
+    /// A training request was coalesced into the follow-up of a running one.
+    pub fn training_coalesced(&self, model: &str, trigger: TriggerKind) {
+        self.retrains
+            .with_label_values(&[
+                model,
+                trigger.as_str(),
+                retrain_result(RunStatus::Coalesced),
+            ])
+            .inc();
+    }
+
+    /// A training ended in `status` at `at`; `new_champion` is the version it promoted.
+    pub fn training_finished(
+        &self,
+        model: &str,
+        trigger: TriggerKind,
+        status: RunStatus,
+        new_champion: Option<i64>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.retrains
+            .with_label_values(&[model, trigger.as_str(), retrain_result(status)])
+            .inc();
+        self.last_retrain_timestamp
+            .with_label_values(&[model])
+            .set(at.timestamp() as f64);
+        if let Some(v) = new_champion {
+            self.champion_version.with_label_values(&[model]).set(v);
+        }
+    }
+
+    /// How long a training with `strategy` took.
+    pub fn training_took(&self, strategy: crate::train::Strategy, seconds: f64) {
+        self.training_duration
+            .with_label_values(&[strategy.as_str()])
+            .observe(seconds);
+    }
+
     /// Creates a model's counters at 0, so that `increase()` and `changes()` see their first
-    /// increment (Prometheus ignores the first sample of a series).
-    pub fn touch_model_series(&self, model: &str) {
+    /// increment (Prometheus ignores the first sample of a series): called when a model's
+    /// loop starts, with its detectors' labels.
+    pub fn touch_model_series(&self, model: &str, detectors: &[&str]) {
         self.outcomes_processed.with_label_values(&[model]);
+        for detector in detectors {
+            self.drift_detected.with_label_values(&[model, detector]);
+        }
         self.rows_scored.with_label_values(&[model]);
         for reason in crate::outcomes::RejectReason::ALL {
             self.rows_rejected
                 .with_label_values(&[model, reason.as_str()]);
         }
-        for trigger in crate::policy::TriggerKind::ALL {
-            for result in ["promoted", "kept", "failed", "cancelled", "coalesced"] {
+        for trigger in TriggerKind::ALL {
+            for result in RETRAIN_RESULTS {
                 self.retrains
                     .with_label_values(&[model, trigger.as_str(), result]);
             }

@@ -1,44 +1,31 @@
 //! Cron schedules (with a seconds field, as tokio-cron-scheduler reads them) in a time zone.
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use croner::parser::{CronParser, Seconds};
-use croner::Cron;
 
-pub fn parse_timezone(tz: &str) -> Result<Tz, String> {
-    tz.parse::<Tz>()
-        .map_err(|_| format!("`{tz}` is not an IANA time zone (e.g. Europe/Berlin, UTC)"))
-}
+pub use crate::config::cron::{CronExpr, Zone};
 
-pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .dom_and_dow(true)
-        .build()
-        .parse(expr)
-        .map_err(|e| {
-            format!("`{expr}` is not a cron expression with seconds (e.g. `0 0 3 * * Mon`): {e}")
-        })
-}
-
-/// The next `n` firing times after `from`, in UTC.
+/// The next `n` firing times after `from`, in UTC (fewer if the expression stops firing).
 pub fn next_firings(
-    expr: &str,
-    tz: &str,
+    expr: &CronExpr,
+    zone: Zone,
     from: DateTime<Utc>,
     n: usize,
-) -> Result<Vec<DateTime<Utc>>, String> {
-    let cron = parse_cron(expr)?;
-    let tz = parse_timezone(tz)?;
-    let mut t = from.with_timezone(&tz);
+) -> Vec<DateTime<Utc>> {
+    let mut t = from.with_timezone(&zone.tz());
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        t = cron
-            .find_next_occurrence(&t, false)
-            .map_err(|e| format!("`{expr}` never fires: {e}"))?;
+        match expr.cron().find_next_occurrence(&t, false) {
+            Ok(next) => t = next,
+            Err(_) => break,
+        }
         out.push(t.with_timezone(&Utc));
     }
-    Ok(out)
+    out
+}
+
+/// The next firing after `from`, if any.
+pub fn next_firing(expr: &CronExpr, zone: Zone, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    next_firings(expr, zone, from, 1).first().copied()
 }
 
 #[cfg(test)]
@@ -50,7 +37,8 @@ mod tests {
     fn weekly_and_monthly_in_a_time_zone() {
         // Thursday 2026-11-26 12:00 UTC.
         let from = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
-        let weekly = next_firings("0 0 3 * * Mon", "Europe/Berlin", from, 3).unwrap();
+        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        let weekly = next_firings(&CronExpr::parse("0 0 3 * * Mon").unwrap(), berlin, from, 3);
         // Monday 03:00 in Berlin (CET, UTC+1) is 02:00 UTC.
         assert_eq!(
             weekly[0],
@@ -60,7 +48,12 @@ mod tests {
             weekly[1],
             Utc.with_ymd_and_hms(2026, 12, 7, 2, 0, 0).unwrap()
         );
-        let monthly = next_firings("0 0 4 1 * *", "UTC", from, 2).unwrap();
+        let monthly = next_firings(
+            &CronExpr::parse("0 0 4 1 * *").unwrap(),
+            Zone::parse("UTC").unwrap(),
+            from,
+            2,
+        );
         assert_eq!(
             monthly,
             vec![
@@ -69,9 +62,10 @@ mod tests {
             ]
         );
         assert!(
-            parse_cron("0 3 * * Mon").is_err(),
+            CronExpr::parse("0 3 * * Mon").is_err(),
             "five fields: the seconds are required"
         );
-        assert!(parse_timezone("Mars/Olympus").is_err());
+        assert!(Zone::parse("Mars/Olympus").is_err());
+        assert_eq!(berlin.to_string(), "Europe/Berlin");
     }
 }

@@ -2,12 +2,13 @@
 //! metrics, exactly one champion per model, and the record of training runs. The only code that
 //! writes model weights.
 
+pub mod progress;
 mod runs;
 
 pub use runs::{
     claim_requested as runs_claim_requested, create as runs_create,
     fail_orphans as runs_fail_orphans, finish as runs_finish, list as runs_list,
-    mark_running as runs_mark_running, RunStatus, TrainingRun,
+    mark_running as runs_mark_running, RunEnd, RunStatus, TrainingRun,
 };
 
 use chrono::{DateTime, Utc};
@@ -161,6 +162,19 @@ pub async fn champion(
             reason: e.to_string(),
         })?;
     Ok(Some((info, artifact)))
+}
+
+/// The champion's version number, if the model has one (cheap: no weights).
+pub async fn champion_version(
+    conn: &mut PgConnection,
+    model: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
+    )
+    .bind(model)
+    .fetch_optional(conn)
+    .await
 }
 
 /// The champion's reference sample for data-drift checks, if it has one.

@@ -1,9 +1,11 @@
 //! driftd's integration tests: one binary, real PostgreSQL, the real daemon.
 
+mod architecture;
 mod backtest;
 mod conformance;
 mod demo;
 mod deploy;
+mod fidelity;
 mod helpers;
 mod monitor;
 mod prometheus_e2e;
