@@ -522,10 +522,7 @@ async fn models(
                 "model", "version", "parent", "status", "strategy", "trigger", "rows", "holdout"
             );
             for v in registry::list(&mut conn, model.as_deref()).await? {
-                let acc = v
-                    .holdout_metrics
-                    .pointer("/holdout/accuracy")
-                    .and_then(|a| a.as_f64());
+                let acc = v.holdout_metrics.accuracy();
                 println!(
                     "{:<16} {:>7} {:>7} {:<10} {:<18} {:<10} {:>9} {:>8}",
                     v.model,

@@ -253,10 +253,7 @@ impl ModelLoop {
                     .champion_version
                     .with_label_values(&[&self.cfg.name])
                     .set(info.version);
-                let acc = info
-                    .holdout_metrics
-                    .pointer("/holdout/accuracy")
-                    .and_then(|v| v.as_f64());
+                let acc = info.holdout_metrics.accuracy();
                 tracing::info!(model = %self.cfg.name, version = info.version, "champion loaded");
                 live.core.set_champion(Some(ChampionView {
                     version: info.version,

@@ -43,17 +43,20 @@ pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, 
     .execute(&mut *conn)
     .await?;
     let row = sqlx::query(
-        "SELECT watermark_labeled_at, watermark_id, rows_rejected, state::text \
+        "SELECT watermark_labeled_at, watermark_id, rows_rejected, state::text AS state \
          FROM driftd.monitor_state WHERE model = $1",
     )
     .bind(&cfg.name)
     .fetch_one(&mut *conn)
     .await?;
-    let watermark = match (row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?) {
+    let watermark = match (
+        row.try_get("watermark_labeled_at")?,
+        row.try_get::<Option<i64>, _>("watermark_id")?,
+    ) {
         (Some(labeled_at), Some(id)) => Watermark { labeled_at, id },
         _ => Watermark::start(),
     };
-    let text: String = row.try_get(3)?;
+    let text: String = row.try_get("state")?;
     let snapshot: ModelState =
         serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
             model: cfg.name.clone(),
@@ -61,7 +64,7 @@ pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, 
         })?;
     Ok(Loaded {
         watermark,
-        rows_rejected: row.try_get::<i64, _>(2)? as u64,
+        rows_rejected: row.try_get::<i64, _>("rows_rejected")? as u64,
         state: ModelState::restore(cfg, snapshot),
     })
 }

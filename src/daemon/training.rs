@@ -388,12 +388,12 @@ impl Job {
                 champion: None,
             });
         };
-        let metrics = serde_json::json!({
-            "holdout": chosen.holdout,
-            "champion_holdout": outcome.champion_holdout,
-            "n_holdout": outcome.n_holdout,
-            "reason": outcome.reason,
-        });
+        let metrics = registry::HoldoutMetrics {
+            holdout: chosen.holdout,
+            champion_holdout: outcome.champion_holdout,
+            n_holdout: outcome.n_holdout,
+            reason: outcome.reason.clone(),
+        };
         let cutoff = self.plan.cutoff(data.n_new_read, champion_cutoff);
         let reference_sample = control::reference_sample(
             &self.cfg,

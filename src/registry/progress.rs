@@ -11,13 +11,14 @@ pub async fn monitor_progress(
     let row = sqlx::query(
         "SELECT rows_processed, \
                 (state->'count_windows'->0->'stats'->>'correct')::float8 / \
-                nullif((state->'count_windows'->0->'stats'->>'n')::float8, 0) \
+                nullif((state->'count_windows'->0->'stats'->>'n')::float8, 0) AS accuracy \
          FROM driftd.monitor_state WHERE model = $1",
     )
     .bind(model)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    row.map(|r| Ok((r.try_get("rows_processed")?, r.try_get("accuracy")?)))
+        .transpose()
 }
 
 /// Rows consumed for `model`: folded into the monitor or set aside as rejected.

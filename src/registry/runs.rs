@@ -85,8 +85,14 @@ pub async fn claim_requested(
     .bind(model)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            r.try_get("id")?,
+            r.try_get("strategy")?,
+            r.try_get("reason")?,
+        ))
+    })
+    .transpose()
 }
 
 pub async fn mark_running(
@@ -177,18 +183,18 @@ pub async fn list(
     rows.iter()
         .map(|r| {
             Ok(TrainingRun {
-                id: r.try_get(0)?,
-                model: r.try_get(1)?,
-                trigger: r.try_get(2)?,
-                reason: r.try_get(3)?,
-                strategy: r.try_get(4)?,
-                status: r.try_get(5)?,
-                requested_at: r.try_get(6)?,
-                finished_at: r.try_get(7)?,
-                champion_version: r.try_get(8)?,
-                new_version: r.try_get(9)?,
-                candidates: r.try_get(10)?,
-                error: r.try_get(11)?,
+                id: r.try_get("id")?,
+                model: r.try_get("model")?,
+                trigger: r.try_get("trigger")?,
+                reason: r.try_get("reason")?,
+                strategy: r.try_get("strategy")?,
+                status: r.try_get("status")?,
+                requested_at: r.try_get("requested_at")?,
+                finished_at: r.try_get("finished_at")?,
+                champion_version: r.try_get("champion_version")?,
+                new_version: r.try_get("new_version")?,
+                candidates: r.try_get("candidates")?,
+                error: r.try_get("error")?,
             })
         })
         .collect()

@@ -246,6 +246,9 @@ async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
         start = end;
     }
     let got = daemon_updates(&mut db).await;
+    for u in &got {
+        eprintln!("daemon: {u:?}");
+    }
     assert_eq!(
         got,
         expected,
