@@ -80,7 +80,7 @@ pub async fn run(
             }
             Err(e) => {
                 set_db_up(false);
-                metrics.poll_errors.inc();
+                metrics.poll_failed("", "database");
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "database not ready");
                 tokio::select! {

@@ -118,7 +118,7 @@ impl ModelLoop {
                     Duration::ZERO
                 }
                 Err(e) => {
-                    self.metrics.poll_errors.inc();
+                    self.metrics.poll_failed(&name, e.metric_label());
                     (self.db_up)(false);
                     let d = backoff.next_delay();
                     tracing::warn!(model = %name, error = %e, retry_in_ms = d.as_millis() as u64, "poll failed");

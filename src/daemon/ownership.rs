@@ -84,7 +84,7 @@ impl Ownership {
                         conn = Some(c);
                     }
                     Err(e) => {
-                        self.metrics.poll_errors.inc();
+                        self.metrics.poll_failed("", "database");
                         tracing::warn!(error = %e, "database unreachable; retrying");
                     }
                 }

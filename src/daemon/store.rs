@@ -24,6 +24,18 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl StoreError {
+    /// The `kind` label of `driftd_poll_errors_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            StoreError::Db(_) => "database",
+            StoreError::Registry(_) => "registry",
+            StoreError::Corrupt { .. } => "corrupt_state",
+            StoreError::Conflict(_) => "conflict",
+        }
+    }
+}
+
 /// What is durable for one model.
 #[derive(Debug, Clone)]
 pub struct Loaded {

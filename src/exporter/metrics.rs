@@ -2,13 +2,16 @@
 //! only this module and the HTTP handler know the Prometheus format.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::monitor::MonitorState;
 use crate::policy::TriggerKind;
 use crate::registry::RunStatus;
+
+/// Every `kind` label of `driftd_poll_errors_total` (`StoreError::metric_label`).
+pub const POLL_ERROR_KINDS: [&str; 4] = ["database", "registry", "corrupt_state", "conflict"];
 
 /// Every `result` label of `driftd_retrains_total`.
 pub const RETRAIN_RESULTS: [&str; 5] = ["promoted", "kept", "failed", "cancelled", "coalesced"];
@@ -33,7 +36,8 @@ pub struct Metrics {
     pub rolling_brier: GaugeVec,
     pub label_delay: HistogramVec,
     pub poll_duration: Histogram,
-    pub poll_errors: IntCounter,
+    /// By model (empty for daemon-wide work: migrations, ownership) and `kind`.
+    pub poll_errors: IntCounterVec,
     pub database_up: Gauge,
     pub watermark_lag: GaugeVec,
     pub rows_rejected: IntCounterVec,
@@ -88,7 +92,7 @@ impl Metrics {
                 HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).unwrap(),
             )
         };
-        Metrics {
+        let m = Metrics {
             outcomes_processed: counter(
                 "driftd_outcomes_processed_total",
                 "Labelled outcomes folded into the monitor state.",
@@ -126,13 +130,10 @@ impl Metrics {
                 )
                 .unwrap(),
             ),
-            poll_errors: reg(
-                &r,
-                IntCounter::new(
-                    "driftd_poll_errors_total",
-                    "Polls that failed (database errors).",
-                )
-                .unwrap(),
+            poll_errors: counter(
+                "driftd_poll_errors_total",
+                "Polls that failed, by model (empty: daemon-wide) and kind of error.",
+                &["model", "kind"],
             ),
             database_up: reg(
                 &r,
@@ -219,7 +220,10 @@ impl Metrics {
                 &["model"],
             ),
             registry: r,
-        }
+        };
+        // Daemon-wide errors (migrations, ownership) exist at 0 from the start.
+        m.poll_errors.with_label_values(&["", "database"]);
+        m
     }
 
     /// Publishes the gauges that mirror a model's monitor state.
@@ -249,6 +253,12 @@ impl Metrics {
                 self.detector_estimate.with_label_values(&labels).set(est);
             }
         }
+    }
+
+    /// A poll (or, with `model` empty, daemon-wide database work) failed with an error of
+    /// `kind` (the error's `metric_label()`).
+    pub fn poll_failed(&self, model: &str, kind: &str) {
+        self.poll_errors.with_label_values(&[model, kind]).inc();
     }
 
     /// A training request was coalesced into the follow-up of a running one.
@@ -294,6 +304,9 @@ impl Metrics {
     /// loop starts, with its detectors' labels.
     pub fn touch_model_series(&self, model: &str, detectors: &[&str]) {
         self.outcomes_processed.with_label_values(&[model]);
+        for kind in POLL_ERROR_KINDS {
+            self.poll_errors.with_label_values(&[model, kind]);
+        }
         for detector in detectors {
             self.drift_detected.with_label_values(&[model, detector]);
         }
