@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use crate::generate::{Stream, StreamSpec};
+use crate::registry::{self, progress};
 
 pub struct FeedOptions {
     pub model: String,
@@ -34,13 +35,9 @@ pub async fn feed(conn: &mut PgConnection, opts: &FeedOptions) -> Result<(), sql
     while rows.peek().is_some() || !pending.is_empty() {
         // Until driftd has a champion, the "deployed" model predicts; then rows arrive
         // unscored and driftd's champion scores them.
-        let has_champion: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM driftd.model_versions WHERE model = $1 AND status = 'champion')",
-        )
-        .bind(&opts.model)
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap_or(false);
+        let has_champion = registry::champion_version(&mut *conn, &opts.model)
+            .await
+            .is_ok_and(|v| v.is_some());
         let batch: Vec<_> = rows.by_ref().take(per_tick).collect();
         for r in &batch {
             let feats: Vec<f32> = r.features.clone();
@@ -89,25 +86,10 @@ async fn report(
     sent: usize,
     elapsed: Duration,
 ) -> Result<(), sqlx::Error> {
-    let state = sqlx::query(
-        "SELECT rows_processed, \
-                (state->'count_windows'->0->'stats'->>'correct')::float8 / \
-                nullif((state->'count_windows'->0->'stats'->>'n')::float8, 0) \
-         FROM driftd.monitor_state WHERE model = $1",
-    )
-    .bind(model)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let drifts: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM driftd.drift_events WHERE model = $1 AND kind = 'drift'",
-    )
-    .bind(model)
-    .fetch_one(&mut *conn)
-    .await?;
-    let (processed, acc) = match state {
-        Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<Option<f64>, _>(1)?),
-        None => (0, None),
-    };
+    let (processed, acc) = progress::monitor_progress(&mut *conn, model)
+        .await?
+        .unwrap_or((0, None));
+    let drifts = progress::drift_detections(&mut *conn, model).await?.len();
     println!(
         "[demo {:>5.1}s] sent {sent:>6} rows | driftd processed {processed:>6} | accuracy(last 100) {} | drifts detected {drifts} | {}",
         elapsed.as_secs_f64(),
@@ -126,16 +108,14 @@ pub async fn wait_caught_up(
 ) -> Result<bool, sqlx::Error> {
     let until = Instant::now() + deadline;
     loop {
-        let done: bool = sqlx::query_scalar(
-            "SELECT coalesce((SELECT rows_processed FROM driftd.monitor_state WHERE model = $1), 0) \
-                    + (SELECT count(*) FROM driftd.rejected_rows WHERE model = $1) \
-                    >= (SELECT count(*) FROM outcomes WHERE model = $1 AND label IS NOT NULL) \
-                AND NOT EXISTS (SELECT 1 FROM driftd.training_runs \
-                                WHERE model = $1 AND status IN ('requested', 'running'))",
+        let labelled: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outcomes WHERE model = $1 AND label IS NOT NULL",
         )
         .bind(model)
         .fetch_one(&mut *conn)
         .await?;
+        let done = progress::rows_consumed(&mut *conn, model).await? >= labelled
+            && !progress::training_pending(&mut *conn, model).await?;
         if done {
             return Ok(true);
         }
@@ -157,17 +137,7 @@ pub struct ServedRow {
 }
 
 /// A registered version, as the summary describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VersionInfo {
-    pub version: i64,
-    pub strategy: String,
-    pub trigger: String,
-    /// Holdout accuracy of the version and of the champion it replaced (time-ordered holdout).
-    pub holdout_accuracy: Option<f64>,
-    pub champion_holdout_accuracy: Option<f64>,
-    /// The newest row (outcome id) it was trained on.
-    pub cutoff_id: Option<i64>,
-}
+pub use crate::registry::progress::VersionBrief as VersionInfo;
 
 /// Rows before a change that stand for "before".
 const BEFORE_ROWS: usize = 1_000;
@@ -302,13 +272,11 @@ pub async fn summary(
     model: &str,
     spec: &StreamSpec,
 ) -> Result<(), sqlx::Error> {
-    let events: Vec<(String, i64, f64)> = sqlx::query_as(
-        "SELECT detector, row_index, coalesce(estimate, 'NaN') FROM driftd.drift_events \
-         WHERE model = $1 AND kind = 'drift' ORDER BY row_index",
-    )
-    .bind(model)
-    .fetch_all(&mut *conn)
-    .await?;
+    let events: Vec<(String, i64, f64)> = progress::drift_detections(&mut *conn, model)
+        .await?
+        .into_iter()
+        .map(|d| (d.detector, d.row_index, d.estimate))
+        .collect();
     println!("\n=== driftd demo summary ===");
     if let Some(a) = spec.abrupt_at {
         println!("abrupt concept change at row {a}");
@@ -322,25 +290,16 @@ pub async fn summary(
     if events.is_empty() {
         println!("  no drift detected");
     }
-    type RunRow = (
-        i64,
-        String,
-        String,
-        String,
-        Option<i64>,
-        serde_json::Value,
-        Option<String>,
-    );
-    let runs: Vec<RunRow> = sqlx::query_as(
-        "SELECT r.id, r.trigger, r.strategy, r.status, r.new_version, r.candidates, v.strategy \
-         FROM driftd.training_runs r LEFT JOIN driftd.model_versions v \
-           ON v.model = r.model AND v.version = r.new_version \
-         WHERE r.model = $1 ORDER BY r.id",
-    )
-    .bind(model)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (id, trigger, strategy, status, version, candidates, chosen) in &runs {
+    for run in progress::run_briefs(&mut *conn, model).await? {
+        let progress::RunBrief {
+            id,
+            trigger,
+            strategy,
+            status,
+            new_version: version,
+            candidates,
+            chosen_strategy: chosen,
+        } = &run;
         let version = version.map_or(String::new(), |v| format!(" → v{v}"));
         println!("  training run {id}: {trigger} / {strategy}: {status}{version}");
         let mut scored: Vec<(String, f64)> = candidates
@@ -402,29 +361,7 @@ pub async fn summary(
             correct,
         })
         .collect();
-    type VersionRow = (i64, String, String, Option<f64>, Option<f64>, Option<i64>);
-    let versions: Vec<VersionRow> = sqlx::query_as(
-        "SELECT version, strategy, trigger, \
-                (holdout_metrics->'holdout'->>'accuracy')::float8, \
-                (holdout_metrics->'champion_holdout'->>'accuracy')::float8, cutoff_id \
-         FROM driftd.model_versions WHERE model = $1 ORDER BY version",
-    )
-    .bind(model)
-    .fetch_all(&mut *conn)
-    .await?;
-    let versions: Vec<VersionInfo> = versions
-        .into_iter()
-        .map(
-            |(version, strategy, trigger, holdout, champion_holdout, cutoff_id)| VersionInfo {
-                version,
-                strategy,
-                trigger,
-                holdout_accuracy: holdout,
-                champion_holdout_accuracy: champion_holdout,
-                cutoff_id,
-            },
-        )
-        .collect();
+    let versions = progress::version_briefs(&mut *conn, model).await?;
     let drifts: Vec<(String, usize)> = events
         .iter()
         .map(|(d, i, _)| (d.clone(), (*i).max(0) as usize))

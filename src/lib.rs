@@ -8,6 +8,7 @@
 pub mod backtest;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod db;
 pub mod demo;
@@ -21,6 +22,8 @@ pub mod policy;
 pub mod progress;
 pub mod registry;
 pub mod serve;
+pub mod span;
+pub mod splitmix;
 pub mod systemd;
 pub mod telemetry;
 pub mod train;

@@ -15,13 +15,15 @@
 //! - The clock is the newest row's timestamp (a `ts` column, unix seconds or date-times), or
 //!   row index × `seconds_per_row`; time windows, cooldowns, hold times, cron schedules and
 //!   feature-drift check intervals run on it.
-//! - A trigger trains with `train::run_update` on the daemon's old/new split: rows up to the
-//!   champion's cut-off are old, labelled rows after it are new, each bounded to the newest
-//!   `max_training_rows`. A promoted model serves from the next row on and moves the cut-off;
-//!   a kept one leaves both alone. Training is instantaneous on the simulated clock (no rows
-//!   are predicted by the old model while it runs), and a second request in the same batch
-//!   is counted as coalesced, not run (it would train on the same rows again).
-//! - Deterministic for a seed: training seeds are `seed + run number`.
+//! - What to train, when and on what rows is decided by the daemon's own decision core
+//!   ([`crate::control::Controller`]): the old/new split at the champion's cut-off or at the
+//!   drift, each bounded to the newest `max_training_rows`. A promoted model serves from the
+//!   next row on and moves the cut-off; a kept one leaves both alone. Training is
+//!   instantaneous on the simulated clock (no rows are predicted by the old model while it
+//!   runs); a second request in the same batch is coalesced, as in the daemon, and becomes
+//!   one follow-up update once the first is done (on the same rows, here).
+//! - Deterministic for a seed: training seeds are `seed + run number` (the bootstrap is run
+//!   0), as the daemon's are from its start.
 //!
 //! [`compare`] replays one history three ways (never update, update every N rows, the
 //! configured policy); [`write_svg`] draws a report.
@@ -39,6 +41,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ModelConfig};
+use crate::control::RowRanges;
 use crate::generate::StreamSpec;
 use crate::train::{Strategy, TrainError};
 
@@ -180,6 +183,10 @@ pub struct Retrain {
     pub champion_holdout_accuracy: Option<f64>,
     pub n_old_rows: usize,
     pub n_new_rows: usize,
+    /// The rows it read (row = index in the history) and its holdout, as the daemon records
+    /// them in `driftd.training_runs`.
+    #[serde(default)]
+    pub rows: RowRanges,
     pub train_seconds: f64,
     /// Optimiser steps of all its training jobs (the update's cost in work).
     pub steps: usize,
@@ -235,7 +242,8 @@ pub struct Report {
     pub retrains: Vec<Retrain>,
     /// Updates that produced a new champion.
     pub promotions: usize,
-    /// Requests that arrived in a batch that already had one.
+    /// Requests that arrived while an update was decided on: each became (part of) a
+    /// follow-up update.
     pub coalesced: usize,
     /// Accuracy every `series_every` rows from the first evaluated row.
     pub accuracy_series: Vec<SeriesPoint>,

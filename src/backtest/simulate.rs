@@ -1,4 +1,6 @@
-//! The prequential replay (see the module docs of [`super`]).
+//! The prequential replay (see the module docs of [`super`]): a driver of the decision core
+//! ([`crate::control`]) that supplies rows from the history, a simulated clock and
+//! instantaneous training.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -9,110 +11,97 @@ use super::metrics::{predicted_class, stream_metrics, UpdateCost};
 use super::{
     BacktestError, BacktestOptions, DriftPoint, History, PolicyMode, Report, Retrain, SeriesPoint,
 };
-use crate::config::{parse_duration_secs, ModelConfig, Task};
+use crate::config::{ModelConfig, Task};
+use crate::control::{
+    self, ChampionView, Controller, Decision, ModelState, RowRanges, TrainPlan, TriggerMode,
+};
 use crate::feature_drift::{self, ReferenceSample};
-use crate::monitor::{score_row, MonitorEvent, MonitorState};
-use crate::outcomes::Outcome;
-use crate::policy::{self, schedule::next_firings, BatchView};
-use crate::train::{self, Dataset, ModelArtifact, Strategy, TrainError, UpdateRequest};
+use crate::monitor::{score_row, MonitorEvent};
+use crate::outcomes::{Outcome, Watermark};
+use crate::policy::schedule::next_firing;
+use crate::train::{self, Dataset, ModelArtifact, TrainError, UpdateRequest};
 
 fn at(ts: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(ts, 0).single().unwrap_or_default()
 }
 
-/// An update the replay decided on.
-struct Request {
-    trigger: String,
-    reason: String,
-    strategy: Strategy,
-    /// The row after which new data starts, when the trigger located the change (the
-    /// daemon's `TrainRequest::new_after`).
-    new_after: Option<usize>,
-}
-
-struct Champion {
+/// The serving model, as the registry would keep it.
+struct Served {
     artifact: ModelArtifact,
-    /// The newest row it was trained on: rows up to here are "old".
-    cutoff: usize,
-    holdout_accuracy: Option<f64>,
     /// 1 for the bootstrap model, +1 per promotion (stamped on the outcomes it predicts).
     version: i64,
     /// The feature-drift reference: a sample of the rows its update read.
     reference: Option<ReferenceSample>,
 }
 
+/// The replay's storage and trainer: rows by index (a row's id is its index), the serving
+/// model, and what every training did.
 struct Sim<'a> {
     model: &'a ModelConfig,
-    opts: &'a BacktestOptions,
     h: &'a History,
     /// Every row as training data; `ts` is the label's arrival time.
     all: Dataset,
     n_classes: usize,
-    runs: u64,
     training_seconds: f64,
     cancel: AtomicBool,
+    served: Option<Served>,
+    retrains: Vec<Retrain>,
+    coalesced: usize,
+}
+
+/// Where a row range `(after, upto]` starts, as an index.
+fn first_index(after: Watermark) -> usize {
+    if after == Watermark::start() {
+        0
+    } else {
+        after.id as usize + 1
+    }
 }
 
 impl Sim<'_> {
-    /// Rows `start..end` of `all`, the newest `max_training_rows` of them.
-    fn rows(&self, start: usize, end: usize) -> Dataset {
-        let start = start.max(end.saturating_sub(self.model.max_training_rows));
+    fn watermark(&self, row: usize) -> Watermark {
+        Watermark {
+            labeled_at: at(self.all.ts[row]),
+            id: row as i64,
+        }
+    }
+
+    /// Rows `(after, upto]`, the newest `max_rows` of them.
+    fn rows(&self, (after, upto): (Watermark, Watermark), max_rows: usize) -> Dataset {
+        let end = upto.id as usize + 1;
+        let start = first_index(after).max(end.saturating_sub(max_rows));
         if start >= end {
             return Dataset::empty(self.h.n_features);
         }
         self.all.slice(start, end)
     }
 
-    fn reference(&self, old: &Dataset, new: &Dataset) -> Option<ReferenceSample> {
-        let fd = self.model.feature_drift.as_ref()?;
-        let rows = old.concat(new).ok()?;
-        if rows.is_empty() {
-            return None;
-        }
-        ReferenceSample::from_rows(
-            &rows.x,
-            rows.n_features,
-            fd.reference_sample_rows,
-            self.opts.seed.wrapping_add(self.runs),
-        )
-        .with_feature_names(self.h.feature_names.clone())
-        .ok()
-    }
-
-    /// Trains on the rows labelled before `upto` (exclusive); returns the record and, when
-    /// promoted, the new champion.
-    fn update(
+    /// Runs `plan` (the newest row predicted by the old model is `index`); returns the new
+    /// champion when it is promoted.
+    fn train(
         &mut self,
-        req: &Request,
-        champion: Option<&Champion>,
-        upto: usize,
+        plan: &TrainPlan,
+        champion: Option<&ChampionView>,
         index: usize,
-    ) -> Result<(Retrain, Option<Champion>), BacktestError> {
-        let (old, new) = match champion {
-            Some(c) => {
-                // As the daemon: old data ends at the champion's cut-off or at the drift.
-                let split = req.new_after.filter(|&j| j + 1 < upto).unwrap_or(c.cutoff);
-                (self.rows(0, split + 1), self.rows(split + 1, upto))
-            }
-            None => (Dataset::empty(self.h.n_features), self.rows(0, upto)),
+    ) -> Result<Option<ChampionView>, BacktestError> {
+        let old = match plan.old_rows() {
+            Some(r) => self.rows(r, plan.max_rows),
+            None => Dataset::empty(self.h.n_features),
         };
-        let ureq = UpdateRequest {
-            seed: self.opts.seed.wrapping_add(self.runs),
-            strategy: Some(req.strategy),
-            n_classes: self.n_classes,
-        };
+        let new = self.rows(plan.new_rows(), plan.max_rows);
         let mut record = Retrain {
             index,
-            trained_upto: upto.saturating_sub(1),
-            trigger: req.trigger.clone(),
-            reason: req.reason.clone(),
-            requested_strategy: req.strategy,
-            strategy: req.strategy,
+            trained_upto: plan.upto.id as usize,
+            trigger: plan.trigger.as_str().into(),
+            reason: plan.reason.clone(),
+            requested_strategy: plan.strategy,
+            strategy: plan.strategy,
             promoted: false,
             holdout_accuracy: None,
             champion_holdout_accuracy: None,
             n_old_rows: old.len(),
             n_new_rows: new.len(),
+            rows: RowRanges::of(&old, &new, 0),
             train_seconds: 0.0,
             steps: 0,
             recent_rows: None,
@@ -120,8 +109,12 @@ impl Sim<'_> {
         };
         let started = Instant::now();
         let result = train::run_update(
-            &ureq,
-            champion.map(|c| &c.artifact),
+            &UpdateRequest {
+                seed: plan.seed,
+                strategy: Some(plan.strategy),
+                n_classes: self.n_classes,
+            },
+            self.served.as_ref().map(|s| &s.artifact),
             &old,
             &new,
             &self.model.train,
@@ -129,41 +122,347 @@ impl Sim<'_> {
         );
         record.train_seconds = started.elapsed().as_secs_f64();
         self.training_seconds += record.train_seconds;
-        self.runs += 1;
         let outcome = match result {
             Ok(o) => o,
             // A wrong training configuration fails every update: stop here.
             Err(e @ TrainError::Config(_)) => return Err(e.into()),
-            Err(e) if champion.is_none() => return Err(e.into()),
+            Err(e) if self.served.is_none() => return Err(e.into()),
             Err(e) => {
                 record.error = Some(e.to_string());
-                return Ok((record, None));
+                self.retrains.push(record);
+                return Ok(None);
             }
         };
+        record.rows = RowRanges::of(&old, &new, outcome.n_holdout);
         record.champion_holdout_accuracy = outcome.champion_holdout.map(|s| s.accuracy);
         record.steps = outcome.steps;
         let Some(chosen) = outcome.chosen else {
             record.error = Some(outcome.reason);
-            return Ok((record, None));
+            self.retrains.push(record);
+            return Ok(None);
         };
         record.strategy = chosen.strategy;
         record.recent_rows = chosen.recent_rows;
         record.holdout_accuracy = chosen.holdout.map(|s| s.accuracy);
         record.promoted = outcome.promoted;
-        if !outcome.promoted {
-            return Ok((record, None));
+        let promoted = outcome.promoted.then(|| {
+            let version = self.served.as_ref().map_or(1, |s| s.version + 1);
+            self.served = Some(Served {
+                reference: control::reference_sample(
+                    self.model,
+                    plan,
+                    &old,
+                    &new,
+                    &self.h.feature_names,
+                ),
+                artifact: chosen.artifact,
+                version,
+            });
+            ChampionView {
+                version,
+                holdout_accuracy: record.holdout_accuracy,
+                cutoff: plan.cutoff(
+                    new.len(),
+                    champion.map_or_else(Watermark::start, |c| c.cutoff),
+                ),
+            }
+        });
+        self.retrains.push(record);
+        Ok(promoted)
+    }
+
+    /// Carries out `decisions` (made after the batch whose newest predicted row is `index`):
+    /// a training runs at once, then its coalesced follow-up, as the daemon would with
+    /// instantaneous training.
+    fn carry_out(
+        &mut self,
+        core: &mut Controller,
+        decisions: Vec<Decision>,
+        index: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(), BacktestError> {
+        let mut plans = Vec::new();
+        for d in decisions {
+            match d {
+                Decision::Train(plan) => plans.push(plan),
+                Decision::Coalesce(_) => self.coalesced += 1,
+            }
         }
-        let champion = Champion {
-            reference: self.reference(&old, &new),
-            artifact: chosen.artifact,
-            cutoff: match champion {
-                Some(c) if new.is_empty() => c.cutoff,
-                _ => upto - 1,
-            },
-            holdout_accuracy: record.holdout_accuracy,
-            version: champion.map_or(1, |c| c.version + 1),
+        while let Some(plan) = plans.pop() {
+            let promoted = self.train(&plan, core.champion(), index)?;
+            if let Some(Decision::Train(next)) = core.on_training_finished(promoted, now) {
+                plans.push(next);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The replay's moving parts between batches.
+struct Replay<'a> {
+    sim: Sim<'a>,
+    core: Controller,
+    opts: &'a BacktestOptions,
+    label_ts: Vec<i64>,
+    preds: Vec<f64>,
+    versions: Vec<i64>,
+    correct: Vec<bool>,
+    drift_events: Vec<DriftPoint>,
+    /// Per schedule, its next firing on the simulated clock.
+    schedules: Vec<Option<DateTime<Utc>>>,
+    next_label: usize,
+    predict_seconds: f64,
+    monitor_seconds: f64,
+}
+
+impl Replay<'_> {
+    fn nf(&self) -> usize {
+        self.sim.h.n_features
+    }
+
+    /// Predicts rows `step..end` with the model serving now.
+    fn predict(&mut self, step: usize, end: usize) -> Result<(), BacktestError> {
+        let t = Instant::now();
+        let nf = self.nf();
+        let served = self.sim.served.as_ref().expect("the bootstrap serves");
+        let p = train::predict(&served.artifact, &self.sim.h.x[step * nf..end * nf])?;
+        for (i, row) in (step..end).enumerate() {
+            self.preds[row] = match self.sim.model.task {
+                Task::Binary => f64::from(p.proba[i]),
+                Task::Multiclass => f64::from(p.labels[i]),
+            };
+            self.versions[row] = served.version;
+        }
+        self.predict_seconds += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Folds the labels that arrived up to `label_end` into the monitor.
+    fn label(&mut self, label_end: usize) -> Vec<MonitorEvent> {
+        let h = self.sim.h;
+        let outcomes: Vec<Outcome> = (self.next_label..label_end)
+            .map(|j| {
+                self.correct[j] = score_row(self.sim.model.task, self.preds[j], h.y[j]).correct;
+                Outcome {
+                    id: j as i64,
+                    labeled_at: at(self.label_ts[j]),
+                    features: h.row(j).to_vec(),
+                    prediction: self.preds[j],
+                    label: h.y[j],
+                    model_version: Some(self.versions[j]),
+                }
+            })
+            .collect();
+        self.next_label = label_end;
+        let Some(last) = outcomes.last() else {
+            return Vec::new();
         };
-        Ok((record, Some(champion)))
+        let to = Watermark {
+            labeled_at: last.labeled_at,
+            id: last.id,
+        };
+        let folded = self.core.fold(&outcomes, to);
+        let events = self.core.commit(folded);
+        for e in &events {
+            if let MonitorEvent::Drift {
+                detector, row_id, ..
+            } = e
+            {
+                self.drift_events.push(DriftPoint {
+                    index: *row_id as usize,
+                    detector: detector.clone(),
+                });
+            }
+        }
+        events
+    }
+
+    /// What the daemon asks the core after a committed batch: the feature-drift check, the
+    /// batch's triggers, the schedules that fired.
+    fn decide(&mut self, events: &[MonitorEvent], now: DateTime<Utc>, end: usize) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        if self.core.feature_check_due(now) {
+            decisions.extend(self.check_features(end, now));
+        }
+        decisions.extend(self.core.on_batch(events, now));
+        let model = self.sim.model;
+        for (i, next) in self.schedules.iter_mut().enumerate() {
+            if next.is_some_and(|t| now >= t) {
+                if let Some(req) = control::schedule_request(model, i) {
+                    decisions.push(self.core.on_request(req));
+                }
+                *next = next_schedule(model, i, now);
+            }
+        }
+        decisions
+    }
+
+    fn check_features(&mut self, end: usize, now: DateTime<Utc>) -> Vec<Decision> {
+        let (Some(fd), Some(served)) = (&self.sim.model.feature_drift, &self.sim.served) else {
+            return Vec::new();
+        };
+        let Some(reference) = &served.reference else {
+            return Vec::new();
+        };
+        let nf = self.nf();
+        let recent = &self.sim.h.x[end.saturating_sub(fd.window_rows) * nf..end * nf];
+        match feature_drift::check(reference, recent, fd) {
+            Ok(report) => self.core.on_feature_drift(&report, now),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// One simulated poll: rows `step..end` are predicted, the labels that arrived meanwhile
+    /// folded in, and the decisions carried out. Returns false once nothing is left to
+    /// predict.
+    fn step(&mut self, step: usize, end: usize) -> Result<bool, BacktestError> {
+        let n = self.sim.h.len();
+        self.predict(step, end)?;
+        let t = Instant::now();
+        // The labels that arrived meanwhile (all of them once the last row is predicted).
+        let label_end = if end == n {
+            n
+        } else {
+            end.saturating_sub(self.opts.label_delay_rows)
+                .max(self.next_label)
+        };
+        let events = self.label(label_end);
+        if end == n {
+            // Nothing is left to predict: an update now could not change any prediction.
+            self.monitor_seconds += t.elapsed().as_secs_f64();
+            return Ok(false);
+        }
+        let now = at(self.sim.h.ts[end - 1]);
+        let decisions = self.decide(&events, now, end);
+        self.monitor_seconds += t.elapsed().as_secs_f64();
+        self.sim
+            .carry_out(&mut self.core, decisions, end - 1, now)?;
+        Ok(true)
+    }
+}
+
+fn next_schedule(model: &ModelConfig, i: usize, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let s = &model.triggers.schedules[i];
+    next_firing(&s.cron, model.triggers.timezone, from)
+}
+
+/// The first rows fit the first model, through the core as the daemon's bootstrap.
+fn bootstrap(sim: &mut Sim<'_>, core: &mut Controller, b: usize) -> Result<(), BacktestError> {
+    let now = at(sim.h.ts[b - 1]);
+    let decision = core.bootstrap(b as u64, now);
+    sim.carry_out(core, vec![decision], b - 1, now)?;
+    if sim.served.is_none() {
+        let why = sim.retrains.last().and_then(|r| r.error.clone());
+        return Err(BacktestError::Train(TrainError::InvalidInput(format!(
+            "the bootstrap fit produced no model: {}",
+            why.unwrap_or_default()
+        ))));
+    }
+    Ok(())
+}
+
+/// The bootstrap size, checked against the history and the model.
+fn bootstrap_rows(
+    model: &ModelConfig,
+    h: &History,
+    opts: &BacktestOptions,
+) -> Result<usize, BacktestError> {
+    let n = h.len();
+    if h.n_features != model.n_features {
+        return Err(BacktestError::Config(format!(
+            "model `{}` has n_features = {}, the history {}",
+            model.name, model.n_features, h.n_features
+        )));
+    }
+    let b = opts
+        .bootstrap_rows
+        .unwrap_or(model.triggers.bootstrap_min_rows as usize);
+    if b < 2 || b >= n {
+        return Err(BacktestError::Config(format!(
+            "bootstrap_rows is {b}: it must be at least 2 and below the {n} rows of the history"
+        )));
+    }
+    Ok(b)
+}
+
+/// When each row's label arrives: when the row `d` later is predicted (the bootstrap rows'
+/// labels are there from the start).
+fn label_times(h: &History, b: usize, d: usize) -> Vec<i64> {
+    let n = h.len();
+    (0..n)
+        .map(|j| {
+            if j < b {
+                h.ts[j]
+            } else {
+                h.ts[(j + d).min(n - 1)]
+            }
+        })
+        .collect()
+}
+
+fn trigger_mode(policy: PolicyMode) -> TriggerMode {
+    match policy {
+        PolicyMode::Configured => TriggerMode::Configured,
+        PolicyMode::Never => TriggerMode::Never,
+        PolicyMode::Periodic { every_rows } => TriggerMode::EveryRows(every_rows),
+    }
+}
+
+fn new_replay<'a>(
+    model: &'a ModelConfig,
+    h: &'a History,
+    opts: &'a BacktestOptions,
+    b: usize,
+) -> Replay<'a> {
+    let n = h.len();
+    let label_ts = label_times(h, b, opts.label_delay_rows);
+    let all = Dataset {
+        x: h.x.clone(),
+        n_features: h.n_features,
+        y: h.y.iter().map(|&v| v as f32).collect(),
+        ts: label_ts.clone(),
+        ids: (0..n as i64).collect(),
+    };
+    let sim = Sim {
+        model,
+        h,
+        all,
+        n_classes: match model.task {
+            Task::Binary => 2,
+            Task::Multiclass => model.n_classes as usize,
+        },
+        training_seconds: 0.0,
+        cancel: AtomicBool::new(false),
+        served: None,
+        retrains: Vec::new(),
+        coalesced: 0,
+    };
+    let core = Controller::new(
+        model.clone(),
+        ModelState::new(model),
+        sim.watermark(b - 1),
+        opts.seed,
+    )
+    .with_mode(trigger_mode(opts.policy));
+    let schedules = match opts.policy {
+        PolicyMode::Configured => (0..model.triggers.schedules.len())
+            .map(|i| next_schedule(model, i, at(h.ts[b - 1])))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Replay {
+        sim,
+        core,
+        opts,
+        label_ts,
+        preds: vec![0f64; n],
+        versions: vec![0i64; n],
+        correct: vec![false; n],
+        drift_events: Vec::new(),
+        schedules,
+        next_label: b,
+        predict_seconds: 0.0,
+        monitor_seconds: 0.0,
     }
 }
 
@@ -177,304 +476,91 @@ pub fn run_history(
     if let Some(max) = opts.max_rows.filter(|&m| m < h.len()) {
         let mut first = h.clone();
         first.truncate(max);
-        return run_history(
-            model,
-            &first,
-            &BacktestOptions {
-                max_rows: None,
-                ..opts.clone()
-            },
-        );
+        let opts = BacktestOptions {
+            max_rows: None,
+            ..opts.clone()
+        };
+        return run_history(model, &first, &opts);
     }
     let wall = Instant::now();
-    let n = h.len();
-    let nf = h.n_features;
-    if nf != model.n_features {
-        return Err(BacktestError::Config(format!(
-            "model `{}` has n_features = {}, the history {nf}",
-            model.name, model.n_features
-        )));
-    }
-    let b = opts
-        .bootstrap_rows
-        .unwrap_or(model.triggers.bootstrap_min_rows as usize);
-    if b < 2 || b >= n {
-        return Err(BacktestError::Config(format!(
-            "bootstrap_rows is {b}: it must be at least 2 and below the {n} rows of the history"
-        )));
-    }
-    let d = opts.label_delay_rows;
-    let n_classes = match model.task {
-        Task::Binary => 2,
-        Task::Multiclass => model.n_classes as usize,
-    };
-    // A row is labelled when the row `d` later is predicted (the bootstrap rows already are).
-    let label_ts: Vec<i64> = (0..n)
-        .map(|j| {
-            if j < b {
-                h.ts[j]
-            } else {
-                h.ts[(j + d).min(n - 1)]
-            }
-        })
-        .collect();
-    let all = Dataset {
-        x: h.x.clone(),
-        n_features: nf,
-        y: h.y.iter().map(|&v| v as f32).collect(),
-        ts: label_ts.clone(),
-        ids: (0..n as i64).collect(),
-    };
-    let mut sim = Sim {
-        model,
-        opts,
-        h,
-        all,
-        n_classes,
-        runs: 0,
-        training_seconds: 0.0,
-        cancel: AtomicBool::new(false),
-    };
-
-    // The first model.
-    let boot_req = Request {
-        trigger: "bootstrap".into(),
-        reason: format!("first model fit on the first {b} rows"),
-        strategy: Strategy::RefitCombined,
-        new_after: None,
-    };
-    let (bootstrap, champion) = sim.update(&boot_req, None, b, b - 1)?;
-    let mut champion = champion.ok_or_else(|| {
-        BacktestError::Train(TrainError::InvalidInput(format!(
-            "the bootstrap fit produced no model: {}",
-            bootstrap.error.clone().unwrap_or_default()
-        )))
-    })?;
-
-    let mut state = MonitorState::new(model);
-    let configured = opts.policy == PolicyMode::Configured;
-    let mut schedules: Vec<(usize, Option<DateTime<Utc>>)> = if configured {
-        model
-            .triggers
-            .schedules
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let next = next_firings(&s.cron, &model.triggers.timezone, at(h.ts[b - 1]), 1)
-                    .ok()
-                    .and_then(|v| v.first().copied());
-                (i, next)
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let feature_drift = model.feature_drift.as_ref().filter(|_| configured);
-    let fd_interval = feature_drift
-        .map(|fd| fd.check_interval_secs().unwrap_or(300))
-        .unwrap_or(0);
-    let mut last_fd_check: Option<i64> = None;
-    let drift_cooldown = parse_duration_secs(&model.triggers.drift.cooldown).unwrap_or(0);
-
-    let mut preds = vec![0f64; n];
-    let mut versions = vec![0i64; n];
-    let mut correct = vec![false; n];
-    let mut drift_events: Vec<DriftPoint> = Vec::new();
-    let mut retrains: Vec<Retrain> = Vec::new();
-    let mut coalesced = 0usize;
-    let (mut predict_seconds, mut monitor_seconds) = (0f64, 0f64);
-    let mut next_label = b;
+    let b = bootstrap_rows(model, h, opts)?;
+    let mut replay = new_replay(model, h, opts, b);
+    bootstrap(&mut replay.sim, &mut replay.core, b)?;
     let mut step = b;
-    while step < n {
-        let end = (step + opts.batch_rows).min(n);
-        // Predict the batch's rows with the champion of the moment.
-        let t = Instant::now();
-        let p = train::predict(&champion.artifact, &h.x[step * nf..end * nf])?;
-        for (i, row) in (step..end).enumerate() {
-            preds[row] = match model.task {
-                Task::Binary => f64::from(p.proba[i]),
-                Task::Multiclass => f64::from(p.labels[i]),
-            };
-            versions[row] = champion.version;
-        }
-        predict_seconds += t.elapsed().as_secs_f64();
-        crate::progress::report(end, n);
-
-        // The labels that arrived meanwhile (all of them once the last row is predicted).
-        let t = Instant::now();
-        let label_end = if end == n {
-            n
-        } else {
-            end.saturating_sub(d).max(next_label)
-        };
-        let mut events: Vec<MonitorEvent> = Vec::new();
-        for j in next_label..label_end {
-            let o = Outcome {
-                id: j as i64,
-                labeled_at: at(label_ts[j]),
-                features: h.row(j).to_vec(),
-                prediction: preds[j],
-                label: h.y[j],
-                model_version: Some(versions[j]),
-            };
-            correct[j] = score_row(model.task, preds[j], h.y[j]).correct;
-            events.extend(state.update(&o));
-        }
-        next_label = label_end;
-        for e in &events {
-            if let MonitorEvent::Drift {
-                detector, row_id, ..
-            } = e
-            {
-                drift_events.push(DriftPoint {
-                    index: *row_id as usize,
-                    detector: detector.clone(),
-                });
-            }
-        }
-        if end == n {
-            // Nothing is left to predict: an update now could not change any prediction.
-            monitor_seconds += t.elapsed().as_secs_f64();
+    while step < h.len() {
+        let end = (step + opts.batch_rows).min(h.len());
+        crate::progress::report(end, h.len());
+        if !replay.step(step, end)? {
             break;
-        }
-
-        // What the daemon does after a committed batch.
-        let now_ts = h.ts[end - 1];
-        let now = at(now_ts);
-        let mut requests: Vec<Request> = Vec::new();
-        if let Some(fd) = feature_drift {
-            if last_fd_check.is_none_or(|t| now_ts - t >= fd_interval) {
-                last_fd_check = Some(now_ts);
-                if let Some(reference) = &champion.reference {
-                    let recent = &h.x[end.saturating_sub(fd.window_rows) * nf..end * nf];
-                    let cooled = state
-                        .policy
-                        .last_trigger_at
-                        .is_none_or(|t| (now - t).num_seconds() >= drift_cooldown);
-                    if let Ok(r) = feature_drift::check(reference, recent, fd) {
-                        if r.triggers_update(fd) && cooled {
-                            state.policy.last_trigger_at = Some(now);
-                            let drifted: Vec<&str> =
-                                r.drifted().map(|f| f.feature.as_str()).collect();
-                            requests.push(Request {
-                                trigger: "feature_drift".into(),
-                                reason: format!(
-                                    "{:.0}% of features drifted: {}",
-                                    r.drifted_ratio * 100.0,
-                                    drifted.join(", ")
-                                ),
-                                strategy: model.triggers.drift.strategy,
-                                new_after: None,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        match opts.policy {
-            PolicyMode::Configured => {
-                let view = BatchView {
-                    rows: state.rows,
-                    events: &events,
-                    watched_accuracy: state.window_accuracy(&model.triggers.threshold.window),
-                    champion_holdout_accuracy: champion.holdout_accuracy,
-                    has_champion: true,
-                };
-                if let Some(r) = policy::on_batch(&model.triggers, &mut state.policy, &view, now) {
-                    requests.push(Request {
-                        trigger: r.trigger.as_str().into(),
-                        reason: r.reason,
-                        strategy: r.strategy,
-                        new_after: r.new_after.map(|w| w.id as usize),
-                    });
-                }
-                for (i, next) in &mut schedules {
-                    if next.is_some_and(|t| now >= t) {
-                        let s = &model.triggers.schedules[*i];
-                        requests.push(Request {
-                            trigger: "schedule".into(),
-                            reason: format!("schedule `{}` ({})", s.cron, model.triggers.timezone),
-                            strategy: s.strategy,
-                            new_after: None,
-                        });
-                        *next = next_firings(&s.cron, &model.triggers.timezone, now, 1)
-                            .ok()
-                            .and_then(|v| v.first().copied());
-                    }
-                }
-            }
-            PolicyMode::Never => {}
-            PolicyMode::Periodic { every_rows } => {
-                if state.rows - state.policy.rows_at_last_update >= every_rows {
-                    requests.push(Request {
-                        trigger: "periodic".into(),
-                        reason: format!("{every_rows} rows since the last update"),
-                        strategy: model.triggers.drift.strategy,
-                        new_after: None,
-                    });
-                }
-            }
-        }
-        monitor_seconds += t.elapsed().as_secs_f64();
-
-        let mut requests = requests.into_iter();
-        if let Some(req) = requests.next() {
-            coalesced += requests.len();
-            let (record, promoted) = sim.update(&req, Some(&champion), next_label, end - 1)?;
-            policy::on_update(&mut state.policy, state.rows, now);
-            if let Some(c) = promoted {
-                champion = c;
-            }
-            retrains.push(record);
         }
         step = end;
     }
+    Ok(report(replay, b, wall))
+}
 
-    let evaluated = n - b;
-    let hits = correct[b..].iter().filter(|&&c| c).count();
-    let mut accuracy_series = Vec::new();
-    let mut start = b;
-    while start < n {
-        let stop = (start + opts.series_every).min(n);
+fn accuracy_series(correct: &[bool], from: usize, every: usize) -> Vec<SeriesPoint> {
+    let mut series = Vec::new();
+    let mut start = from;
+    while start < correct.len() {
+        let stop = (start + every).min(correct.len());
         let c = correct[start..stop].iter().filter(|&&c| c).count();
-        accuracy_series.push(SeriesPoint {
+        series.push(SeriesPoint {
             index: stop - 1,
             accuracy: c as f64 / (stop - start) as f64,
         });
         start = stop;
     }
+    series
+}
+
+fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
+    let Replay {
+        mut sim,
+        opts,
+        correct,
+        drift_events,
+        predict_seconds,
+        monitor_seconds,
+        preds,
+        ..
+    } = replay;
+    let h = sim.h;
+    let n = h.len();
+    let evaluated = n - b;
+    let hits = correct[b..].iter().filter(|&&c| c).count();
     let predicted: Vec<u32> = preds[b..]
         .iter()
-        .map(|&p| predicted_class(model.task, p))
+        .map(|&p| predicted_class(sim.model.task, p))
         .collect();
-    let metrics = stream_metrics(&h.y, &predicted, b, d, n_classes);
+    let metrics = stream_metrics(&h.y, &predicted, b, opts.label_delay_rows, sim.n_classes);
     let mut drifts: Vec<usize> = drift_events.iter().map(|e| e.index).collect();
     drifts.sort_unstable();
     drifts.dedup();
-    Ok(Report {
-        model: model.name.clone(),
+    let bootstrap = sim.retrains.remove(0);
+    Report {
+        model: sim.model.name.clone(),
         policy: opts.policy.describe(),
-        n_features: nf,
+        n_features: h.n_features,
         feature_names: h.feature_names.clone(),
         input_rows: n,
         skipped_rows: h.skipped_rows,
         bootstrap_rows: b,
-        label_delay_rows: d,
+        label_delay_rows: opts.label_delay_rows,
         seed: opts.seed,
         rows: evaluated,
         prequential_accuracy: hits as f64 / evaluated as f64,
         metrics,
-        update_cost: UpdateCost::of(&retrains),
+        update_cost: UpdateCost::of(&sim.retrains),
         drifts,
         drift_events,
         bootstrap,
-        promotions: retrains.iter().filter(|r| r.promoted).count(),
-        retrains,
-        coalesced,
-        accuracy_series,
+        promotions: sim.retrains.iter().filter(|r| r.promoted).count(),
+        retrains: sim.retrains,
+        coalesced: sim.coalesced,
+        accuracy_series: accuracy_series(&correct, b, opts.series_every),
         training_seconds: sim.training_seconds,
         predict_seconds,
         monitor_seconds,
         wall_seconds: wall.elapsed().as_secs_f64(),
-    })
+    }
 }

@@ -104,7 +104,7 @@ fn accuracy(s: &str) -> Result<f64, String> {
 
 /// `--timeout`: `90s`, `15m`, `2h`.
 fn duration(s: &str) -> Result<Duration, String> {
-    crate::config::parse_duration_secs(s).map(|secs| Duration::from_secs(secs as u64))
+    crate::span::Span::parse(s).map(|span| Duration::from_secs(span.secs().max(0) as u64))
 }
 
 #[derive(Subcommand, Debug)]

@@ -19,7 +19,8 @@ fn load_config(path: &Path) -> Result<Config, Outcome> {
 
 /// The `[database]` section, for the commands that need one.
 fn database(cfg: &Config) -> Result<&DatabaseConfig, Outcome> {
-    Ok(&cfg.database)
+    cfg.database()
+        .map_err(|e| Outcome::BadConfig(e.to_string()))
 }
 
 /// Model `name` of `cfg`, or a bad-configuration outcome naming the models there are.

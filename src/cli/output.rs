@@ -6,12 +6,15 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::config::{Config, ModelConfig};
+use crate::policy::schedule::CronExpr;
 use crate::registry::{TrainingRun, VersionInfo};
 
-/// The next three firings of each schedule, as RFC 3339 strings, or why there are none.
-fn next_firings(m: &ModelConfig, cron: &str, now: DateTime<Utc>) -> Result<Vec<String>, String> {
-    crate::policy::schedule::next_firings(cron, &m.triggers.timezone, now, 3)
-        .map(|v| v.iter().map(|t| t.to_rfc3339()).collect())
+/// The next three firings of a schedule, as RFC 3339 strings.
+fn next_firings(m: &ModelConfig, cron: &CronExpr, now: DateTime<Utc>) -> Vec<String> {
+    crate::policy::schedule::next_firings(cron, m.triggers.timezone, now, 3)
+        .iter()
+        .map(|t| t.to_rfc3339())
+        .collect()
 }
 
 /// `check-config`: one line per model and schedule.
@@ -29,7 +32,7 @@ pub fn config_table(cfg: &Config, now: DateTime<Utc>) -> String {
             m.detectors.len()
         );
         for sch in &m.triggers.schedules {
-            let next = next_firings(m, &sch.cron, now).map_or_else(|e| e, |v| v.join(", "));
+            let next = next_firings(m, &sch.cron, now).join(", ");
             let _ = writeln!(
                 s,
                 "    schedule `{}` ({}) → {}: next {next}",
@@ -52,10 +55,10 @@ pub fn config_json(cfg: &Config, now: DateTime<Utc>) -> Value {
                 .iter()
                 .map(|sch| {
                     json!({
-                        "cron": sch.cron,
-                        "timezone": m.triggers.timezone,
+                        "cron": sch.cron.as_str(),
+                        "timezone": m.triggers.timezone.to_string(),
                         "strategy": sch.strategy,
-                        "next": next_firings(m, &sch.cron, now).unwrap_or_default(),
+                        "next": next_firings(m, &sch.cron, now),
                     })
                 })
                 .collect();
@@ -75,9 +78,7 @@ pub fn config_json(cfg: &Config, now: DateTime<Utc>) -> Value {
 }
 
 fn holdout_accuracy(v: &VersionInfo) -> Option<f64> {
-    v.holdout_metrics
-        .pointer("/holdout/accuracy")
-        .and_then(Value::as_f64)
+    v.holdout_metrics.accuracy()
 }
 
 /// `models list`: one aligned row per version.

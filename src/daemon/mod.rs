@@ -37,7 +37,8 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     metrics.publish_accuracy_floors(&cfg.models);
     let health = Arc::new(Health::default());
-    let pool = db::pool(&cfg.database).context("database.url")?;
+    let database = cfg.database()?.clone();
+    let pool = db::pool(&database).context("database.url")?;
 
     let http_state = HttpState {
         metrics: metrics.clone(),
@@ -57,7 +58,7 @@ pub async fn run(
             })
             .collect(),
     );
-    let (serving, champions) = serve::start(&cfg, pool.clone(), shutdown.clone());
+    let (serving, champions) = serve::start(&cfg, &database, pool.clone(), shutdown.clone());
     let extra = admin.merge(serving);
     let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, extra, async move {
         let _ = http_shutdown.wait_for(|s| *s).await;
@@ -78,7 +79,7 @@ pub async fn run(
     let mut backoff = Backoff::new(200, cfg.poll.max_backoff_ms);
     loop {
         let attempt = async {
-            let mut conn = db::connect_one(&cfg.database).await?;
+            let mut conn = db::connect_one(&database).await?;
             db::migrate(&mut conn).await
         };
         match attempt.await {
@@ -88,7 +89,7 @@ pub async fn run(
             }
             Err(e) => {
                 set_db_up(false);
-                metrics.poll_errors.inc();
+                metrics.poll_failed("", "database");
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "database not ready");
                 tokio::select! {
@@ -126,7 +127,7 @@ pub async fn run(
     }
     let ownership = tokio::spawn(
         ownership::Ownership {
-            db: cfg.database.clone(),
+            db: database.clone(),
             interval: std::time::Duration::from_millis(cfg.poll.ownership_check_ms),
             replica_ttl: std::time::Duration::from_millis(cfg.poll.replica_ttl_ms),
             metrics: metrics.clone(),
@@ -144,7 +145,7 @@ pub async fn run(
         .await
         .context("starting the retrain schedules")?;
     let listener = tokio::spawn(listen::wake_on_notify(
-        cfg.database.clone(),
+        database.clone(),
         source.notify_channel.clone(),
         wakers,
         shutdown.clone(),

@@ -1,5 +1,7 @@
 //! One task per model: poll a batch, fold it into the monitor state, commit state and
-//! watermark together, export. Owns the model's state; nothing else mutates it.
+//! watermark together, export, and carry out what the decision core decides. The loop is a
+//! driver of [`Controller`]: it supplies rows, the clock and storage; the core owns the state
+//! and decides when to train and on what.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,11 +13,12 @@ use tokio::sync::{watch, Notify};
 use super::store::{self, BatchCommit, StoreError};
 use super::training::Trainer;
 use crate::config::{ModelConfig, PollConfig, Task, TrainingRuntimeConfig};
+use crate::control::{self, ChampionView, Controller, Decision};
 use crate::db::Backoff;
 use crate::exporter::Metrics;
-use crate::monitor::{MonitorEvent, MonitorState};
+use crate::monitor::MonitorEvent;
 use crate::outcomes::{validate, OutcomeSource, Rejection, Watermark};
-use crate::policy::{self, BatchView, TrainRequest};
+use crate::policy::TrainRequest;
 use crate::registry;
 use crate::train::ModelArtifact;
 use tokio::sync::mpsc;
@@ -43,17 +46,15 @@ pub struct StepOutcome {
 }
 
 struct Live {
-    watermark: Watermark,
-    state: MonitorState,
-    champion: Option<Champion>,
+    core: Controller,
+    /// The model that scores rows (the core knows it as a [`ChampionView`]).
+    scorer: Option<Scorer>,
     /// Rows with an id at or below this have been offered to the scorer.
     scored_upto: i64,
-    last_feature_check: Option<std::time::Instant>,
 }
 
-struct Champion {
+struct Scorer {
     version: i64,
-    holdout_accuracy: Option<f64>,
     artifact: ModelArtifact,
 }
 
@@ -72,7 +73,12 @@ impl ModelLoop {
         while !*shutdown.borrow() {
             crate::systemd::beat(&name);
             let result = match live.as_mut() {
-                None => self.load().await.map(|l| {
+                None => self.load().await.map(|mut l| {
+                    if trainer.is_running() {
+                        // Reloaded (the watermark moved) while a training runs: the core
+                        // must wait for it as before.
+                        l.core.training_started_elsewhere();
+                    }
                     live = Some(l);
                     let _ = self.loaded.send(true);
                     StepOutcome {
@@ -93,9 +99,9 @@ impl ModelLoop {
                     (self.db_up)(true);
                     backoff.reset();
                     if let Some(l) = &live {
-                        let lag =
-                            (Utc::now() - l.watermark.labeled_at).num_milliseconds() as f64 / 1e3;
-                        if l.watermark != Watermark::start() {
+                        let wm = l.core.watermark();
+                        let lag = (Utc::now() - wm.labeled_at).num_milliseconds() as f64 / 1e3;
+                        if wm != Watermark::start() {
                             self.metrics
                                 .watermark_lag
                                 .with_label_values(&[&name])
@@ -113,7 +119,7 @@ impl ModelLoop {
                     Duration::ZERO
                 }
                 Err(e) => {
-                    self.metrics.poll_errors.inc();
+                    self.metrics.poll_failed(&name, e.metric_label());
                     (self.db_up)(false);
                     let d = backoff.next_delay();
                     tracing::warn!(model = %name, error = %e, retry_in_ms = d.as_millis() as u64, "poll failed");
@@ -136,7 +142,8 @@ impl ModelLoop {
         self
     }
 
-    /// Everything that follows a committed batch: training bookkeeping, scoring, triggers.
+    /// Everything that follows a committed batch: the finished training, the champion,
+    /// scoring, and the core's decisions on the batch, the feature drift and the requests.
     async fn after_step(
         &mut self,
         live: &mut Live,
@@ -148,9 +155,10 @@ impl ModelLoop {
             return Ok(());
         }
         let now = Utc::now();
-        if let Some(done) = trainer.poll(live.watermark).await {
+        let mut decisions = Vec::new();
+        if let Some(done) = trainer.poll().await {
             tracing::debug!(model = %self.cfg.name, run_id = done.run_id, status = done.status.as_str(), "run collected");
-            policy::on_update(&mut live.state.policy, live.state.rows, now);
+            decisions.extend(live.core.on_training_finished(done.new_champion, now));
             if done.new_champion.is_some() {
                 live.scored_upto = 0;
             }
@@ -159,67 +167,45 @@ impl ModelLoop {
         if self.runtime.score_unscored {
             self.score_unscored(live).await?;
         }
-        let view = BatchView {
-            rows: live.state.rows,
-            events,
-            watched_accuracy: live
-                .state
-                .window_accuracy(&self.cfg.triggers.threshold.window),
-            champion_holdout_accuracy: live.champion.as_ref().and_then(|c| c.holdout_accuracy),
-            has_champion: live.champion.is_some(),
-        };
-        let mut requests: Vec<TrainRequest> = Vec::new();
-        if let Some(r) = self.check_feature_drift(live).await? {
-            requests.push(r);
+        if live.core.feature_check_due(now) {
+            decisions.extend(self.check_feature_drift(live, now).await?);
         }
-        if let Some(r) = policy::on_batch(&self.cfg.triggers, &mut live.state.policy, &view, now) {
-            requests.push(r);
-        }
+        decisions.extend(live.core.on_batch(events, now));
         while let Ok(r) = self.triggers.try_recv() {
-            requests.push(r);
+            decisions.push(live.core.on_request(r));
         }
         let mut conn = self.pool.acquire().await?;
         while let Some((id, strategy, reason)) =
             registry::runs_claim_requested(&mut conn, &self.cfg.name).await?
         {
-            let strategy = super::training::parse_strategy(&strategy)
-                .unwrap_or(self.cfg.triggers.manual_strategy);
-            requests.push(TrainRequest {
-                trigger: policy::TriggerKind::Manual,
-                reason,
-                strategy,
-                run_id: Some(id),
-                new_after: None,
-            });
+            let strategy = super::training::parse_strategy(&strategy);
+            let req = control::manual_request(&self.cfg, id, strategy, reason);
+            decisions.push(live.core.on_request(req));
         }
         drop(conn);
-        for r in requests {
-            trainer.submit(r, live.watermark).await?;
+        for d in decisions {
+            match d {
+                Decision::Train(plan) => trainer.start(plan).await?,
+                Decision::Coalesce(req) => trainer.coalesced(&req).await?,
+            }
         }
         Ok(())
     }
 
-    /// Every `check_interval`, compares the newest inputs with the champion's reference sample.
+    /// Compares the newest inputs with the champion's reference sample and tells the core.
     async fn check_feature_drift(
         &self,
         live: &mut Live,
-    ) -> Result<Option<TrainRequest>, StoreError> {
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<Decision>, StoreError> {
         let Some(fd) = &self.cfg.feature_drift else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let interval = Duration::from_secs(fd.check_interval_secs().unwrap_or(300) as u64);
-        if live
-            .last_feature_check
-            .is_some_and(|t| t.elapsed() < interval)
-        {
-            return Ok(None);
-        }
-        live.last_feature_check = Some(std::time::Instant::now());
         let mut conn = self.pool.acquire().await?;
         let Some((version, reference)) =
             registry::champion_reference(&mut conn, &self.cfg.name).await?
         else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let reference: crate::feature_drift::ReferenceSample = match serde_json::from_value(
             reference,
@@ -227,7 +213,7 @@ impl ModelLoop {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(model = %self.cfg.name, error = %e, "unreadable reference sample");
-                return Ok(None);
+                return Ok(Vec::new());
             }
         };
         let recent = self
@@ -248,65 +234,39 @@ impl ModelLoop {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::debug!(model = %self.cfg.name, reason = %e, "feature drift not checked");
-                return Ok(None);
+                return Ok(Vec::new());
             }
             Err(e) => {
                 tracing::error!(model = %self.cfg.name, error = %e, "feature drift check panicked");
-                return Ok(None);
+                return Ok(Vec::new());
             }
         };
         registry::record_feature_drift(&mut conn, &self.cfg.name, version, &report).await?;
         self.metrics.publish_feature_drift(&self.cfg.name, &report);
-        let cooldown =
-            crate::config::parse_duration_secs(&self.cfg.triggers.drift.cooldown).unwrap_or(0);
-        let cooled = live
-            .state
-            .policy
-            .last_trigger_at
-            .is_none_or(|t| (Utc::now() - t).num_seconds() >= cooldown);
-        if report.triggers_update(fd) && cooled {
-            live.state.policy.last_trigger_at = Some(Utc::now());
-            let drifted: Vec<&str> = report.drifted().map(|f| f.feature.as_str()).collect();
-            return Ok(Some(TrainRequest {
-                trigger: policy::TriggerKind::FeatureDrift,
-                reason: format!(
-                    "{:.0}% of features drifted: {}",
-                    report.drifted_ratio * 100.0,
-                    drifted.join(", ")
-                ),
-                strategy: self.cfg.triggers.drift.strategy,
-                run_id: None,
-                new_after: None,
-            }));
-        }
-        Ok(None)
+        Ok(live.core.on_feature_drift(&report, now))
     }
 
     async fn refresh_champion(&self, live: &mut Live) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let current: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
-        )
-        .bind(&self.cfg.name)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if current == live.champion.as_ref().map(|c| c.version) {
+        let current = registry::champion_version(&mut conn, &self.cfg.name).await?;
+        if current == live.scorer.as_ref().map(|c| c.version) {
             return Ok(());
         }
-        live.champion = match registry::champion(&mut conn, &self.cfg.name).await {
+        live.scorer = match registry::champion(&mut conn, &self.cfg.name).await {
             Ok(Some((info, artifact))) => {
                 self.metrics
                     .champion_version
                     .with_label_values(&[&self.cfg.name])
                     .set(info.version);
-                let acc = info
-                    .holdout_metrics
-                    .pointer("/holdout/accuracy")
-                    .and_then(|v| v.as_f64());
+                let acc = info.holdout_metrics.accuracy();
                 tracing::info!(model = %self.cfg.name, version = info.version, "champion loaded");
-                Some(Champion {
+                live.core.set_champion(Some(ChampionView {
                     version: info.version,
                     holdout_accuracy: acc,
+                    cutoff: info.cutoff.unwrap_or_else(Watermark::start),
+                }));
+                Some(Scorer {
+                    version: info.version,
                     artifact,
                 })
             }
@@ -317,13 +277,16 @@ impl ModelLoop {
                 None
             }
         };
+        if live.scorer.is_none() {
+            live.core.set_champion(None);
+        }
         live.scored_upto = 0;
         Ok(())
     }
 
     /// Predicts rows that have none with the champion, stamping its version.
     async fn score_unscored(&self, live: &mut Live) -> Result<(), StoreError> {
-        let Some(ch) = &live.champion else {
+        let Some(ch) = &live.scorer else {
             return Ok(());
         };
         let mut conn = self.pool.acquire().await?;
@@ -389,14 +352,20 @@ impl ModelLoop {
         let loaded = store::load(&mut conn, &self.cfg).await?;
         tracing::info!(
             model = %self.cfg.name,
-            rows = loaded.state.rows,
+            rows = loaded.state.monitor.rows,
             watermark_id = loaded.watermark.id,
             "monitor state loaded"
         );
-        self.metrics.publish_monitor(&self.cfg.name, &loaded.state);
         self.metrics
-            .outcomes_processed
-            .with_label_values(&[&self.cfg.name]);
+            .publish_monitor(&self.cfg.name, &loaded.state.monitor);
+        let detectors: Vec<&str> = loaded
+            .state
+            .monitor
+            .detectors
+            .iter()
+            .map(|d| d.label.as_str())
+            .collect();
+        self.metrics.touch_model_series(&self.cfg.name, &detectors);
         let orphans = registry::runs_fail_orphans(&mut conn, &self.cfg.name).await?;
         if orphans > 0 {
             tracing::warn!(model = %self.cfg.name, orphans, "marked runs left by a stopped daemon as failed");
@@ -406,11 +375,9 @@ impl ModelLoop {
             .with_label_values(&[&self.cfg.name])
             .set(1);
         Ok(Live {
-            watermark: loaded.watermark,
-            state: loaded.state,
-            champion: None,
+            core: Controller::new(self.cfg.clone(), loaded.state, loaded.watermark, 0),
+            scorer: None,
             scored_upto: 0,
-            last_feature_check: None,
         })
     }
 
@@ -423,7 +390,7 @@ impl ModelLoop {
             .poll(
                 &mut conn,
                 &self.cfg.name,
-                live.watermark,
+                live.core.watermark(),
                 self.poll.settle_ms,
                 self.poll.batch_size,
             )
@@ -441,14 +408,13 @@ impl ModelLoop {
             labeled_at: last.labeled_at,
             id: last.id,
         };
-        let mut next = live.state.clone();
+        let mut outcomes = Vec::with_capacity(raw.len());
         let mut rejected: Vec<Rejection> = Vec::new();
-        let mut events: Vec<MonitorEvent> = Vec::new();
         let mut delays = Vec::with_capacity(raw.len());
         for r in &raw {
             match validate(r, self.cfg.n_features, self.cfg.task, self.cfg.n_classes) {
                 Ok(o) => {
-                    events.extend(next.update(&o));
+                    outcomes.push(o);
                     if let Some(created) = r.created_at {
                         delays.push((r.labeled_at - created).num_milliseconds() as f64 / 1e3);
                     }
@@ -456,20 +422,20 @@ impl ModelLoop {
                 Err(rej) => rejected.push(rej),
             }
         }
+        let folded = live.core.fold(&outcomes, to);
         store::commit(
             &mut conn,
             &BatchCommit {
                 model: &self.cfg.name,
-                from: live.watermark,
+                from: live.core.watermark(),
                 to,
-                state: &next,
+                state: &folded.state,
                 rejected: &rejected,
-                events: &events,
+                events: &folded.events,
             },
         )
         .await?;
-        live.state = next;
-        live.watermark = to;
+        let events = live.core.commit(folded);
         self.export(&raw.len(), &rejected, &events, &delays, live);
         self.metrics
             .poll_duration
@@ -493,7 +459,7 @@ impl ModelLoop {
     ) {
         let name = self.cfg.name.as_str();
         let m = &self.metrics;
-        m.publish_monitor(name, &live.state);
+        m.publish_monitor(name, &live.core.state().monitor);
         if !rejected.is_empty() {
             let mut by_reason = std::collections::BTreeMap::new();
             for r in rejected {

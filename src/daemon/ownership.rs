@@ -164,7 +164,7 @@ impl Ownership {
                 h.conn = Some(c);
             }
             Err(e) => {
-                self.metrics.poll_errors.inc();
+                self.metrics.poll_failed("", "database");
                 tracing::warn!(error = %e, "database unreachable; retrying");
             }
         }

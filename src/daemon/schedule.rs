@@ -19,15 +19,15 @@ use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use crate::config::ModelConfig;
+use crate::control::schedule_request;
 use crate::exporter::Metrics;
 use crate::policy::schedule::Plan;
-use crate::policy::{ScheduleConfig, TrainRequest, TriggerKind};
+use crate::policy::TrainRequest;
 
 /// One model's schedules and where their requests go.
 struct ModelSchedules {
     model: String,
-    timezone: String,
-    schedules: Vec<ScheduleConfig>,
+    cfg: ModelConfig,
     plan: Mutex<Plan>,
     tx: mpsc::Sender<TrainRequest>,
     metrics: Arc<Metrics>,
@@ -36,16 +36,10 @@ struct ModelSchedules {
 impl ModelSchedules {
     /// Schedule `i` is due: request an update, plan its next firing, publish the earliest.
     fn fire(&self, i: usize) -> Option<DateTime<Utc>> {
-        let s = &self.schedules[i];
-        let req = TrainRequest {
-            trigger: TriggerKind::Schedule,
-            reason: format!("schedule `{}` ({})", s.cron, self.timezone),
-            strategy: s.strategy,
-            run_id: None,
-            new_after: None,
-        };
-        // A full channel means a request is already waiting: this one coalesces.
-        let _ = self.tx.try_send(req);
+        if let Some(req) = schedule_request(&self.cfg, i) {
+            // A full channel means a request is already waiting: this one coalesces.
+            let _ = self.tx.try_send(req);
+        }
         let mut plan = self.plan.lock().expect("schedule plan lock");
         let next = plan.fired(i, Utc::now());
         self.publish(&plan);
@@ -104,24 +98,22 @@ pub async fn start(
     }
     let sched = JobScheduler::new().await?;
     for m in models.iter().filter(|m| !m.triggers.schedules.is_empty()) {
-        let crons: Vec<&str> = m
+        let crons: Vec<_> = m
             .triggers
             .schedules
             .iter()
-            .map(|s| s.cron.as_str())
+            .map(|s| s.cron.clone())
             .collect();
-        let plan =
-            Plan::new(&crons, &m.triggers.timezone, Utc::now()).expect("validated with the config");
+        let plan = Plan::new(&crons, m.triggers.timezone, Utc::now());
         let ms = Arc::new(ModelSchedules {
             model: m.name.clone(),
-            timezone: m.triggers.timezone.clone(),
-            schedules: m.triggers.schedules.clone(),
+            cfg: m.clone(),
             plan: Mutex::new(plan),
             tx: senders[&m.name].clone(),
             metrics: metrics.clone(),
         });
         ms.publish(&ms.plan.lock().expect("schedule plan lock"));
-        for i in 0..ms.schedules.len() {
+        for i in 0..ms.cfg.triggers.schedules.len() {
             arm(sched.clone(), ms.clone(), i).await?;
         }
     }

@@ -4,7 +4,8 @@
 use sqlx::{PgConnection, Row};
 
 use crate::config::ModelConfig;
-use crate::monitor::{MonitorEvent, MonitorState};
+use crate::control::ModelState;
+use crate::monitor::MonitorEvent;
 use crate::outcomes::{Rejection, Watermark};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,17 +24,29 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl StoreError {
+    /// The `kind` label of `driftd_poll_errors_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            StoreError::Db(_) => "database",
+            StoreError::Registry(_) => "registry",
+            StoreError::Corrupt { .. } => "corrupt_state",
+            StoreError::Conflict(_) => "conflict",
+        }
+    }
+}
+
 /// What is durable for one model.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub watermark: Watermark,
     pub rows_rejected: u64,
-    pub state: MonitorState,
+    pub state: ModelState,
 }
 
 /// Reads the model's state, creating it empty on first sight.
 pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, StoreError> {
-    let fresh = MonitorState::new(cfg);
+    let fresh = ModelState::new(cfg);
     sqlx::query(
         "INSERT INTO driftd.monitor_state (model, state) VALUES ($1, $2) ON CONFLICT (model) DO NOTHING",
     )
@@ -42,26 +55,29 @@ pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, 
     .execute(&mut *conn)
     .await?;
     let row = sqlx::query(
-        "SELECT watermark_labeled_at, watermark_id, rows_rejected, state::text \
+        "SELECT watermark_labeled_at, watermark_id, rows_rejected, state::text AS state \
          FROM driftd.monitor_state WHERE model = $1",
     )
     .bind(&cfg.name)
     .fetch_one(&mut *conn)
     .await?;
-    let watermark = match (row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?) {
+    let watermark = match (
+        row.try_get("watermark_labeled_at")?,
+        row.try_get::<Option<i64>, _>("watermark_id")?,
+    ) {
         (Some(labeled_at), Some(id)) => Watermark { labeled_at, id },
         _ => Watermark::start(),
     };
-    let text: String = row.try_get(3)?;
-    let snapshot: MonitorState =
+    let text: String = row.try_get("state")?;
+    let snapshot: ModelState =
         serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
             model: cfg.name.clone(),
             source,
         })?;
     Ok(Loaded {
         watermark,
-        rows_rejected: row.try_get::<i64, _>(2)? as u64,
-        state: MonitorState::restore(cfg, snapshot),
+        rows_rejected: row.try_get::<i64, _>("rows_rejected")? as u64,
+        state: ModelState::restore(cfg, snapshot),
     })
 }
 
@@ -70,7 +86,7 @@ pub struct BatchCommit<'a> {
     pub model: &'a str,
     pub from: Watermark,
     pub to: Watermark,
-    pub state: &'a MonitorState,
+    pub state: &'a ModelState,
     pub rejected: &'a [Rejection],
     pub events: &'a [MonitorEvent],
 }
@@ -149,7 +165,7 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
     .bind(b.model)
     .bind(b.to.labeled_at)
     .bind(b.to.id)
-    .bind(b.state.rows as i64)
+    .bind(b.state.monitor.rows as i64)
     .bind(b.rejected.len() as i64)
     .bind(sqlx::types::Json(b.state))
     .bind(from_start)

@@ -1,6 +1,6 @@
-//! Runs a model's updates: one at a time, on a blocking thread, recording every run and
-//! registering the result. Triggers that arrive while a run is going are coalesced into one
-//! follow-up run. A failed or cancelled run never touches the champion.
+//! Carries out the decision core's trainings: one at a time, on a blocking thread, recording
+//! every run and registering the result. Which training, when and on which rows is the
+//! core's decision ([`crate::control`]); a failed or cancelled run never touches the champion.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,23 +10,25 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::config::{ModelConfig, Task};
+use crate::control::{self, ChampionView, RowRanges, TrainPlan};
 use crate::exporter::Metrics;
 use crate::outcomes::{OutcomeSource, TrainingRow, Watermark};
-use crate::policy::TrainRequest;
-use crate::registry::{self, NewVersion, RunStatus};
+use crate::policy::{TrainRequest, TriggerKind};
+use crate::registry::{self, NewVersion, RunEnd, RunStatus};
 use crate::train::{self, Dataset, Strategy, TrainError, UpdateRequest};
 
-/// How a run ended, for the model loop (policy bookkeeping) and the metrics.
+/// How a run ended, for the decision core and the metrics.
 #[derive(Debug, Clone)]
 pub struct RunResult {
     pub run_id: i64,
     pub status: RunStatus,
-    pub new_champion: Option<i64>,
+    /// The promoted version, as the core is to know it.
+    pub new_champion: Option<ChampionView>,
 }
 
 struct Running {
     run_id: i64,
-    trigger: &'static str,
+    trigger: TriggerKind,
     cancel: Arc<AtomicBool>,
     task: JoinHandle<RunResult>,
 }
@@ -37,7 +39,6 @@ pub struct Trainer {
     pub source: Arc<OutcomeSource>,
     pub metrics: Arc<Metrics>,
     running: Option<Running>,
-    follow_up: Option<TrainRequest>,
 }
 
 impl Trainer {
@@ -53,84 +54,79 @@ impl Trainer {
             source,
             metrics,
             running: None,
-            follow_up: None,
         }
     }
 
-    /// Starts `req` now, or coalesces it into the follow-up of the running update.
-    pub async fn submit(&mut self, req: TrainRequest, upto: Watermark) -> Result<(), sqlx::Error> {
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Records a request the core coalesced into the follow-up of the running training.
+    pub async fn coalesced(&self, req: &TrainRequest) -> Result<(), sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        if self.running.is_some() {
-            let trigger = req.trigger.as_str();
-            match req.run_id {
-                Some(id) => {
-                    registry::runs_finish(
-                        &mut conn,
-                        id,
-                        RunStatus::Coalesced,
-                        None,
-                        &serde_json::json!([]),
-                        None,
-                    )
+        let trigger = req.trigger.as_str();
+        match req.run_id {
+            Some(id) => {
+                registry::runs_finish(&mut conn, id, RunStatus::Coalesced, &RunEnd::default())
                     .await?
-                }
-                None => {
-                    registry::runs_create(
-                        &mut conn,
-                        &self.cfg.name,
-                        trigger,
-                        &req.reason,
-                        req.strategy.as_str(),
-                        RunStatus::Coalesced,
-                    )
-                    .await?;
-                }
             }
-            self.metrics
-                .retrains
-                .with_label_values(&[&self.cfg.name, trigger, "coalesced"])
-                .inc();
-            tracing::info!(model = %self.cfg.name, trigger, reason = %req.reason, "training in progress; coalesced into one follow-up run");
-            self.follow_up = Some(req);
-            return Ok(());
-        }
-        let run_id = match req.run_id {
-            Some(id) => id,
             None => {
                 registry::runs_create(
                     &mut conn,
                     &self.cfg.name,
-                    req.trigger.as_str(),
+                    trigger,
                     &req.reason,
                     req.strategy.as_str(),
+                    RunStatus::Coalesced,
+                )
+                .await?;
+            }
+        }
+        self.metrics.training_coalesced(&self.cfg.name, req.trigger);
+        tracing::info!(model = %self.cfg.name, trigger, reason = %req.reason, "training in progress; coalesced into one follow-up run");
+        Ok(())
+    }
+
+    /// Starts the core's `plan` on a blocking thread.
+    pub async fn start(&mut self, plan: TrainPlan) -> Result<(), sqlx::Error> {
+        let run_id = match plan.run_id {
+            Some(id) => id,
+            None => {
+                let mut conn = self.pool.acquire().await?;
+                registry::runs_create(
+                    &mut conn,
+                    &self.cfg.name,
+                    plan.trigger.as_str(),
+                    &plan.reason,
+                    plan.strategy.as_str(),
                     RunStatus::Running,
                 )
                 .await?
             }
         };
         let cancel = Arc::new(AtomicBool::new(false));
+        tracing::info!(model = %self.cfg.name, run_id, trigger = plan.trigger.as_str(), strategy = %plan.strategy, reason = %plan.reason, "training started");
+        let trigger = plan.trigger;
         let job = Job {
             cfg: self.cfg.clone(),
             pool: self.pool.clone(),
             source: self.source.clone(),
             metrics: self.metrics.clone(),
             run_id,
-            req: req.clone(),
-            upto,
+            plan,
             cancel: cancel.clone(),
         };
-        tracing::info!(model = %self.cfg.name, run_id, trigger = req.trigger.as_str(), strategy = %req.strategy, reason = %req.reason, "training started");
         self.running = Some(Running {
             run_id,
-            trigger: req.trigger.as_str(),
+            trigger,
             cancel,
             task: tokio::spawn(job.run()),
         });
         Ok(())
     }
 
-    /// If the running update finished, collects it and starts the coalesced follow-up.
-    pub async fn poll(&mut self, upto: Watermark) -> Option<RunResult> {
+    /// The running training's result, once it has finished.
+    pub async fn poll(&mut self) -> Option<RunResult> {
         if !self.running.as_ref().is_some_and(|r| r.task.is_finished()) {
             return None;
         }
@@ -147,39 +143,17 @@ impl Trainer {
             }
         };
         self.record(r.trigger, &result);
-        if let Some(next) = self.follow_up.take() {
-            let next = TrainRequest {
-                run_id: None,
-                ..next
-            };
-            if let Err(e) = self.submit(next, upto).await {
-                tracing::warn!(model = %self.cfg.name, error = %e, "could not start the follow-up run");
-            }
-        }
         Some(result)
     }
 
-    fn record(&self, trigger: &str, result: &RunResult) {
-        let outcome = match result.status {
-            RunStatus::Promoted => "promoted",
-            RunStatus::Kept => "kept",
-            RunStatus::Cancelled => "cancelled",
-            _ => "failed",
-        };
-        self.metrics
-            .retrains
-            .with_label_values(&[&self.cfg.name, trigger, outcome])
-            .inc();
-        self.metrics
-            .last_retrain_timestamp
-            .with_label_values(&[&self.cfg.name])
-            .set(chrono::Utc::now().timestamp() as f64);
-        if let Some(v) = result.new_champion {
-            self.metrics
-                .champion_version
-                .with_label_values(&[&self.cfg.name])
-                .set(v);
-        }
+    fn record(&self, trigger: TriggerKind, result: &RunResult) {
+        self.metrics.training_finished(
+            &self.cfg.name,
+            trigger,
+            result.status,
+            result.new_champion.map(|c| c.version),
+            chrono::Utc::now(),
+        );
     }
 
     /// Shutdown: asks the running update to stop and waits up to `grace` for it to record that.
@@ -203,8 +177,7 @@ struct Job {
     source: Arc<OutcomeSource>,
     metrics: Arc<Metrics>,
     run_id: i64,
-    req: TrainRequest,
-    upto: Watermark,
+    plan: TrainPlan,
     cancel: Arc<AtomicBool>,
 }
 
@@ -233,49 +206,79 @@ fn to_dataset(rows: &[TrainingRow], n_features: usize, task: Task, n_classes: u3
     d
 }
 
+/// The plan's rows, read back from the outcomes table.
+struct TrainingData {
+    old: Dataset,
+    new: Dataset,
+    /// Raw new rows read (valid or not): the new cut-off is the plan's when there are any.
+    n_new_read: usize,
+}
+
+/// What a finished training leaves to record.
+struct Trained {
+    status: RunStatus,
+    version: Option<i64>,
+    candidates: serde_json::Value,
+    rows: RowRanges,
+    champion: Option<ChampionView>,
+}
+
 impl Job {
     async fn run(self) -> RunResult {
         let started = Instant::now();
-        let (status, version, candidates, error) = match self.train().await {
-            Ok((status, version, candidates)) => (status, version, candidates, None),
-            Err(JobError::Cancelled) => (
-                RunStatus::Cancelled,
-                None,
-                serde_json::json!([]),
-                Some("cancelled at shutdown".to_string()),
-            ),
-            Err(e) => (
-                RunStatus::Failed,
-                None,
-                serde_json::json!([]),
-                Some(e.to_string()),
-            ),
+        let (trained, error) = match self.train().await {
+            Ok(t) => (t, None),
+            Err(e) => {
+                let status = match e {
+                    JobError::Cancelled => RunStatus::Cancelled,
+                    _ => RunStatus::Failed,
+                };
+                let why = match e {
+                    JobError::Cancelled => "cancelled at shutdown".to_string(),
+                    e => e.to_string(),
+                };
+                let nothing = Trained {
+                    status,
+                    version: None,
+                    candidates: serde_json::json!([]),
+                    rows: RowRanges::default(),
+                    champion: None,
+                };
+                (nothing, Some(why))
+            }
         };
         self.metrics
-            .training_duration
-            .with_label_values(&[self.req.strategy.as_str()])
-            .observe(started.elapsed().as_secs_f64());
+            .training_took(self.plan.strategy, started.elapsed().as_secs_f64());
+        let status = trained.status;
         match &error {
             Some(e) => {
                 tracing::warn!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), error = %e, "training ended without a new champion")
             }
             None => {
-                tracing::info!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), new_version = ?version, "training finished")
+                tracing::info!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), new_version = ?trained.version, "training finished")
             }
         }
-        // Recording the end must not be lost to a transient error: retry a few times.
+        self.record_end(&trained, error.as_deref()).await;
+        RunResult {
+            run_id: self.run_id,
+            status,
+            new_champion: trained.champion,
+        }
+    }
+
+    /// Recording the end must not be lost to a transient error: retries a few times.
+    async fn record_end(&self, t: &Trained, error: Option<&str>) {
+        let end = RunEnd {
+            new_version: t.version,
+            candidates: t.candidates.clone(),
+            error,
+            rows: t.rows,
+            seed: Some(self.plan.seed),
+        };
         for attempt in 0..5 {
             let r = async {
                 let mut conn = self.pool.acquire().await?;
-                registry::runs_finish(
-                    &mut conn,
-                    self.run_id,
-                    status,
-                    version,
-                    &candidates,
-                    error.as_deref(),
-                )
-                .await
+                registry::runs_finish(&mut conn, self.run_id, t.status, &end).await
             };
             match r.await {
                 Ok(()) => break,
@@ -285,14 +288,33 @@ impl Job {
                 }
             }
         }
-        RunResult {
-            run_id: self.run_id,
-            status,
-            new_champion: (status == RunStatus::Promoted).then_some(version).flatten(),
-        }
     }
 
-    async fn train(&self) -> Result<(RunStatus, Option<i64>, serde_json::Value), JobError> {
+    /// The old and new rows of the plan.
+    async fn read(&self, conn: &mut sqlx::PgConnection) -> Result<TrainingData, JobError> {
+        let (name, limit) = (&self.cfg.name, self.plan.max_rows as i64);
+        let (after, upto) = self.plan.new_rows();
+        let new_rows = self
+            .source
+            .training_rows(conn, name, after, upto, limit)
+            .await?;
+        let old_rows = match self.plan.old_rows() {
+            Some((after, upto)) => {
+                self.source
+                    .training_rows(conn, name, after, upto, limit)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let (nf, task, n_classes) = (self.cfg.n_features, self.cfg.task, self.cfg.n_classes);
+        Ok(TrainingData {
+            old: to_dataset(&old_rows, nf, task, n_classes),
+            new: to_dataset(&new_rows, nf, task, n_classes),
+            n_new_read: new_rows.len(),
+        })
+    }
+
+    async fn train(&self) -> Result<Trained, JobError> {
         let name = &self.cfg.name;
         let mut conn = self.pool.acquire().await?;
         let champion = registry::champion(&mut conn, name).await?;
@@ -302,106 +324,96 @@ impl Job {
             champion.as_ref().map(|(i, _)| i.version),
         )
         .await?;
-        let cutoff = champion
-            .as_ref()
-            .and_then(|(i, _)| i.cutoff)
-            .unwrap_or_else(Watermark::start);
-        // Old data ends, and new data starts, at the champion's cut-off, or where the trigger
-        // located the change (a drift update and its refresh: the detection), even if the
-        // champion has seen rows after it: they are the new concept too.
-        let split = match self.req.new_after {
-            Some(w) if champion.is_some() && self.upto.is_after(w) => w,
-            _ => cutoff,
-        };
-        if split != cutoff {
-            tracing::info!(model = %name, run_id = self.run_id, since_row_id = split.id, "new data starts at the drift");
-        }
-        let limit = self.cfg.max_training_rows as i64;
-        let new_rows = self
-            .source
-            .training_rows(&mut conn, name, split, self.upto, limit)
-            .await?;
-        let old_rows = match &champion {
-            Some(_) => {
-                self.source
-                    .training_rows(&mut conn, name, Watermark::start(), split, limit)
-                    .await?
+        if let (Some(split), Some((info, _))) = (self.plan.split, &champion) {
+            if info.cutoff != Some(split) {
+                tracing::info!(model = %name, run_id = self.run_id, since_row_id = split.id, "new data starts at the drift");
             }
-            None => Vec::new(),
-        };
+        }
+        let data = self.read(&mut conn).await?;
         drop(conn);
-        let (task, n_classes) = (self.cfg.task, self.cfg.n_classes);
-        let old = to_dataset(&old_rows, self.cfg.n_features, task, n_classes);
-        let new = to_dataset(&new_rows, self.cfg.n_features, task, n_classes);
-        let new_cutoff = new_rows
-            .last()
-            .map(|r| Watermark {
-                labeled_at: r.labeled_at,
-                id: r.id,
-            })
-            .unwrap_or(cutoff);
         let req = UpdateRequest {
-            seed: self.run_id as u64,
-            strategy: Some(self.req.strategy),
-            n_classes: match task {
+            seed: self.plan.seed,
+            strategy: Some(self.plan.strategy),
+            n_classes: match self.cfg.task {
                 Task::Binary => 2,
-                Task::Multiclass => n_classes as usize,
+                Task::Multiclass => self.cfg.n_classes as usize,
             },
         };
-        // The data-drift reference: a bounded sample of every row this update read.
-        let reference_sample = self.cfg.feature_drift.as_ref().and_then(|fd| {
-            let all = old.concat(&new).ok()?;
-            let mut sample = crate::feature_drift::ReferenceSample::from_rows(
-                &all.x,
-                all.n_features,
-                fd.reference_sample_rows,
-                self.run_id as u64,
-            );
-            if self.cfg.feature_names.len() == all.n_features {
-                sample = sample
-                    .with_feature_names(self.cfg.feature_names.clone())
-                    .ok()?;
-            }
-            serde_json::to_value(sample).ok()
-        });
-        let train_cfg = self.cfg.train.clone();
-        let cancel = self.cancel.clone();
+        let (train_cfg, cancel) = (self.cfg.train.clone(), self.cancel.clone());
         let champion_artifact = champion.as_ref().map(|(_, a)| a.clone());
-        // libtorch work never runs on the async runtime.
-        let outcome = tokio::task::spawn_blocking(move || {
+        // libtorch work never runs on the async runtime; the rows come back for the record.
+        let (outcome, data) = tokio::task::spawn_blocking(move || {
             train::run_update(
                 &req,
                 champion_artifact.as_ref(),
-                &old,
-                &new,
+                &data.old,
+                &data.new,
                 &train_cfg,
                 &cancel,
             )
+            .map(|o| (o, data))
         })
         .await
         .map_err(|e| JobError::Other(format!("training thread: {e}")))??;
-        let candidates = serde_json::to_value(&outcome.candidates).unwrap_or_default();
         tracing::info!(model = %name, run_id = self.run_id, reason = %outcome.reason, "update decided");
+        let champion_cutoff = champion
+            .as_ref()
+            .and_then(|(i, _)| i.cutoff)
+            .unwrap_or_else(Watermark::start);
+        self.register(
+            &data,
+            outcome,
+            champion.map(|(i, _)| i.version),
+            champion_cutoff,
+        )
+        .await
+    }
+
+    /// Registers the chosen model (as champion when promoted).
+    async fn register(
+        &self,
+        data: &TrainingData,
+        outcome: train::UpdateOutcome,
+        parent_version: Option<i64>,
+        champion_cutoff: Watermark,
+    ) -> Result<Trained, JobError> {
+        let candidates = serde_json::to_value(&outcome.candidates).unwrap_or_default();
+        let rows = RowRanges::of(&data.old, &data.new, outcome.n_holdout);
         let Some(chosen) = outcome.chosen.as_ref() else {
-            return Ok((RunStatus::Kept, None, candidates));
+            return Ok(Trained {
+                status: RunStatus::Kept,
+                version: None,
+                candidates,
+                rows,
+                champion: None,
+            });
         };
-        let metrics = serde_json::json!({
-            "holdout": chosen.holdout,
-            "champion_holdout": outcome.champion_holdout,
-            "n_holdout": outcome.n_holdout,
-            "reason": outcome.reason,
-        });
+        let metrics = registry::HoldoutMetrics {
+            holdout: chosen.holdout,
+            champion_holdout: outcome.champion_holdout,
+            n_holdout: outcome.n_holdout,
+            reason: outcome.reason.clone(),
+        };
+        let cutoff = self.plan.cutoff(data.n_new_read, champion_cutoff);
+        let reference_sample = control::reference_sample(
+            &self.cfg,
+            &self.plan,
+            &data.old,
+            &data.new,
+            &self.cfg.feature_names,
+        )
+        .and_then(|s| serde_json::to_value(s).ok());
         let mut conn = self.pool.acquire().await?;
         let version = registry::register(
             &mut conn,
             &NewVersion {
-                model: name,
-                parent_version: champion.as_ref().map(|(i, _)| i.version),
+                model: &self.cfg.name,
+                parent_version,
                 strategy: chosen.strategy.as_str(),
-                trigger: self.req.trigger.as_str(),
+                trigger: self.plan.trigger.as_str(),
                 n_train_rows: chosen.n_train_rows as i64,
                 n_holdout_rows: outcome.n_holdout as i64,
-                cutoff: new_cutoff,
+                cutoff,
                 holdout_metrics: metrics,
                 artifact: &chosen.artifact,
                 reference_sample,
@@ -409,12 +421,22 @@ impl Job {
             outcome.promoted,
         )
         .await?;
-        let status = if outcome.promoted {
-            RunStatus::Promoted
-        } else {
-            RunStatus::Kept
-        };
-        Ok((status, Some(version), candidates))
+        let champion = outcome.promoted.then(|| ChampionView {
+            version,
+            holdout_accuracy: chosen.holdout.map(|s| s.accuracy),
+            cutoff,
+        });
+        Ok(Trained {
+            status: if outcome.promoted {
+                RunStatus::Promoted
+            } else {
+                RunStatus::Kept
+            },
+            version: Some(version),
+            candidates,
+            rows,
+            champion,
+        })
     }
 }
 

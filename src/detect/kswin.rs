@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::{ensure, exact_f64, exact_f64_seq, DetectorError, DriftDetector};
+use crate::splitmix::SplitMix64;
 
 pub(crate) const DEFAULT_ALPHA: f64 = 0.005;
 pub(crate) const DEFAULT_WINDOW_SIZE: u32 = 100;
@@ -22,7 +23,7 @@ const NAME: &str = "kswin";
 /// Kolmogorov-Smirnov test (SciPy's exact two-sided p-value, as `ks_2samp(method="auto")`
 /// computes it for these sizes). Drift: `p <= alpha` and statistic `D > 0.1`. No warning.
 ///
-/// The random positions come from a small built-in PRNG (SplitMix64, whose state is one
+/// The random positions come from the crate's SplitMix64 ([`crate::splitmix`], whose state is one
 /// `u64` and is part of the serialised state), not from Python's Mersenne Twister, so on the
 /// same input the detection indices are *statistically* like River's but not identical.
 ///
@@ -74,6 +75,7 @@ pub struct Kswin {
     window_size: u32,
     stat_size: u32,
     seed: Option<u64>,
+    #[serde(with = "rng_state")]
     rng: SplitMix64,
     #[serde(with = "exact_f64_seq")]
     window: VecDeque<f64>,
@@ -93,30 +95,23 @@ struct Scratch {
     newer: Vec<f64>,
 }
 
-/// SplitMix64 (Steele, Lea & Flood, 2014): a one-`u64`-state generator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct SplitMix64 {
-    state: u64,
-}
+/// The generator's state as snapshots store it: `{"state": n}`.
+mod rng_state {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    use crate::splitmix::SplitMix64;
+
+    #[derive(Serialize, Deserialize)]
+    struct State {
+        state: u64,
     }
 
-    /// Uniform in `0..n` (`n > 0`), unbiased (Lemire's multiply-and-reject).
-    fn below(&mut self, n: u64) -> u64 {
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let m = u128::from(self.next_u64()) * u128::from(n);
-            if (m as u64) >= threshold {
-                return (m >> 64) as u64;
-            }
-        }
+    pub fn serialize<S: Serializer>(rng: &SplitMix64, s: S) -> Result<S::Ok, S::Error> {
+        State { state: rng.0 }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SplitMix64, D::Error> {
+        State::deserialize(d).map(|s| SplitMix64(s.state))
     }
 }
 
@@ -161,7 +156,7 @@ impl Kswin {
             window_size,
             stat_size,
             seed,
-            rng: SplitMix64 { state },
+            rng: SplitMix64(state),
             window: VecDeque::with_capacity(window_size as usize),
             n: 0,
             p_value: 0.0,
@@ -180,7 +175,7 @@ impl Kswin {
             Some(seed) => seed,
             None => self.rng.next_u64(),
         };
-        self.rng = SplitMix64 { state };
+        self.rng = SplitMix64(state);
         self.window.clear();
         self.n = 0;
         self.p_value = 0.0;
@@ -342,15 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn sampling_is_uniform_enough_and_distinct() {
-        let mut rng = SplitMix64 { state: 1 };
-        let mut counts = [0u32; 7];
-        for _ in 0..70_000 {
-            counts[rng.below(7) as usize] += 1;
-        }
-        for c in counts {
-            assert!((9_500..10_500).contains(&c), "{counts:?}");
-        }
+    fn sampled_positions_are_distinct() {
         let mut k = Kswin::new(0.005, 100, 30, Some(3)).unwrap();
         for i in 0..100 {
             k.update(i as f64);

@@ -322,7 +322,9 @@ pub enum DetectorConfig {
         window_size: u32,
         #[serde(default = "defaults::kswin_stat_size")]
         stat_size: u32,
-        /// Seed of the sampling RNG; absent: drawn from the OS once, at construction.
+        /// Seed of the sampling RNG; absent: the monitor derives one from the model's name and
+        /// the detector's slot ([`DetectorConfig::build_seeded`]), so a restart or a replay
+        /// repeats its numbers.
         #[serde(default)]
         seed: Option<u64>,
     },
@@ -428,7 +430,27 @@ impl DetectorConfig {
         serde_json::from_value(serde_json::json!({ "kind": kind })).ok()
     }
 
-    /// Builds the detector, validating its parameters.
+    /// Builds the detector with `seed` for a randomised one (KSWIN) whose configuration sets
+    /// none; the configured seed wins.
+    pub fn build_seeded(&self, seed: u64) -> Result<AnyDetector, DetectorError> {
+        match *self {
+            DetectorConfig::Kswin {
+                alpha,
+                window_size,
+                stat_size,
+                seed: None,
+            } => Ok(AnyDetector::Kswin(Kswin::new(
+                alpha,
+                window_size,
+                stat_size,
+                Some(seed),
+            )?)),
+            _ => self.build(),
+        }
+    }
+
+    /// Builds the detector, validating its parameters (an unseeded KSWIN draws its seed from
+    /// the operating system, as River's does).
     pub fn build(&self) -> Result<AnyDetector, DetectorError> {
         Ok(match *self {
             DetectorConfig::Adwin {

@@ -2,11 +2,31 @@
 //! only this module and the HTTP handler know the Prometheus format.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::monitor::MonitorState;
+use crate::policy::TriggerKind;
+use crate::registry::RunStatus;
+
+/// Every `kind` label of `driftd_poll_errors_total` (`StoreError::metric_label`).
+pub const POLL_ERROR_KINDS: [&str; 4] = ["database", "registry", "corrupt_state", "conflict"];
+
+/// Every `result` label of `driftd_retrains_total`.
+pub const RETRAIN_RESULTS: [&str; 5] = ["promoted", "kept", "failed", "cancelled", "coalesced"];
+
+/// The `result` label of `driftd_retrains_total` for a run that ended in `status` (a run
+/// that never ended reads as failed).
+pub fn retrain_result(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Promoted => "promoted",
+        RunStatus::Kept => "kept",
+        RunStatus::Cancelled => "cancelled",
+        RunStatus::Coalesced => "coalesced",
+        RunStatus::Failed | RunStatus::Requested | RunStatus::Running => "failed",
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -16,7 +36,8 @@ pub struct Metrics {
     pub rolling_brier: GaugeVec,
     pub label_delay: HistogramVec,
     pub poll_duration: Histogram,
-    pub poll_errors: IntCounter,
+    /// By model (empty for daemon-wide work: migrations, ownership) and `kind`.
+    pub poll_errors: IntCounterVec,
     pub database_up: Gauge,
     pub watermark_lag: GaugeVec,
     pub rows_rejected: IntCounterVec,
@@ -93,7 +114,7 @@ impl Metrics {
                 HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).unwrap(),
             )
         };
-        Metrics {
+        let m = Metrics {
             outcomes_processed: counter(
                 "driftd_outcomes_processed_total",
                 "Labelled outcomes folded into the monitor state.",
@@ -131,13 +152,10 @@ impl Metrics {
                 )
                 .unwrap(),
             ),
-            poll_errors: reg(
-                &r,
-                IntCounter::new(
-                    "driftd_poll_errors_total",
-                    "Polls that failed (database errors).",
-                )
-                .unwrap(),
+            poll_errors: counter(
+                "driftd_poll_errors_total",
+                "Polls that failed, by model (empty: daemon-wide) and kind of error.",
+                &["model", "kind"],
             ),
             database_up: reg(
                 &r,
@@ -259,7 +277,10 @@ impl Metrics {
                 &["model"],
             ),
             registry: r,
-        }
+        };
+        // Daemon-wide errors (migrations, ownership) exist at 0 from the start.
+        m.poll_errors.with_label_values(&["", "database"]);
+        m
     }
 
     /// Publishes the gauges that mirror a model's monitor state.
@@ -291,17 +312,68 @@ impl Metrics {
         }
     }
 
+    /// A poll (or, with `model` empty, daemon-wide database work) failed with an error of
+    /// `kind` (the error's `metric_label()`).
+    pub fn poll_failed(&self, model: &str, kind: &str) {
+        self.poll_errors.with_label_values(&[model, kind]).inc();
+    }
+
+    /// A training request was coalesced into the follow-up of a running one.
+    pub fn training_coalesced(&self, model: &str, trigger: TriggerKind) {
+        self.retrains
+            .with_label_values(&[
+                model,
+                trigger.as_str(),
+                retrain_result(RunStatus::Coalesced),
+            ])
+            .inc();
+    }
+
+    /// A training ended in `status` at `at`; `new_champion` is the version it promoted.
+    pub fn training_finished(
+        &self,
+        model: &str,
+        trigger: TriggerKind,
+        status: RunStatus,
+        new_champion: Option<i64>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.retrains
+            .with_label_values(&[model, trigger.as_str(), retrain_result(status)])
+            .inc();
+        self.last_retrain_timestamp
+            .with_label_values(&[model])
+            .set(at.timestamp() as f64);
+        if let Some(v) = new_champion {
+            self.champion_version.with_label_values(&[model]).set(v);
+        }
+    }
+
+    /// How long a training with `strategy` took.
+    pub fn training_took(&self, strategy: crate::train::Strategy, seconds: f64) {
+        self.training_duration
+            .with_label_values(&[strategy.as_str()])
+            .observe(seconds);
+    }
+
     /// Creates a model's counters at 0, so that `increase()` and `changes()` see their first
-    /// increment (Prometheus ignores the first sample of a series).
-    pub fn touch_model_series(&self, model: &str) {
+    /// increment (Prometheus ignores the first sample of a series): called when a model's
+    /// loop starts, with its detectors' labels.
+    pub fn touch_model_series(&self, model: &str, detectors: &[&str]) {
         self.outcomes_processed.with_label_values(&[model]);
+        for kind in POLL_ERROR_KINDS {
+            self.poll_errors.with_label_values(&[model, kind]);
+        }
+        for detector in detectors {
+            self.drift_detected.with_label_values(&[model, detector]);
+        }
         self.rows_scored.with_label_values(&[model]);
         for reason in crate::outcomes::RejectReason::ALL {
             self.rows_rejected
                 .with_label_values(&[model, reason.as_str()]);
         }
-        for trigger in crate::policy::TriggerKind::ALL {
-            for result in ["promoted", "kept", "failed", "cancelled", "coalesced"] {
+        for trigger in TriggerKind::ALL {
+            for result in RETRAIN_RESULTS {
                 self.retrains
                     .with_label_values(&[model, trigger.as_str(), result]);
             }

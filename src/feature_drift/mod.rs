@@ -64,7 +64,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_duration_secs;
+use crate::span::Span;
 
 pub use stats::PSI_EPSILON;
 
@@ -92,7 +92,7 @@ pub struct FeatureDriftConfig {
     /// Most recent rows compared with the reference at each check (default 5 000).
     pub window_rows: usize,
     /// How often to check, `"90s"`, `"5m"`, `"1h"` (default `"5m"`).
-    pub check_interval: String,
+    pub check_interval: Span,
     /// Request an update of the model when at least this fraction (0–1] of the features drifted
     /// (default: unset, alert only).
     pub drifted_ratio_trigger: Option<f64>,
@@ -109,7 +109,7 @@ impl Default for FeatureDriftConfig {
             min_rows: 100,
             reference_sample_rows: 5_000,
             window_rows: 5_000,
-            check_interval: "5m".into(),
+            check_interval: Span::of(300, "5m"),
             drifted_ratio_trigger: None,
         }
     }
@@ -171,18 +171,12 @@ impl FeatureDriftConfig {
                 format!("{} is below min_rows ({})", self.window_rows, self.min_rows),
             );
         }
-        parse_duration_secs(&self.check_interval).map_err(|r| ("check_interval".to_string(), r))?;
         if let Some(r) = self.drifted_ratio_trigger {
             if !(r > 0.0 && r <= 1.0) {
                 return err("drifted_ratio_trigger", format!("{r} is not in (0, 1]"));
             }
         }
         Ok(())
-    }
-
-    /// [`check_interval`](Self::check_interval) in seconds.
-    pub fn check_interval_secs(&self) -> Result<i64, String> {
-        parse_duration_secs(&self.check_interval)
     }
 }
 
@@ -496,7 +490,7 @@ mod tests {
     fn defaults_validate_and_parse() {
         let c = FeatureDriftConfig::default();
         assert_eq!(c.validate(), Ok(()));
-        assert_eq!(c.check_interval_secs(), Ok(300));
+        assert_eq!(c.check_interval.secs(), 300);
         let c: FeatureDriftConfig =
             toml::from_str("bins = 20\nwasserstein_threshold = 0.5").unwrap();
         assert_eq!(
@@ -527,7 +521,6 @@ mod tests {
             "reference_sample_rows"
         );
         assert_eq!(bad(&|c| c.window_rows = 10), "window_rows");
-        assert_eq!(bad(&|c| c.check_interval = "5".into()), "check_interval");
         assert_eq!(
             bad(&|c| c.drifted_ratio_trigger = Some(0.0)),
             "drifted_ratio_trigger"

@@ -9,10 +9,9 @@ pub use windows::{CountWindow, RowScore, TimeWindow, WindowStats};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{parse_duration_secs, DetectorSlotConfig, ModelConfig, Signal, Task};
+use crate::config::{DetectorSlotConfig, ModelConfig, Signal, Task};
 use crate::detect::{AnyDetector, DriftDetector};
 use crate::outcomes::Outcome;
-use crate::policy::PolicyState;
 
 /// Probabilities are clipped before the log so a confident miss costs a large, finite loss.
 const PROB_EPS: f64 = 1e-15;
@@ -47,10 +46,15 @@ pub struct DetectorSlot {
     pub detector: AnyDetector,
     pub drifts: u64,
     pub warning: bool,
+    /// Seeds a randomised detector (KSWIN) that configures none: from the model's name and
+    /// the slot's index, so that a restart (a new version, a new process) or a replay draws
+    /// the same numbers.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 impl DetectorSlot {
-    fn new(cfg: &DetectorSlotConfig) -> Self {
+    fn new(cfg: &DetectorSlotConfig, seed: u64) -> Self {
         let label = match cfg.signal {
             Signal::Error => cfg.detector.name().to_string(),
             Signal::LogLoss => format!("{}_log_loss", cfg.detector.name()),
@@ -60,9 +64,13 @@ impl DetectorSlot {
             signal: cfg.signal,
             config: serde_json::to_value(cfg).expect("detector config serialises"),
             // Validated when the config was loaded.
-            detector: cfg.detector.build().expect("detector config was validated"),
+            detector: cfg
+                .detector
+                .build_seeded(seed)
+                .expect("detector config was validated"),
             drifts: 0,
             warning: false,
+            seed,
         }
     }
 
@@ -70,7 +78,10 @@ impl DetectorSlot {
     fn restart(&mut self) {
         let cfg: DetectorSlotConfig =
             serde_json::from_value(self.config.clone()).expect("the slot's own config");
-        self.detector = cfg.detector.build().expect("detector config was validated");
+        self.detector = cfg
+            .detector
+            .build_seeded(self.seed)
+            .expect("detector config was validated");
         self.warning = false;
     }
 }
@@ -109,9 +120,6 @@ pub struct MonitorState {
     pub time_windows: Vec<(String, TimeWindow)>,
     pub detectors: Vec<DetectorSlot>,
     pub newest_labeled_at: Option<DateTime<Utc>>,
-    /// The retrain policy's memory (cooldowns, hold times), committed with the rest.
-    #[serde(default)]
-    pub policy: PolicyState,
     /// The newest model version whose predictions the detectors have watched (rows'
     /// `model_version`; `None` until a row names one).
     #[serde(default)]
@@ -144,14 +152,15 @@ impl MonitorState {
             time_windows: cfg
                 .time_windows
                 .iter()
-                .map(|w| {
-                    let secs = parse_duration_secs(w).expect("time windows were validated");
-                    (w.clone(), TimeWindow::new(secs))
-                })
+                .map(|w| (w.to_string(), TimeWindow::new(w.secs())))
                 .collect(),
-            detectors: cfg.detectors.iter().map(DetectorSlot::new).collect(),
+            detectors: cfg
+                .detectors
+                .iter()
+                .enumerate()
+                .map(|(i, d)| DetectorSlot::new(d, crate::splitmix::seed_from(&cfg.name, i as u64)))
+                .collect(),
             newest_labeled_at: None,
-            policy: PolicyState::default(),
             detected_version: None,
             restart_on_new_version: cfg.restart_detectors_on_new_version,
         }
@@ -185,7 +194,10 @@ impl MonitorState {
                 .detectors
                 .iter()
                 .find(|s| s.config == d.config)
-                .cloned()
+                .map(|s| DetectorSlot {
+                    seed: d.seed,
+                    ..s.clone()
+                })
                 .unwrap_or_else(|| d.clone())
         };
         MonitorState {
@@ -401,6 +413,66 @@ time_windows = ["1h"]
         assert!(m.update(&row(6_000, Some(1))).is_empty());
         assert_eq!(m.rows, rows + 1);
         assert_eq!(serde_json::to_value(&m.detectors).unwrap(), before);
+    }
+
+    #[test]
+    fn kswin_repeats_its_numbers_in_a_replay_and_after_a_restart() {
+        let text = r#"
+[[models]]
+name = "m"
+n_features = 1
+[[models.detectors]]
+kind = "kswin"
+"#;
+        let cfg = Config::from_toml_str(text, Vec::new())
+            .unwrap()
+            .models
+            .remove(0);
+        // Wrong on 1 row in 10, then on 1 in 2: KSWIN's random sample decides the indices.
+        let rows = |from: i64, version: i64| -> Vec<Outcome> {
+            (from..from + 3_000)
+                .map(|i| {
+                    let wrong = if i - from < 1_500 {
+                        i % 10 == 0
+                    } else {
+                        i % 2 == 0
+                    };
+                    Outcome {
+                        model_version: Some(version),
+                        ..outcome(i, 0.8, u32::from(!wrong))
+                    }
+                })
+                .collect()
+        };
+        let drifts = |m: &mut MonitorState, rows: &[Outcome]| -> Vec<u64> {
+            rows.iter()
+                .flat_map(|o| m.update(o))
+                .filter_map(|e| match e {
+                    MonitorEvent::Drift { row_index, .. } => Some(row_index),
+                    _ => None,
+                })
+                .collect()
+        };
+        let first = drifts(&mut MonitorState::new(&cfg), &rows(0, 1));
+        assert!(!first.is_empty());
+        // A replay, in this process or another: the same indices.
+        assert_eq!(drifts(&mut MonitorState::new(&cfg), &rows(0, 1)), first);
+        // A restart on a new version: the detector starts over from the same seed, so the
+        // same rows give the same indices (shifted by the rows before the restart).
+        let mut m = MonitorState::new(&cfg);
+        drifts(&mut m, &rows(0, 1));
+        let after: Vec<u64> = drifts(&mut m, &rows(3_000, 2))
+            .into_iter()
+            .map(|i| i - 3_000)
+            .collect();
+        assert_eq!(after, first);
+        // Another model's slot samples other positions.
+        let mut other = cfg.clone();
+        other.name = "n".into();
+        assert_ne!(
+            MonitorState::new(&other).detectors[0].seed,
+            MonitorState::new(&cfg).detectors[0].seed
+        );
     }
 
     #[test]

@@ -4,12 +4,17 @@
 
 pub mod schedule;
 
+pub use crate::config::triggers::{
+    DriftTriggerConfig, MoreDataTriggerConfig, NewDataSince, ScheduleConfig,
+    ThresholdTriggerConfig, TriggerConfig,
+};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_duration_secs;
 use crate::monitor::MonitorEvent;
 use crate::outcomes::Watermark;
+use crate::span::Span;
 use crate::train::Strategy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,9 +30,12 @@ pub enum TriggerKind {
     DriftRefresh,
     /// Enough new labelled rows since the last update: try whether more data helps.
     MoreData,
+    /// The backtest's "update every N rows" baseline; the daemon never makes it.
+    Periodic,
 }
 
 impl TriggerKind {
+    /// Every trigger the daemon makes (so every metric series it can have).
     pub const ALL: [TriggerKind; 8] = [
         TriggerKind::Bootstrap,
         TriggerKind::Schedule,
@@ -49,6 +57,7 @@ impl TriggerKind {
             TriggerKind::FeatureDrift => "feature_drift",
             TriggerKind::DriftRefresh => "drift_refresh",
             TriggerKind::MoreData => "more_data",
+            TriggerKind::Periodic => "periodic",
         }
     }
 }
@@ -67,213 +76,12 @@ pub struct TrainRequest {
     pub new_after: Option<Watermark>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleConfig {
-    /// Cron with seconds: `0 0 3 * * Mon` (weekly), `0 0 4 1 * *` (monthly).
-    pub cron: String,
-    #[serde(default = "default_schedule_strategy")]
-    pub strategy: Strategy,
-}
-
-fn default_schedule_strategy() -> Strategy {
-    Strategy::FinetuneCombined
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DriftTriggerConfig {
-    pub enabled: bool,
-    /// Detector labels whose drift triggers (empty: any detector).
-    pub detectors: Vec<String>,
-    /// Also trigger on entering a warning zone.
-    pub on_warning: bool,
-    /// Labelled rows needed since the last update before a drift may trigger another.
-    pub min_new_rows: u64,
-    /// Labelled rows to wait for after the drift itself, so that the update (and its
-    /// time-ordered holdout) sees enough of the new concept.
-    pub min_rows_after_drift: u64,
-    pub cooldown: String,
-    pub strategy: Strategy,
-    /// What a drift-triggered update calls new data: the rows labelled after the (first
-    /// pending) detection, `"drift"` (default), or every row after the champion's training
-    /// data, `"last_update"`.
-    pub new_data_since: NewDataSince,
-    /// With `new_data_since = "drift"`: update once more when this many labelled rows have
-    /// arrived after a drift update, on everything since the drift, because the first update
-    /// saw only `min_rows_after_drift` rows of the new concept. 0 turns it off.
-    pub refresh_after_rows: u64,
-}
-
-const DEFAULT_REFRESH_AFTER_ROWS: u64 = 2_000;
-
-/// See [`DriftTriggerConfig::new_data_since`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NewDataSince {
-    #[default]
-    Drift,
-    LastUpdate,
-}
-
-impl Default for DriftTriggerConfig {
-    fn default() -> Self {
-        DriftTriggerConfig {
-            enabled: true,
-            detectors: Vec::new(),
-            on_warning: false,
-            min_new_rows: 200,
-            min_rows_after_drift: 200,
-            cooldown: "10m".into(),
-            strategy: Strategy::Auto,
-            new_data_since: NewDataSince::Drift,
-            refresh_after_rows: DEFAULT_REFRESH_AFTER_ROWS,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThresholdTriggerConfig {
-    pub enabled: bool,
-    /// Which rolling window to watch (`"1000"`, `"24h"`).
-    pub window: String,
-    /// Trigger when accuracy stays below this …
-    pub min_accuracy: Option<f64>,
-    /// … or more than this many points (0–1) below the champion's holdout accuracy …
-    pub max_drop: Option<f64>,
-    /// … for at least this long.
-    pub hold: String,
-    pub cooldown: String,
-    pub strategy: Strategy,
-}
-
-impl Default for ThresholdTriggerConfig {
-    fn default() -> Self {
-        ThresholdTriggerConfig {
-            enabled: false,
-            window: "1000".into(),
-            min_accuracy: None,
-            max_drop: None,
-            hold: "5m".into(),
-            cooldown: "1h".into(),
-            strategy: Strategy::Auto,
-        }
-    }
-}
-
-/// The tutorial's second reason to update: more labelled data has become available. Every
-/// `every_rows` labelled rows since the last update (tried or promoted), an update is tried;
-/// the holdout gate decides whether it helps, so frequent tries are safe, and slow drift that
-/// no detector reports is followed too.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MoreDataTriggerConfig {
-    pub enabled: bool,
-    pub every_rows: u64,
-    pub strategy: Strategy,
-}
-
-impl Default for MoreDataTriggerConfig {
-    fn default() -> Self {
-        MoreDataTriggerConfig {
-            enabled: false,
-            every_rows: 2_000,
-            strategy: Strategy::Auto,
-        }
-    }
-}
-
 /// Whether enough rows have come in since the last update for a "more data" try. A drift
 /// that is waiting for its own update goes first.
 pub fn more_data_due(cfg: &MoreDataTriggerConfig, st: &PolicyState, rows: u64) -> bool {
     cfg.enabled
         && st.pending_drift.is_none()
         && rows.saturating_sub(st.rows_at_last_update) >= cfg.every_rows
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TriggerConfig {
-    /// IANA name or `UTC`, for the schedules.
-    pub timezone: String,
-    pub schedules: Vec<ScheduleConfig>,
-    pub drift: DriftTriggerConfig,
-    pub threshold: ThresholdTriggerConfig,
-    pub more_data: MoreDataTriggerConfig,
-    pub manual_strategy: Strategy,
-    /// With no champion, fit the first model once this many labelled rows exist.
-    pub bootstrap_min_rows: u64,
-}
-
-impl Default for TriggerConfig {
-    fn default() -> Self {
-        TriggerConfig {
-            timezone: "UTC".into(),
-            schedules: Vec::new(),
-            drift: DriftTriggerConfig::default(),
-            threshold: ThresholdTriggerConfig::default(),
-            more_data: MoreDataTriggerConfig::default(),
-            manual_strategy: Strategy::Auto,
-            bootstrap_min_rows: 500,
-        }
-    }
-}
-
-impl TriggerConfig {
-    /// Checks durations and thresholds; returns the offending key (relative) and why.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let dur = |k: &str, v: &str| {
-            parse_duration_secs(v)
-                .map(|_| ())
-                .map_err(|r| (k.to_string(), r))
-        };
-        dur("drift.cooldown", &self.drift.cooldown)?;
-        dur("threshold.hold", &self.threshold.hold)?;
-        dur("threshold.cooldown", &self.threshold.cooldown)?;
-        schedule::parse_timezone(&self.timezone).map_err(|r| ("timezone".to_string(), r))?;
-        for (i, s) in self.schedules.iter().enumerate() {
-            schedule::parse_cron(&s.cron).map_err(|r| (format!("schedules[{i}].cron"), r))?;
-            if matches!(s.strategy, Strategy::None) {
-                return Err((
-                    format!("schedules[{i}].strategy"),
-                    "`none` would never update".into(),
-                ));
-            }
-        }
-        for (name, v) in [
-            ("threshold.min_accuracy", self.threshold.min_accuracy),
-            ("threshold.max_drop", self.threshold.max_drop),
-        ] {
-            if let Some(v) = v {
-                if !(0.0..=1.0).contains(&v) {
-                    return Err((name.into(), format!("{v} is not between 0 and 1")));
-                }
-            }
-        }
-        if self.more_data.enabled && self.more_data.every_rows == 0 {
-            return Err((
-                "more_data.every_rows".into(),
-                "must be at least 1 when more_data is enabled".into(),
-            ));
-        }
-        if matches!(self.more_data.strategy, Strategy::None) {
-            return Err((
-                "more_data.strategy".into(),
-                "`none` would never update".into(),
-            ));
-        }
-        if self.threshold.enabled
-            && self.threshold.min_accuracy.is_none()
-            && self.threshold.max_drop.is_none()
-        {
-            return Err((
-                "threshold".into(),
-                "enabled but neither min_accuracy nor max_drop is set".into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// What the policy remembers between batches (part of the model's committed state).
@@ -317,20 +125,13 @@ pub fn on_batch(
     if !b.has_champion {
         if b.rows >= cfg.bootstrap_min_rows && st.last_trigger_at.is_none() {
             st.last_trigger_at = Some(now);
-            return Some(TrainRequest {
-                trigger: TriggerKind::Bootstrap,
-                reason: format!("no champion and {} labelled rows", b.rows),
-                strategy: Strategy::RefitCombined,
-                run_id: None,
-                new_after: None,
-            });
+            return Some(bootstrap_request(b.rows));
         }
         return None;
     }
-    let cooled = |cooldown: &str| {
-        let secs = parse_duration_secs(cooldown).unwrap_or(0);
+    let cooled = |cooldown: &Span| {
         st.last_trigger_at
-            .is_none_or(|t| (now - t).num_seconds() >= secs)
+            .is_none_or(|t| (now - t).num_seconds() >= cooldown.secs())
     };
     if cfg.drift.enabled {
         let watched =
@@ -413,8 +214,7 @@ pub fn on_batch(
         match (floor, b.watched_accuracy) {
             (Some(floor), Some(acc)) if acc < floor => {
                 let since = *st.below_since.get_or_insert(now);
-                let hold = parse_duration_secs(&t.hold).unwrap_or(0);
-                if (now - since).num_seconds() >= hold && cooled(&t.cooldown) {
+                if (now - since).num_seconds() >= t.hold.secs() && cooled(&t.cooldown) {
                     st.last_trigger_at = Some(now);
                     st.below_since = None;
                     return Some(TrainRequest {
@@ -446,6 +246,17 @@ pub fn on_batch(
         });
     }
     None
+}
+
+/// The first model's update: every labelled row (`rows` of them) refit from scratch.
+pub fn bootstrap_request(rows: u64) -> TrainRequest {
+    TrainRequest {
+        trigger: TriggerKind::Bootstrap,
+        reason: format!("no champion and {rows} labelled rows"),
+        strategy: Strategy::RefitCombined,
+        run_id: None,
+        new_after: None,
+    }
 }
 
 /// Records that an update finished, so `min_new_rows` counts from here.
@@ -585,7 +396,7 @@ mod tests {
     fn a_drift_update_is_refreshed_once_more_of_the_new_concept_is_in() {
         let mut cfg = TriggerConfig::default();
         cfg.drift.refresh_after_rows = 2_000;
-        cfg.drift.cooldown = "1m".into();
+        cfg.drift.cooldown = Span::parse("1m").unwrap();
         let mut st = PolicyState::default();
         let t0 = Utc::now();
         assert!(on_batch(
@@ -705,7 +516,7 @@ mod tests {
         // max_drop relative to the champion's holdout accuracy (0.9): 0.84 is 6 points down.
         cfg.threshold.min_accuracy = None;
         cfg.threshold.max_drop = Some(0.05);
-        cfg.threshold.hold = "1s".into();
+        cfg.threshold.hold = Span::parse("1s").unwrap();
         let mut st = PolicyState::default();
         assert!(on_batch(&cfg, &mut st, &view(10, &[], Some(0.86)), t0).is_none());
         on_batch(&cfg, &mut st, &view(10, &[], Some(0.84)), t0);

@@ -1,51 +1,36 @@
 //! Cron schedules (with a seconds field, as tokio-cron-scheduler reads them) in a time zone.
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use croner::parser::{CronParser, Seconds};
-use croner::Cron;
 
-pub fn parse_timezone(tz: &str) -> Result<Tz, String> {
-    tz.parse::<Tz>()
-        .map_err(|_| format!("`{tz}` is not an IANA time zone (e.g. Europe/Berlin, UTC)"))
-}
+pub use crate::config::cron::{CronExpr, Zone};
 
-pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .dom_and_dow(true)
-        .build()
-        .parse(expr)
-        .map_err(|e| {
-            format!("`{expr}` is not a cron expression with seconds (e.g. `0 0 3 * * Mon`): {e}")
-        })
-}
-
-/// The next `n` firing times after `from`, in UTC.
+/// The next `n` firing times after `from`, in UTC (fewer if the expression stops firing).
 pub fn next_firings(
-    expr: &str,
-    tz: &str,
+    expr: &CronExpr,
+    zone: Zone,
     from: DateTime<Utc>,
     n: usize,
-) -> Result<Vec<DateTime<Utc>>, String> {
-    let cron = parse_cron(expr)?;
-    let tz = parse_timezone(tz)?;
-    let mut t = from.with_timezone(&tz);
+) -> Vec<DateTime<Utc>> {
+    let mut t = from.with_timezone(&zone.tz());
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        t = cron
-            .find_next_occurrence(&t, false)
-            .map_err(|e| format!("`{expr}` never fires: {e}"))?;
+        match expr.cron().find_next_occurrence(&t, false) {
+            Ok(next) => t = next,
+            Err(_) => break,
+        }
         out.push(t.with_timezone(&Utc));
     }
-    Ok(out)
+    out
 }
 
-/// The first firing of `cron` in `tz` strictly after `after`.
-fn next_after(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cron.find_next_occurrence(&after.with_timezone(&tz), false)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+/// The next firing after `from`, if any.
+pub fn next_firing(expr: &CronExpr, zone: Zone, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    next_firings(expr, zone, from, 1).first().copied()
+}
+
+/// The first firing of `cron` in `zone` strictly after `after`.
+fn next_after(cron: &CronExpr, zone: Zone, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    next_firing(cron, zone, after)
 }
 
 /// The upcoming firing of each of a model's schedules, computed with croner in the model's
@@ -55,21 +40,17 @@ fn next_after(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>
 /// time and the metric come from the same computation and cannot disagree.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    crons: Vec<Cron>,
-    tz: Tz,
+    crons: Vec<CronExpr>,
+    zone: Zone,
     next: Vec<Option<DateTime<Utc>>>,
 }
 
 impl Plan {
     /// The plan of `crons` in `tz` as of `now`.
-    pub fn new(crons: &[&str], tz: &str, now: DateTime<Utc>) -> Result<Plan, String> {
-        let tz = parse_timezone(tz)?;
-        let crons = crons
-            .iter()
-            .map(|c| parse_cron(c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = crons.iter().map(|c| next_after(c, tz, now)).collect();
-        Ok(Plan { crons, tz, next })
+    pub fn new(crons: &[CronExpr], zone: Zone, now: DateTime<Utc>) -> Plan {
+        let crons = crons.to_vec();
+        let next = crons.iter().map(|c| next_after(c, zone, now)).collect();
+        Plan { crons, zone, next }
     }
 
     /// The earliest upcoming firing of any schedule.
@@ -86,7 +67,7 @@ impl Plan {
     /// after `now`, so a job that ran early or late never fires twice for one slot).
     pub fn fired(&mut self, i: usize, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let after = self.next[i].map_or(now, |due| due.max(now));
-        self.next[i] = next_after(&self.crons[i], self.tz, after);
+        self.next[i] = next_after(&self.crons[i], self.zone, after);
         self.next[i]
     }
 }
@@ -95,12 +76,14 @@ impl Plan {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use chrono_tz::Tz;
 
     #[test]
     fn weekly_and_monthly_in_a_time_zone() {
         // Thursday 2026-11-26 12:00 UTC.
         let from = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
-        let weekly = next_firings("0 0 3 * * Mon", "Europe/Berlin", from, 3).unwrap();
+        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        let weekly = next_firings(&CronExpr::parse("0 0 3 * * Mon").unwrap(), berlin, from, 3);
         // Monday 03:00 in Berlin (CET, UTC+1) is 02:00 UTC.
         assert_eq!(
             weekly[0],
@@ -110,7 +93,12 @@ mod tests {
             weekly[1],
             Utc.with_ymd_and_hms(2026, 12, 7, 2, 0, 0).unwrap()
         );
-        let monthly = next_firings("0 0 4 1 * *", "UTC", from, 2).unwrap();
+        let monthly = next_firings(
+            &CronExpr::parse("0 0 4 1 * *").unwrap(),
+            Zone::parse("UTC").unwrap(),
+            from,
+            2,
+        );
         assert_eq!(
             monthly,
             vec![
@@ -119,10 +107,11 @@ mod tests {
             ]
         );
         assert!(
-            parse_cron("0 3 * * Mon").is_err(),
+            CronExpr::parse("0 3 * * Mon").is_err(),
             "five fields: the seconds are required"
         );
-        assert!(parse_timezone("Mars/Olympus").is_err());
+        assert!(Zone::parse("Mars/Olympus").is_err());
+        assert_eq!(berlin.to_string(), "Europe/Berlin");
     }
 
     /// Steps a controlled clock from firing to firing: before each step the plan says when
@@ -134,7 +123,8 @@ mod tests {
         from: DateTime<Utc>,
         n: usize,
     ) -> Vec<(usize, DateTime<Utc>, DateTime<Utc>)> {
-        let mut plan = Plan::new(crons, tz, from).unwrap();
+        let crons: Vec<CronExpr> = crons.iter().map(|c| CronExpr::parse(c).unwrap()).collect();
+        let mut plan = Plan::new(&crons, Zone::parse(tz).unwrap(), from);
         let mut out = Vec::new();
         for _ in 0..n {
             let published = plan.next().unwrap();
@@ -218,7 +208,8 @@ mod tests {
     #[test]
     fn a_fixed_offset_as_the_crate_keeps_fires_an_hour_off_after_the_change() {
         use chrono::FixedOffset;
-        let cron = parse_cron("0 0 3 * * Mon").unwrap();
+        let cron = CronExpr::parse("0 0 3 * * Mon").unwrap();
+        let cron = cron.cron();
         let created = utc(2026, 3, 20, 12); // CET, UTC+1
         let fixed = FixedOffset::east_opt(3600).unwrap();
         let first_after_change = cron

@@ -2,20 +2,21 @@
 //! metrics, exactly one champion per model, and the record of training runs. The only code that
 //! writes model weights.
 
+pub mod progress;
 mod runs;
 
 pub use runs::{
     claim_requested as runs_claim_requested, create as runs_create,
     fail_orphans as runs_fail_orphans, finish as runs_finish, get as runs_get, list as runs_list,
-    mark_running as runs_mark_running, RunStatus, TrainingRun,
+    mark_running as runs_mark_running, RunEnd, RunStatus, TrainingRun,
 };
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 
 use crate::outcomes::Watermark;
-use crate::train::ModelArtifact;
+use crate::train::{ModelArtifact, Scores};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -51,6 +52,24 @@ async fn notify_champion(
     Ok(())
 }
 
+/// How a version did on its update's holdout (the newest new rows), next to the champion it
+/// competed with; stored as `holdout_metrics` JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HoldoutMetrics {
+    pub holdout: Option<Scores>,
+    pub champion_holdout: Option<Scores>,
+    pub n_holdout: usize,
+    /// The update's decision, in words.
+    pub reason: String,
+}
+
+impl HoldoutMetrics {
+    pub fn accuracy(&self) -> Option<f64> {
+        self.holdout.map(|s| s.accuracy)
+    }
+}
+
 /// A version's metadata (everything but the weights).
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionInfo {
@@ -65,7 +84,7 @@ pub struct VersionInfo {
     pub n_train_rows: i64,
     pub n_holdout_rows: i64,
     pub cutoff: Option<Watermark>,
-    pub holdout_metrics: serde_json::Value,
+    pub holdout_metrics: HoldoutMetrics,
 }
 
 /// What a new version is made of.
@@ -77,7 +96,7 @@ pub struct NewVersion<'a> {
     pub n_train_rows: i64,
     pub n_holdout_rows: i64,
     pub cutoff: Watermark,
-    pub holdout_metrics: serde_json::Value,
+    pub holdout_metrics: HoldoutMetrics,
     pub artifact: &'a ModelArtifact,
     /// A bounded sample of the training rows, for data-drift checks.
     pub reference_sample: Option<serde_json::Value>,
@@ -88,23 +107,27 @@ const INFO_COLUMNS: &str =
      n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, holdout_metrics";
 
 fn info_from_row(r: &sqlx::postgres::PgRow) -> Result<VersionInfo, sqlx::Error> {
-    let cutoff = match (r.try_get(10)?, r.try_get::<Option<i64>, _>(11)?) {
+    let cutoff = match (
+        r.try_get("cutoff_labeled_at")?,
+        r.try_get::<Option<i64>, _>("cutoff_id")?,
+    ) {
         (Some(labeled_at), Some(id)) => Some(Watermark { labeled_at, id }),
         _ => None,
     };
+    let sqlx::types::Json(holdout_metrics) = r.try_get("holdout_metrics")?;
     Ok(VersionInfo {
-        model: r.try_get(0)?,
-        version: r.try_get(1)?,
-        parent_version: r.try_get(2)?,
-        strategy: r.try_get(3)?,
-        trigger: r.try_get(4)?,
-        status: r.try_get(5)?,
-        created_at: r.try_get(6)?,
-        promoted_at: r.try_get(7)?,
-        n_train_rows: r.try_get(8)?,
-        n_holdout_rows: r.try_get(9)?,
+        model: r.try_get("model")?,
+        version: r.try_get("version")?,
+        parent_version: r.try_get("parent_version")?,
+        strategy: r.try_get("strategy")?,
+        trigger: r.try_get("trigger")?,
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+        promoted_at: r.try_get("promoted_at")?,
+        n_train_rows: r.try_get("n_train_rows")?,
+        n_holdout_rows: r.try_get("n_holdout_rows")?,
         cutoff,
-        holdout_metrics: r.try_get(12)?,
+        holdout_metrics,
     })
 }
 
@@ -149,7 +172,7 @@ pub async fn register(
     .bind(v.n_holdout_rows)
     .bind(v.cutoff.labeled_at)
     .bind(v.cutoff.id)
-    .bind(&v.holdout_metrics)
+    .bind(sqlx::types::Json(&v.holdout_metrics))
     .bind(v.artifact.sidecar_json())
     .bind(v.artifact.to_safetensors_bytes())
     .bind(&v.reference_sample)
@@ -174,7 +197,7 @@ pub async fn champion(
     .await?;
     let Some(row) = row else { return Ok(None) };
     let info = info_from_row(&row)?;
-    let bytes: Vec<u8> = row.try_get(13)?;
+    let bytes: Vec<u8> = row.try_get("weights")?;
     let artifact =
         ModelArtifact::from_safetensors_bytes(&bytes).map_err(|e| RegistryError::Corrupt {
             model: model.into(),
@@ -182,6 +205,19 @@ pub async fn champion(
             reason: e.to_string(),
         })?;
     Ok(Some((info, artifact)))
+}
+
+/// The champion's version number, if the model has one (cheap: no weights).
+pub async fn champion_version(
+    conn: &mut PgConnection,
+    model: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
+    )
+    .bind(model)
+    .fetch_optional(conn)
+    .await
 }
 
 /// The champion's reference sample for data-drift checks, if it has one.
@@ -246,13 +282,13 @@ pub async fn artifact(
     model: &str,
     version: i64,
 ) -> Result<(ModelArtifact, String), RegistryError> {
-    let row = sqlx::query("SELECT weights, sidecar::text FROM driftd.model_versions WHERE model = $1 AND version = $2")
+    let row = sqlx::query("SELECT weights, sidecar::text AS sidecar FROM driftd.model_versions WHERE model = $1 AND version = $2")
         .bind(model)
         .bind(version)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| RegistryError::NoSuchVersion { model: model.into(), version })?;
-    let bytes: Vec<u8> = row.try_get(0)?;
+    let bytes: Vec<u8> = row.try_get("weights")?;
     let artifact =
         ModelArtifact::from_safetensors_bytes(&bytes).map_err(|e| RegistryError::Corrupt {
             model: model.into(),

@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, Row};
 
+use crate::control::RowRanges;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -83,8 +85,14 @@ pub async fn claim_requested(
     .bind(model)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            r.try_get("id")?,
+            r.try_get("strategy")?,
+            r.try_get("reason")?,
+        ))
+    })
+    .transpose()
 }
 
 pub async fn mark_running(
@@ -100,23 +108,48 @@ pub async fn mark_running(
     Ok(())
 }
 
+/// How a run ended.
+#[derive(Debug, Clone, Default)]
+pub struct RunEnd<'a> {
+    pub new_version: Option<i64>,
+    pub candidates: serde_json::Value,
+    pub error: Option<&'a str>,
+    /// The rows it read (none when it read nothing, or never ran).
+    pub rows: RowRanges,
+    pub seed: Option<u64>,
+}
+
 pub async fn finish(
     conn: &mut PgConnection,
     id: i64,
     status: RunStatus,
-    new_version: Option<i64>,
-    candidates: &serde_json::Value,
-    error: Option<&str>,
+    end: &RunEnd<'_>,
 ) -> Result<(), sqlx::Error> {
+    let first = |r: Option<(i64, i64)>| r.map(|r| r.0);
+    let last = |r: Option<(i64, i64)>| r.map(|r| r.1);
+    let candidates = match &end.candidates {
+        serde_json::Value::Null => serde_json::json!([]),
+        c => c.clone(),
+    };
     sqlx::query(
-        "UPDATE driftd.training_runs SET status = $2, finished_at = now(), new_version = $3, candidates = $4, error = $5 \
+        "UPDATE driftd.training_runs SET status = $2, finished_at = now(), new_version = $3, candidates = $4, error = $5, \
+             old_first_id = $6, old_last_id = $7, new_first_id = $8, new_last_id = $9, \
+             holdout_first_id = $10, holdout_last_id = $11, seed = $12 \
          WHERE id = $1",
     )
     .bind(id)
     .bind(status.as_str())
-    .bind(new_version)
+    .bind(end.new_version)
     .bind(candidates)
-    .bind(error)
+    .bind(end.error)
+    .bind(first(end.rows.old))
+    .bind(last(end.rows.old))
+    .bind(first(end.rows.new))
+    .bind(last(end.rows.new))
+    .bind(first(end.rows.holdout))
+    .bind(last(end.rows.holdout))
+    // Stored as the same 64 bits: PostgreSQL has no unsigned type.
+    .bind(end.seed.map(|s| s as i64))
     .execute(conn)
     .await?;
     Ok(())
@@ -166,17 +199,17 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<TrainingRun>
 
 fn run_of_row(r: &sqlx::postgres::PgRow) -> Result<TrainingRun, sqlx::Error> {
     Ok(TrainingRun {
-        id: r.try_get(0)?,
-        model: r.try_get(1)?,
-        trigger: r.try_get(2)?,
-        reason: r.try_get(3)?,
-        strategy: r.try_get(4)?,
-        status: r.try_get(5)?,
-        requested_at: r.try_get(6)?,
-        finished_at: r.try_get(7)?,
-        champion_version: r.try_get(8)?,
-        new_version: r.try_get(9)?,
-        candidates: r.try_get(10)?,
-        error: r.try_get(11)?,
+        id: r.try_get("id")?,
+        model: r.try_get("model")?,
+        trigger: r.try_get("trigger")?,
+        reason: r.try_get("reason")?,
+        strategy: r.try_get("strategy")?,
+        status: r.try_get("status")?,
+        requested_at: r.try_get("requested_at")?,
+        finished_at: r.try_get("finished_at")?,
+        champion_version: r.try_get("champion_version")?,
+        new_version: r.try_get("new_version")?,
+        candidates: r.try_get("candidates")?,
+        error: r.try_get("error")?,
     })
 }

@@ -341,10 +341,10 @@ pub async fn import(
             n_holdout_rows: 0,
             // Every labelled row is new to a model trained elsewhere.
             cutoff: Watermark::start(),
-            holdout_metrics: serde_json::json!({
-                "imported_from": dir.display().to_string(),
-                "layout": layout.as_str(),
-            }),
+            holdout_metrics: registry::HoldoutMetrics {
+                reason: format!("imported from {} ({})", dir.display(), layout.as_str()),
+                ..Default::default()
+            },
             artifact: &artifact,
             reference_sample: None,
         },

@@ -27,11 +27,12 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, DatabaseConfig};
 
 /// The serving routes and the task that keeps their champions fresh (it ends at shutdown).
 pub fn start(
     cfg: &Config,
+    database: &DatabaseConfig,
     pool: PgPool,
     shutdown: watch::Receiver<bool>,
 ) -> (axum::Router, tokio::task::JoinHandle<()>) {
@@ -41,7 +42,7 @@ pub fn start(
     let task = tokio::spawn(cache::keep_fresh(
         cache.clone(),
         pool.clone(),
-        cfg.database.clone(),
+        database.clone(),
         Duration::from_millis(cfg.serve.refresh_interval_ms),
         shutdown,
     ));

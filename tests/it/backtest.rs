@@ -147,3 +147,62 @@ cooldown = "1h"
         Vec::<String>::new()
     );
 }
+
+/// A backtest needs a history and a configuration, not a database: without `[database]`,
+/// `generate`, `check-config` and `backtest` work, and the commands that do need one say so.
+#[test]
+fn backtest_generate_and_check_config_need_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.csv");
+    run_ok(
+        driftd(&["generate", "--rows", "1200", "--n-features", "3"])
+            .arg("--out")
+            .arg(&input),
+        "driftd generate",
+    );
+    let config = dir.path().join("driftd.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[models]]
+name = "m"
+n_features = 3
+[models.train]
+fit_epochs = 10
+finetune_epochs = 5
+num_threads = 1
+[models.triggers]
+bootstrap_min_rows = 400
+"#,
+    )
+    .unwrap();
+    let text = run_ok(
+        driftd(&["check-config", "--config"]).arg(&config),
+        "check-config",
+    );
+    assert!(text.contains("configuration OK"), "{text}");
+    let text = run_ok(
+        driftd(&["backtest", "--config"])
+            .arg(&config)
+            .arg("--input")
+            .arg(&input),
+        "driftd backtest",
+    );
+    assert!(text.contains("800 rows evaluated"), "{text}");
+    for cmd in ["run", "migrate"] {
+        let out = driftd(&[cmd, "--config"]).arg(&config).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains("database.url"), "{cmd}: {err}");
+    }
+    // Given, the URL is still checked.
+    let bad = std::fs::read_to_string(&config).unwrap() + "[database]\nurl = \"mysql://x/y\"\n";
+    std::fs::write(&config, bad).unwrap();
+    let out = driftd(&["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("database.url"), "{err}");
+}

@@ -1,10 +1,12 @@
 //! driftd's integration tests: one binary, real PostgreSQL, the real daemon.
 
+mod architecture;
 mod backtest;
 mod cli;
 mod conformance;
 mod demo;
 mod deploy;
+mod fidelity;
 mod helpers;
 mod monitor;
 mod prometheus_e2e;

@@ -367,10 +367,17 @@ async fn survives_a_database_restart() {
     })
     .await;
     wait_until(WAIT, "database_up 0 and a counted error", || {
-        let (up, errors) = (
-            d.metric("driftd_database_up"),
-            d.metric("driftd_poll_errors_total"),
-        );
+        // Counted by the model's loop or by the ownership task (model ""), kind database.
+        let errors: Option<f64> = d
+            .get("/metrics")
+            .1
+            .lines()
+            .filter(|l| {
+                l.starts_with("driftd_poll_errors_total{") && l.contains("kind=\"database\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .reduce(|a, b| a + b);
+        let up = d.metric("driftd_database_up");
         async move { up == Some(0.0) && errors.unwrap_or(0.0) >= 1.0 }
     })
     .await;

@@ -9,9 +9,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod cron;
+pub mod triggers;
+
 use crate::detect::DetectorConfig;
-use crate::policy::TriggerConfig;
+use crate::span::Span;
 use crate::train::TrainConfig;
+use triggers::TriggerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -58,7 +62,10 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub database: DatabaseConfig,
+    /// Needed by the commands that use the database (`run`, `migrate`, `models`, `retrain`);
+    /// `backtest`, `generate` and `check-config` work without it.
+    #[serde(default)]
+    pub database: Option<DatabaseConfig>,
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
@@ -292,7 +299,7 @@ pub struct ModelConfig {
     pub count_windows: Vec<usize>,
     /// Durations such as `"1h"`, `"24h"`, `"7d"`, measured in label time.
     #[serde(default = "default_time_windows")]
-    pub time_windows: Vec<String>,
+    pub time_windows: Vec<Span>,
     #[serde(default = "default_detectors")]
     pub detectors: Vec<DetectorSlotConfig>,
     /// Start the detectors over when rows begin to name a newer `model_version`, so that an
@@ -321,8 +328,12 @@ fn default_n_classes() -> u32 {
 fn default_count_windows() -> Vec<usize> {
     vec![100, 1_000, 10_000]
 }
-fn default_time_windows() -> Vec<String> {
-    vec!["1h".into(), "24h".into(), "7d".into()]
+fn default_time_windows() -> Vec<Span> {
+    vec![
+        Span::of(3_600, "1h"),
+        Span::of(86_400, "24h"),
+        Span::of(604_800, "7d"),
+    ]
 }
 fn default_true() -> bool {
     true
@@ -334,30 +345,6 @@ fn default_detectors() -> Vec<DetectorSlotConfig> {
         detector: serde_json::from_str(r#"{"kind":"adwin"}"#)
             .expect("ADWIN has defaults for every parameter"),
     }]
-}
-
-/// Parses `"90s"`, `"15m"`, `"1h"`, `"7d"` into seconds.
-pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{s}` has no unit (s, m, h, d, w)"))?;
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(format!("`{s}` has unknown unit `{unit}` (s, m, h, d, w)")),
-    };
-    if n <= 0 {
-        return Err(format!("`{s}` must be positive"));
-    }
-    Ok(n * mult)
 }
 
 /// SQL identifiers from the config: plain names only, so quoting is enough to make them inert.
@@ -381,6 +368,39 @@ pub fn validate_identifier(key: &str, ident: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// Deserialises the file with the overrides applied. An override of a key the file does not
+/// set takes its TOML type from its text; if the key turns out to want a string (a password
+/// of digits), it is applied again as a string, so an override always takes its key's type.
+fn deserialize_with_overrides(
+    file: &toml::Value,
+    overrides: &[Override],
+) -> Result<Config, ConfigError> {
+    let mut as_string = vec![false; overrides.len()];
+    loop {
+        let mut value = file.clone();
+        for (o, s) in overrides.iter().zip(&as_string) {
+            apply_override(&mut value, o, *s)?;
+        }
+        let err = match serde_path_to_error::deserialize::<_, Config>(value) {
+            Ok(cfg) => return Ok(cfg),
+            Err(e) => e,
+        };
+        let key = err.path().to_string();
+        let retry = overrides.iter().position(|o| o.key == key).filter(|&i| {
+            !as_string[i] && !matches!(parse_env_value(&overrides[i].raw), toml::Value::String(_))
+        });
+        match retry {
+            Some(i) => as_string[i] = true,
+            None => {
+                return Err(ConfigError::key(
+                    key,
+                    err.into_inner().message().to_string(),
+                ))
+            }
+        }
+    }
+}
+
 impl Config {
     /// Reads the file, applies `DRIFTD_*__*` overrides from `env`, and validates.
     pub fn load(
@@ -398,25 +418,24 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut value: toml::Value = text
+        let file: toml::Value = text
             .parse::<toml::Table>()
             .map(toml::Value::Table)
             .map_err(|e| ConfigError::Syntax(e.message().to_string()))?;
-        apply_env_overrides(&mut value, env)?;
-        let mut cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::key(key, e.into_inner().message().to_string())
-        })?;
+        let overrides = overrides(env)?;
+        let mut cfg = deserialize_with_overrides(&file, &overrides)?;
         cfg.resolve_secrets()?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
-        if let Some(path) = &self.database.password_file {
-            let pw = read_secret_file(path)
-                .map_err(|r| ConfigError::key("database.password_file", r))?;
-            self.database.password = Some(pw);
+        if let Some(db) = &mut self.database {
+            if let Some(path) = &db.password_file {
+                let pw = read_secret_file(path)
+                    .map_err(|r| ConfigError::key("database.password_file", r))?;
+                db.password = Some(pw);
+            }
         }
         if let Some(path) = &self.http.admin_token_file {
             let tok =
@@ -432,12 +451,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let url = self.database.url.expose();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError::key(
-                "database.url",
-                "must start with postgres:// or postgresql://",
-            ));
+        if let Some(db) = &self.database {
+            let url = db.url.expose();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::key(
+                    "database.url",
+                    "must start with postgres:// or postgresql://",
+                ));
+            }
         }
         self.http
             .listen
@@ -495,9 +516,6 @@ impl Config {
                     "each window must be 1 to 1000000 rows",
                 ));
             }
-            for w in &m.time_windows {
-                parse_duration_secs(w).map_err(|r| ConfigError::key(k("time_windows"), r))?;
-            }
             for (j, d) in m.detectors.iter().enumerate() {
                 d.detector.build().map_err(|e| {
                     ConfigError::key(format!("models[{i}].detectors[{j}]"), e.to_string())
@@ -526,6 +544,17 @@ impl Config {
                 .map_err(|e| ConfigError::key(format!("models[{i}].train"), e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The `[database]` section, for the commands that need one; the error names
+    /// `database.url`.
+    pub fn database(&self) -> Result<&DatabaseConfig, ConfigError> {
+        self.database.as_ref().ok_or_else(|| {
+            ConfigError::key(
+                "database.url",
+                "is required by this command: add a [database] section with url = \"postgres://…\"",
+            )
+        })
     }
 
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
@@ -595,45 +624,100 @@ fn read_secret_file(path: &Path) -> Result<Secret, String> {
     Ok(Secret(s))
 }
 
+/// One `DRIFTD_<SECTION>__<KEY>` variable.
+struct Override {
+    name: String,
+    /// `poll.batch_size`, as serde's error paths spell it.
+    key: String,
+    path: Vec<String>,
+    raw: String,
+}
+
 /// `DRIFTD_DATABASE__URL=…` sets `database.url`; `DRIFTD_POLL__BATCH_SIZE=100` sets a number.
 /// Only names with a `__` are overrides, so `DRIFTD_CACHE` and friends are left alone.
-fn apply_env_overrides(
-    root: &mut toml::Value,
+fn overrides(
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<Override>, ConfigError> {
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with("DRIFTD_") && k.contains("__"))
         .collect();
     vars.sort();
-    for (name, raw) in vars {
-        let path: Vec<String> = name["DRIFTD_".len()..]
-            .split("__")
-            .map(|p| p.to_ascii_lowercase())
-            .collect();
-        let key = path.join(".");
-        if path.iter().any(|p| p.is_empty()) {
-            return Err(ConfigError::key(
-                key,
-                format!("malformed override variable {name}"),
-            ));
-        }
-        let value = parse_env_value(&raw);
-        let mut node = &mut *root;
-        for (i, part) in path.iter().enumerate() {
-            let table = node.as_table_mut().ok_or_else(|| {
-                ConfigError::key(&key, format!("{name} overrides a key inside a non-table"))
-            })?;
-            if i + 1 == path.len() {
-                table.insert(part.clone(), value.clone());
-                break;
+    vars.into_iter()
+        .map(|(name, raw)| {
+            let path: Vec<String> = name["DRIFTD_".len()..]
+                .split("__")
+                .map(|p| p.to_ascii_lowercase())
+                .collect();
+            let key = path.join(".");
+            if path.iter().any(|p| p.is_empty()) {
+                return Err(ConfigError::key(
+                    key,
+                    format!("malformed override variable {name}"),
+                ));
             }
-            node = table
-                .entry(part.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            Ok(Override {
+                name,
+                key,
+                path,
+                raw,
+            })
+        })
+        .collect()
+}
+
+/// Sets `o` in the TOML tree: as the type of the value the file already has there, or else
+/// as the value's own TOML type (a number, a boolean, an array), or as a string when
+/// `as_string` (the key's type, once deserialising said it wants one).
+fn apply_override(
+    root: &mut toml::Value,
+    o: &Override,
+    as_string: bool,
+) -> Result<(), ConfigError> {
+    let mut node = &mut *root;
+    for (i, part) in o.path.iter().enumerate() {
+        let table = node.as_table_mut().ok_or_else(|| {
+            ConfigError::key(
+                &o.key,
+                format!("{} overrides a key inside a non-table", o.name),
+            )
+        })?;
+        if i + 1 == o.path.len() {
+            let value = match table.get(part) {
+                Some(existing) => typed_like(existing, &o.raw)
+                    .map_err(|why| ConfigError::key(&o.key, format!("{}: {why}", o.name)))?,
+                None if as_string => toml::Value::String(o.raw.clone()),
+                None => parse_env_value(&o.raw),
+            };
+            table.insert(part.clone(), value);
+            break;
         }
+        node = table
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     }
     Ok(())
+}
+
+/// `raw` as a value of the same TOML type as `existing`.
+fn typed_like(existing: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    use toml::Value as V;
+    let parsed = || {
+        format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+    };
+    let want = existing.type_str();
+    let v = match existing {
+        V::String(_) => Some(V::String(raw.to_string())),
+        V::Float(_) => raw.trim().parse::<f64>().ok().map(V::Float),
+        V::Integer(_) | V::Boolean(_) | V::Array(_) | V::Datetime(_) => {
+            parsed().filter(|v| v.type_str() == want)
+        }
+        V::Table(_) => None,
+    };
+    v.ok_or_else(|| format!("`{raw}` is not a {want} like the value it overrides"))
 }
 
 fn parse_env_value(raw: &str) -> toml::Value {
@@ -705,6 +789,53 @@ n_features = 3
     }
 
     #[test]
+    fn env_overrides_take_the_type_of_their_key() {
+        // A password of digits is a string; a batch size is a number; with or without the
+        // key in the file.
+        let env = [
+            ("DRIFTD_DATABASE__PASSWORD", "123456"),
+            ("DRIFTD_POLL__BATCH_SIZE", "10000"),
+            ("DRIFTD_LOG__LEVEL", "7"),
+        ];
+        let c = load(MIN, &env).unwrap();
+        let db = c.database.unwrap();
+        assert_eq!(db.password.unwrap().expose(), "123456");
+        assert_eq!(c.poll.batch_size, 10_000);
+        assert_eq!(c.log.level, "7");
+        let text = format!("{MIN}\n[poll]\nbatch_size = 50\n");
+        let text = text.replace(
+            "url = \"postgres://driftd@localhost/app\"",
+            "url = \"postgres://driftd@localhost/app\"\npassword = \"x\"",
+        );
+        let c = load(&text, &env).unwrap();
+        assert_eq!(c.database.unwrap().password.unwrap().expose(), "123456");
+        assert_eq!(c.poll.batch_size, 10_000);
+        // A value that is not of the key's type is an error naming the key.
+        let msg = load(&text, &[("DRIFTD_POLL__BATCH_SIZE", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("poll.batch_size"), "{msg}");
+        let msg = load(MIN, &[("DRIFTD_POLL__BATCH_SIZE", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("poll.batch_size"), "{msg}");
+    }
+
+    #[test]
+    fn the_database_section_is_optional_but_checked_when_given() {
+        let without = MIN.replace(
+            "[database]\nurl = \"postgres://driftd@localhost/app\"\n",
+            "",
+        );
+        let c = load(&without, &[]).unwrap();
+        let msg = c.database().unwrap_err().to_string();
+        assert!(msg.contains("database.url"), "{msg}");
+        let bad = MIN.replace("postgres://driftd@localhost/app", "mysql://x/y");
+        let msg = load(&bad, &[]).unwrap_err().to_string();
+        assert!(msg.contains("database.url"), "{msg}");
+    }
+
+    #[test]
     fn identifiers_are_validated() {
         let text = format!("{MIN}\n[source]\ntable = \"public.outcomes; drop table x\"\n");
         let msg = load(&text, &[]).unwrap_err().to_string();
@@ -716,13 +847,17 @@ n_features = 3
         let c = load(MIN, &[("DRIFTD_DATABASE__PASSWORD", "hunter2")]).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2"));
-        assert_eq!(c.database.password.unwrap().expose(), "hunter2");
+        assert_eq!(c.database.unwrap().password.unwrap().expose(), "hunter2");
     }
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration_secs("7d"), Ok(604_800));
-        assert!(parse_duration_secs("7").is_err());
-        assert!(parse_duration_secs("0h").is_err());
+    fn a_bad_duration_is_named_with_its_key_at_load() {
+        let text = format!("{MIN}time_windows = [\"1h\", \"3y\"]\n");
+        let msg = load(&text, &[]).unwrap_err().to_string();
+        assert!(msg.contains("models[0].time_windows[1]"), "{msg}");
+        assert!(msg.contains("unknown unit `y`"), "{msg}");
+        let text = format!("{MIN}[models.triggers.drift]\ncooldown = \"0m\"\n");
+        let msg = load(&text, &[]).unwrap_err().to_string();
+        assert!(msg.contains("models[0].triggers.drift.cooldown"), "{msg}");
     }
 }

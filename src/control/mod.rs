@@ -1,0 +1,447 @@
+//! The decision core: one pure, per-model controller that decides *when* to train and *on
+//! what*, for the daemon and the backtest alike.
+//!
+//! It owns the model's [`MonitorState`] (the policy's memory included), knows which champion
+//! serves and whether a training is in flight, and answers events — a validated batch of
+//! outcomes with its watermark, a feature-drift report, a schedule firing or manual request, a
+//! training result — with [`Decision`]s. It reads no clock (time comes in with each event) and
+//! does no I/O: the drivers (`daemon::model_loop`, `backtest::simulate`) read rows, store
+//! state, run the trainings and report back. Because both drivers go through this code, a
+//! backtest replays the decisions the daemon makes (`tests/it/fidelity.rs` checks it).
+//!
+//! At most one training runs at a time: a request that arrives while one runs is answered with
+//! [`Decision::Coalesce`] and becomes one follow-up training when the running one finishes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ModelConfig;
+use crate::feature_drift::{FeatureDriftReport, ReferenceSample};
+use crate::monitor::{MonitorEvent, MonitorState};
+use crate::outcomes::{Outcome, Watermark};
+use crate::policy::{self, BatchView, PolicyState, TrainRequest, TriggerKind};
+use crate::train::{Dataset, Strategy};
+
+#[cfg(test)]
+mod tests;
+
+/// What the controller knows of the serving model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChampionView {
+    pub version: i64,
+    pub holdout_accuracy: Option<f64>,
+    /// The newest row it was trained on ([`Watermark::start`] when unknown): later rows are
+    /// "new data".
+    pub cutoff: Watermark,
+}
+
+/// Which triggers decide (the backtest's baselines replace the configured ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TriggerMode {
+    /// `[models.triggers]`, schedules and manual requests, and `feature_drift`.
+    #[default]
+    Configured,
+    /// Nothing but the bootstrap.
+    Never,
+    /// Every `n` labelled rows, with the drift trigger's strategy.
+    EveryRows(u64),
+}
+
+/// A training the driver is to run now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainPlan {
+    pub trigger: TriggerKind,
+    pub reason: String,
+    pub strategy: Strategy,
+    /// The `driftd.training_runs` row already created for it (manual requests).
+    pub run_id: Option<i64>,
+    /// The champion it competes with (`None`: a first model, from every row).
+    pub champion_version: Option<i64>,
+    /// Old data is every row up to here, new data every row after it up to `upto`; `None`
+    /// without a champion (all rows are new).
+    pub split: Option<Watermark>,
+    /// The newest row the training may read.
+    pub upto: Watermark,
+    /// Each of old and new data is bounded to its newest `max_rows` rows.
+    pub max_rows: usize,
+    /// Seeds the training and the reference sample, so a replay repeats it.
+    pub seed: u64,
+}
+
+impl TrainPlan {
+    /// Old rows: `(after, upto]` in poll order, or none without a champion.
+    pub fn old_rows(&self) -> Option<(Watermark, Watermark)> {
+        self.split.map(|s| (Watermark::start(), s))
+    }
+
+    /// New rows: `(after, upto]` in poll order.
+    pub fn new_rows(&self) -> (Watermark, Watermark) {
+        (self.split.unwrap_or_else(Watermark::start), self.upto)
+    }
+
+    /// The cut-off of the model this plan produces: the newest row it reads as new data, or
+    /// the champion's when there was none.
+    pub fn cutoff(&self, n_new_rows: usize, champion_cutoff: Watermark) -> Watermark {
+        if n_new_rows == 0 {
+            champion_cutoff
+        } else {
+            self.upto
+        }
+    }
+}
+
+/// What the driver is to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Train(TrainPlan),
+    /// A request that arrived while a training runs: record it; it is folded into one
+    /// follow-up training.
+    Coalesce(TrainRequest),
+}
+
+/// The rows an update actually read, by row id (first, last), for the record and for
+/// comparing the daemon with the backtest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RowRanges {
+    pub old: Option<(i64, i64)>,
+    pub new: Option<(i64, i64)>,
+    /// The newest `n_holdout` new rows (the time-ordered holdout).
+    pub holdout: Option<(i64, i64)>,
+}
+
+impl RowRanges {
+    pub fn of(old: &Dataset, new: &Dataset, n_holdout: usize) -> RowRanges {
+        let span = |ids: &[i64]| Some((*ids.first()?, *ids.last()?));
+        let n = new.ids.len();
+        RowRanges {
+            old: span(&old.ids),
+            new: span(&new.ids),
+            holdout: span(&new.ids[n - n_holdout.min(n)..]),
+        }
+    }
+}
+
+/// The data-drift reference stored with a model: a bounded sample of every row its update
+/// read (old and new), drawn with the plan's seed.
+pub fn reference_sample(
+    cfg: &ModelConfig,
+    plan: &TrainPlan,
+    old: &Dataset,
+    new: &Dataset,
+    feature_names: &[String],
+) -> Option<ReferenceSample> {
+    let fd = cfg.feature_drift.as_ref()?;
+    let all = old.concat(new).ok()?;
+    if all.is_empty() {
+        return None;
+    }
+    let sample =
+        ReferenceSample::from_rows(&all.x, all.n_features, fd.reference_sample_rows, plan.seed);
+    if feature_names.len() == all.n_features {
+        sample.with_feature_names(feature_names.to_vec()).ok()
+    } else {
+        Some(sample)
+    }
+}
+
+/// The request a schedule firing makes (`index` into `triggers.schedules`).
+pub fn schedule_request(cfg: &ModelConfig, index: usize) -> Option<TrainRequest> {
+    let s = cfg.triggers.schedules.get(index)?;
+    Some(TrainRequest {
+        trigger: TriggerKind::Schedule,
+        reason: format!("schedule `{}` ({})", s.cron, cfg.triggers.timezone),
+        strategy: s.strategy,
+        run_id: None,
+        new_after: None,
+    })
+}
+
+/// The request an operator made (`driftd retrain`, the HTTP API): `strategy` when it names
+/// one, else the model's `manual_strategy`.
+pub fn manual_request(
+    cfg: &ModelConfig,
+    run_id: i64,
+    strategy: Option<Strategy>,
+    reason: String,
+) -> TrainRequest {
+    TrainRequest {
+        trigger: TriggerKind::Manual,
+        reason,
+        strategy: strategy.unwrap_or(cfg.triggers.manual_strategy),
+        run_id: Some(run_id),
+        new_after: None,
+    }
+}
+
+/// What a model's controller keeps, stored as one snapshot with each watermark: the monitor
+/// and the policy's memory (cooldowns, pending drifts), in one JSON object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelState {
+    #[serde(flatten)]
+    pub monitor: MonitorState,
+    #[serde(default)]
+    pub policy: PolicyState,
+}
+
+impl ModelState {
+    pub fn new(cfg: &ModelConfig) -> Self {
+        ModelState {
+            monitor: MonitorState::new(cfg),
+            policy: PolicyState::default(),
+        }
+    }
+
+    /// A stored snapshot under (possibly changed) configuration: see [`MonitorState::restore`].
+    pub fn restore(cfg: &ModelConfig, snapshot: ModelState) -> Self {
+        ModelState {
+            monitor: MonitorState::restore(cfg, snapshot.monitor),
+            policy: snapshot.policy,
+        }
+    }
+}
+
+/// A batch folded into a copy of the state, not yet in force: the daemon stores it first.
+#[derive(Debug, Clone)]
+pub struct Folded {
+    pub state: ModelState,
+    pub events: Vec<MonitorEvent>,
+    pub to: Watermark,
+}
+
+/// One model's decisions (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Controller {
+    cfg: ModelConfig,
+    mode: TriggerMode,
+    state: ModelState,
+    watermark: Watermark,
+    champion: Option<ChampionView>,
+    training: bool,
+    follow_up: Option<TrainRequest>,
+    last_feature_check: Option<DateTime<Utc>>,
+    seed: u64,
+    plans: u64,
+}
+
+impl Controller {
+    /// Resumes from a stored state and watermark; trainings are seeded `seed`, `seed + 1`, ….
+    pub fn new(cfg: ModelConfig, state: ModelState, watermark: Watermark, seed: u64) -> Self {
+        Controller {
+            cfg,
+            mode: TriggerMode::Configured,
+            state,
+            watermark,
+            champion: None,
+            training: false,
+            follow_up: None,
+            last_feature_check: None,
+            seed,
+            plans: 0,
+        }
+    }
+
+    pub fn with_mode(mut self, mode: TriggerMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+    pub fn state(&self) -> &ModelState {
+        &self.state
+    }
+    pub fn watermark(&self) -> Watermark {
+        self.watermark
+    }
+    pub fn champion(&self) -> Option<&ChampionView> {
+        self.champion.as_ref()
+    }
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// Folds `outcomes` (validated, in poll order, the newest at `to`) into a copy of the state.
+    pub fn fold(&self, outcomes: &[Outcome], to: Watermark) -> Folded {
+        let mut state = self.state.clone();
+        let events = outcomes
+            .iter()
+            .flat_map(|o| state.monitor.update(o))
+            .collect();
+        Folded { state, events, to }
+    }
+
+    /// The folded batch is stored: it is now the state.
+    pub fn commit(&mut self, folded: Folded) -> Vec<MonitorEvent> {
+        self.state = folded.state;
+        self.watermark = folded.to;
+        folded.events
+    }
+
+    /// Which model serves now (the registry's word); `None` when none does.
+    pub fn set_champion(&mut self, champion: Option<ChampionView>) {
+        self.champion = champion;
+    }
+
+    /// After a committed batch (`events` are what it showed the detectors): the drift,
+    /// threshold and bootstrap triggers, or the baseline's.
+    pub fn on_batch(&mut self, events: &[MonitorEvent], now: DateTime<Utc>) -> Vec<Decision> {
+        let request = match self.mode {
+            TriggerMode::Configured => self.policy_request(events, now),
+            TriggerMode::Never => None,
+            TriggerMode::EveryRows(n) => self.periodic_request(n),
+        };
+        request.map(|r| self.request(r)).into_iter().collect()
+    }
+
+    fn policy_request(
+        &mut self,
+        events: &[MonitorEvent],
+        now: DateTime<Utc>,
+    ) -> Option<TrainRequest> {
+        let view = BatchView {
+            rows: self.state.monitor.rows,
+            events,
+            watched_accuracy: self
+                .state
+                .monitor
+                .window_accuracy(&self.cfg.triggers.threshold.window),
+            champion_holdout_accuracy: self.champion.and_then(|c| c.holdout_accuracy),
+            has_champion: self.champion.is_some(),
+        };
+        policy::on_batch(&self.cfg.triggers, &mut self.state.policy, &view, now)
+    }
+
+    fn periodic_request(&self, every_rows: u64) -> Option<TrainRequest> {
+        let since = self.state.monitor.rows - self.state.policy.rows_at_last_update;
+        (self.champion.is_some() && since >= every_rows).then(|| TrainRequest {
+            trigger: TriggerKind::Periodic,
+            reason: format!("{every_rows} rows since the last update"),
+            strategy: self.cfg.triggers.drift.strategy,
+            run_id: None,
+            new_after: None,
+        })
+    }
+
+    /// The first model, fit on every row up to the watermark (the backtest's bootstrap rows,
+    /// which it does not fold into the monitor).
+    pub fn bootstrap(&mut self, rows: u64, now: DateTime<Utc>) -> Decision {
+        let req = policy::bootstrap_request(rows);
+        self.state.policy.last_trigger_at = Some(now);
+        self.request(req)
+    }
+
+    /// A training this controller did not plan is running (a driver that reloaded its state
+    /// mid-training): requests coalesce until [`Self::on_training_finished`].
+    pub fn training_started_elsewhere(&mut self) {
+        self.training = true;
+    }
+
+    /// Whether a feature-drift check is due; if so, it counts as made now.
+    pub fn feature_check_due(&mut self, now: DateTime<Utc>) -> bool {
+        let Some(fd) = self.cfg.feature_drift.as_ref() else {
+            return false;
+        };
+        if self.mode != TriggerMode::Configured {
+            return false;
+        }
+        let interval = chrono::Duration::seconds(fd.check_interval.secs());
+        if self.last_feature_check.is_some_and(|t| now - t < interval) {
+            return false;
+        }
+        self.last_feature_check = Some(now);
+        true
+    }
+
+    /// A feature-drift check's report: an update when enough features drifted and the drift
+    /// trigger's cooldown has passed.
+    pub fn on_feature_drift(
+        &mut self,
+        report: &FeatureDriftReport,
+        now: DateTime<Utc>,
+    ) -> Vec<Decision> {
+        let Some(fd) = self.cfg.feature_drift.as_ref() else {
+            return Vec::new();
+        };
+        let cooldown = chrono::Duration::seconds(self.cfg.triggers.drift.cooldown.secs());
+        let cooled = self
+            .state
+            .policy
+            .last_trigger_at
+            .is_none_or(|t| now - t >= cooldown);
+        if !(report.triggers_update(fd) && cooled) {
+            return Vec::new();
+        }
+        self.state.policy.last_trigger_at = Some(now);
+        let drifted: Vec<&str> = report.drifted().map(|f| f.feature.as_str()).collect();
+        let req = TrainRequest {
+            trigger: TriggerKind::FeatureDrift,
+            reason: format!(
+                "{:.0}% of features drifted: {}",
+                report.drifted_ratio * 100.0,
+                drifted.join(", ")
+            ),
+            strategy: self.cfg.triggers.drift.strategy,
+            run_id: None,
+            new_after: None,
+        };
+        vec![self.request(req)]
+    }
+
+    /// A schedule firing or a manual request ([`schedule_request`], [`manual_request`]).
+    pub fn on_request(&mut self, req: TrainRequest) -> Decision {
+        self.request(req)
+    }
+
+    /// The running training ended; `promoted` is the new champion if there is one. Starts
+    /// the coalesced follow-up, if any.
+    pub fn on_training_finished(
+        &mut self,
+        promoted: Option<ChampionView>,
+        now: DateTime<Utc>,
+    ) -> Option<Decision> {
+        self.training = false;
+        policy::on_update(&mut self.state.policy, self.state.monitor.rows, now);
+        if promoted.is_some() {
+            self.champion = promoted;
+        }
+        let next = self.follow_up.take()?;
+        Some(self.request(TrainRequest {
+            run_id: None,
+            ..next
+        }))
+    }
+
+    fn request(&mut self, req: TrainRequest) -> Decision {
+        if self.training {
+            self.follow_up = Some(req.clone());
+            return Decision::Coalesce(req);
+        }
+        self.training = true;
+        Decision::Train(self.plan(req))
+    }
+
+    fn plan(&mut self, req: TrainRequest) -> TrainPlan {
+        let upto = self.watermark;
+        // Old data ends, and new data starts, at the champion's cut-off, or where the
+        // trigger located the change (a drift update and its refresh: the detection), even if
+        // the champion has seen rows after it: they are the new concept too.
+        let split = self.champion.map(|c| match req.new_after {
+            Some(w) if upto.is_after(w) => w,
+            _ => c.cutoff,
+        });
+        let seed = self.seed.wrapping_add(self.plans);
+        self.plans += 1;
+        TrainPlan {
+            trigger: req.trigger,
+            reason: req.reason,
+            strategy: req.strategy,
+            run_id: req.run_id,
+            champion_version: self.champion.map(|c| c.version),
+            split,
+            upto,
+            max_rows: self.cfg.max_training_rows,
+            seed,
+        }
+    }
+}

@@ -1,0 +1,301 @@
+use chrono::{Duration, TimeZone};
+
+use super::*;
+use crate::config::Config;
+use crate::feature_drift::FeatureStat;
+
+fn model(extra: &str) -> ModelConfig {
+    let text = format!(
+        r#"
+[database]
+url = "postgres://x@localhost/y"
+[[models]]
+name = "m"
+n_features = 2
+max_training_rows = 1000
+{extra}
+"#
+    );
+    Config::from_toml_str(&text, Vec::new())
+        .unwrap()
+        .models
+        .remove(0)
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+}
+
+fn wm(id: i64) -> Watermark {
+    Watermark {
+        labeled_at: t(id),
+        id,
+    }
+}
+
+fn outcome(id: i64, correct: bool) -> Outcome {
+    Outcome {
+        id,
+        labeled_at: t(id),
+        features: vec![0.0, 1.0],
+        prediction: 0.9,
+        label: u32::from(correct),
+        model_version: Some(1),
+    }
+}
+
+fn controller(extra: &str) -> Controller {
+    let cfg = model(extra);
+    let state = ModelState::new(&cfg);
+    Controller::new(cfg, state, Watermark::start(), 7)
+}
+
+fn feed(
+    c: &mut Controller,
+    ids: std::ops::Range<i64>,
+    correct: impl Fn(i64) -> bool,
+) -> Vec<MonitorEvent> {
+    let rows: Vec<Outcome> = ids.map(|i| outcome(i, correct(i))).collect();
+    let to = Watermark {
+        labeled_at: rows.last().unwrap().labeled_at,
+        id: rows.last().unwrap().id,
+    };
+    let folded = c.fold(&rows, to);
+    c.commit(folded)
+}
+
+fn plan(d: Decision) -> TrainPlan {
+    match d {
+        Decision::Train(p) => p,
+        other => panic!("expected a training, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_folded_batch_is_not_the_state_until_committed() {
+    let mut c = controller("");
+    let rows: Vec<Outcome> = (1..=10).map(|i| outcome(i, true)).collect();
+    let folded = c.fold(&rows, wm(10));
+    assert_eq!(
+        (c.state().monitor.rows, c.watermark()),
+        (0, Watermark::start())
+    );
+    assert_eq!(folded.state.monitor.rows, 10);
+    c.commit(folded);
+    assert_eq!((c.state().monitor.rows, c.watermark()), (10, wm(10)));
+}
+
+#[test]
+fn the_bootstrap_reads_every_row_and_seeds_count_up() {
+    let mut c = controller("[models.triggers]\nbootstrap_min_rows = 50");
+    let events = feed(&mut c, 1..40, |_| true);
+    assert!(
+        c.on_batch(&events, t(40)).is_empty(),
+        "below bootstrap_min_rows"
+    );
+    let events = feed(&mut c, 40..60, |_| true);
+    let p = plan(c.on_batch(&events, t(60)).remove(0));
+    assert_eq!(p.trigger, TriggerKind::Bootstrap);
+    assert_eq!((p.split, p.upto, p.seed), (None, wm(59), 7));
+    assert_eq!(p.old_rows(), None);
+    assert_eq!(p.new_rows(), (Watermark::start(), wm(59)));
+    assert_eq!(p.cutoff(59, Watermark::start()), wm(59));
+    let champion = ChampionView {
+        version: 1,
+        holdout_accuracy: Some(0.9),
+        cutoff: wm(59),
+    };
+    assert_eq!(c.on_training_finished(Some(champion), t(61)), None);
+    assert_eq!(c.champion(), Some(&champion));
+    assert_eq!(c.state().policy.rows_at_last_update, 59);
+    // The next plan has the next seed and splits at the champion's cut-off.
+    let events = feed(&mut c, 60..70, |_| true);
+    assert!(c.on_batch(&events, t(70)).is_empty());
+    let req = manual_request(c.config(), 5, None, "because".into());
+    let p = plan(c.on_request(req));
+    assert_eq!((p.seed, p.split, p.upto), (8, Some(wm(59)), wm(69)));
+    assert_eq!(p.old_rows(), Some((Watermark::start(), wm(59))));
+    assert_eq!(p.new_rows(), (wm(59), wm(69)));
+    assert_eq!((p.run_id, p.strategy), (Some(5), Strategy::Auto));
+    assert_eq!(p.champion_version, Some(1));
+    assert_eq!(
+        p.cutoff(0, wm(59)),
+        wm(59),
+        "no new rows: the cut-off stays"
+    );
+}
+
+#[test]
+fn requests_during_a_training_coalesce_into_one_follow_up() {
+    let mut c = controller("[[models.triggers.schedules]]\ncron = \"0 0 3 * * Mon\"");
+    c.set_champion(Some(ChampionView {
+        version: 3,
+        holdout_accuracy: None,
+        cutoff: Watermark::start(),
+    }));
+    feed(&mut c, 1..10, |_| true);
+    let first = plan(c.on_request(schedule_request(c.config(), 0).unwrap()));
+    assert_eq!(first.trigger, TriggerKind::Schedule);
+    assert_eq!(first.reason, "schedule `0 0 3 * * Mon` (UTC)");
+    assert!(c.is_training());
+    let manual = manual_request(c.config(), 42, Some(Strategy::RefitNew), "ops".into());
+    assert_eq!(c.on_request(manual.clone()), Decision::Coalesce(manual));
+    let sched = schedule_request(c.config(), 0).unwrap();
+    assert_eq!(c.on_request(sched.clone()), Decision::Coalesce(sched));
+    assert!(schedule_request(c.config(), 1).is_none());
+    feed(&mut c, 10..20, |_| true);
+    // The last request wins, with no run row of its own; it reads up to the newest row.
+    let next = plan(c.on_training_finished(None, t(30)).unwrap());
+    assert_eq!(
+        (next.trigger, next.run_id, next.upto),
+        (TriggerKind::Schedule, None, wm(19))
+    );
+    assert_eq!(c.on_training_finished(None, t(31)), None);
+    assert!(!c.is_training());
+}
+
+#[test]
+fn a_drift_update_learns_from_the_detection_on() {
+    let mut c = controller(
+        "[models.triggers.drift]\nmin_new_rows = 100\nmin_rows_after_drift = 100\ncooldown = \"1s\"\nrefresh_after_rows = 300",
+    );
+    c.set_champion(Some(ChampionView {
+        version: 1,
+        holdout_accuracy: Some(0.9),
+        cutoff: wm(0),
+    }));
+    let mut drift = None;
+    let mut id = 1;
+    // Right, then wrong on every row: ADWIN sees the change.
+    while drift.is_none() && id < 5_000 {
+        let events = feed(&mut c, id..id + 50, |i| i < 1_000);
+        for d in c.on_batch(&events, t(id + 50)) {
+            drift = Some(plan(d));
+        }
+        id += 50;
+    }
+    let p = drift.expect("a drift update");
+    assert_eq!(p.trigger, TriggerKind::Drift);
+    let split = p.split.unwrap();
+    assert!(
+        split.id >= 1_000 && split.id < p.upto.id,
+        "{split:?} {:?}",
+        p.upto
+    );
+    assert!(p.upto.id - split.id >= 100, "min_rows_after_drift");
+    c.on_training_finished(None, t(id));
+    // The refresh learns from the same detection on, once 300 more rows are in.
+    let mut refresh = None;
+    while refresh.is_none() && id < 10_000 {
+        let events = feed(&mut c, id..id + 50, |_| false);
+        for d in c.on_batch(&events, t(id + 50)) {
+            refresh = Some(plan(d));
+        }
+        id += 50;
+    }
+    let r = refresh.expect("a refresh");
+    assert_eq!(
+        (r.trigger, r.split),
+        (TriggerKind::DriftRefresh, Some(split))
+    );
+    assert!(r.upto.id - p.upto.id >= 300);
+}
+
+fn report(ratio: f64) -> FeatureDriftReport {
+    FeatureDriftReport {
+        features: vec![
+            FeatureStat {
+                feature: "a".into(),
+                psi: 1.0,
+                ks: 0.5,
+                ks_pvalue: 0.0,
+                js: 0.5,
+                wasserstein: 1.0,
+                drifted: true,
+            },
+            FeatureStat {
+                feature: "b".into(),
+                psi: 0.0,
+                ks: 0.0,
+                ks_pvalue: 1.0,
+                js: 0.0,
+                wasserstein: 0.0,
+                drifted: ratio > 0.5,
+            },
+        ],
+        drifted_ratio: ratio,
+        n_reference: 100,
+        n_recent: 100,
+    }
+}
+
+#[test]
+fn feature_drift_is_checked_every_interval_and_triggers_after_the_cooldown() {
+    let mut c = controller(
+        "[models.triggers.drift]\ncooldown = \"10m\"\n[models.feature_drift]\ncheck_interval = \"1m\"\ndrifted_ratio_trigger = 0.5",
+    );
+    c.set_champion(Some(ChampionView {
+        version: 1,
+        holdout_accuracy: None,
+        cutoff: Watermark::start(),
+    }));
+    assert!(c.feature_check_due(t(0)));
+    assert!(!c.feature_check_due(t(59)));
+    assert!(c.feature_check_due(t(60)));
+    assert!(
+        c.on_feature_drift(&report(0.4), t(60)).is_empty(),
+        "below the ratio"
+    );
+    let p = plan(c.on_feature_drift(&report(1.0), t(60)).remove(0));
+    assert_eq!(p.trigger, TriggerKind::FeatureDrift);
+    assert_eq!(p.reason, "100% of features drifted: a, b");
+    c.on_training_finished(None, t(70));
+    assert!(
+        c.on_feature_drift(&report(1.0), t(70) + Duration::seconds(599))
+            .is_empty(),
+        "cooling down"
+    );
+    assert_eq!(c.on_feature_drift(&report(1.0), t(670)).len(), 1);
+    // The baselines make no feature-drift checks.
+    let mut never = controller("[models.feature_drift]\ndrifted_ratio_trigger = 0.5")
+        .with_mode(TriggerMode::Never);
+    assert!(!never.feature_check_due(t(0)));
+}
+
+#[test]
+fn the_periodic_baseline_counts_rows_since_the_last_update() {
+    let mut c = controller("").with_mode(TriggerMode::EveryRows(100));
+    c.set_champion(Some(ChampionView {
+        version: 1,
+        holdout_accuracy: None,
+        cutoff: Watermark::start(),
+    }));
+    let events = feed(&mut c, 1..100, |_| true);
+    assert!(c.on_batch(&events, t(100)).is_empty());
+    let events = feed(&mut c, 100..101, |_| true);
+    let p = plan(c.on_batch(&events, t(101)).remove(0));
+    assert_eq!(
+        (p.trigger, p.reason.as_str()),
+        (TriggerKind::Periodic, "100 rows since the last update")
+    );
+    c.on_training_finished(None, t(102));
+    let events = feed(&mut c, 101..150, |_| true);
+    assert!(c.on_batch(&events, t(150)).is_empty());
+}
+
+#[test]
+fn row_ranges_name_the_holdout_as_the_newest_new_rows() {
+    let ds = |ids: std::ops::Range<i64>| Dataset {
+        x: vec![0.0; ids.clone().count()],
+        n_features: 1,
+        y: vec![0.0; ids.clone().count()],
+        ts: ids.clone().collect(),
+        ids: ids.collect(),
+    };
+    let r = RowRanges::of(&ds(0..10), &ds(10..30), 5);
+    assert_eq!(r.old, Some((0, 9)));
+    assert_eq!(r.new, Some((10, 29)));
+    assert_eq!(r.holdout, Some((25, 29)));
+    let r = RowRanges::of(&Dataset::empty(1), &ds(0..3), 0);
+    assert_eq!((r.old, r.holdout), (None, None));
+}

@@ -1,0 +1,262 @@
+//! The backtest replays what the daemon does: the same stream through the real daemon (real
+//! PostgreSQL, the reference outcomes table, the daemon's scorer predicting each row) and
+//! through `driftd backtest` gives the same triggers, on the same train and holdout rows,
+//! with the same promotions.
+//!
+//! The feed makes training instantaneous for the daemon as it is for the backtest: it writes
+//! a batch of rows, waits for the champion to score them, labels them, waits for the daemon
+//! to have decided on the batch, and, while a training runs, waits for it to end.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sqlx::Row as _;
+
+use crate::helpers::*;
+
+const MODEL: &str = "m";
+const BATCH: usize = 100;
+const BOOTSTRAP: usize = 500;
+const ROWS: usize = 3_000;
+
+const MODEL_TOML: &str = r#"
+[training]
+score_batch = 1000
+
+[[models]]
+name = "m"
+n_features = 4
+max_training_rows = 1000
+[models.train]
+fit_epochs = 20
+finetune_epochs = 10
+num_threads = 1
+[models.triggers]
+bootstrap_min_rows = 500
+[models.triggers.drift]
+min_new_rows = 200
+min_rows_after_drift = 300
+cooldown = "1s"
+refresh_after_rows = 600
+"#;
+
+/// One update as both sides record it: trigger, promoted, and the (first, last) row ids of
+/// its old, new and holdout rows.
+type Update = (String, bool, [Option<(i64, i64)>; 3]);
+
+async fn insert_unlabelled(
+    db: &mut TestDb,
+    h: &driftd::backtest::History,
+    rows: std::ops::Range<usize>,
+) {
+    let ids: Vec<i64> = rows.clone().map(|i| i as i64).collect();
+    let feats: Vec<String> = rows
+        .clone()
+        .map(|i| {
+            let f: Vec<f64> = h.row(i).iter().map(|&v| f64::from(v)).collect();
+            features_literal(&f)
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO outcomes (id, model, features) \
+         SELECT i, $3, f::real[] FROM UNNEST($1::bigint[], $2::text[]) AS u(i, f)",
+    )
+    .bind(&ids)
+    .bind(&feats)
+    .bind(MODEL)
+    .execute(&mut db.conn)
+    .await
+    .unwrap();
+}
+
+/// Labels rows `rows` (and, for the bootstrap rows no model scored, gives them a prediction).
+async fn label(db: &mut TestDb, h: &driftd::backtest::History, rows: std::ops::Range<usize>) {
+    let ids: Vec<i64> = rows.clone().map(|i| i as i64).collect();
+    let labels: Vec<f64> = rows.clone().map(|i| f64::from(h.y[i])).collect();
+    let ats: Vec<f64> = rows.map(|i| h.ts[i] as f64).collect();
+    sqlx::query(
+        "UPDATE outcomes o SET label = u.l, labeled_at = to_timestamp(u.a), \
+             prediction = coalesce(o.prediction, 0.5) \
+         FROM UNNEST($1::bigint[], $2::float8[], $3::float8[]) AS u(i, l, a) WHERE o.id = u.i",
+    )
+    .bind(&ids)
+    .bind(&labels)
+    .bind(&ats)
+    .execute(&mut db.conn)
+    .await
+    .unwrap();
+}
+
+fn lag(d: &Daemon) -> Option<f64> {
+    d.metric(&format!(
+        "driftd_watermark_lag_seconds{{model=\"{MODEL}\"}}"
+    ))
+}
+
+/// Waits until the daemon has committed rows up to `last_id` and then finished the loop
+/// round that decides on them (it sets the lag gauge at the end of every round), and until
+/// any training it started has ended.
+async fn wait_decided(db: &mut TestDb, d: &Daemon, last_id: i64) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let watermark = format!(
+        "SELECT coalesce((SELECT watermark_id FROM driftd.monitor_state WHERE model = '{MODEL}'), -1)"
+    );
+    loop {
+        let seen = db.try_scalar_i64(&watermark).await.unwrap_or(-1);
+        assert!(
+            seen <= last_id,
+            "the daemon read past row {last_id}: {seen}"
+        );
+        if seen == last_id {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "batch up to {last_id} not committed: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = lag(d);
+    while lag(d) == before || lag(d).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no loop round after row {last_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let running =
+        "SELECT count(*) FROM driftd.training_runs WHERE status IN ('running', 'requested')";
+    while db.scalar_i64(running).await > 0 {
+        assert!(Instant::now() < deadline, "a training did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn daemon_updates(db: &mut TestDb) -> Vec<Update> {
+    let rows = sqlx::query(
+        "SELECT trigger, status, old_first_id, old_last_id, new_first_id, new_last_id, \
+                holdout_first_id, holdout_last_id FROM driftd.training_runs ORDER BY id",
+    )
+    .fetch_all(&mut db.conn)
+    .await
+    .unwrap();
+    rows.iter()
+        .map(|r| {
+            let span = |a: &str, b: &str| {
+                let first: Option<i64> = r.get(a);
+                first.zip(r.get::<Option<i64>, _>(b))
+            };
+            let status: String = r.get("status");
+            assert!(
+                status == "promoted" || status == "kept",
+                "a run ended {status}"
+            );
+            (
+                r.get("trigger"),
+                status == "promoted",
+                [
+                    span("old_first_id", "old_last_id"),
+                    span("new_first_id", "new_last_id"),
+                    span("holdout_first_id", "holdout_last_id"),
+                ],
+            )
+        })
+        .collect()
+}
+
+fn backtest_updates(report: &Path) -> Vec<Update> {
+    let r: driftd::backtest::Report =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    std::iter::once(&r.bootstrap)
+        .chain(&r.retrains)
+        .map(|u| {
+            (
+                u.trigger.clone(),
+                u.promoted,
+                [u.rows.old, u.rows.new, u.rows.holdout],
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("stream.csv");
+    // An abrupt change at row 1 200: a drift update, its refresh, and their promotions.
+    let spec = driftd::backtest::generate_spec(ROWS, 4, 5);
+    driftd::backtest::generate_csv(&spec, &input).unwrap();
+    let mut db = shared_pg().fresh_db().await;
+    let config = write_config(dir.path(), &db.url, MODEL_TOML);
+    let cfg = driftd::config::Config::load(&config, Vec::new()).unwrap();
+    let opts = driftd::backtest::BacktestOptions::default();
+    // The rows exactly as the backtest reads them.
+    let h = driftd::backtest::read_history(&cfg.models[0], &input, &opts).unwrap();
+    assert_eq!(h.len(), ROWS);
+
+    let report = dir.path().join("report.json");
+    let out = Command::new(driftd_bin())
+        .args(["backtest", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(&input)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = backtest_updates(&report);
+
+    let daemon = Daemon::spawn(&config);
+    insert_unlabelled(&mut db, &h, 0..BOOTSTRAP).await;
+    label(&mut db, &h, 0..BOOTSTRAP).await;
+    wait_decided(&mut db, &daemon, BOOTSTRAP as i64 - 1).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    // The backtest decides nothing after its last batch: neither is it fed here.
+    let mut start = BOOTSTRAP;
+    while start + BATCH < ROWS {
+        let end = start + BATCH;
+        let runs_before = db
+            .scalar_i64("SELECT count(*) FROM driftd.training_runs")
+            .await;
+        insert_unlabelled(&mut db, &h, start..end).await;
+        let unscored = format!(
+            "SELECT count(*) FROM outcomes WHERE id >= {start} AND id < {end} AND prediction IS NULL"
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while db.scalar_i64(&unscored).await > 0 {
+            assert!(Instant::now() < deadline, "rows {start}..{end} not scored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        label(&mut db, &h, start..end).await;
+        wait_decided(&mut db, &daemon, end as i64 - 1).await;
+        let runs_after = db
+            .scalar_i64("SELECT count(*) FROM driftd.training_runs")
+            .await;
+        if runs_after > runs_before {
+            // Let the cooldown (1 s of wall time in the daemon, nothing next to the replay's
+            // 100 s batches) pass after an update, so that it holds back neither.
+            tokio::time::sleep(Duration::from_millis(1_300)).await;
+        }
+        start = end;
+    }
+    let got = daemon_updates(&mut db).await;
+    for u in &got {
+        eprintln!("daemon: {u:?}");
+    }
+    assert_eq!(
+        got,
+        expected,
+        "daemon (left) and backtest (right) differ; daemon log:\n{}",
+        daemon.logs()
+    );
+    let triggers: Vec<&str> = got.iter().map(|u| u.0.as_str()).collect();
+    assert_eq!(triggers[0], "bootstrap");
+    assert!(triggers.contains(&"drift"), "{triggers:?}");
+    assert!(got.iter().filter(|u| u.1).count() >= 2, "{got:?}");
+}
