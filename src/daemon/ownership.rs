@@ -115,7 +115,7 @@ impl Ownership {
             let _ = o.task.await;
         }
         if let Some(c) = h.conn.as_mut() {
-            if let Err(e) = membership::leave(c, &h.me).await {
+            if let Err(e) = crate::registry::replicas::leave(c, &h.me).await {
                 tracing::warn!(error = %e, "could not remove this replica's heartbeat");
             }
         }
@@ -176,7 +176,8 @@ impl Ownership {
         let Some(c) = h.conn.as_mut() else {
             return 0;
         };
-        match membership::heartbeat(c, &h.me, h.owned.len(), self.replica_ttl).await {
+        match crate::registry::replicas::heartbeat(c, &h.me, h.owned.len(), self.replica_ttl).await
+        {
             Ok(live) => {
                 self.metrics.replicas.set(live.len().max(1) as i64);
                 membership::quota(h.total, &live, &h.me)

@@ -3,6 +3,7 @@
 //! writes model weights.
 
 pub mod progress;
+pub mod replicas;
 mod runs;
 
 pub use runs::{

@@ -100,12 +100,7 @@ impl ChampionCache {
         if !self.slots.contains_key(model) {
             return Ok(());
         }
-        let current: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
-        )
-        .bind(model)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let current = registry::champion_version(conn, model).await?;
         if current == self.version(model) {
             return Ok(());
         }
