@@ -93,6 +93,10 @@ pub struct TrainingRuntimeConfig {
     pub score_batch: u32,
     /// Whether driftd writes predictions for rows that have none.
     pub score_unscored: bool,
+    /// Trainings that run at once on this replica; more wait (oldest request first) while
+    /// their models keep being monitored. Training is CPU-bound: more than the cores helps
+    /// nothing.
+    pub max_concurrent: usize,
 }
 
 impl Default for TrainingRuntimeConfig {
@@ -101,6 +105,7 @@ impl Default for TrainingRuntimeConfig {
             grace_ms: 30_000,
             score_batch: 1_000,
             score_unscored: true,
+            max_concurrent: 1,
         }
     }
 }
@@ -171,6 +176,11 @@ pub struct PollConfig {
     /// A replica whose heartbeat is older than this no longer counts when the models are
     /// shared out; its models go to the others (once its locks are released).
     pub replica_ttl_ms: u64,
+    /// A model with nothing new is not polled on its own more often than this: every
+    /// `interval_ms` one query for all the models a replica owns finds those with new
+    /// settled rows (or rows to score, a requested run, a new champion) and wakes them, so
+    /// an idle replica costs a few queries per interval whatever the number of models.
+    pub idle_poll_ms: u64,
 }
 
 impl Default for PollConfig {
@@ -182,6 +192,7 @@ impl Default for PollConfig {
             max_backoff_ms: 30_000,
             ownership_check_ms: 2_000,
             replica_ttl_ms: 10_000,
+            idle_poll_ms: 30_000,
         }
     }
 }
@@ -466,6 +477,12 @@ impl Config {
             .map_err(|e| ConfigError::key("http.listen", format!("not a socket address: {e}")))?;
         if self.poll.batch_size == 0 {
             return Err(ConfigError::key("poll.batch_size", "must be at least 1"));
+        }
+        if self.training.max_concurrent == 0 {
+            return Err(ConfigError::key(
+                "training.max_concurrent",
+                "must be at least 1",
+            ));
         }
         if self.poll.interval_ms == 0 {
             return Err(ConfigError::key("poll.interval_ms", "must be at least 1"));

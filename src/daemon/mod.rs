@@ -7,6 +7,7 @@ mod model_loop;
 mod ownership;
 mod schedule;
 pub mod store;
+mod sweep;
 mod training;
 
 pub use training::parse_strategy;
@@ -103,6 +104,16 @@ pub async fn run(
     let source = Arc::new(OutcomeSource::new(&cfg.source));
     let mut wakers: HashMap<String, Arc<Notify>> = HashMap::new();
     let mut trigger_senders = HashMap::new();
+    let board = Arc::new(sweep::SweepBoard::default());
+    let training_slots = Arc::new(tokio::sync::Semaphore::new(cfg.training.max_concurrent));
+    let sweeper = tokio::spawn(sweep::run(
+        board.clone(),
+        pool.clone(),
+        source.clone(),
+        std::time::Duration::from_millis(cfg.poll.interval_ms),
+        cfg.poll.settle_ms,
+        shutdown.clone(),
+    ));
     let mut loops = Vec::new();
     for m in &cfg.models {
         let wake = Arc::new(Notify::new());
@@ -122,6 +133,8 @@ pub async fn run(
             wake,
             loaded: tx,
             db_up: set_db_up.clone(),
+            board: board.clone(),
+            training_slots: training_slots.clone(),
         };
         loops.push((lp, rx));
     }
@@ -141,7 +154,7 @@ pub async fn run(
         .filter(|m| m.train.enabled)
         .cloned()
         .collect();
-    let _scheduler = schedule::start(&trained, &trigger_senders, metrics.clone())
+    let _scheduler = schedule::start(&trained, &trigger_senders, &wakers, metrics.clone())
         .await
         .context("starting the retrain schedules")?;
     let listener = tokio::spawn(listen::wake_on_notify(
@@ -158,6 +171,7 @@ pub async fn run(
         tracing::error!(error = %e, "the ownership task ended abnormally");
     }
     listener.abort();
+    sweeper.abort();
     let _ = champions.await;
     let _ = http_task.await;
     pool.close().await;

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 
 use super::store::{self, BatchCommit, StoreError};
+use super::sweep::{Standing, SweepBoard};
 use super::training::Trainer;
 use crate::config::{ModelConfig, PollConfig, Task, TrainingRuntimeConfig};
 use crate::control::{self, ChampionView, Controller, Decision};
@@ -36,6 +37,10 @@ pub struct ModelLoop {
     /// Set once this model's state has been loaded (feeds `/readyz`).
     pub loaded: watch::Sender<bool>,
     pub db_up: Arc<dyn Fn(bool) + Send + Sync>,
+    /// Where this loop tells the replica's sweep how far it is (see `daemon::sweep`).
+    pub board: Arc<SweepBoard>,
+    /// This replica's training slots (`training.max_concurrent`).
+    pub training_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// What one poll did.
@@ -69,6 +74,7 @@ impl ModelLoop {
             self.pool.clone(),
             self.source.clone(),
             self.metrics.clone(),
+            self.training_slots.clone(),
         );
         while !*shutdown.borrow() {
             crate::systemd::beat(&name);
@@ -111,7 +117,10 @@ impl ModelLoop {
                     if step.rows as u32 >= self.poll.batch_size {
                         continue; // more is waiting: no pause between full batches
                     }
-                    Duration::from_millis(self.poll.interval_ms)
+                    if let Some(l) = &live {
+                        self.publish_standing(l);
+                    }
+                    self.idle_wait(&trainer)
                 }
                 Err(StoreError::Conflict(_)) => {
                     tracing::warn!(model = %name, "watermark moved under us; reloading state");
@@ -135,11 +144,43 @@ impl ModelLoop {
                 _ = shutdown.changed() => {}
             }
         }
+        self.board.withdraw(&name);
         trainer
             .cancel(Duration::from_millis(self.runtime.grace_ms))
             .await;
         tracing::info!(model = %name, "poller stopped");
         self
+    }
+
+    /// Tells the sweep where this loop stands, so that it is woken when there is work.
+    fn publish_standing(&self, l: &Live) {
+        let trains = self.cfg.train.enabled;
+        let scores = trains && self.runtime.score_unscored && l.scorer.is_some();
+        self.board.publish(
+            &self.cfg.name,
+            Standing {
+                watermark: l.core.watermark(),
+                scored_upto: scores.then_some(l.scored_upto),
+                champion: trains.then(|| l.scorer.as_ref().map(|s| s.version)),
+                wake: self.wake.clone(),
+            },
+        );
+    }
+
+    /// How long to wait with nothing to read: the sweep (or `LISTEN`) wakes the loop when
+    /// there is work, so on its own it polls only every `idle_poll_ms`; more often while a
+    /// training runs (to collect it) and at the feature-drift check interval.
+    fn idle_wait(&self, trainer: &Trainer) -> Duration {
+        let interval = Duration::from_millis(self.poll.interval_ms);
+        if trainer.is_running() {
+            return interval;
+        }
+        let mut wait = Duration::from_millis(self.poll.idle_poll_ms).max(interval);
+        if let Some(fd) = &self.cfg.feature_drift {
+            let check = Duration::from_secs(fd.check_interval.secs().max(0) as u64);
+            wait = wait.min(check.max(interval));
+        }
+        wait
     }
 
     /// Everything that follows a committed batch: the finished training, the champion,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use crate::config::ModelConfig;
@@ -30,6 +30,8 @@ struct ModelSchedules {
     cfg: ModelConfig,
     plan: Mutex<Plan>,
     tx: mpsc::Sender<TrainRequest>,
+    /// The model loop waits for work; a firing wakes it at once.
+    wake: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
 
@@ -39,6 +41,7 @@ impl ModelSchedules {
         if let Some(req) = schedule_request(&self.cfg, i) {
             // A full channel means a request is already waiting: this one coalesces.
             let _ = self.tx.try_send(req);
+            self.wake.notify_one();
         }
         let mut plan = self.plan.lock().expect("schedule plan lock");
         let next = plan.fired(i, Utc::now());
@@ -91,6 +94,7 @@ fn arm(sched: JobScheduler, ms: Arc<ModelSchedules>, i: usize) -> Armed {
 pub async fn start(
     models: &[ModelConfig],
     senders: &HashMap<String, mpsc::Sender<TrainRequest>>,
+    wakers: &HashMap<String, Arc<Notify>>,
     metrics: Arc<Metrics>,
 ) -> Result<Option<JobScheduler>, JobSchedulerError> {
     if models.iter().all(|m| m.triggers.schedules.is_empty()) {
@@ -110,6 +114,7 @@ pub async fn start(
             cfg: m.clone(),
             plan: Mutex::new(plan),
             tx: senders[&m.name].clone(),
+            wake: wakers[&m.name].clone(),
             metrics: metrics.clone(),
         });
         ms.publish(&ms.plan.lock().expect("schedule plan lock"));

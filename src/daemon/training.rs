@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::config::{ModelConfig, Task};
@@ -38,6 +39,8 @@ pub struct Trainer {
     pub pool: PgPool,
     pub source: Arc<OutcomeSource>,
     pub metrics: Arc<Metrics>,
+    /// This replica's training slots (`training.max_concurrent`), shared by every model.
+    pub slots: Arc<Semaphore>,
     running: Option<Running>,
 }
 
@@ -47,12 +50,14 @@ impl Trainer {
         pool: PgPool,
         source: Arc<OutcomeSource>,
         metrics: Arc<Metrics>,
+        slots: Arc<Semaphore>,
     ) -> Self {
         Trainer {
             cfg,
             pool,
             source,
             metrics,
+            slots,
             running: None,
         }
     }
@@ -112,6 +117,7 @@ impl Trainer {
             pool: self.pool.clone(),
             source: self.source.clone(),
             metrics: self.metrics.clone(),
+            slots: self.slots.clone(),
             run_id,
             plan,
             cancel: cancel.clone(),
@@ -176,6 +182,7 @@ struct Job {
     pool: PgPool,
     source: Arc<OutcomeSource>,
     metrics: Arc<Metrics>,
+    slots: Arc<Semaphore>,
     run_id: i64,
     plan: TrainPlan,
     cancel: Arc<AtomicBool>,
@@ -225,8 +232,13 @@ struct Trained {
 
 impl Job {
     async fn run(self) -> RunResult {
+        let slot = self.wait_for_slot().await;
         let started = Instant::now();
-        let (trained, error) = match self.train().await {
+        let result = match slot {
+            Some(_permit) => self.train().await,
+            None => Err(JobError::Cancelled),
+        };
+        let (trained, error) = match result {
             Ok(t) => (t, None),
             Err(e) => {
                 let status = match e {
@@ -263,6 +275,28 @@ impl Job {
             run_id: self.run_id,
             status,
             new_champion: trained.champion,
+        }
+    }
+
+    /// Waits for one of the replica's training slots (the semaphore is fair: the oldest
+    /// request goes first), giving up if the run is cancelled meanwhile.
+    async fn wait_for_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let acquire = self.slots.clone().acquire_owned();
+        tokio::pin!(acquire);
+        let mut logged = false;
+        loop {
+            tokio::select! {
+                permit = &mut acquire => return permit.ok(),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                        return None;
+                    }
+                    if !logged {
+                        logged = true;
+                        tracing::info!(model = %self.cfg.name, run_id = self.run_id, "waiting for a training slot (training.max_concurrent)");
+                    }
+                }
+            }
         }
     }
 

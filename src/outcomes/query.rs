@@ -39,6 +39,7 @@ pub struct OutcomeSource {
     unscored_sql: String,
     score_sql: Option<String>,
     recent_sql: String,
+    pending_sql: String,
     pub notify_channel: String,
 }
 
@@ -118,7 +119,22 @@ impl OutcomeSource {
             table = quote_table(&cfg.table),
             model = q(&cfg.model_column),
         );
+        // The sweep: of the given models, those with settled rows past their watermark, or
+        // (when a scored-up-to id is given) rows past it still without a prediction. One
+        // query for all of a replica's models, each an index probe.
+        let pending_sql = format!(
+            "SELECT w.m FROM UNNEST($1::text[], $2::timestamptz[], $3::int8[], $4::int8[]) AS w(m, at, id, scored) \
+             WHERE EXISTS (SELECT 1 FROM {table} t WHERE t.{model} = w.m AND t.{at} IS NOT NULL \
+                             AND (t.{at}, t.{id}) > (w.at, w.id) \
+                             AND t.{at} <= now() - $5 * interval '1 millisecond') \
+                OR (w.scored IS NOT NULL AND EXISTS (SELECT 1 FROM {table} t \
+                             WHERE t.{model} = w.m AND t.{pred} IS NULL AND t.{id} > w.scored))",
+            pred = q(&cfg.prediction_column),
+            table = quote_table(&cfg.table),
+            model = q(&cfg.model_column),
+        );
         OutcomeSource {
+            pending_sql,
             poll_sql,
             training_sql,
             recent_sql,
@@ -126,6 +142,28 @@ impl OutcomeSource {
             score_sql,
             notify_channel: cfg.notify_channel.clone(),
         }
+    }
+
+    /// Which of `models` have something to read: settled rows after their watermark, or,
+    /// where `scored_upto` is given, rows after it without a prediction.
+    pub async fn pending(
+        &self,
+        conn: &mut PgConnection,
+        models: &[(String, Watermark, Option<i64>)],
+        settle_ms: u64,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let names: Vec<&str> = models.iter().map(|m| m.0.as_str()).collect();
+        let ats: Vec<DateTime<Utc>> = models.iter().map(|m| m.1.labeled_at).collect();
+        let ids: Vec<i64> = models.iter().map(|m| m.1.id).collect();
+        let scored: Vec<Option<i64>> = models.iter().map(|m| m.2).collect();
+        sqlx::query_scalar(&self.pending_sql)
+            .bind(&names)
+            .bind(&ats)
+            .bind(&ids)
+            .bind(&scored)
+            .bind(settle_ms as f64)
+            .fetch_all(conn)
+            .await
     }
 
     pub fn poll_sql(&self) -> &str {

@@ -209,6 +209,26 @@ pub async fn champion(
 }
 
 /// The champion's version number, if the model has one (cheap: no weights).
+/// Of `models` (with the champion version each loop knows), those with a requested training
+/// run or whose champion changed: the sweep wakes them.
+pub async fn needing_attention(
+    conn: &mut PgConnection,
+    models: &[(String, Option<i64>)],
+) -> Result<Vec<String>, sqlx::Error> {
+    let names: Vec<&str> = models.iter().map(|m| m.0.as_str()).collect();
+    let known: Vec<Option<i64>> = models.iter().map(|m| m.1).collect();
+    sqlx::query_scalar(
+        "SELECT w.m FROM UNNEST($1::text[], $2::int8[]) AS w(m, known) \
+         WHERE EXISTS (SELECT 1 FROM driftd.training_runs r WHERE r.model = w.m AND r.status = 'requested') \
+            OR (SELECT v.version FROM driftd.model_versions v WHERE v.model = w.m AND v.status = 'champion') \
+               IS DISTINCT FROM w.known",
+    )
+    .bind(&names)
+    .bind(&known)
+    .fetch_all(conn)
+    .await
+}
+
 pub async fn champion_version(
     conn: &mut PgConnection,
     model: &str,

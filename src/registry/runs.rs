@@ -95,12 +95,14 @@ pub async fn claim_requested(
     .transpose()
 }
 
+/// The run's training begins now (after waiting for a training slot, if it had to): its
+/// `started_at` is this moment, not when it was requested.
 pub async fn mark_running(
     conn: &mut PgConnection,
     id: i64,
     champion_version: Option<i64>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE driftd.training_runs SET status = 'running', started_at = coalesce(started_at, now()), champion_version = $2 WHERE id = $1")
+    sqlx::query("UPDATE driftd.training_runs SET status = 'running', started_at = now(), champion_version = $2 WHERE id = $1")
         .bind(id)
         .bind(champion_version)
         .execute(conn)

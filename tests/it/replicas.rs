@@ -222,3 +222,70 @@ async fn replicas_share_the_models_evenly_and_rebalance() {
         .await;
     assert_eq!(total as usize, written, "every row counted exactly once");
 }
+
+/// `training.max_concurrent = 1`: three models ask for their first model at once; the
+/// trainings run one after another (never two at a time on the replica), all three finish,
+/// and every row is still counted while the others wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn training_slots_bound_the_trainings_that_run_at_once() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models: String = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            format!(
+                "[[models]]\nname = \"{n}\"\nn_features = 3\n[models.triggers]\nbootstrap_min_rows = 400\n"
+            )
+        })
+        .collect();
+    let cfg = write_config(
+        dir.path(),
+        &db.url,
+        &format!("[training]\nmax_concurrent = 1\n{models}"),
+    );
+    let d = Daemon::spawn(&cfg);
+    for (k, n) in ["a", "b", "c"].iter().enumerate() {
+        db.insert(&binary_rows(n, 600, k as i64 * 10_000, None))
+            .await;
+    }
+    for n in ["a", "b", "c"] {
+        db.wait_rows_processed(n, 600, Duration::from_secs(60))
+            .await;
+    }
+    wait_until(
+        Duration::from_secs(180),
+        "each model has its first champion",
+        || {
+            let n = d
+                .metric(
+                    "driftd_retrains_total{model=\"a\",trigger=\"bootstrap\",result=\"promoted\"}",
+                )
+                .unwrap_or(0.0)
+                + d.metric(
+                    "driftd_retrains_total{model=\"b\",trigger=\"bootstrap\",result=\"promoted\"}",
+                )
+                .unwrap_or(0.0)
+                + d.metric(
+                    "driftd_retrains_total{model=\"c\",trigger=\"bootstrap\",result=\"promoted\"}",
+                )
+                .unwrap_or(0.0);
+            async move { n == 3.0 }
+        },
+    )
+    .await;
+    let finished = db
+        .scalar_i64("SELECT count(*) FROM driftd.training_runs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL")
+        .await;
+    assert_eq!(finished, 3);
+    let overlaps = db
+        .scalar_i64(
+            "SELECT count(*) FROM driftd.training_runs x JOIN driftd.training_runs y ON x.id < y.id \
+             WHERE tstzrange(x.started_at, x.finished_at) && tstzrange(y.started_at, y.finished_at)",
+        )
+        .await;
+    assert_eq!(
+        overlaps, 0,
+        "two trainings ran at once with max_concurrent = 1"
+    );
+}
