@@ -161,9 +161,26 @@ pub fn narrate(
     drifts: &[(String, usize)],
     changes: &[(String, usize)],
 ) -> Vec<String> {
-    let mut out = Vec::new();
-    // Contiguous runs of rows served by one version.
-    let mut spans: Vec<(Option<i64>, usize, usize)> = Vec::new();
+    let spans = served_spans(rows);
+    let mut out = vec!["served accuracy by model version:".to_string()];
+    for &(version, start, end) in &spans {
+        let acc = accuracy(&rows[start..end]).map_or("-".to_string(), |(a, n)| {
+            format!("{a:.3} over {n} labelled rows")
+        });
+        let what = describe_version(version, versions);
+        out.push(format!("  rows {start:>6}..{end:<6} {what}: {acc}"));
+    }
+    for (label, at) in changes {
+        out.push(change_line(label, *at, rows, versions, drifts, &spans));
+    }
+    out
+}
+
+/// A contiguous run of rows served by one version: (version, first row, end).
+type Span = (Option<i64>, usize, usize);
+
+fn served_spans(rows: &[ServedRow]) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         if r.correct.is_none() && r.version.is_none() {
             continue;
@@ -173,96 +190,146 @@ pub fn narrate(
             _ => spans.push((r.version, i, i + 1)),
         }
     }
-    out.push("served accuracy by model version:".to_string());
-    for &(version, start, end) in &spans {
-        let acc = accuracy(&rows[start..end]).map_or("-".to_string(), |(a, n)| {
-            format!("{a:.3} over {n} labelled rows")
-        });
-        let what = match (
-            version,
-            versions.iter().find(|i| Some(i.version) == version),
-        ) {
-            (None, _) => "the deployed model (before driftd's first champion)".into(),
-            (Some(v), None) => format!("v{v}"),
-            (Some(_), Some(i)) => {
-                let margin = match (i.holdout_accuracy, i.champion_holdout_accuracy) {
-                    (Some(a), Some(c)) => format!(
-                        ", holdout {a:.3} vs {c:.3} for the champion it replaced ({:+.3})",
-                        a - c
-                    ),
-                    (Some(a), None) => format!(", holdout {a:.3}"),
-                    _ => String::new(),
-                };
-                format!("v{} ({} via {}{margin})", i.version, i.trigger, i.strategy)
-            }
-        };
-        out.push(format!("  rows {start:>6}..{end:<6} {what}: {acc}"));
+    spans
+}
+
+fn describe_version(version: Option<i64>, versions: &[VersionInfo]) -> String {
+    match (
+        version,
+        versions.iter().find(|i| Some(i.version) == version),
+    ) {
+        (None, _) => "the deployed model (before driftd's first champion)".into(),
+        (Some(v), None) => format!("v{v}"),
+        (Some(_), Some(i)) => {
+            let margin = match (i.holdout_accuracy, i.champion_holdout_accuracy) {
+                (Some(a), Some(c)) => format!(
+                    ", holdout {a:.3} vs {c:.3} for the champion it replaced ({:+.3})",
+                    a - c
+                ),
+                (Some(a), None) => format!(", holdout {a:.3}"),
+                _ => String::new(),
+            };
+            format!("v{} ({} via {}{margin})", i.version, i.trigger, i.strategy)
+        }
     }
-    for (label, at) in changes {
-        let at = (*at).min(rows.len());
-        let before = accuracy(&rows[at.saturating_sub(BEFORE_ROWS)..at]);
-        let detection = drifts.iter().find(|(_, row)| *row >= at);
-        // The first version that served after the change and was trained on rows from after
-        // the first detection (or the change): the update that answered it, not one that was
-        // already on its way.
-        let answer_from = detection.map_or(at, |(_, row)| *row);
-        let trained_after = |v: i64| {
-            versions
-                .iter()
-                .find(|i| i.version == v)
-                .and_then(|i| i.cutoff_id)
-                .and_then(|id| rows.iter().position(|r| r.id == id))
-                .is_some_and(|pos| pos >= answer_from)
-        };
-        let takeover = spans
+}
+
+/// What happened around one change: accuracy before, the first detection, the version that
+/// answered it and how much it recovered.
+fn change_line(
+    label: &str,
+    at: usize,
+    rows: &[ServedRow],
+    versions: &[VersionInfo],
+    drifts: &[(String, usize)],
+    spans: &[Span],
+) -> String {
+    let at = at.min(rows.len());
+    let before = accuracy(&rows[at.saturating_sub(BEFORE_ROWS)..at]);
+    let detection = drifts.iter().find(|(_, row)| *row >= at);
+    // The first version that served after the change and was trained on rows from after
+    // the first detection (or the change): the update that answered it, not one that was
+    // already on its way.
+    let answer_from = detection.map_or(at, |(_, row)| *row);
+    let trained_after = |v: i64| {
+        versions
             .iter()
-            .find(|(v, start, _)| *start > at && v.is_some_and(trained_after))
-            .map(|&(v, start, end)| (v.unwrap_or_default(), start, end));
-        let mut line = format!("{label} at row {at}:");
-        if let Some((a, _)) = before {
-            line.push_str(&format!(
-                " accuracy {a:.3} in the {BEFORE_ROWS} rows before;"
-            ));
-        }
-        match detection {
-            Some((det, row)) => line.push_str(&format!(
-                " first detection by {det} at row {row} ({} rows after);",
-                row - at
-            )),
-            None => line.push_str(" not detected;"),
-        }
-        match takeover {
-            Some((v, start, end)) => {
-                let until = accuracy(&rows[at..start]);
-                let after = accuracy(&rows[start..end.min(start + AFTER_ROWS)]);
-                if let Some((a, _)) = until {
-                    line.push_str(&format!(" {a:.3} until v{v} took over at row {start};"));
-                }
-                if let Some((a, n)) = after {
-                    line.push_str(&format!(" {a:.3} in v{v}'s first {n} labelled rows"));
-                    if let (Some((b, _)), Some((u, _))) = (before, until) {
-                        // Differences under a point or two are noise at these sizes.
-                        if b - u > 0.02 {
-                            line.push_str(&format!(
-                                " (recovered {:+.3} of the {:.3} lost)",
-                                a - u,
-                                b - u
-                            ));
-                        } else if a < u - 0.02 {
-                            line.push_str(" (below the accuracy before it)");
-                        }
+            .find(|i| i.version == v)
+            .and_then(|i| i.cutoff_id)
+            .and_then(|id| rows.iter().position(|r| r.id == id))
+            .is_some_and(|pos| pos >= answer_from)
+    };
+    let takeover = spans
+        .iter()
+        .find(|(v, start, _)| *start > at && v.is_some_and(trained_after))
+        .map(|&(v, start, end)| (v.unwrap_or_default(), start, end));
+    let mut line = format!("{label} at row {at}:");
+    if let Some((a, _)) = before {
+        line.push_str(&format!(
+            " accuracy {a:.3} in the {BEFORE_ROWS} rows before;"
+        ));
+    }
+    match detection {
+        Some((det, row)) => line.push_str(&format!(
+            " first detection by {det} at row {row} ({} rows after);",
+            row - at
+        )),
+        None => line.push_str(" not detected;"),
+    }
+    match takeover {
+        Some((v, start, end)) => {
+            let until = accuracy(&rows[at..start]);
+            let after = accuracy(&rows[start..end.min(start + AFTER_ROWS)]);
+            if let Some((a, _)) = until {
+                line.push_str(&format!(" {a:.3} until v{v} took over at row {start};"));
+            }
+            if let Some((a, n)) = after {
+                line.push_str(&format!(" {a:.3} in v{v}'s first {n} labelled rows"));
+                if let (Some((b, _)), Some((u, _))) = (before, until) {
+                    // Differences under a point or two are noise at these sizes.
+                    if b - u > 0.02 {
+                        line.push_str(&format!(
+                            " (recovered {:+.3} of the {:.3} lost)",
+                            a - u,
+                            b - u
+                        ));
+                    } else if a < u - 0.02 {
+                        line.push_str(" (below the accuracy before it)");
                     }
                 }
             }
-            None => {
-                if let Some((a, _)) = accuracy(&rows[at..]) {
-                    line.push_str(&format!(" {a:.3} since, no new version took over"));
-                }
+        }
+        None => {
+            if let Some((a, _)) = accuracy(&rows[at..]) {
+                line.push_str(&format!(" {a:.3} since, no new version took over"));
             }
         }
-        out.push(line);
     }
-    out
+    line
+}
+
+/// One training run of the summary, with its candidates' holdout accuracy.
+fn print_run(run: &progress::RunBrief) {
+    let progress::RunBrief {
+        id,
+        trigger,
+        strategy,
+        status,
+        new_version: version,
+        candidates,
+        chosen_strategy: chosen,
+    } = run;
+    let version = version.map_or(String::new(), |v| format!(" → v{v}"));
+    println!("  training run {id}: {trigger} / {strategy}: {status}{version}");
+    let mut scored: Vec<(String, f64)> = candidates
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c["strategy"].as_str()?.to_string(),
+                c["holdout_accuracy"].as_f64()?,
+            ))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    if !scored.is_empty() {
+        let listed: Vec<String> = scored
+            .iter()
+            .map(|(s, a)| {
+                let mark = if chosen.as_deref() == Some(s.as_str()) {
+                    "*"
+                } else {
+                    ""
+                };
+                format!("{s}{mark} {a:.3}")
+            })
+            .collect();
+        println!(
+            "      holdout accuracy (* chosen; within noise of the best, the simpler wins): {}",
+            listed.join(", ")
+        );
+    }
 }
 
 /// The closing summary: when drift was detected, what each update chose, and what accuracy
@@ -291,46 +358,7 @@ pub async fn summary(
         println!("  no drift detected");
     }
     for run in progress::run_briefs(&mut *conn, model).await? {
-        let progress::RunBrief {
-            id,
-            trigger,
-            strategy,
-            status,
-            new_version: version,
-            candidates,
-            chosen_strategy: chosen,
-        } = &run;
-        let version = version.map_or(String::new(), |v| format!(" → v{v}"));
-        println!("  training run {id}: {trigger} / {strategy}: {status}{version}");
-        let mut scored: Vec<(String, f64)> = candidates
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| {
-                Some((
-                    c["strategy"].as_str()?.to_string(),
-                    c["holdout_accuracy"].as_f64()?,
-                ))
-            })
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        if !scored.is_empty() {
-            let listed: Vec<String> = scored
-                .iter()
-                .map(|(s, a)| {
-                    let mark = if chosen.as_deref() == Some(s.as_str()) {
-                        "*"
-                    } else {
-                        ""
-                    };
-                    format!("{s}{mark} {a:.3}")
-                })
-                .collect();
-            println!(
-                "      holdout accuracy (* chosen; within noise of the best, the simpler wins): {}",
-                listed.join(", ")
-            );
-        }
+        print_run(&run);
     }
     // Accuracy of the served predictions, in segments of the stream.
     let seg = (spec.rows / 10).max(1) as i64;

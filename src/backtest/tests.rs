@@ -647,6 +647,56 @@ fn speed_100k_rows_20_features() {
     }
 }
 
+/// Not a check: the README's table of drift-update settings on the synthetic stream (100 000
+/// rows × 20 features, threshold trigger on), one replay per setting, printed.
+/// `cargo test --lib backtest::tests::synthetic_settings -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn synthetic_settings_table() {
+    let base = "[models.triggers.drift]\nmin_new_rows = 1000\nmin_rows_after_drift = 1000\ncooldown = \"30m\"\n";
+    let threshold = "[models.triggers.threshold]\nenabled = true\nmin_accuracy = 0.8\nhold = \"5m\"\ncooldown = \"30m\"";
+    let spec = StreamSpec {
+        n_features: 20,
+        rows: 100_000,
+        abrupt_at: Some(30_000),
+        gradual: Some((60_000, 70_000)),
+        label_noise: 0.05,
+        seed: 3,
+    };
+    let h = History::from_stream(&spec);
+    for (name, model_keys, drift_keys) in [
+        ("defaults", "", ""),
+        ("refresh_after_rows = 0", "", "refresh_after_rows = 0\n"),
+        (
+            "… and new_data_since = last_update",
+            "",
+            "refresh_after_rows = 0\nnew_data_since = \"last_update\"\n",
+        ),
+        (
+            "… and restart_detectors_on_new_version = false",
+            "restart_detectors_on_new_version = false\n",
+            "refresh_after_rows = 0\nnew_data_since = \"last_update\"\n",
+        ),
+    ] {
+        let cfg = config(
+            20,
+            &format!("max_training_rows = 5000\n{model_keys}"),
+            &format!("{base}{drift_keys}{threshold}"),
+        );
+        let mut m = cfg.models[0].clone();
+        m.train = crate::train::TrainConfig {
+            num_threads: Some(1),
+            ..Default::default()
+        };
+        let r = run_history(&m, &h, &BacktestOptions::default()).unwrap();
+        eprintln!(
+            "{name}: {:.3} ({} updates)",
+            r.prequential_accuracy,
+            r.retrains.len()
+        );
+    }
+}
+
 /// Not a check: the comparison on all of elec2 (45 312 rows), printed; with
 /// `DRIFTD_BACKTEST_CHART=path.svg` it also writes the comparison chart.
 /// `cargo test --lib backtest::tests::elec2_full -- --ignored --nocapture`

@@ -547,6 +547,15 @@ impl Config {
                     ));
                 }
             }
+            let window = &m.triggers.threshold.window;
+            let known = m.count_windows.iter().any(|w| w.to_string() == *window)
+                || m.time_windows.iter().any(|w| w.as_str() == window);
+            if m.triggers.threshold.enabled && !known {
+                return Err(ConfigError::key(
+                    k("triggers.threshold.window"),
+                    format!("`{window}` is none of the model's count_windows or time_windows"),
+                ));
+            }
             m.triggers.validate().map_err(|(key, reason)| {
                 ConfigError::key(format!("models[{i}].triggers.{key}"), reason)
             })?;
@@ -836,6 +845,16 @@ n_features = 3
             .unwrap_err()
             .to_string();
         assert!(msg.contains("poll.batch_size"), "{msg}");
+    }
+
+    #[test]
+    fn the_threshold_watches_a_configured_window() {
+        let on = "[models.triggers.threshold]\nenabled = true\nmin_accuracy = 0.8\n";
+        let text = format!("{MIN}{on}window = \"24h\"\n");
+        assert!(load(&text, &[]).is_ok());
+        let text = format!("{MIN}{on}window = \"12h\"\n");
+        let msg = load(&text, &[]).unwrap_err().to_string();
+        assert!(msg.contains("models[0].triggers.threshold.window"), "{msg}");
     }
 
     #[test]

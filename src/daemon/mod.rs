@@ -15,11 +15,13 @@ pub use training::parse_strategy;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, DatabaseConfig};
 use crate::db::{self, Backoff};
 use crate::exporter::{self, Health, HttpState, Metrics};
 use crate::outcomes::OutcomeSource;
@@ -28,65 +30,25 @@ use crate::telemetry::LogLevelHandle;
 
 pub use model_loop::{ModelLoop, StepOutcome};
 
-/// Runs the daemon until `shutdown` turns true; then each model finishes the batch in hand,
-/// commits, and the function returns.
-pub async fn run(
-    cfg: Config,
-    log_level: LogLevelHandle,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
-    metrics.publish_accuracy_floors(&cfg.models);
-    let health = Arc::new(Health::default());
-    let database = cfg.database()?.clone();
-    let pool = db::pool(&database).context("database.url")?;
-
-    let http_state = HttpState {
-        metrics: metrics.clone(),
-        health: health.clone(),
-        log_level,
-        admin_token: cfg.http.admin_token.clone().map(Arc::new),
-    };
-    let mut http_shutdown = shutdown.clone();
-    let admin = exporter::admin::router(
-        pool.clone(),
-        cfg.http.admin_token.clone(),
-        cfg.models
-            .iter()
-            .map(|m| {
-                let strategy = m.train.enabled.then_some(m.triggers.manual_strategy);
-                (m.name.clone(), strategy)
-            })
-            .collect(),
-    );
-    let (serving, champions) = serve::start(&cfg, &database, pool.clone(), shutdown.clone());
-    let extra = admin.merge(serving);
-    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, extra, async move {
-        let _ = http_shutdown.wait_for(|s| *s).await;
-    })
-    .await
-    .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
-    tracing::info!("listening on http://{addr}");
-
-    let set_db_up = {
-        let (health, metrics) = (health.clone(), metrics.clone());
-        Arc::new(move |up: bool| {
-            health.database_up.store(up, Ordering::Relaxed);
-            metrics.database_up.set(if up { 1.0 } else { 0.0 });
-        })
-    };
-
-    // The server may still be starting: keep trying to migrate, reporting not-ready meanwhile.
+/// Keeps trying to apply the migrations (the server may still be starting), reporting
+/// not-ready meanwhile; false when shutdown came first.
+async fn migrate_when_ready(
+    cfg: &Config,
+    database: &DatabaseConfig,
+    metrics: &Metrics,
+    set_db_up: &(dyn Fn(bool) + Send + Sync),
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
     let mut backoff = Backoff::new(200, cfg.poll.max_backoff_ms);
     loop {
         let attempt = async {
-            let mut conn = db::connect_one(&database).await?;
+            let mut conn = db::connect_one(database).await?;
             db::migrate(&mut conn).await
         };
         match attempt.await {
             Ok(()) => {
                 set_db_up(true);
-                break;
+                return true;
             }
             Err(e) => {
                 set_db_up(false);
@@ -95,25 +57,33 @@ pub async fn run(
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "database not ready");
                 tokio::select! {
                     _ = tokio::time::sleep(d) => {}
-                    _ = shutdown.wait_for(|s| *s) => { return Ok(()); }
+                    _ = shutdown.wait_for(|s| *s) => { return false; }
                 }
             }
         }
     }
+}
 
-    let source = Arc::new(OutcomeSource::new(&cfg.source));
+type LoopSet = (
+    Vec<(ModelLoop, watch::Receiver<bool>)>,
+    HashMap<String, Arc<Notify>>,
+    HashMap<String, tokio::sync::mpsc::Sender<crate::policy::TrainRequest>>,
+);
+
+/// What every model loop of this replica shares.
+struct Shared {
+    source: Arc<OutcomeSource>,
+    pool: sqlx::PgPool,
+    metrics: Arc<Metrics>,
+    set_db_up: Arc<dyn Fn(bool) + Send + Sync>,
+    board: Arc<sweep::SweepBoard>,
+    training_slots: Arc<Semaphore>,
+}
+
+/// One loop per model, with its wake-up, its trigger channel and its "loaded" flag.
+fn model_loops(cfg: &Config, shared: &Shared) -> LoopSet {
     let mut wakers: HashMap<String, Arc<Notify>> = HashMap::new();
     let mut trigger_senders = HashMap::new();
-    let board = Arc::new(sweep::SweepBoard::default());
-    let training_slots = Arc::new(tokio::sync::Semaphore::new(cfg.training.max_concurrent));
-    let sweeper = tokio::spawn(sweep::run(
-        board.clone(),
-        pool.clone(),
-        source.clone(),
-        std::time::Duration::from_millis(cfg.poll.interval_ms),
-        cfg.poll.settle_ms,
-        shutdown.clone(),
-    ));
     let mut loops = Vec::new();
     for m in &cfg.models {
         let wake = Arc::new(Notify::new());
@@ -127,39 +97,117 @@ pub async fn run(
             runtime: cfg.training.clone(),
             triggers: trig_rx,
             poll: cfg.poll.clone(),
-            source: source.clone(),
-            pool: pool.clone(),
-            metrics: metrics.clone(),
+            source: shared.source.clone(),
+            pool: shared.pool.clone(),
+            metrics: shared.metrics.clone(),
             wake,
             loaded: tx,
-            db_up: set_db_up.clone(),
-            board: board.clone(),
-            training_slots: training_slots.clone(),
+            db_up: shared.set_db_up.clone(),
+            board: shared.board.clone(),
+            training_slots: shared.training_slots.clone(),
         };
         loops.push((lp, rx));
     }
+    (loops, wakers, trigger_senders)
+}
+
+/// The HTTP surface: metrics and health, the admin API, predictions and downloads. Returns
+/// the champion cache's task and the server's.
+async fn start_http(
+    cfg: &Config,
+    database: &DatabaseConfig,
+    pool: &sqlx::PgPool,
+    http_state: HttpState,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<(JoinHandle<()>, JoinHandle<()>)> {
+    let mut http_shutdown = shutdown.clone();
+    let admin = exporter::admin::router(
+        pool.clone(),
+        cfg.http.admin_token.clone(),
+        cfg.models
+            .iter()
+            .map(|m| {
+                let strategy = m.train.enabled.then_some(m.triggers.manual_strategy);
+                (m.name.clone(), strategy)
+            })
+            .collect(),
+    );
+    let (serving, champions) = serve::start(cfg, database, pool.clone(), shutdown.clone());
+    let extra = admin.merge(serving);
+    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, extra, async move {
+        let _ = http_shutdown.wait_for(|s| *s).await;
+    })
+    .await
+    .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
+    tracing::info!("listening on http://{addr}");
+    Ok((champions, http_task))
+}
+
+/// Runs the daemon until `shutdown` turns true; then each model finishes the batch in hand,
+/// commits, and the function returns.
+pub async fn run(
+    cfg: Config,
+    log_level: LogLevelHandle,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    metrics.publish_accuracy_floors(&cfg.models);
+    let health = Arc::new(Health::default());
+    let database = cfg.database()?.clone();
+    let pool = db::pool(&database).context("database.url")?;
+    let http_state = HttpState {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        log_level,
+        admin_token: cfg.http.admin_token.clone().map(Arc::new),
+    };
+    let (champions, http_task) = start_http(&cfg, &database, &pool, http_state, &shutdown).await?;
+
+    let set_db_up = {
+        let (health, metrics) = (health.clone(), metrics.clone());
+        Arc::new(move |up: bool| {
+            health.database_up.store(up, Ordering::Relaxed);
+            metrics.database_up.set(if up { 1.0 } else { 0.0 });
+        })
+    };
+    if !migrate_when_ready(&cfg, &database, &metrics, &*set_db_up, &mut shutdown).await {
+        return Ok(());
+    }
+
+    let shared = Shared {
+        source: Arc::new(OutcomeSource::new(&cfg.source)),
+        pool: pool.clone(),
+        metrics: metrics.clone(),
+        set_db_up: set_db_up.clone(),
+        board: Arc::new(sweep::SweepBoard::default()),
+        training_slots: Arc::new(Semaphore::new(cfg.training.max_concurrent)),
+    };
+    let sweeper = tokio::spawn(sweep::run(
+        shared.board.clone(),
+        pool.clone(),
+        shared.source.clone(),
+        Duration::from_millis(cfg.poll.interval_ms),
+        cfg.poll.settle_ms,
+        shutdown.clone(),
+    ));
+    let (loops, wakers, trigger_senders) = model_loops(&cfg, &shared);
     let ownership = tokio::spawn(
         ownership::Ownership {
             db: database.clone(),
-            interval: std::time::Duration::from_millis(cfg.poll.ownership_check_ms),
-            replica_ttl: std::time::Duration::from_millis(cfg.poll.replica_ttl_ms),
+            interval: Duration::from_millis(cfg.poll.ownership_check_ms),
+            replica_ttl: Duration::from_millis(cfg.poll.replica_ttl_ms),
             metrics: metrics.clone(),
             health: health.clone(),
         }
         .run(loops, shutdown.clone()),
     );
-    let trained: Vec<_> = cfg
-        .models
-        .iter()
-        .filter(|m| m.train.enabled)
-        .cloned()
-        .collect();
+    let trained: Vec<_> = cfg.models.iter().filter(|m| m.train.enabled).cloned().collect();
     let _scheduler = schedule::start(&trained, &trigger_senders, &wakers, metrics.clone())
         .await
         .context("starting the retrain schedules")?;
     let listener = tokio::spawn(listen::wake_on_notify(
         database.clone(),
-        source.notify_channel.clone(),
+        shared.source.notify_channel.clone(),
         wakers,
         shutdown.clone(),
     ));

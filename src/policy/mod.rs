@@ -116,6 +116,8 @@ pub struct BatchView<'a> {
     pub has_champion: bool,
 }
 
+/// The batch's update, if a trigger fires: the bootstrap without a champion; else the drift
+/// trigger, its refresh, then the accuracy threshold (the first that fires wins).
 pub fn on_batch(
     cfg: &TriggerConfig,
     st: &mut PolicyState,
@@ -129,107 +131,18 @@ pub fn on_batch(
         }
         return None;
     }
-    let cooled = |cooldown: &Span| {
-        st.last_trigger_at
-            .is_none_or(|t| (now - t).num_seconds() >= cooldown.secs())
-    };
     if cfg.drift.enabled {
-        let watched =
-            |d: &String| cfg.drift.detectors.is_empty() || cfg.drift.detectors.contains(d);
-        let hit = b.events.iter().find_map(|e| match e {
-            MonitorEvent::Drift {
-                detector,
-                row_id,
-                labeled_at,
-                ..
-            } if watched(detector) => Some((detector, *row_id, *labeled_at, "drift")),
-            MonitorEvent::Warning {
-                detector,
-                row_id,
-                labeled_at,
-                ..
-            } if cfg.drift.on_warning && watched(detector) => {
-                Some((detector, *row_id, *labeled_at, "warning"))
-            }
-            _ => None,
-        });
-        if let Some((det, id, labeled_at, what)) = hit {
-            if st.pending_drift.is_none() {
-                st.pending_drift_rows = b.rows;
-                st.pending_drift_at = Some(Watermark { labeled_at, id });
-            }
-            st.pending_drift = Some(format!("{det} reported {what} at row id {id}"));
+        note_drift(&cfg.drift, st, b);
+        if let Some(r) = drift_request(&cfg.drift, st, b, now) {
+            return Some(r);
         }
-        let enough_rows = b.rows.saturating_sub(st.rows_at_last_update) >= cfg.drift.min_new_rows
-            && b.rows.saturating_sub(st.pending_drift_rows) >= cfg.drift.min_rows_after_drift;
-        if st.pending_drift.is_some() && enough_rows && cooled(&cfg.drift.cooldown) {
-            let reason = st.pending_drift.take().expect("checked above");
-            let drift_at = st
-                .pending_drift_at
-                .take()
-                .filter(|_| cfg.drift.new_data_since == NewDataSince::Drift);
-            st.last_trigger_at = Some(now);
-            st.below_since = None;
-            (st.refresh_due_rows, st.refresh_from) = match drift_at {
-                Some(at) if cfg.drift.refresh_after_rows > 0 => {
-                    (Some(b.rows + cfg.drift.refresh_after_rows), Some(at))
-                }
-                _ => (None, None),
-            };
-            return Some(TrainRequest {
-                trigger: TriggerKind::Drift,
-                reason,
-                strategy: cfg.drift.strategy,
-                run_id: None,
-                new_after: drift_at,
-            });
-        }
-        if let (Some(due), Some(from)) = (st.refresh_due_rows, st.refresh_from) {
-            if b.rows >= due && cooled(&cfg.drift.cooldown) {
-                st.refresh_due_rows = None;
-                st.refresh_from = None;
-                st.last_trigger_at = Some(now);
-                st.below_since = None;
-                return Some(TrainRequest {
-                    trigger: TriggerKind::DriftRefresh,
-                    reason: format!(
-                        "{} rows since the drift update; learning from everything after row id {}",
-                        cfg.drift.refresh_after_rows, from.id
-                    ),
-                    strategy: cfg.drift.strategy,
-                    run_id: None,
-                    new_after: Some(from),
-                });
-            }
+        if let Some(r) = refresh_request(&cfg.drift, st, b, now) {
+            return Some(r);
         }
     }
-    let t = &cfg.threshold;
-    if t.enabled {
-        let floor = match (t.min_accuracy, t.max_drop.zip(b.champion_holdout_accuracy)) {
-            (Some(a), Some((d, h))) => Some(a.max(h - d)),
-            (Some(a), None) => Some(a),
-            (None, Some((d, h))) => Some(h - d),
-            (None, None) => None,
-        };
-        match (floor, b.watched_accuracy) {
-            (Some(floor), Some(acc)) if acc < floor => {
-                let since = *st.below_since.get_or_insert(now);
-                if (now - since).num_seconds() >= t.hold.secs() && cooled(&t.cooldown) {
-                    st.last_trigger_at = Some(now);
-                    st.below_since = None;
-                    return Some(TrainRequest {
-                        trigger: TriggerKind::Threshold,
-                        reason: format!(
-                            "accuracy({}) {acc:.4} below {floor:.4} since {since}",
-                            t.window
-                        ),
-                        strategy: t.strategy,
-                        run_id: None,
-                        new_after: None,
-                    });
-                }
-            }
-            _ => st.below_since = None,
+    if cfg.threshold.enabled {
+        if let Some(r) = threshold_request(&cfg.threshold, st, b, now) {
+            return Some(r);
         }
     }
     if more_data_due(&cfg.more_data, st, b.rows) {
@@ -246,6 +159,140 @@ pub fn on_batch(
         });
     }
     None
+}
+
+/// Whether the cooldown since the last trigger has passed.
+fn cooled(st: &PolicyState, cooldown: &Span, now: DateTime<Utc>) -> bool {
+    st.last_trigger_at
+        .is_none_or(|t| (now - t).num_seconds() >= cooldown.secs())
+}
+
+/// Remembers the batch's first watched drift (or warning) as pending, keeping where the first
+/// pending one was seen.
+fn note_drift(cfg: &DriftTriggerConfig, st: &mut PolicyState, b: &BatchView<'_>) {
+    let watched = |d: &String| cfg.detectors.is_empty() || cfg.detectors.contains(d);
+    let hit = b.events.iter().find_map(|e| match e {
+        MonitorEvent::Drift {
+            detector,
+            row_id,
+            labeled_at,
+            ..
+        } if watched(detector) => Some((detector, *row_id, *labeled_at, "drift")),
+        MonitorEvent::Warning {
+            detector,
+            row_id,
+            labeled_at,
+            ..
+        } if cfg.on_warning && watched(detector) => {
+            Some((detector, *row_id, *labeled_at, "warning"))
+        }
+        _ => None,
+    });
+    if let Some((det, id, labeled_at, what)) = hit {
+        if st.pending_drift.is_none() {
+            st.pending_drift_rows = b.rows;
+            st.pending_drift_at = Some(Watermark { labeled_at, id });
+        }
+        st.pending_drift = Some(format!("{det} reported {what} at row id {id}"));
+    }
+}
+
+/// A pending drift's update, once enough rows are in and the cooldown has passed.
+fn drift_request(
+    cfg: &DriftTriggerConfig,
+    st: &mut PolicyState,
+    b: &BatchView<'_>,
+    now: DateTime<Utc>,
+) -> Option<TrainRequest> {
+    let enough_rows = b.rows.saturating_sub(st.rows_at_last_update) >= cfg.min_new_rows
+        && b.rows.saturating_sub(st.pending_drift_rows) >= cfg.min_rows_after_drift;
+    if !(enough_rows && cooled(st, &cfg.cooldown, now)) {
+        return None;
+    }
+    let reason = st.pending_drift.take()?;
+    let drift_at = st
+        .pending_drift_at
+        .take()
+        .filter(|_| cfg.new_data_since == NewDataSince::Drift);
+    st.last_trigger_at = Some(now);
+    st.below_since = None;
+    (st.refresh_due_rows, st.refresh_from) = match drift_at {
+        Some(at) if cfg.refresh_after_rows > 0 => (Some(b.rows + cfg.refresh_after_rows), Some(at)),
+        _ => (None, None),
+    };
+    Some(TrainRequest {
+        trigger: TriggerKind::Drift,
+        reason,
+        strategy: cfg.strategy,
+        run_id: None,
+        new_after: drift_at,
+    })
+}
+
+/// A drift update's refresh, once `refresh_after_rows` more rows are in.
+fn refresh_request(
+    cfg: &DriftTriggerConfig,
+    st: &mut PolicyState,
+    b: &BatchView<'_>,
+    now: DateTime<Utc>,
+) -> Option<TrainRequest> {
+    let (due, from) = st.refresh_due_rows.zip(st.refresh_from)?;
+    if b.rows < due || !cooled(st, &cfg.cooldown, now) {
+        return None;
+    }
+    st.refresh_due_rows = None;
+    st.refresh_from = None;
+    st.last_trigger_at = Some(now);
+    st.below_since = None;
+    Some(TrainRequest {
+        trigger: TriggerKind::DriftRefresh,
+        reason: format!(
+            "{} rows since the drift update; learning from everything after row id {}",
+            cfg.refresh_after_rows, from.id
+        ),
+        strategy: cfg.strategy,
+        run_id: None,
+        new_after: Some(from),
+    })
+}
+
+/// An update when the watched accuracy has stayed below the floor for `hold`.
+fn threshold_request(
+    t: &ThresholdTriggerConfig,
+    st: &mut PolicyState,
+    b: &BatchView<'_>,
+    now: DateTime<Utc>,
+) -> Option<TrainRequest> {
+    let floor = match (t.min_accuracy, t.max_drop.zip(b.champion_holdout_accuracy)) {
+        (Some(a), Some((d, h))) => Some(a.max(h - d)),
+        (Some(a), None) => Some(a),
+        (None, Some((d, h))) => Some(h - d),
+        (None, None) => None,
+    };
+    let (Some(floor), Some(acc)) = (floor, b.watched_accuracy) else {
+        st.below_since = None;
+        return None;
+    };
+    if acc >= floor {
+        st.below_since = None;
+        return None;
+    }
+    let since = *st.below_since.get_or_insert(now);
+    if (now - since).num_seconds() < t.hold.secs() || !cooled(st, &t.cooldown, now) {
+        return None;
+    }
+    st.last_trigger_at = Some(now);
+    st.below_since = None;
+    Some(TrainRequest {
+        trigger: TriggerKind::Threshold,
+        reason: format!(
+            "accuracy({}) {acc:.4} below {floor:.4} since {since}",
+            t.window
+        ),
+        strategy: t.strategy,
+        run_id: None,
+        new_after: None,
+    })
 }
 
 /// The first model's update: every labelled row (`rows` of them) refit from scratch.
