@@ -40,11 +40,16 @@ ELEC2 = os.path.join(ROOT, "..", "shared", "data", "elec2.csv")
 def river_stream(name, seed, n):
     from river.datasets import synth
 
+    # River's ConceptDriftStream overflows math.exp for width 1 far from the position: an
+    # "abrupt" change here switches over position/50 rows (200 rows at 10 000).
+    def abrupt(pos):
+        return max(1, pos // 50)
+
     if name == "sea_abrupt":
         s = synth.ConceptDriftStream(
             synth.SEA(variant=1, noise=0.1, seed=seed),
             synth.SEA(variant=2, noise=0.1, seed=seed + 100),
-            position=n // 2, width=1, seed=seed)
+            position=n // 2, width=abrupt(n // 2), seed=seed)
     elif name == "agrawal_gradual":
         s = synth.ConceptDriftStream(
             synth.Agrawal(classification_function=0, seed=seed),
@@ -61,9 +66,10 @@ def river_stream(name, seed, n):
         q = n // 4
         a = lambda k: synth.STAGGER(classification_function=0, seed=seed + k)
         b = lambda k: synth.STAGGER(classification_function=2, seed=seed + k)
-        inner = synth.ConceptDriftStream(a(3), b(4), position=q, width=1, seed=seed + 2)
-        mid = synth.ConceptDriftStream(b(2), inner, position=q, width=1, seed=seed + 1)
-        s = synth.ConceptDriftStream(a(1), mid, position=q, width=1, seed=seed)
+        w = abrupt(q)
+        inner = synth.ConceptDriftStream(a(3), b(4), position=q, width=w, seed=seed + 2)
+        mid = synth.ConceptDriftStream(b(2), inner, position=q, width=w, seed=seed + 1)
+        s = synth.ConceptDriftStream(a(1), mid, position=q, width=w, seed=seed)
     elif name == "rbf_stationary":
         s = synth.RandomRBF(seed_model=seed, seed_sample=seed + 100, n_classes=2,
                             n_features=10, n_centroids=50)
@@ -137,6 +143,8 @@ def dump_toml(cfg):
 
 def adapt(cfg, feats):
     cfg = copy.deepcopy(cfg)
+    # A backtest needs no database: the password file of a deployment is not there.
+    cfg.get("database", {}).pop("password_file", None)
     m = cfg["models"][0]
     m["name"] = "eval"
     m["n_features"] = len(feats)
