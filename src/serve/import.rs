@@ -255,7 +255,7 @@ pub fn from_state_dict(
         ));
     }
     if let Some(j) =
-        (0..n_features).find(|&j| !mean[j].is_finite() || !(scale[j].is_finite() && scale[j] > 0.0))
+        (0..n_features).find(|&j| !(mean[j].is_finite() && scale[j].is_finite() && scale[j] > 0.0))
     {
         return Err(format!(
             "scaler.json feature {j}: mean {} and scale {} must be finite, the scale positive",
@@ -395,7 +395,8 @@ mod tests {
 
     #[test]
     fn bad_state_dicts_say_why() {
-        let cases: Vec<(Vec<Param>, Vec<f64>, Vec<f64>, &str)> = vec![
+        type Case = (Vec<Param>, Vec<f64>, Vec<f64>, &'static str);
+        let cases: Vec<Case> = vec![
             (vec![], vec![], vec![], "no parameters"),
             (
                 vec![param("0.weight", &[4, 3], 0.1)],
