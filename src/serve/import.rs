@@ -451,6 +451,23 @@ mod tests {
     }
 
     #[test]
+    fn driftds_own_export_reads_back() {
+        let a = from_state_dict(net(), &[0.5; 3], &[2.0; 3]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m-v3.safetensors"), a.to_safetensors_bytes()).unwrap();
+        assert_eq!(read_export_dir(dir.path()).unwrap(), a);
+        std::fs::write(dir.path().join("m-v3.json"), a.sidecar_json()).unwrap();
+        assert_eq!(read_export_dir(dir.path()).unwrap(), a);
+        let other = from_state_dict(net(), &[0.0; 3], &[2.0; 3]).unwrap();
+        std::fs::write(dir.path().join("m-v3.json"), other.sidecar_json()).unwrap();
+        let err = read_export_dir(dir.path()).unwrap_err();
+        assert!(err.contains("disagrees"), "{err}");
+        std::fs::write(dir.path().join("m-v4.safetensors"), b"x").unwrap();
+        let err = read_export_dir(dir.path()).unwrap_err();
+        assert!(err.contains("found 2 .safetensors files"), "{err}");
+    }
+
+    #[test]
     fn the_artifact_must_fit_the_configured_model() {
         let cfg = crate::config::Config::from_toml_str(
             "[database]\nurl = \"postgres://x@y/z\"\n[[models]]\nname = \"m\"\nn_features = 3\n[[models]]\nname = \"k\"\nn_features = 3\ntask = \"multiclass\"\nn_classes = 4\n",
