@@ -454,7 +454,11 @@ mod tests {
     fn driftds_own_export_reads_back() {
         let a = from_state_dict(net(), &[0.5; 3], &[2.0; 3]).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("m-v3.safetensors"), a.to_safetensors_bytes()).unwrap();
+        std::fs::write(
+            dir.path().join("m-v3.safetensors"),
+            a.to_safetensors_bytes(),
+        )
+        .unwrap();
         assert_eq!(read_export_dir(dir.path()).unwrap(), a);
         std::fs::write(dir.path().join("m-v3.json"), a.sidecar_json()).unwrap();
         assert_eq!(read_export_dir(dir.path()).unwrap(), a);
