@@ -4,7 +4,8 @@
 #   (b) the same MLP (20 -> 20 relu -> 10 relu -> 1, trained in PyTorch, imported into driftd,
 #       exported back) in PyTorch behind FastAPI + uvicorn (scripts/bench_serve_fastapi.py),
 # in the same run, with 1 and 256 rows per request: requests/s at saturation and their ratio,
-# then p50/p99 of 1-row requests paced at about 2000 requests/s, alone and while driftd trains.
+# then p50/p99 of 1-row requests paced at about 2000 requests/s (5 connections, 2 ms between
+# a connection's requests), alone and while driftd trains (a refit on 20 000 rows).
 # Not part of CI: it measures this machine, so run it when the machine is quiet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,9 @@ source scripts/env.sh
 DURATION=${BENCH_DURATION:-10s}
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null; }
 "$DRIFTD_PYTHON" -c "import fastapi, uvicorn" 2>/dev/null || "$DRIFTD_VENV/bin/pip" install -q fastapi uvicorn
-cargo build --locked --bin driftd
-BIN="$CARGO_TARGET_DIR/debug/driftd"
+# DRIFTD_BIN: an already built binary (the tests' is the same dev-profile build).
+if [ -z "${DRIFTD_BIN:-}" ]; then cargo build --locked --bin driftd; fi
+BIN=${DRIFTD_BIN:-$CARGO_TARGET_DIR/debug/driftd}
 WORK=$(mktemp -d /tmp/driftd-bench-serve.XXXXXX)
 PORT=${BENCH_PG_PORT:-55434}
 API_PORT=${BENCH_API_PORT:-18601}
@@ -21,6 +23,8 @@ DAEMON= API=
 trap 'kill $DAEMON $API 2>/dev/null || true; bash scripts/pg.sh stop "$WORK/pg"; rm -rf "$WORK"' EXIT
 URL=$(bash scripts/pg.sh start "$WORK/pg" "$PORT")
 TOKEN=bench-token
+# BENCH_TRAIN_THREADS=N sets train.num_threads (libtorch's intra-op threads) for the training run.
+TRAIN_THREADS=${BENCH_TRAIN_THREADS:+num_threads = $BENCH_TRAIN_THREADS}
 cat > "$WORK/driftd.toml" <<TOML
 [database]
 url = "$URL"
@@ -79,16 +83,16 @@ for n in 1 256; do
   f=$(measure 1 8 0 "$n" "127.0.0.1:$API_PORT"); row "FastAPI + PyTorch, saturated" "$n" "$f"
   RPS[$n]=$(echo "$(field "$d" rps) / $(field "$f" rps)" | bc -l)
 done
-paced=$(measure 1 4 2 1 "$ADDR"); row "driftd, paced (4 conn., 2 ms apart)" 1 "$paced"
+paced=$(measure 1 5 2 1 "$ADDR"); row "driftd, paced (5 conn., 2 ms apart)" 1 "$paced"
 RUN=$("$BIN" retrain --config "$WORK/driftd.toml" --model bench --strategy refit_combined 2>/dev/null)
 for _ in $(seq 1 100); do
   st=$(psql -qAt "$URL" -c "SELECT status FROM driftd.training_runs WHERE id = $RUN")
   [ "$st" = running ] && break
   sleep 0.1
 done
-during=$(measure 1 4 2 1 "$ADDR")
+during=$(measure 1 5 2 1 "$ADDR")
 st=$(psql -qAt "$URL" -c "SELECT status FROM driftd.training_runs WHERE id = $RUN")
-row "driftd, paced, during a training" 1 "$during"
+row "driftd, paced, during a training (${BENCH_TRAIN_THREADS:-default} torch threads)" 1 "$during"
 echo
 printf 'requests/s ratio driftd / FastAPI+PyTorch: %.1fx (1 row), %.1fx (256 rows); goal >= 5x\n' "${RPS[1]}" "${RPS[256]}"
 echo "training run $RUN was '$st' when the last measurement ended ('running' = it overlapped all of it)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what driftd needs to build, run and test, idempotently:
 #   PostgreSQL 15 and Prometheus (Debian packages), a Python venv with torch==2.13.0
-#   (libtorch for tch, PyTorch for the export test, scipy/river for reference checks).
+#   (libtorch for tch, PyTorch for the export test, scipy/river for reference checks,
+#   tritonclient for the serving test).
 # Prints the environment to source on its last lines (scripts/env.sh does it for you).
 set -euo pipefail
 CACHE="${DRIFTD_CACHE:-$HOME/.cache/driftd}"
@@ -23,7 +24,8 @@ else
   say "Debian packages present (postgresql-15, prometheus)"
 fi
 
-PY_PKGS=(torch==2.13.0 numpy scipy safetensors river==0.26.1 kubernetes-validate pyarrow)
+# tritonclient[http]: a third-party Open Inference Protocol client for the serving tests.
+PY_PKGS=(torch==2.13.0 numpy scipy safetensors river==0.26.1 kubernetes-validate pyarrow "tritonclient[http]")
 if [ ! -f "$VENV/.driftd-ok" ] || [ "$(cat "$VENV/.driftd-ok")" != "${PY_PKGS[*]}" ]; then
   say "creating Python venv at $VENV with ${PY_PKGS[*]} (about a minute, 4.7 GB)"
   python3 -m venv "$VENV"

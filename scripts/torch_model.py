@@ -22,8 +22,9 @@ def main():
     out, n_features, n_classes, seed = sys.argv[1], *map(int, sys.argv[2:5])
     fmt = sys.argv[5]
     hidden = [int(h) for h in sys.argv[6:]] or [16, 8]
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
-    n = 2000
+    n = 1000
     x = torch.randn(n, n_features) * 3.0 + 1.5
     w_true = torch.randn(n_features, n_classes)
     y = (x @ w_true).argmax(dim=1)
@@ -38,7 +39,7 @@ def main():
     net = torch.nn.Sequential(*layers)
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
     z = (x - mean) / scale
-    for _ in range(200):
+    for _ in range(100):
         opt.zero_grad()
         logits = net(z)
         if n_classes == 2:

@@ -52,9 +52,26 @@ impl ReadTokens {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+/// A refused request: its status and `{"error": message}`.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
 }
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        message: message.into(),
+    }
+}
+
+type Answer = Result<Response, ApiError>;
 
 async fn require_token(State(tokens): State<ReadTokens>, req: Request, next: Next) -> Response {
     if tokens.accepts(req.headers()) {
@@ -65,13 +82,13 @@ async fn require_token(State(tokens): State<ReadTokens>, req: Request, next: Nex
     } else {
         "missing or wrong bearer token"
     };
-    let mut r = error(StatusCode::UNAUTHORIZED, why);
+    let mut r = error(StatusCode::UNAUTHORIZED, why).into_response();
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     r
 }
 
-fn champion_of(s: &ServeState, model: &str) -> Result<Arc<Served>, Response> {
+fn champion_of(s: &ServeState, model: &str) -> Result<Arc<Served>, ApiError> {
     match s.cache.get(model) {
         Lookup::Ready(served) => Ok(served),
         Lookup::NoChampion => Err(error(
@@ -82,7 +99,7 @@ fn champion_of(s: &ServeState, model: &str) -> Result<Arc<Served>, Response> {
     }
 }
 
-fn unknown_model(s: &ServeState, model: &str) -> Response {
+fn unknown_model(s: &ServeState, model: &str) -> ApiError {
     let mut names: Vec<&str> = s.cache.models().collect();
     names.sort_unstable();
     error(
@@ -91,7 +108,7 @@ fn unknown_model(s: &ServeState, model: &str) -> Response {
     )
 }
 
-fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
         error(
             r.status(),
@@ -125,15 +142,9 @@ async fn predict(
     State(s): State<ServeState>,
     Path(model): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body_or_error(body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let served = match champion_of(&s, &model) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let body = body_or_error(body)?;
+    let served = champion_of(&s, &model)?;
     let names = s
         .feature_names
         .get(&model)
@@ -144,10 +155,7 @@ async fn predict(
         feature_names: names,
         max_rows: s.max_rows,
     };
-    let x = match parse_predict_body(&body, &shape) {
-        Ok(x) => x,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
+    let x = parse_predict_body(&body, &shape).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     let p = served.predictor.predict(&x);
     let labels;
     let predictions = if p.width == 1 {
@@ -164,12 +172,12 @@ async fn predict(
                 .collect(),
         )
     };
-    Json(PredictResponse {
+    Ok(Json(PredictResponse {
         model: &model,
         version: served.version(),
         predictions,
     })
-    .into_response()
+    .into_response())
 }
 
 /// The champion, if `version` (from a `/versions/{v}/` path) is absent or names it.
@@ -177,7 +185,7 @@ fn served_version(
     s: &ServeState,
     model: &str,
     version: Option<&str>,
-) -> Result<Arc<Served>, Response> {
+) -> Result<Arc<Served>, ApiError> {
     let served = champion_of(s, model)?;
     match version {
         Some(v) if v != served.version().to_string() => Err(error(
@@ -197,15 +205,9 @@ async fn v2_infer(
     version: Option<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body_or_error(body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let served = match served_version(&s, &model, version.as_deref()) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let body = body_or_error(body)?;
+    let served = served_version(&s, &model, version.as_deref())?;
     let header_len = match headers
         .get(v2::HEADER_LENGTH)
         .map(|v| v.to_str().ok().and_then(|t| t.trim().parse::<usize>().ok()))
@@ -213,17 +215,15 @@ async fn v2_infer(
         None => None,
         Some(Some(n)) => Some(n),
         Some(None) => {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 "Inference-Header-Content-Length is not a whole number",
-            )
+            ))
         }
     };
     let n_features = served.predictor.n_features();
-    let req = match v2::parse_infer(&body, header_len, n_features, s.max_rows) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
+    let req = v2::parse_infer(&body, header_len, n_features, s.max_rows)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     let p = served.predictor.predict(&req.x);
     let enc = v2::encode_response(
         &model,
@@ -232,7 +232,7 @@ async fn v2_infer(
         &p,
         served.predictor.n_classes(),
     );
-    match enc.header_len {
+    Ok(match enc.header_len {
         None => ([(header::CONTENT_TYPE, "application/json")], enc.body).into_response(),
         Some(n) => (
             [
@@ -245,7 +245,7 @@ async fn v2_infer(
             enc.body,
         )
             .into_response(),
-    }
+    })
 }
 
 async fn v2_infer_latest(
@@ -253,7 +253,7 @@ async fn v2_infer_latest(
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Answer {
     v2_infer(s, model, None, headers, body).await
 }
 
@@ -262,47 +262,41 @@ async fn v2_infer_version(
     Path((model, version)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Answer {
     v2_infer(s, model, Some(version), headers, body).await
 }
 
-fn v2_metadata_of(s: &ServeState, model: &str, version: Option<&str>) -> Response {
-    match served_version(s, model, version) {
-        Ok(c) => Json(v2::model_metadata(
-            model,
-            c.version(),
-            c.predictor.n_features(),
-            c.predictor.n_classes(),
-        ))
-        .into_response(),
-        Err(r) => r,
-    }
+fn v2_metadata_of(s: &ServeState, model: &str, version: Option<&str>) -> Answer {
+    let c = served_version(s, model, version)?;
+    Ok(Json(v2::model_metadata(
+        model,
+        c.version(),
+        c.predictor.n_features(),
+        c.predictor.n_classes(),
+    ))
+    .into_response())
 }
 
-async fn v2_metadata(State(s): State<ServeState>, Path(model): Path<String>) -> Response {
+async fn v2_metadata(State(s): State<ServeState>, Path(model): Path<String>) -> Answer {
     v2_metadata_of(&s, &model, None)
 }
 
 async fn v2_metadata_version(
     State(s): State<ServeState>,
     Path((model, version)): Path<(String, String)>,
-) -> Response {
+) -> Answer {
     v2_metadata_of(&s, &model, Some(&version))
 }
 
-async fn v2_ready(State(s): State<ServeState>, Path(model): Path<String>) -> Response {
-    served_version(&s, &model, None)
-        .map(|_| StatusCode::OK.into_response())
-        .unwrap_or_else(|r| r)
+async fn v2_ready(State(s): State<ServeState>, Path(model): Path<String>) -> Answer {
+    served_version(&s, &model, None).map(|_| StatusCode::OK.into_response())
 }
 
 async fn v2_ready_version(
     State(s): State<ServeState>,
     Path((model, version)): Path<(String, String)>,
-) -> Response {
-    served_version(&s, &model, Some(&version))
-        .map(|_| StatusCode::OK.into_response())
-        .unwrap_or_else(|r| r)
+) -> Answer {
+    served_version(&s, &model, Some(&version)).map(|_| StatusCode::OK.into_response())
 }
 
 async fn v2_server_metadata() -> Json<serde_json::Value> {
@@ -317,14 +311,14 @@ async fn v2_live() -> StatusCode {
     StatusCode::OK
 }
 
-async fn v2_server_ready(State(s): State<ServeState>) -> Response {
+async fn v2_server_ready(State(s): State<ServeState>) -> Answer {
     if s.cache.is_loaded() {
-        StatusCode::OK.into_response()
+        Ok(StatusCode::OK.into_response())
     } else {
-        error(
+        Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "champions not loaded from the registry yet",
-        )
+        ))
     }
 }
 
@@ -349,21 +343,18 @@ fn download(
     model: &str,
     headers: &HeaderMap,
     pick: fn(&Served) -> (&Bytes, &'static str, &'static str),
-) -> Response {
-    let served = match champion_of(s, model) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let served = champion_of(s, model)?;
     let tag = etag(served.version());
     if if_none_match(headers, &tag) {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
     let (bytes, content_type, ext) = pick(&served);
     let disposition = format!(
         "attachment; filename=\"{model}-v{}.{ext}\"",
         served.version()
     );
-    (
+    Ok((
         [
             (header::ETAG, tag),
             (header::CONTENT_TYPE, content_type.to_string()),
@@ -371,14 +362,14 @@ fn download(
         ],
         bytes.clone(),
     )
-        .into_response()
+        .into_response())
 }
 
 async fn champion_weights(
     State(s): State<ServeState>,
     Path(model): Path<String>,
     headers: HeaderMap,
-) -> Response {
+) -> Answer {
     download(&s, &model, &headers, |c| {
         (&c.safetensors, "application/octet-stream", "safetensors")
     })
@@ -388,7 +379,7 @@ async fn champion_sidecar(
     State(s): State<ServeState>,
     Path(model): Path<String>,
     headers: HeaderMap,
-) -> Response {
+) -> Answer {
     download(&s, &model, &headers, |c| {
         (&c.sidecar, "application/json", "json")
     })
@@ -404,28 +395,25 @@ async fn list_models(State(s): State<ServeState>) -> Json<serde_json::Value> {
     Json(json!({ "models": models }))
 }
 
-async fn model_versions(State(s): State<ServeState>, Path(model): Path<String>) -> Response {
+async fn model_versions(State(s): State<ServeState>, Path(model): Path<String>) -> Answer {
     if matches!(s.cache.get(&model), Lookup::Unknown) {
-        return unknown_model(&s, &model);
+        return Err(unknown_model(&s, &model));
     }
     let listed = async {
         let mut conn = s.pool.acquire().await?;
         registry::list(&mut conn, Some(&model)).await
     };
-    match listed.await {
-        Ok(versions) => {
-            let champion = versions
-                .iter()
-                .find(|v| v.status == "champion")
-                .map(|v| v.version);
-            Json(json!({ "model": model, "champion": champion, "versions": versions }))
-                .into_response()
-        }
-        Err(e) => error(
+    let versions = listed.await.map_err(|e| {
+        error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot read the registry: {e}"),
-        ),
-    }
+        )
+    })?;
+    let champion = versions
+        .iter()
+        .find(|v| v.status == "champion")
+        .map(|v| v.version);
+    Ok(Json(json!({ "model": model, "champion": champion, "versions": versions })).into_response())
 }
 
 /// Every serving route; all but the health checks need a read (or admin) token.

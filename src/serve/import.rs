@@ -255,7 +255,7 @@ pub fn from_state_dict(
         ));
     }
     if let Some(j) =
-        (0..n_features).find(|&j| !mean[j].is_finite() || !(scale[j].is_finite() && scale[j] > 0.0))
+        (0..n_features).find(|&j| !(mean[j].is_finite() && scale[j].is_finite() && scale[j] > 0.0))
     {
         return Err(format!(
             "scaler.json feature {j}: mean {} and scale {} must be finite, the scale positive",
@@ -395,7 +395,8 @@ mod tests {
 
     #[test]
     fn bad_state_dicts_say_why() {
-        let cases: Vec<(Vec<Param>, Vec<f64>, Vec<f64>, &str)> = vec![
+        type Case = (Vec<Param>, Vec<f64>, Vec<f64>, &'static str);
+        let cases: Vec<Case> = vec![
             (vec![], vec![], vec![], "no parameters"),
             (
                 vec![param("0.weight", &[4, 3], 0.1)],
@@ -447,6 +448,27 @@ mod tests {
                 .unwrap_err();
             assert!(err.contains(says), "{says}: {err}");
         }
+    }
+
+    #[test]
+    fn driftds_own_export_reads_back() {
+        let a = from_state_dict(net(), &[0.5; 3], &[2.0; 3]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("m-v3.safetensors"),
+            a.to_safetensors_bytes(),
+        )
+        .unwrap();
+        assert_eq!(read_export_dir(dir.path()).unwrap(), a);
+        std::fs::write(dir.path().join("m-v3.json"), a.sidecar_json()).unwrap();
+        assert_eq!(read_export_dir(dir.path()).unwrap(), a);
+        let other = from_state_dict(net(), &[0.0; 3], &[2.0; 3]).unwrap();
+        std::fs::write(dir.path().join("m-v3.json"), other.sidecar_json()).unwrap();
+        let err = read_export_dir(dir.path()).unwrap_err();
+        assert!(err.contains("disagrees"), "{err}");
+        std::fs::write(dir.path().join("m-v4.safetensors"), b"x").unwrap();
+        let err = read_export_dir(dir.path()).unwrap_err();
+        assert!(err.contains("found 2 .safetensors files"), "{err}");
     }
 
     #[test]
