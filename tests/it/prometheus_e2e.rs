@@ -321,6 +321,10 @@ strategy = "finetune_combined"
 min_new_rows = 200
 cooldown = "1s"
 
+# The floor the accuracy alert compares with (driftd_accuracy_floor); no threshold trigger.
+[models.triggers.threshold]
+min_accuracy = 0.7
+
 [models.feature_drift]
 check_interval = "1s"
 window_rows = 300
