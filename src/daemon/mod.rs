@@ -119,7 +119,7 @@ async fn start_http(
     pool: &sqlx::PgPool,
     http_state: HttpState,
     shutdown: &watch::Receiver<bool>,
-) -> anyhow::Result<(JoinHandle<()>, JoinHandle<()>)> {
+) -> anyhow::Result<(JoinHandle<()>, JoinHandle<std::io::Result<()>>)> {
     let mut http_shutdown = shutdown.clone();
     let admin = exporter::admin::router(
         pool.clone(),
@@ -201,7 +201,12 @@ pub async fn run(
         }
         .run(loops, shutdown.clone()),
     );
-    let trained: Vec<_> = cfg.models.iter().filter(|m| m.train.enabled).cloned().collect();
+    let trained: Vec<_> = cfg
+        .models
+        .iter()
+        .filter(|m| m.train.enabled)
+        .cloned()
+        .collect();
     let _scheduler = schedule::start(&trained, &trigger_senders, &wakers, metrics.clone())
         .await
         .context("starting the retrain schedules")?;
