@@ -43,6 +43,12 @@ fn beats() -> &'static Mutex<HashMap<String, Instant>> {
     BEATS.get_or_init(Default::default)
 }
 
+/// How often a loop must go round for the watchdog to be fed (half its interval), when
+/// systemd watches this process: an idle loop waits no longer than this.
+pub fn beat_period() -> Option<Duration> {
+    interval().map(|i| i / 2)
+}
+
 /// Model `model`'s loop went round once.
 pub fn beat(model: &str) {
     if interval().is_some() {

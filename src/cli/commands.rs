@@ -46,6 +46,7 @@ macro_rules! attempt {
 
 pub async fn run(path: &Path) -> Outcome {
     let cfg = attempt!(load_config(path));
+    attempt!(database(&cfg));
     let log = match telemetry::init(cfg.log.format, &cfg.log.level) {
         Ok(h) => h,
         Err(e) => return Outcome::BadConfig(format!("config key `log.level`: {e}")),

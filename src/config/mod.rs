@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub mod cron;
+pub mod serve;
 pub mod triggers;
 
 use crate::detect::DetectorConfig;
@@ -78,7 +79,7 @@ pub struct Config {
     pub training: TrainingRuntimeConfig,
     /// Online predictions and champion downloads.
     #[serde(default)]
-    pub serve: crate::serve::ServeConfig,
+    pub serve: serve::ServeConfig,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
 }

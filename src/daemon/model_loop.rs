@@ -169,13 +169,17 @@ impl ModelLoop {
 
     /// How long to wait with nothing to read: the sweep (or `LISTEN`) wakes the loop when
     /// there is work, so on its own it polls only every `idle_poll_ms`; more often while a
-    /// training runs (to collect it) and at the feature-drift check interval.
+    /// training runs (to collect it), at the feature-drift check interval, and at half the
+    /// systemd watchdog interval (the watchdog is fed only while every loop goes round).
     fn idle_wait(&self, trainer: &Trainer) -> Duration {
         let interval = Duration::from_millis(self.poll.interval_ms);
         if trainer.is_running() {
             return interval;
         }
         let mut wait = Duration::from_millis(self.poll.idle_poll_ms).max(interval);
+        if let Some(beat) = crate::systemd::beat_period() {
+            wait = wait.min(beat.max(interval));
+        }
         if let Some(fd) = &self.cfg.feature_drift {
             let check = Duration::from_secs(fd.check_interval.secs().max(0) as u64);
             wait = wait.min(check.max(interval));

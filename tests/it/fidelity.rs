@@ -189,6 +189,12 @@ async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
     driftd::backtest::generate_csv(&spec, &input).unwrap();
     let mut db = shared_pg().fresh_db().await;
     let config = write_config(dir.path(), &db.url, MODEL_TOML);
+    // `wait_decided` tells a finished round by the lag gauge each round sets; an idle loop
+    // goes round on its own only every `idle_poll_ms`, so make that short here.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[poll]", "[poll]\nidle_poll_ms = 100");
+    std::fs::write(&config, text).unwrap();
     let cfg = driftd::config::Config::load(&config, Vec::new()).unwrap();
     let opts = driftd::backtest::BacktestOptions::default();
     // The rows exactly as the backtest reads them.

@@ -257,19 +257,15 @@ async fn training_slots_bound_the_trainings_that_run_at_once() {
         Duration::from_secs(180),
         "each model has its first champion",
         || {
-            let n = d
-                .metric(
-                    "driftd_retrains_total{model=\"a\",trigger=\"bootstrap\",result=\"promoted\"}",
-                )
-                .unwrap_or(0.0)
-                + d.metric(
-                    "driftd_retrains_total{model=\"b\",trigger=\"bootstrap\",result=\"promoted\"}",
-                )
-                .unwrap_or(0.0)
-                + d.metric(
-                    "driftd_retrains_total{model=\"c\",trigger=\"bootstrap\",result=\"promoted\"}",
-                )
-                .unwrap_or(0.0);
+            let n: f64 = ["a", "b", "c"]
+                .iter()
+                .map(|m| {
+                    d.metric(&format!(
+                        "driftd_retrains_total{{model=\"{m}\",trigger=\"bootstrap\",result=\"promoted\"}}"
+                    ))
+                    .unwrap_or(0.0)
+                })
+                .sum();
             async move { n == 3.0 }
         },
     )
