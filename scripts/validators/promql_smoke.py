@@ -45,6 +45,7 @@ VALUES = {
     "feature": ["nswprice", "vicprice", "transfer"],
     "version": ["0.1.0"],
     "revision": ["0123456789ab"],
+    "kind": ["database", "registry", "corrupt_state", "conflict"],
 }
 BUCKETS = [0.01, 0.1, 1, 10, 60, 600, 3600]
 
