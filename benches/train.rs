@@ -73,7 +73,7 @@ fn single_model(n: usize, epochs: usize, threads: i32, py: Option<&Path>) -> Row
     // Epochs are what is measured here: no sample budget.
     let cfg = TrainConfig {
         fit_epochs: epochs,
-        sample_budget: None,
+        sample_budget: 0,
         ..Default::default()
     };
     let opts = FitOptions::fresh(&cfg, 7);
@@ -155,7 +155,7 @@ fn tournament(n: usize, epochs_scale: f64) {
     let cfg = TrainConfig {
         fit_epochs: (150.0 * epochs_scale) as usize,
         finetune_epochs: (100.0 * epochs_scale) as usize,
-        sample_budget: None,
+        sample_budget: 0,
         ..Default::default()
     };
     let no = AtomicBool::new(false);

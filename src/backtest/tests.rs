@@ -162,6 +162,34 @@ fn a_stationary_stream_shows_no_drift_and_no_update() {
     assert!(r.drifts.is_empty(), "{:?}", r.drifts);
     assert!(r.retrains.is_empty(), "{:?}", r.retrains);
     assert!(r.prequential_accuracy > 0.8, "{}", r.prequential_accuracy);
+
+    // The "more data" trigger tries an update every 3 000 labelled rows through the same
+    // policy path as the daemon; the holdout gate decides on each.
+    let cfg = config(
+        8,
+        "max_training_rows = 1000",
+        "[models.triggers.more_data]\nenabled = true\nevery_rows = 3000",
+    );
+    let r = run_history(
+        &cfg.models[0],
+        &History::from_stream(&spec),
+        &BacktestOptions::default(),
+    )
+    .unwrap();
+    let at: Vec<(usize, &str)> = r
+        .retrains
+        .iter()
+        .map(|u| (u.index, u.trigger.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (3_499, "more_data"),
+            (6_499, "more_data"),
+            (9_499, "more_data")
+        ]
+    );
+    assert!(r.retrains.iter().all(|u| u.steps > 0 && u.error.is_none()));
 }
 
 #[test]

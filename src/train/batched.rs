@@ -147,7 +147,7 @@ pub struct FitOptions {
     pub recency_half_life_seconds: Option<f64>,
     pub device: DeviceChoice,
     /// See [`TrainConfig::sample_budget`].
-    pub sample_budget: Option<usize>,
+    pub sample_budget: usize,
 }
 
 impl FitOptions {
@@ -233,8 +233,9 @@ pub(crate) struct JobSpec {
 }
 
 /// Steps a sample budget allows at `batch_size` rows a step.
-pub(crate) fn budget_steps(sample_budget: Option<usize>, batch_size: usize) -> Option<usize> {
-    sample_budget.map(|b| b.div_ceil(batch_size.max(1)).max(1))
+/// (0: no budget).
+pub(crate) fn budget_steps(sample_budget: usize, batch_size: usize) -> Option<usize> {
+    (sample_budget > 0).then(|| sample_budget.div_ceil(batch_size.max(1)))
 }
 
 /// Turns raw rows into a [`Job`]: the newest `validation_fraction` of the rows becomes the
@@ -1215,8 +1216,10 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
             f2.store(true, Ordering::Relaxed);
         });
+        // No sample budget: the fit must still be running when the flag goes up.
         let opts = FitOptions {
             epochs: 10_000,
+            sample_budget: 0,
             ..quick_opts(1)
         };
         let t0 = Instant::now();

@@ -261,9 +261,9 @@ pub struct TrainConfig {
     pub batched_tournament: bool,
     /// Most training samples (steps × batch rows) one job sees, whatever its epochs and rows:
     /// a job stops after `ceil(sample_budget / batch_size)` steps. This bounds the time of an
-    /// update whatever the length of the history. `None`: epochs alone decide. Default
+    /// update whatever the length of the history. 0: no budget, epochs alone decide. Default
     /// 150 000 (the 150 epochs of a fresh fit on 1 000 rows).
-    pub sample_budget: Option<usize>,
+    pub sample_budget: usize,
     /// Extra `auto` candidates: a fresh model on only the newest N training rows (old and new
     /// together), one per entry, so the holdout chooses how far back to learn from (a
     /// sliding window of several lengths). Default: none.
@@ -306,7 +306,7 @@ impl Default for TrainConfig {
             ensemble_new_member_weight: 0.5,
             max_ensemble_members: 5,
             batched_tournament: true,
-            sample_budget: Some(DEFAULT_SAMPLE_BUDGET),
+            sample_budget: DEFAULT_SAMPLE_BUDGET,
             window_candidates: Vec::new(),
             incremental_rows: None,
             incremental_epochs: 5,
@@ -353,9 +353,6 @@ impl TrainConfig {
         }
         if self.fit_epochs == 0 || self.finetune_epochs == 0 {
             return bad("fit_epochs and finetune_epochs must be at least 1".into());
-        }
-        if self.sample_budget == Some(0) {
-            return bad("sample_budget must be positive".into());
         }
         if self.window_candidates.contains(&0) || self.incremental_rows == Some(0) {
             return bad("window_candidates and incremental_rows must be positive".into());

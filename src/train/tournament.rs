@@ -1230,7 +1230,7 @@ mod tests {
             window_candidates: vec![100, 200],
             incremental_rows: Some(100),
             incremental_epochs: 3,
-            sample_budget: Some(3_200),
+            sample_budget: 3_200,
             ..quick()
         };
         let (champ, old) = champion(&quick(), 2);

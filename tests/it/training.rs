@@ -453,7 +453,7 @@ async fn triggers_during_training_coalesce_and_sigterm_cancels_it() {
     let cfg = write_config(
         dir.path(),
         &db.url,
-        &model_block("", "").replace("fit_epochs = 15", "fit_epochs = 200000"),
+        &model_block("", "").replace("fit_epochs = 15", "fit_epochs = 200000\nsample_budget = 0"),
     );
     std::fs::write(
         &cfg,
