@@ -177,14 +177,11 @@ fn layer_key(name: &str) -> Option<(usize, &str)> {
     matches!(kind, "weight" | "bias").then_some((index, kind))
 }
 
-/// An artifact from a `Sequential`'s parameters and a scaler.
-pub fn from_state_dict(
-    params: Vec<Param>,
-    mean: &[f64],
-    scale: &[f64],
-) -> Result<ModelArtifact, String> {
-    let mut layers: std::collections::BTreeMap<usize, (Option<Param>, Option<Param>)> =
-        Default::default();
+type Layers = std::collections::BTreeMap<usize, (Option<Param>, Option<Param>)>;
+
+/// The parameters by layer index: `(weight, bias)`.
+fn group_layers(params: Vec<Param>) -> Result<Layers, String> {
+    let mut layers = Layers::new();
     for p in params {
         let (index, kind) = layer_key(&p.name).ok_or_else(|| {
             format!(
@@ -203,6 +200,12 @@ pub fn from_state_dict(
     if layers.is_empty() {
         return Err("the state_dict has no parameters".into());
     }
+    Ok(layers)
+}
+
+/// The layers' widths (`[n_features, hidden…, outputs]`) and tensors, checked to chain and be
+/// finite.
+fn linear_layers(layers: Layers) -> Result<(Vec<usize>, Vec<NamedTensor>), String> {
     let mut widths = Vec::new();
     let mut tensors = Vec::new();
     for (l, (index, (w, b))) in layers.into_iter().enumerate() {
@@ -221,15 +224,15 @@ pub fn from_state_dict(
                 b.name, b.shape
             ));
         }
-        if let Some(&prev) = widths.last() {
-            if prev != inp {
+        match widths.last() {
+            Some(&prev) if prev != inp => {
                 return Err(format!(
                     "{} takes {inp} inputs but the layer before gives {prev}",
                     w.name
-                ));
+                ))
             }
-        } else {
-            widths.push(inp);
+            Some(_) => {}
+            None => widths.push(inp),
         }
         widths.push(out);
         for p in [&w, &b] {
@@ -245,8 +248,10 @@ pub fn from_state_dict(
             });
         }
     }
-    let n_features = widths[0];
-    let n_out = *widths.last().expect("at least one layer");
+    Ok((widths, tensors))
+}
+
+fn scaler_from(mean: &[f64], scale: &[f64], n_features: usize) -> Result<Scaler, String> {
     if mean.len() != n_features || scale.len() != n_features {
         return Err(format!(
             "scaler.json has {} means and {} scales; the first layer takes {n_features} features",
@@ -262,13 +267,24 @@ pub fn from_state_dict(
             mean[j], scale[j]
         ));
     }
-    let hidden = &widths[1..widths.len() - 1];
-    let n_classes = if n_out == 1 { 2 } else { n_out };
-    let arch = Arch::new(n_features, hidden, n_classes);
-    let scaler = Scaler {
+    Ok(Scaler {
         mean: mean.iter().map(|&m| m as f32).collect(),
         std: scale.iter().map(|&s| s as f32).collect(),
-    };
+    })
+}
+
+/// An artifact from a `Sequential`'s parameters and a scaler.
+pub fn from_state_dict(
+    params: Vec<Param>,
+    mean: &[f64],
+    scale: &[f64],
+) -> Result<ModelArtifact, String> {
+    let (widths, tensors) = linear_layers(group_layers(params)?)?;
+    let n_features = widths[0];
+    let scaler = scaler_from(mean, scale, n_features)?;
+    let n_out = *widths.last().expect("at least one layer");
+    let n_classes = if n_out == 1 { 2 } else { n_out };
+    let arch = Arch::new(n_features, &widths[1..widths.len() - 1], n_classes);
     let artifact = ModelArtifact::single(
         arch,
         Member {

@@ -68,7 +68,7 @@ pub fn parse_infer(
     n_features: usize,
     max_rows: usize,
 ) -> Result<Infer, String> {
-    let (json_part, mut binary) = match header_len {
+    let (json_part, binary) = match header_len {
         Some(n) if n > body.len() => {
             return Err(format!(
                 "Inference-Header-Content-Length is {n} but the body has {} bytes",
@@ -86,6 +86,24 @@ pub fn parse_infer(
             req.inputs.len()
         ));
     };
+    let rows = check_input(input, n_features, max_rows)?;
+    let x = input_values(input, binary, rows * n_features)?;
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "input `{INPUT}`: value {i} (row {}, feature {}) is not finite",
+            i / n_features,
+            i % n_features
+        ));
+    }
+    Ok(Infer {
+        id: req.id.clone(),
+        x,
+        outputs: requested_outputs(&req)?,
+    })
+}
+
+/// The number of rows, once name, datatype and shape are right.
+fn check_input(input: &InputTensor, n_features: usize, max_rows: usize) -> Result<usize, String> {
     if input.name != INPUT {
         return Err(format!(
             "unknown input `{}`; the model's input is `{INPUT}`",
@@ -100,11 +118,11 @@ pub fn parse_infer(
     }
     let rows = match input.shape.as_slice() {
         [r, f] if *r >= 1 && *f == n_features as i64 => *r as usize,
-        _ => {
+        shape => {
+            let want = format!("[rows, {n_features}] with rows ≥ 1");
             return Err(format!(
-            "input `{INPUT}` has shape {:?}; the model takes [rows, {n_features}] with rows ≥ 1",
-            input.shape
-        ))
+                "input `{INPUT}` has shape {shape:?}; the model takes {want}"
+            ));
         }
     };
     if rows > max_rows {
@@ -112,72 +130,69 @@ pub fn parse_infer(
             "{rows} rows is more than the {max_rows} a request may carry (serve.max_rows)"
         ));
     }
-    let want = rows * n_features;
-    let x = match (&input.data, input.parameters.get("binary_data_size")) {
-        (Some(data), None) => json_values(data, want)?,
+    Ok(rows)
+}
+
+/// The input's `want` values, from its JSON `data` or from the binary part of the body.
+fn input_values(input: &InputTensor, binary: &[u8], want: usize) -> Result<Vec<f32>, String> {
+    let size = match (&input.data, input.parameters.get("binary_data_size")) {
+        (Some(data), None) if binary.is_empty() => return json_values(data, want),
+        (Some(_), None) => {
+            return Err(format!(
+                "{} bytes of binary data belong to no input",
+                binary.len()
+            ))
+        }
         (None, Some(size)) => {
-            let size = size
-                .as_u64()
-                .ok_or("binary_data_size must be a whole number")? as usize;
-            if size != 4 * want {
-                return Err(format!(
-                    "binary_data_size is {size} bytes; shape {:?} of FP32 needs {}",
-                    input.shape,
-                    4 * want
-                ));
-            }
-            if binary.len() < size {
-                return Err(format!(
-                    "the body carries {} bytes of binary data, the input needs {size}",
-                    binary.len()
-                ));
-            }
-            let (mine, rest) = binary.split_at(size);
-            binary = rest;
-            mine.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("chunks of 4")))
-                .collect()
+            size.as_u64()
+                .ok_or("binary_data_size must be a whole number")? as usize
         }
         (Some(_), Some(_)) => return Err("input has both `data` and binary_data_size".into()),
         (None, None) => return Err(format!("input `{INPUT}` has no `data`")),
     };
-    if !binary.is_empty() {
+    if size != 4 * want {
         return Err(format!(
-            "{} bytes of binary data belong to no input",
+            "binary_data_size is {size} bytes; shape {:?} of FP32 needs {}",
+            input.shape,
+            4 * want
+        ));
+    }
+    if binary.len() != size {
+        return Err(format!(
+            "the body carries {} bytes of binary data, the input needs {size}",
             binary.len()
         ));
     }
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(format!(
-            "input `{INPUT}`: value {i} (row {}, feature {}) is not finite",
-            i / n_features,
-            i % n_features
-        ));
-    }
+    Ok(binary
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("chunks of 4")))
+        .collect())
+}
+
+/// The outputs to return and whether each goes as binary data: an output's own
+/// `binary_data` parameter, else the request's `binary_data_output`.
+fn requested_outputs(req: &InferRequest) -> Result<Vec<(&'static str, bool)>, String> {
     let all_binary = truthy(&req.parameters, "binary_data_output").unwrap_or(false);
-    let outputs = match &req.outputs {
-        None => vec![(OUT_PROBABILITIES, all_binary), (OUT_LABEL, all_binary)],
-        Some(list) => list
-            .iter()
-            .map(|o| {
-                let name = match o.name.as_str() {
-                    OUT_PROBABILITIES => OUT_PROBABILITIES,
-                    OUT_LABEL => OUT_LABEL,
-                    other => {
-                        return Err(format!(
-                            "unknown output `{other}`; the model's outputs are `{OUT_PROBABILITIES}` and `{OUT_LABEL}`"
-                        ))
-                    }
-                };
-                Ok((name, truthy(&o.parameters, "binary_data").unwrap_or(all_binary)))
-            })
-            .collect::<Result<_, String>>()?,
+    let Some(list) = &req.outputs else {
+        return Ok(vec![
+            (OUT_PROBABILITIES, all_binary),
+            (OUT_LABEL, all_binary),
+        ]);
     };
-    Ok(Infer {
-        id: req.id,
-        x,
-        outputs,
-    })
+    list.iter()
+        .map(|o| {
+            let name = match o.name.as_str() {
+                OUT_PROBABILITIES => OUT_PROBABILITIES,
+                OUT_LABEL => OUT_LABEL,
+                other => {
+                    return Err(format!(
+                        "unknown output `{other}`; the model's outputs are `{OUT_PROBABILITIES}` and `{OUT_LABEL}`"
+                    ))
+                }
+            };
+            Ok((name, truthy(&o.parameters, "binary_data").unwrap_or(all_binary)))
+        })
+        .collect()
 }
 
 /// Flattens `data` (flat or nested arrays, row-major) and checks it has `want` numbers.
