@@ -1,6 +1,6 @@
 //! Cron schedules (with a seconds field, as tokio-cron-scheduler reads them) in a time zone.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
@@ -30,7 +30,7 @@ pub fn next_firings(
 ) -> Result<Vec<DateTime<Utc>>, String> {
     let cron = parse_cron(expr)?;
     let tz = parse_timezone(tz)?;
-    let mut t = from.with_timezone(&tz);
+    let mut t = whole_second(from).with_timezone(&tz);
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         t = cron
@@ -41,9 +41,15 @@ pub fn next_firings(
     Ok(out)
 }
 
+/// `t` without its fraction of a second: croner keeps the start's fraction in what it finds
+/// (`03:00:00.8991`), and a cron firing is a whole second.
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0).unwrap_or(t)
+}
+
 /// The first firing of `cron` in `tz` strictly after `after`.
 fn next_after(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cron.find_next_occurrence(&after.with_timezone(&tz), false)
+    cron.find_next_occurrence(&whole_second(after).with_timezone(&tz), false)
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
@@ -123,6 +129,17 @@ mod tests {
             "five fields: the seconds are required"
         );
         assert!(parse_timezone("Mars/Olympus").is_err());
+        // A start with a fraction of a second gives whole-second firings.
+        let t = next_firings(
+            "0 0 3 * * Mon",
+            "UTC",
+            from + chrono::Duration::milliseconds(899),
+            1,
+        );
+        assert_eq!(
+            t.unwrap()[0],
+            Utc.with_ymd_and_hms(2026, 11, 30, 3, 0, 0).unwrap()
+        );
     }
 
     /// Steps a controlled clock from firing to firing: before each step the plan says when
