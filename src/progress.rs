@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 thread_local! {
     static REPORTER: RefCell<Option<Reporter>> = const { RefCell::new(None) };
@@ -117,9 +117,15 @@ impl Reporter {
 
 fn new_bar(label: &str, total: u64) -> ProgressBar {
     let style = ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, ETA {eta}",
+        "{prefix} [{bar:20}] {human_pos}/{human_len} rows, {rate} rows/s, ETA {eta}",
     )
     .expect("a valid template")
+    .with_key(
+        "rate",
+        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}", state.per_sec());
+        },
+    )
     .progress_chars("=> ");
     let bar = ProgressBar::new(total).with_style(style);
     bar.set_prefix(label.to_string());

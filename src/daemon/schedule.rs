@@ -76,13 +76,19 @@ fn arm(sched: JobScheduler, ms: Arc<ModelSchedules>, i: usize) -> Armed {
         };
         let job = Job::new_one_shot_at_instant_async(
             instant_for(at, Utc::now()),
-            move |_id, sched| {
+            move |id, sched| {
                 let ms = ms.clone();
                 Box::pin(async move {
                     ms.fire(i);
-                    if let Err(e) = arm(sched, ms.clone(), i).await {
+                    if let Err(e) = arm(sched.clone(), ms.clone(), i).await {
                         tracing::error!(model = %ms.model, error = %e, "cannot arm the next scheduled retrain");
                     }
+                    // A one-shot job that ran stays in the crate's store: remove it once the
+                    // crate has recorded its run, so jobs do not pile up.
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        let _ = sched.remove(&id).await;
+                    });
                 })
             },
         )?;

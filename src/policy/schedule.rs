@@ -1,6 +1,6 @@
 //! Cron schedules (with a seconds field, as tokio-cron-scheduler reads them) in a time zone.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 pub use crate::config::cron::{CronExpr, Zone};
 
@@ -11,7 +11,7 @@ pub fn next_firings(
     from: DateTime<Utc>,
     n: usize,
 ) -> Vec<DateTime<Utc>> {
-    let mut t = from.with_timezone(&zone.tz());
+    let mut t = whole_second(from).with_timezone(&zone.tz());
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         match expr.cron().find_next_occurrence(&t, false) {
@@ -26,6 +26,12 @@ pub fn next_firings(
 /// The next firing after `from`, if any.
 pub fn next_firing(expr: &CronExpr, zone: Zone, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
     next_firings(expr, zone, from, 1).first().copied()
+}
+
+/// `t` without its fraction of a second: croner keeps the start's fraction in what it finds
+/// (`03:00:00.8991`), and a cron firing is a whole second.
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0).unwrap_or(t)
 }
 
 /// The first firing of `cron` in `zone` strictly after `after`.
@@ -112,6 +118,14 @@ mod tests {
         );
         assert!(Zone::parse("Mars/Olympus").is_err());
         assert_eq!(berlin.to_string(), "Europe/Berlin");
+        // A start with a fraction of a second gives whole-second firings.
+        let t = next_firings(
+            &CronExpr::parse("0 0 3 * * Mon").unwrap(),
+            Zone::parse("UTC").unwrap(),
+            from + chrono::Duration::milliseconds(899),
+            1,
+        );
+        assert_eq!(t[0], Utc.with_ymd_and_hms(2026, 11, 30, 3, 0, 0).unwrap());
     }
 
     /// Steps a controlled clock from firing to firing: before each step the plan says when

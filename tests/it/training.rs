@@ -442,6 +442,17 @@ async fn http_retrain_needs_the_token_and_schedules_fire() {
         (next - chrono::Utc::now().timestamp() as f64).abs() < 10.0,
         "{next}"
     );
+    // Every firing armed the next one-shot job and removed the one that ran, without errors.
+    wait_sql(
+        &mut db,
+        &d,
+        "three scheduled runs",
+        "SELECT (count(*) >= 3)::int::int8 FROM driftd.training_runs WHERE trigger = 'schedule'",
+        WAIT,
+    )
+    .await;
+    let logs = d.logs();
+    assert!(!logs.contains(" ERROR "), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
