@@ -212,6 +212,13 @@ impl TestDb {
             .unwrap()
     }
 
+    pub async fn scalar_text(&mut self, sql: &str) -> String {
+        sqlx::query_scalar::<_, String>(sql)
+            .fetch_one(&mut self.conn)
+            .await
+            .unwrap()
+    }
+
     /// `None` while the query fails (for instance before the daemon has migrated).
     pub async fn try_scalar_i64(&mut self, sql: &str) -> Option<i64> {
         sqlx::query_scalar::<_, i64>(sql)

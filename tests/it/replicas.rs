@@ -253,23 +253,28 @@ async fn training_slots_bound_the_trainings_that_run_at_once() {
         db.wait_rows_processed(n, 600, Duration::from_secs(60))
             .await;
     }
-    wait_until(
-        Duration::from_secs(180),
-        "each model has its first champion",
-        || {
-            let n: f64 = ["a", "b", "c"]
-                .iter()
-                .map(|m| {
-                    d.metric(&format!(
-                        "driftd_retrains_total{{model=\"{m}\",trigger=\"bootstrap\",result=\"promoted\"}}"
-                    ))
-                    .unwrap_or(0.0)
-                })
-                .sum();
-            async move { n == 3.0 }
-        },
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let champions = db
+            .scalar_i64("SELECT count(*) FROM driftd.model_versions WHERE status = 'champion'")
+            .await;
+        if champions == 3 {
+            break;
+        }
+        if Instant::now() > deadline {
+            let runs = db
+                .scalar_text(
+                    "SELECT coalesce(string_agg(format('%s %s %s %s', model, trigger, status, error), '; '), '') \
+                     FROM driftd.training_runs",
+                )
+                .await;
+            panic!(
+                "{champions} of 3 models have a champion; runs: {runs}\n{}",
+                d.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let finished = db
         .scalar_i64("SELECT count(*) FROM driftd.training_runs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL")
         .await;
