@@ -232,10 +232,12 @@ struct Trained {
 
 impl Job {
     async fn run(self) -> RunResult {
+        // The slot is held until the run's end is recorded, so that recorded runs never
+        // overlap beyond `max_concurrent` either.
         let slot = self.wait_for_slot().await;
         let started = Instant::now();
-        let result = match slot {
-            Some(_permit) => self.train().await,
+        let result = match &slot {
+            Some(_) => self.train().await,
             None => Err(JobError::Cancelled),
         };
         let (trained, error) = match result {
@@ -271,6 +273,7 @@ impl Job {
             }
         }
         self.record_end(&trained, error.as_deref()).await;
+        drop(slot);
         RunResult {
             run_id: self.run_id,
             status,

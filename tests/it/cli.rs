@@ -64,7 +64,19 @@ fn check_config_accepts_the_example_and_speaks_json() {
     let m = &v["models"][0];
     assert_eq!(m["name"], "elec2");
     assert_eq!(m["accuracy_floor"], 0.7);
-    let schedules = m["schedules"].as_array().unwrap();
+    assert_eq!(m["schedules"].as_array().unwrap().len(), 0);
+    // The example's commented schedule, switched on (weekly and monthly): each shows its next
+    // three firings.
+    let with_schedules = dir.path().join("with-schedules.toml");
+    let toml_text = std::fs::read_to_string(&example).unwrap()
+        + "\n[[models.triggers.schedules]]\ncron = \"0 0 3 * * Mon\"\nstrategy = \"auto\"\n\
+           [[models.triggers.schedules]]\ncron = \"0 0 4 1 * *\"\nstrategy = \"auto\"\n";
+    std::fs::write(&with_schedules, toml_text).unwrap();
+    let ws = with_schedules.to_str().unwrap();
+    let out = check_config(&["--config", ws, "-o", "json"], &pw, None);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let schedules = v["models"][0]["schedules"].as_array().unwrap().clone();
     assert_eq!(schedules.len(), 2);
     assert!(schedules
         .iter()
