@@ -32,7 +32,7 @@ pg_cpu() { local s=0 p; for p in $PG_MAIN $(pgrep -P "$PG_MAIN"); do s=$(echo "$
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2}'; }
 owned() { curl -s "http://127.0.0.1:$1/metrics" | grep -c '^driftd_model_owner{.*} 1$' || true; }
 
-printf '%7s %3s %9s %10s %11s %18s %14s %12s %16s %8s\n' M R rows consume_s rows_per_s models_per_replica rss_MiB conns idle_cpu_replica idle_pg
+printf '%7s %3s %9s %10s %11s %11s %18s %14s %6s %16s %8s\n' M R rows consume_s rows_per_s all_owned_s models_per_replica rss_MiB conns idle_cpu_replica idle_pg
 for M in "${MS[@]}"; do
   db="m$M"
   psql -q "$URL" -c "CREATE DATABASE $db" >/dev/null
@@ -67,8 +67,15 @@ SQL
   done
   end=$(date +%s.%N)
   consume=$(echo "$end - $start" | bc -l)
+  # Idle means: every model owned and loaded, nothing to read (wait up to 5 min for that).
+  for _ in $(seq 1 300); do
+    sum=0; for r in $(seq 1 "$R"); do sum=$((sum + $(owned $((9400 + r))))); done
+    [ "$sum" -ge "$M" ] && break
+    sleep 1
+  done
+  balanced=$(echo "$(date +%s.%N) - $start" | bc -l)
   sleep 3  # let the last commits and metric updates settle
-  shares=""; rss=""; before=(); 
+  shares=""; rss=""; before=();
   for r in $(seq 1 "$R"); do shares="$shares$(owned $((9400 + r)))/"; done
   conns=$(psql -qAt "$DBURL" -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db' AND pid <> pg_backend_pid()")
   for i in "${!PIDS[@]}"; do before[$i]=$(cpu_of "${PIDS[$i]}"); done
@@ -80,8 +87,8 @@ SQL
     rss="$rss$(( $(awk '/VmRSS/ {print $2}' "/proc/${PIDS[$i]}/status") / 1024 ))/"
   done
   pg_idle=$(printf '%.1f%%' "$(echo "($(pg_cpu) - $pg_before) * 100 / $IDLE" | bc -l)")
-  printf '%7d %3d %9d %10.1f %11.0f %18s %14s %12s %16s %8s\n' "$M" "$R" "$total" "$consume" \
-    "$(echo "$total / $consume" | bc -l)" "${shares%/}" "${rss%/}" "$conns" "${idle%/}" "$pg_idle"
+  printf '%7d %3d %9d %10.1f %11.0f %11.1f %18s %14s %6s %16s %8s\n' "$M" "$R" "$total" "$consume" \
+    "$(echo "$total / $consume" | bc -l)" "$balanced" "${shares%/}" "${rss%/}" "$conns" "${idle%/}" "$pg_idle"
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   PIDS=()
