@@ -6,6 +6,7 @@
 //! See `ARCHITECTURE.md`.
 
 pub mod backtest;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -11,11 +11,13 @@ use serde::{Deserialize, Serialize};
 
 pub mod cron;
 pub mod serve;
+pub mod templates;
 pub mod triggers;
 
 use crate::detect::DetectorConfig;
 use crate::span::Span;
 use crate::train::TrainConfig;
+use templates::ModelTemplate;
 use triggers::TriggerConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,13 @@ pub struct Config {
     pub serve: serve::ServeConfig,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// `[[model_templates]]` as written; read into [`Config::model_templates`] at load.
+    #[serde(default, rename = "model_templates")]
+    template_tables: Vec<toml::Table>,
+    /// Settings for models not listed in `models`, by a pattern on their name (see
+    /// [`templates`]). An explicit `[[models]]` block wins; the first matching template next.
+    #[serde(skip)]
+    pub model_templates: Vec<ModelTemplate>,
 }
 
 /// How the daemon runs training and scoring (the per-model `train` table says what to train).
@@ -182,6 +191,9 @@ pub struct PollConfig {
     /// settled rows (or rows to score, a requested run, a new champion) and wakes them, so
     /// an idle replica costs a few queries per interval whatever the number of models.
     pub idle_poll_ms: u64,
+    /// With `[[model_templates]]`: how often the outcomes table's model names are read to
+    /// find new models (a `NOTIFY` naming an unknown model starts a round at once).
+    pub discover_interval_ms: u64,
 }
 
 impl Default for PollConfig {
@@ -194,6 +206,7 @@ impl Default for PollConfig {
             ownership_check_ms: 2_000,
             replica_ttl_ms: 10_000,
             idle_poll_ms: 30_000,
+            discover_interval_ms: 30_000,
         }
     }
 }
@@ -330,6 +343,96 @@ pub struct ModelConfig {
     pub max_training_rows: usize,
 }
 
+/// A model key's error: the key relative to the model's table, and the reason.
+type FieldError = (String, String);
+
+fn field(key: impl Into<String>, reason: impl Into<String>) -> FieldError {
+    (key.into(), reason.into())
+}
+
+impl ModelConfig {
+    /// Checks one model's settings against the source they are read from.
+    pub fn validate(&self, source: &SourceConfig) -> Result<(), FieldError> {
+        if self.name.is_empty() || self.name.chars().count() > 100 {
+            return Err(field("name", "must be 1 to 100 characters"));
+        }
+        self.validate_shape(source)?;
+        self.validate_detectors()?;
+        self.validate_triggers()?;
+        if let Some(fd) = &self.feature_drift {
+            fd.validate()
+                .map_err(|(key, reason)| field(format!("feature_drift.{key}"), reason))?;
+        }
+        // The trainer's messages start with the field name.
+        self.train
+            .validate()
+            .map_err(|e| field("train", e.to_string()))
+    }
+
+    /// Features, classes and windows.
+    fn validate_shape(&self, source: &SourceConfig) -> Result<(), FieldError> {
+        if self.n_features == 0 {
+            return Err(field("n_features", "must be at least 1"));
+        }
+        if !source.feature_columns.is_empty() && source.feature_columns.len() != self.n_features {
+            return Err(field(
+                "n_features",
+                format!(
+                    "is {} but source.feature_columns lists {} columns",
+                    self.n_features,
+                    source.feature_columns.len()
+                ),
+            ));
+        }
+        if !self.feature_names.is_empty() && self.feature_names.len() != self.n_features {
+            return Err(field("feature_names", "must have n_features entries"));
+        }
+        if self.task == Task::Multiclass && self.n_classes < 2 {
+            return Err(field("n_classes", "must be at least 2"));
+        }
+        if self.count_windows.iter().any(|&w| w == 0 || w > 1_000_000) {
+            return Err(field(
+                "count_windows",
+                "each window must be 1 to 1000000 rows",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_detectors(&self) -> Result<(), FieldError> {
+        for (j, d) in self.detectors.iter().enumerate() {
+            d.detector
+                .build()
+                .map_err(|e| field(format!("detectors[{j}]"), e.to_string()))?;
+            if d.signal == Signal::LogLoss && !d.detector.accepts_real_valued() {
+                return Err(field(
+                    format!("detectors[{j}].signal"),
+                    format!(
+                        "{} takes a 0/1 stream; use signal = \"error\"",
+                        d.detector.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_triggers(&self) -> Result<(), FieldError> {
+        let window = &self.triggers.threshold.window;
+        let known = self.count_windows.iter().any(|w| w.to_string() == *window)
+            || self.time_windows.iter().any(|w| w.as_str() == window);
+        if self.triggers.threshold.enabled && !known {
+            return Err(field(
+                "triggers.threshold.window",
+                format!("`{window}` is none of the model's count_windows or time_windows"),
+            ));
+        }
+        self.triggers
+            .validate()
+            .map_err(|(key, reason)| field(format!("triggers.{key}"), reason))
+    }
+}
+
 fn default_max_training_rows() -> usize {
     100_000
 }
@@ -438,6 +541,11 @@ impl Config {
         let mut cfg = deserialize_with_overrides(&file, &overrides)?;
         cfg.resolve_secrets()?;
         cfg.validate()?;
+        cfg.model_templates = std::mem::take(&mut cfg.template_tables)
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| ModelTemplate::from_table(i, t, &cfg.source))
+            .collect::<Result<_, _>>()?;
         Ok(cfg)
     }
 
@@ -488,87 +596,26 @@ impl Config {
         if self.poll.interval_ms == 0 {
             return Err(ConfigError::key("poll.interval_ms", "must be at least 1"));
         }
+        if self.poll.discover_interval_ms == 0 {
+            return Err(ConfigError::key(
+                "poll.discover_interval_ms",
+                "must be at least 1",
+            ));
+        }
         self.source.validate()?;
         self.serve
             .validate()
             .map_err(|(key, reason)| ConfigError::key(format!("serve.{key}"), reason))?;
         let mut seen = BTreeMap::new();
         for (i, m) in self.models.iter().enumerate() {
-            let k = |f: &str| format!("models[{i}].{f}");
-            if m.name.is_empty() || m.name.len() > 100 {
-                return Err(ConfigError::key(k("name"), "must be 1 to 100 characters"));
-            }
             if seen.insert(m.name.clone(), i).is_some() {
                 return Err(ConfigError::key(
-                    k("name"),
+                    format!("models[{i}].name"),
                     format!("`{}` is configured twice", m.name),
                 ));
             }
-            if m.n_features == 0 {
-                return Err(ConfigError::key(k("n_features"), "must be at least 1"));
-            }
-            if !self.source.feature_columns.is_empty()
-                && self.source.feature_columns.len() != m.n_features
-            {
-                return Err(ConfigError::key(
-                    k("n_features"),
-                    format!(
-                        "is {} but source.feature_columns lists {} columns",
-                        m.n_features,
-                        self.source.feature_columns.len()
-                    ),
-                ));
-            }
-            if !m.feature_names.is_empty() && m.feature_names.len() != m.n_features {
-                return Err(ConfigError::key(
-                    k("feature_names"),
-                    "must have n_features entries",
-                ));
-            }
-            if m.task == Task::Multiclass && m.n_classes < 2 {
-                return Err(ConfigError::key(k("n_classes"), "must be at least 2"));
-            }
-            if m.count_windows.iter().any(|&w| w == 0 || w > 1_000_000) {
-                return Err(ConfigError::key(
-                    k("count_windows"),
-                    "each window must be 1 to 1000000 rows",
-                ));
-            }
-            for (j, d) in m.detectors.iter().enumerate() {
-                d.detector.build().map_err(|e| {
-                    ConfigError::key(format!("models[{i}].detectors[{j}]"), e.to_string())
-                })?;
-                if d.signal == Signal::LogLoss && !d.detector.accepts_real_valued() {
-                    return Err(ConfigError::key(
-                        format!("models[{i}].detectors[{j}].signal"),
-                        format!(
-                            "{} takes a 0/1 stream; use signal = \"error\"",
-                            d.detector.name()
-                        ),
-                    ));
-                }
-            }
-            let window = &m.triggers.threshold.window;
-            let known = m.count_windows.iter().any(|w| w.to_string() == *window)
-                || m.time_windows.iter().any(|w| w.as_str() == window);
-            if m.triggers.threshold.enabled && !known {
-                return Err(ConfigError::key(
-                    k("triggers.threshold.window"),
-                    format!("`{window}` is none of the model's count_windows or time_windows"),
-                ));
-            }
-            m.triggers.validate().map_err(|(key, reason)| {
-                ConfigError::key(format!("models[{i}].triggers.{key}"), reason)
-            })?;
-            if let Some(fd) = &m.feature_drift {
-                fd.validate().map_err(|(key, reason)| {
-                    ConfigError::key(format!("models[{i}].feature_drift.{key}"), reason)
-                })?;
-            }
-            // The trainer's messages start with the field name.
-            m.train
-                .validate()
-                .map_err(|e| ConfigError::key(format!("models[{i}].train"), e.to_string()))?;
+            m.validate(&self.source)
+                .map_err(|(key, reason)| ConfigError::key(format!("models[{i}].{key}"), reason))?;
         }
         Ok(())
     }
@@ -586,6 +633,17 @@ impl Config {
 
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
         self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The template that makes model `name`: none if `[[models]]` names it, else the first
+    /// whose pattern matches.
+    pub fn template_for(&self, name: &str) -> Option<&ModelTemplate> {
+        if self.model(name).is_some() {
+            return None;
+        }
+        self.model_templates
+            .iter()
+            .find(|t| t.pattern.matches(name))
     }
 }
 
@@ -896,5 +954,40 @@ n_features = 3
         let text = format!("{MIN}[models.triggers.drift]\ncooldown = \"0m\"\n");
         let msg = load(&text, &[]).unwrap_err().to_string();
         assert!(msg.contains("models[0].triggers.drift.cooldown"), "{msg}");
+    }
+
+    #[test]
+    fn templates_are_checked_like_models_and_name_their_keys() {
+        let t = "[[model_templates]]\npattern = \"tenant-*\"\n";
+        let c = load(&format!("{MIN}{t}feature_names = [\"a\", \"b\"]\n"), &[]).unwrap();
+        assert_eq!(
+            c.model_templates[0].n_features,
+            Some(2),
+            "from feature_names"
+        );
+        assert!(c.template_for("tenant-7").is_some());
+        assert!(c.template_for("churn").is_none(), "an explicit model wins");
+        assert!(c.template_for("other").is_none());
+        let m = c.model_templates[0]
+            .instantiate("tenant-7", 9, &c.source)
+            .unwrap();
+        assert_eq!((m.name.as_str(), m.n_features), ("tenant-7", 2));
+        let c = load(&format!("{MIN}{t}"), &[]).unwrap();
+        assert_eq!(c.model_templates[0].n_features, None, "from the rows");
+
+        let bad = format!("{MIN}{t}count_windows = [0]\n");
+        let msg = load(&bad, &[]).unwrap_err().to_string();
+        assert!(msg.contains("model_templates[0].count_windows"), "{msg}");
+        let bad = format!("{MIN}{t}[model_templates.train]\nlearning_rat = 0.1\n");
+        let msg = load(&bad, &[]).unwrap_err().to_string();
+        assert!(msg.contains("model_templates[0].train"), "{msg}");
+        assert!(msg.contains("learning_rat"), "{msg}");
+        let named = format!("{MIN}{t}name = \"x\"\n");
+        let msg = load(&named, &[]).unwrap_err().to_string();
+        assert!(msg.contains("model_templates[0].name"), "{msg}");
+        let msg = load(&format!("{MIN}[[model_templates]]\nn_features = 2\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("model_templates[0].pattern"), "{msg}");
     }
 }

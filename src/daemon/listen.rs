@@ -1,19 +1,22 @@
-//! `LISTEN` on the outcomes channel: a notification wakes the model it names early. Losing
-//! notifications is harmless (the poll interval is the fallback), so errors only back off.
+//! `LISTEN` on the outcomes channel: a notification wakes the model it names early; one that
+//! names a model nobody here knows starts model discovery (when templates are configured).
+//! Losing notifications is harmless (the poll interval is the fallback), so errors only back
+//! off.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::postgres::PgListener;
 use tokio::sync::{watch, Notify};
 
+use super::adopt::Wakers;
 use crate::config::DatabaseConfig;
 use crate::db::{self, Backoff};
 
 pub async fn wake_on_notify(
     db_cfg: DatabaseConfig,
     channel: String,
-    wakers: HashMap<String, Arc<Notify>>,
+    wakers: Arc<Wakers>,
+    heard_unknown: Option<Arc<Notify>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(500, 30_000);
@@ -27,8 +30,10 @@ pub async fn wake_on_notify(
             listener.listen(&channel).await?;
             loop {
                 let n = listener.recv().await?;
-                if let Some(w) = wakers.get(n.payload()) {
-                    w.notify_one();
+                match (wakers.get(n.payload()), &heard_unknown) {
+                    (Some(w), _) => w.notify_one(),
+                    (None, Some(discover)) => discover.notify_one(),
+                    (None, None) => {}
                 }
             }
             #[allow(unreachable_code)]

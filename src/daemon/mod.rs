@@ -1,6 +1,8 @@
 //! `driftd run`: wires the source, the per-model loops and the HTTP surface together and runs
 //! them until shutdown.
 
+mod adopt;
+mod discover;
 mod listen;
 mod membership;
 mod model_loop;
@@ -12,20 +14,20 @@ mod training;
 
 pub use training::parse_strategy;
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::catalog::Catalog;
 use crate::config::{Config, DatabaseConfig};
 use crate::db::{self, Backoff};
 use crate::exporter::{self, Health, HttpState, Metrics};
 use crate::outcomes::OutcomeSource;
-use crate::serve;
+use crate::serve::{self, cache::ChampionCache};
 use crate::telemetry::LogLevelHandle;
 
 pub use model_loop::{ModelLoop, StepOutcome};
@@ -64,14 +66,8 @@ async fn migrate_when_ready(
     }
 }
 
-type LoopSet = (
-    Vec<(ModelLoop, watch::Receiver<bool>)>,
-    HashMap<String, Arc<Notify>>,
-    HashMap<String, tokio::sync::mpsc::Sender<crate::policy::TrainRequest>>,
-);
-
 /// What every model loop of this replica shares.
-struct Shared {
+pub struct Shared {
     source: Arc<OutcomeSource>,
     pool: sqlx::PgPool,
     metrics: Arc<Metrics>,
@@ -80,59 +76,32 @@ struct Shared {
     training_slots: Arc<Semaphore>,
 }
 
-/// One loop per model, with its wake-up, its trigger channel and its "loaded" flag.
-fn model_loops(cfg: &Config, shared: &Shared) -> LoopSet {
-    let mut wakers: HashMap<String, Arc<Notify>> = HashMap::new();
-    let mut trigger_senders = HashMap::new();
-    let mut loops = Vec::new();
-    for m in &cfg.models {
-        let wake = Arc::new(Notify::new());
-        wakers.insert(m.name.clone(), wake.clone());
-        let (tx, rx) = watch::channel(false);
-        // Capacity 1: a trigger waiting behind another one coalesces instead of queueing.
-        let (trig_tx, trig_rx) = tokio::sync::mpsc::channel(1);
-        trigger_senders.insert(m.name.clone(), trig_tx);
-        let lp = ModelLoop {
-            cfg: m.clone(),
-            runtime: cfg.training.clone(),
-            triggers: trig_rx,
-            poll: cfg.poll.clone(),
-            source: shared.source.clone(),
-            pool: shared.pool.clone(),
-            metrics: shared.metrics.clone(),
-            wake,
-            loaded: tx,
-            db_up: shared.set_db_up.clone(),
-            board: shared.board.clone(),
-            training_slots: shared.training_slots.clone(),
-        };
-        loops.push((lp, rx));
-    }
-    (loops, wakers, trigger_senders)
-}
-
 /// The HTTP surface: metrics and health, the admin API, predictions and downloads. Returns
 /// the champion cache's task and the server's.
+struct HttpTasks {
+    champions: Arc<ChampionCache>,
+    keep_fresh: JoinHandle<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
 async fn start_http(
     cfg: &Config,
+    catalog: &Arc<Catalog>,
     database: &DatabaseConfig,
     pool: &sqlx::PgPool,
     http_state: HttpState,
     shutdown: &watch::Receiver<bool>,
-) -> anyhow::Result<(JoinHandle<()>, JoinHandle<std::io::Result<()>>)> {
+) -> anyhow::Result<HttpTasks> {
     let mut http_shutdown = shutdown.clone();
-    let admin = exporter::admin::router(
+    let admin =
+        exporter::admin::router(pool.clone(), cfg.http.admin_token.clone(), catalog.clone());
+    let (serving, champions, keep_fresh) = serve::start(
+        cfg,
+        catalog.clone(),
+        database,
         pool.clone(),
-        cfg.http.admin_token.clone(),
-        cfg.models
-            .iter()
-            .map(|m| {
-                let strategy = m.train.enabled.then_some(m.triggers.manual_strategy);
-                (m.name.clone(), strategy)
-            })
-            .collect(),
+        shutdown.clone(),
     );
-    let (serving, champions) = serve::start(cfg, database, pool.clone(), shutdown.clone());
     let extra = admin.merge(serving);
     let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, extra, async move {
         let _ = http_shutdown.wait_for(|s| *s).await;
@@ -140,7 +109,11 @@ async fn start_http(
     .await
     .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
     tracing::info!("listening on http://{addr}");
-    Ok((champions, http_task))
+    Ok(HttpTasks {
+        champions,
+        keep_fresh,
+        server: http_task,
+    })
 }
 
 /// Runs the daemon until `shutdown` turns true; then each model finishes the batch in hand,
@@ -151,7 +124,6 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    metrics.publish_accuracy_floors(&cfg.models);
     let health = Arc::new(Health::default());
     let database = cfg.database()?.clone();
     let pool = db::pool(&database).context("database.url")?;
@@ -161,7 +133,8 @@ pub async fn run(
         log_level,
         admin_token: cfg.http.admin_token.clone().map(Arc::new),
     };
-    let (champions, http_task) = start_http(&cfg, &database, &pool, http_state, &shutdown).await?;
+    let catalog = Arc::new(Catalog::default());
+    let http = start_http(&cfg, &catalog, &database, &pool, http_state, &shutdown).await?;
 
     let set_db_up = {
         let (health, metrics) = (health.clone(), metrics.clone());
@@ -190,7 +163,21 @@ pub async fn run(
         cfg.poll.settle_ms,
         shutdown.clone(),
     ));
-    let (loops, wakers, trigger_senders) = model_loops(&cfg, &shared);
+    let source = shared.source.clone();
+    let (loops_tx, loops_rx) = mpsc::unbounded_channel();
+    let adopter = Arc::new(adopt::Adopter {
+        shared,
+        runtime: cfg.training.clone(),
+        poll: cfg.poll.clone(),
+        catalog,
+        wakers: Arc::new(adopt::Wakers::default()),
+        schedules: schedule::Schedules::new(metrics.clone()),
+        champions: http.champions.clone(),
+        loops: loops_tx,
+    });
+    for m in &cfg.models {
+        adopter.adopt(m.clone()).await;
+    }
     let ownership = tokio::spawn(
         ownership::Ownership {
             db: database.clone(),
@@ -199,21 +186,26 @@ pub async fn run(
             metrics: metrics.clone(),
             health: health.clone(),
         }
-        .run(loops, shutdown.clone()),
+        .run(loops_rx, shutdown.clone()),
     );
-    let trained: Vec<_> = cfg
-        .models
-        .iter()
-        .filter(|m| m.train.enabled)
-        .cloned()
-        .collect();
-    let _scheduler = schedule::start(&trained, &trigger_senders, &wakers, metrics.clone())
-        .await
-        .context("starting the retrain schedules")?;
+    let heard_unknown = (!cfg.model_templates.is_empty()).then(|| Arc::new(Notify::new()));
+    let discovery = heard_unknown.clone().map(|heard_unknown| {
+        let interval = Duration::from_millis(cfg.poll.discover_interval_ms);
+        tokio::spawn(
+            discover::Discovery {
+                cfg: Arc::new(cfg.clone()),
+                adopter: adopter.clone(),
+                heard_unknown,
+                interval,
+            }
+            .run(shutdown.clone()),
+        )
+    });
     let listener = tokio::spawn(listen::wake_on_notify(
         database.clone(),
-        shared.source.notify_channel.clone(),
-        wakers,
+        source.notify_channel.clone(),
+        adopter.wakers.clone(),
+        heard_unknown,
         shutdown.clone(),
     ));
 
@@ -225,8 +217,11 @@ pub async fn run(
     }
     listener.abort();
     sweeper.abort();
-    let _ = champions.await;
-    let _ = http_task.await;
+    if let Some(d) = discovery {
+        d.abort();
+    }
+    let _ = http.keep_fresh.await;
+    let _ = http.server.await;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

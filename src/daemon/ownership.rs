@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgConnection;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::membership;
@@ -29,7 +29,7 @@ struct Owned {
     task: JoinHandle<ModelLoop>,
 }
 
-type Idle = (ModelLoop, watch::Receiver<bool>);
+use super::adopt::Idle;
 
 pub struct Ownership {
     pub db: DatabaseConfig,
@@ -71,23 +71,36 @@ struct Holdings {
     total: usize,
 }
 
+impl Holdings {
+    /// Takes in the loops of newly adopted models: the share of every replica grows.
+    fn receive(&mut self, loops: &mut mpsc::UnboundedReceiver<Idle>) {
+        while let Ok((l, rx)) = loops.try_recv() {
+            self.idle.insert(l.cfg.name.clone(), (l, rx));
+            self.total += 1;
+        }
+    }
+}
+
 impl Ownership {
     /// Runs until `shutdown`; then stops every owned loop (each finishes its batch) and returns.
-    pub async fn run(self, loops: Vec<Idle>, mut shutdown: watch::Receiver<bool>) {
-        let total = loops.len();
+    /// `loops` brings the models adopted at start and, later, the ones discovery finds.
+    pub async fn run(
+        self,
+        mut loops: mpsc::UnboundedReceiver<Idle>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut h = Holdings {
             me: membership::replica_id(),
-            idle: loops
-                .into_iter()
-                .map(|(l, rx)| (l.cfg.name.clone(), (l, rx)))
-                .collect(),
+            idle: HashMap::new(),
             owned: HashMap::new(),
             conn: None,
-            total,
+            total: 0,
         };
-        tracing::info!(replica = %h.me, models = total, "joining the cluster");
+        h.receive(&mut loops);
+        tracing::info!(replica = %h.me, models = h.total, "joining the cluster");
         let mut announced_ready = false;
         loop {
+            h.receive(&mut loops);
             self.collect_finished(&mut h).await;
             self.ensure_connection(&mut h).await;
             let quota = self.quota(&mut h).await;

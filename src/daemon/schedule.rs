@@ -8,7 +8,6 @@
 //! change they fire an hour off until restart (see `policy::schedule`'s tests). The metric
 //! `driftd_next_scheduled_retrain_timestamp_seconds` is [`Plan::next`], the same computation.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -96,18 +95,39 @@ fn arm(sched: JobScheduler, ms: Arc<ModelSchedules>, i: usize) -> Armed {
     })
 }
 
-/// Starts the jobs of every model's schedules; keep the scheduler alive while the daemon runs.
-pub async fn start(
-    models: &[ModelConfig],
-    senders: &HashMap<String, mpsc::Sender<TrainRequest>>,
-    wakers: &HashMap<String, Arc<Notify>>,
+/// The replica's schedules: a scheduler started with the first model that has any, so a
+/// replica without schedules runs none; models found at run time add theirs.
+pub struct Schedules {
+    scheduler: tokio::sync::Mutex<Option<JobScheduler>>,
     metrics: Arc<Metrics>,
-) -> Result<Option<JobScheduler>, JobSchedulerError> {
-    if models.iter().all(|m| m.triggers.schedules.is_empty()) {
-        return Ok(None);
+}
+
+impl Schedules {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Schedules {
+            scheduler: tokio::sync::Mutex::new(None),
+            metrics,
+        }
     }
-    let sched = JobScheduler::new().await?;
-    for m in models.iter().filter(|m| !m.triggers.schedules.is_empty()) {
+
+    /// Arms `m`'s schedules (none: nothing happens); their requests go to `tx`, and a firing
+    /// wakes the loop through `wake`.
+    pub async fn add(
+        &self,
+        m: &ModelConfig,
+        tx: mpsc::Sender<TrainRequest>,
+        wake: Arc<Notify>,
+    ) -> Result<(), JobSchedulerError> {
+        if m.triggers.schedules.is_empty() {
+            return Ok(());
+        }
+        let mut slot = self.scheduler.lock().await;
+        if slot.is_none() {
+            let sched = JobScheduler::new().await?;
+            sched.start().await?;
+            *slot = Some(sched);
+        }
+        let sched = slot.as_ref().expect("created above").clone();
         let crons: Vec<_> = m
             .triggers
             .schedules
@@ -119,17 +139,16 @@ pub async fn start(
             model: m.name.clone(),
             cfg: m.clone(),
             plan: Mutex::new(plan),
-            tx: senders[&m.name].clone(),
-            wake: wakers[&m.name].clone(),
-            metrics: metrics.clone(),
+            tx,
+            wake,
+            metrics: self.metrics.clone(),
         });
         ms.publish(&ms.plan.lock().expect("schedule plan lock"));
         for i in 0..ms.cfg.triggers.schedules.len() {
             arm(sched.clone(), ms.clone(), i).await?;
         }
+        Ok(())
     }
-    sched.start().await?;
-    Ok(Some(sched))
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! `POST /v1/models/{model}/retrain`: a manual update request over HTTP, behind a bearer token.
 //! With no token configured the route does not exist.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -11,6 +10,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use sqlx::PgPool;
 
+use crate::catalog::Catalog;
 use crate::config::Secret;
 use crate::registry::{self, RunStatus};
 use crate::train::Strategy;
@@ -19,8 +19,9 @@ use crate::train::Strategy;
 struct AdminState {
     pool: PgPool,
     token: Arc<Secret>,
-    /// Each model's default strategy for manual requests; `None` when it is monitor-only.
-    models: Arc<HashMap<String, Option<Strategy>>>,
+    /// The known models: a manual request takes the model's `manual_strategy` unless the body
+    /// names one, and a monitor-only model refuses it.
+    models: Arc<Catalog>,
 }
 
 /// Compares in time independent of where the first difference is.
@@ -60,10 +61,14 @@ async fn retrain(
         )
             .into_response();
     }
-    let Some(default) = s.models.get(&model) else {
+    let Some(model_cfg) = s.models.get(&model) else {
         return (StatusCode::NOT_FOUND, format!("no model named `{model}`\n")).into_response();
     };
-    let Some(default) = default else {
+    let Some(default) = model_cfg
+        .train
+        .enabled
+        .then_some(model_cfg.triggers.manual_strategy)
+    else {
         return (
             StatusCode::CONFLICT,
             format!("model `{model}` is monitor-only (train.enabled = false): driftd does not train it\n"),
@@ -71,7 +76,7 @@ async fn retrain(
             .into_response();
     };
     let body = body.map(|Json(b)| b).unwrap_or_default();
-    let strategy = body.strategy.unwrap_or(*default);
+    let strategy = body.strategy.unwrap_or(default);
     let reason = body
         .reason
         .unwrap_or_else(|| "POST /v1/models/{model}/retrain".into());
@@ -105,11 +110,7 @@ async fn retrain(
 }
 
 /// The admin routes, or none when no token is configured.
-pub fn router(
-    pool: PgPool,
-    token: Option<Secret>,
-    models: HashMap<String, Option<Strategy>>,
-) -> Router {
+pub fn router(pool: PgPool, token: Option<Secret>, models: Arc<Catalog>) -> Router {
     let Some(token) = token else {
         return Router::new();
     };
@@ -118,7 +119,7 @@ pub fn router(
         .with_state(AdminState {
             pool,
             token: Arc::new(token),
-            models: Arc::new(models),
+            models,
         })
 }
 

@@ -19,12 +19,12 @@ pub struct RawOutcome {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-fn quote_ident(ident: &str) -> String {
+pub(super) fn quote_ident(ident: &str) -> String {
     // Identifiers are validated as plain names; doubling quotes keeps this safe regardless.
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-fn quote_table(table: &str) -> String {
+pub(super) fn quote_table(table: &str) -> String {
     table
         .split('.')
         .map(quote_ident)
@@ -40,6 +40,8 @@ pub struct OutcomeSource {
     score_sql: Option<String>,
     recent_sql: String,
     pending_sql: String,
+    /// Model discovery for `[[model_templates]]` (see `names.rs`).
+    pub(super) names: super::names::NameQueries,
     pub notify_channel: String,
 }
 
@@ -134,6 +136,7 @@ impl OutcomeSource {
             model = q(&cfg.model_column),
         );
         OutcomeSource {
+            names: super::names::NameQueries::new(cfg),
             pending_sql,
             poll_sql,
             training_sql,

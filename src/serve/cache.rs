@@ -49,9 +49,9 @@ pub enum Lookup {
 
 type Slot = RwLock<Option<Arc<Served>>>;
 
-/// One slot per configured model; the set of models is fixed at start.
+/// One slot per known model; a model found at run time gets its slot through [`Self::add`].
 pub struct ChampionCache {
-    slots: HashMap<String, Slot>,
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
     /// Set after the first full load, for `/v2/health/ready`.
     loaded: AtomicBool,
 }
@@ -59,17 +59,36 @@ pub struct ChampionCache {
 impl ChampionCache {
     pub fn new(models: impl IntoIterator<Item = String>) -> Self {
         ChampionCache {
-            slots: models.into_iter().map(|m| (m, RwLock::new(None))).collect(),
+            slots: RwLock::new(
+                models
+                    .into_iter()
+                    .map(|m| (m, Arc::new(RwLock::new(None))))
+                    .collect(),
+            ),
             loaded: AtomicBool::new(false),
         }
     }
 
+    /// Gives a model found at run time its (empty) slot; the next refresh loads it.
+    pub fn add(&self, model: &str) {
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(model.to_string())
+            .or_insert_with(|| Arc::new(RwLock::new(None)));
+    }
+
+    fn slot(&self, model: &str) -> Option<Arc<Slot>> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots.get(model).cloned()
+    }
+
     pub fn get(&self, model: &str) -> Lookup {
-        let Some(slot) = self.slots.get(model) else {
+        let Some(slot) = self.slot(model) else {
             return Lookup::Unknown;
         };
-        match &*slot.read().unwrap_or_else(|p| p.into_inner()) {
-            Some(s) => Lookup::Ready(s.clone()),
+        let served = slot.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match served {
+            Some(s) => Lookup::Ready(s),
             None => Lookup::NoChampion,
         }
     }
@@ -81,8 +100,12 @@ impl ChampionCache {
         }
     }
 
-    pub fn models(&self) -> impl Iterator<Item = &str> {
-        self.slots.keys().map(String::as_str)
+    /// Every model with a slot, in order.
+    pub fn models(&self) -> Vec<String> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = slots.keys().cloned().collect();
+        names.sort_unstable();
+        names
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -90,14 +113,14 @@ impl ChampionCache {
     }
 
     fn install(&self, model: &str, served: Option<Arc<Served>>) {
-        if let Some(slot) = self.slots.get(model) {
+        if let Some(slot) = self.slot(model) {
             *slot.write().unwrap_or_else(|p| p.into_inner()) = served;
         }
     }
 
     /// Loads `model`'s champion if its version differs from the one serving.
     pub async fn refresh(&self, conn: &mut PgConnection, model: &str) -> Result<(), sqlx::Error> {
-        if !self.slots.contains_key(model) {
+        if self.slot(model).is_none() {
             return Ok(());
         }
         let current = registry::champion_version(conn, model).await?;
@@ -132,8 +155,7 @@ impl ChampionCache {
 
     /// Refreshes every model.
     pub async fn refresh_all(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let models: Vec<String> = self.slots.keys().cloned().collect();
-        for m in &models {
+        for m in &self.models() {
             self.refresh(conn, m).await?;
         }
         self.loaded.store(true, Ordering::Relaxed);

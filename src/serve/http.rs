@@ -2,7 +2,6 @@
 //! Predictions read only the in-memory champion cache, never the database, so request load
 //! cannot slow the pollers down and a database outage does not stop predictions.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -21,6 +20,7 @@ use super::cache::{ChampionCache, Lookup, Served};
 use super::rows::{parse_predict_body, RowShape};
 use super::v2;
 use super::ServeConfig;
+use crate::catalog::Catalog;
 use crate::config::Secret;
 use crate::exporter::admin::constant_time_eq;
 use crate::registry;
@@ -29,8 +29,8 @@ use crate::registry;
 pub struct ServeState {
     pub cache: Arc<ChampionCache>,
     pub pool: PgPool,
-    /// Configured `feature_names` per model (empty when none).
-    pub feature_names: Arc<HashMap<String, Vec<String>>>,
+    /// The known models (their `feature_names` name the columns of object rows).
+    pub catalog: Arc<Catalog>,
     pub max_rows: usize,
 }
 
@@ -100,11 +100,16 @@ fn champion_of(s: &ServeState, model: &str) -> Result<Arc<Served>, ApiError> {
 }
 
 fn unknown_model(s: &ServeState, model: &str) -> ApiError {
-    let mut names: Vec<&str> = s.cache.models().collect();
-    names.sort_unstable();
+    // With templates there may be thousands: name a few, count the rest.
+    const NAMED: usize = 20;
+    let names = s.cache.models();
+    let mut listed = names[..names.len().min(NAMED)].join(", ");
+    if names.len() > NAMED {
+        listed.push_str(&format!(" and {} more", names.len() - NAMED));
+    }
     error(
         StatusCode::NOT_FOUND,
-        format!("no model named `{model}` (models: {})", names.join(", ")),
+        format!("no model named `{model}` (models: {listed})"),
     )
 }
 
@@ -145,10 +150,10 @@ async fn predict(
 ) -> Answer {
     let body = body_or_error(body)?;
     let served = champion_of(&s, &model)?;
-    let names = s
-        .feature_names
-        .get(&model)
-        .map(Vec::as_slice)
+    let model_cfg = s.catalog.get(&model);
+    let names = model_cfg
+        .as_deref()
+        .map(|m| m.feature_names.as_slice())
         .unwrap_or(&[]);
     let shape = RowShape {
         n_features: served.predictor.n_features(),
@@ -386,8 +391,7 @@ async fn champion_sidecar(
 }
 
 async fn list_models(State(s): State<ServeState>) -> Json<serde_json::Value> {
-    let mut names: Vec<&str> = s.cache.models().collect();
-    names.sort_unstable();
+    let names = s.cache.models();
     let models: Vec<_> = names
         .iter()
         .map(|m| json!({ "name": m, "champion": s.cache.version(m) }))

@@ -2,7 +2,7 @@
 //! Protocol `/v2`), champion downloads with the version as `ETag`, the version list, and
 //! `driftd models import` for models trained elsewhere.
 //!
-//! Every replica serves every configured model, whether or not it owns the model's loop:
+//! Every replica serves every known model (configured, or found through a template), whether or not it owns the model's loop:
 //! [`cache::ChampionCache`] holds each champion in memory and [`cache::keep_fresh`] swaps it
 //! when the registry announces a change (`NOTIFY driftd_champion`) or a slow poll sees one.
 //!
@@ -19,25 +19,29 @@ pub mod predictor;
 pub mod rows;
 pub mod v2;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::catalog::Catalog;
 use crate::config::{Config, DatabaseConfig};
 
-/// The serving routes and the task that keeps their champions fresh (it ends at shutdown).
+/// The serving routes, the champion cache (a model found at run time is added to it) and the
+/// task that keeps it fresh (it ends at shutdown).
 pub fn start(
     cfg: &Config,
+    catalog: Arc<Catalog>,
     database: &DatabaseConfig,
     pool: PgPool,
     shutdown: watch::Receiver<bool>,
-) -> (axum::Router, tokio::task::JoinHandle<()>) {
-    let cache = Arc::new(cache::ChampionCache::new(
-        cfg.models.iter().map(|m| m.name.clone()),
-    ));
+) -> (
+    axum::Router,
+    Arc<cache::ChampionCache>,
+    tokio::task::JoinHandle<()>,
+) {
+    let cache = Arc::new(cache::ChampionCache::new(catalog.names()));
     let task = tokio::spawn(cache::keep_fresh(
         cache.clone(),
         pool.clone(),
@@ -46,14 +50,9 @@ pub fn start(
         shutdown,
     ));
     let state = http::ServeState {
-        cache,
+        cache: cache.clone(),
         pool,
-        feature_names: Arc::new(
-            cfg.models
-                .iter()
-                .map(|m| (m.name.clone(), m.feature_names.clone()))
-                .collect::<HashMap<_, _>>(),
-        ),
+        catalog,
         max_rows: cfg.serve.max_rows,
     };
     let tokens = [&cfg.http.read_token, &cfg.http.admin_token]
@@ -62,7 +61,7 @@ pub fn start(
         .cloned()
         .collect();
     let router = http::router(state, http::ReadTokens(Arc::new(tokens)), &cfg.serve);
-    (router, task)
+    (router, cache, task)
 }
 
 pub use crate::config::serve::ServeConfig;
