@@ -1,14 +1,15 @@
 //! `LISTEN` on the outcomes channel: a notification wakes the model it names early; one that
-//! names a model nobody here knows starts model discovery (when templates are configured).
+//! names a model nobody here knows goes to model discovery if a template makes it.
 //! Losing notifications is harmless (the poll interval is the fallback), so errors only back
 //! off.
 
 use std::sync::Arc;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use super::adopt::Wakers;
+use super::discover::Heard;
 use crate::config::DatabaseConfig;
 use crate::db::{self, Backoff};
 
@@ -16,7 +17,7 @@ pub async fn wake_on_notify(
     db_cfg: DatabaseConfig,
     channel: String,
     wakers: Arc<Wakers>,
-    heard_unknown: Option<Arc<Notify>>,
+    heard: Option<Heard>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(500, 30_000);
@@ -30,9 +31,9 @@ pub async fn wake_on_notify(
             listener.listen(&channel).await?;
             loop {
                 let n = listener.recv().await?;
-                match (wakers.get(n.payload()), &heard_unknown) {
+                match (wakers.get(n.payload()), &heard) {
                     (Some(w), _) => w.notify_one(),
-                    (None, Some(discover)) => discover.notify_one(),
+                    (None, Some(heard)) => heard.unknown(n.payload()),
                     (None, None) => {}
                 }
             }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::catalog::Catalog;
@@ -188,24 +188,24 @@ pub async fn run(
         }
         .run(loops_rx, shutdown.clone()),
     );
-    let heard_unknown = (!cfg.model_templates.is_empty()).then(|| Arc::new(Notify::new()));
-    let discovery = heard_unknown.clone().map(|heard_unknown| {
+    let (heard, discovery) = if cfg.model_templates.is_empty() {
+        (None, None)
+    } else {
+        let cfg = Arc::new(cfg.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
         let interval = Duration::from_millis(cfg.poll.discover_interval_ms);
-        tokio::spawn(
-            discover::Discovery {
-                cfg: Arc::new(cfg.clone()),
-                adopter: adopter.clone(),
-                heard_unknown,
-                interval,
-            }
-            .run(shutdown.clone()),
+        let discovery = discover::Discovery::new(cfg.clone(), adopter.clone(), rx, interval);
+        let heard = discover::Heard { cfg, names: tx };
+        (
+            Some(heard),
+            Some(tokio::spawn(discovery.run(shutdown.clone()))),
         )
-    });
+    };
     let listener = tokio::spawn(listen::wake_on_notify(
         database.clone(),
         source.notify_channel.clone(),
         adopter.wakers.clone(),
-        heard_unknown,
+        heard,
         shutdown.clone(),
     ));
 

@@ -12,4 +12,5 @@ mod monitor;
 mod prometheus_e2e;
 mod replicas;
 mod serve;
+mod templates;
 mod training;
