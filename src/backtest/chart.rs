@@ -12,6 +12,9 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 24.0;
 const TOP: f64 = 72.0;
 const BOTTOM: f64 = 52.0;
+/// The plot area inside the margins.
+const PW: f64 = W - LEFT - RIGHT;
+const PH: f64 = H - TOP - BOTTOM;
 
 /// Line colours: the main report first, then the others.
 const COLOURS: [&str; 4] = ["#1f77b4", "#7f7f7f", "#ff7f0e", "#9467bd"];
@@ -53,25 +56,60 @@ fn fmt_rows(v: f64) -> String {
     }
 }
 
+/// Where a row (x) and an accuracy (y) land on the canvas.
+struct Scale {
+    /// Rows on the x axis (at least 1).
+    n: f64,
+    /// The bottom of the y axis; its top is 1.
+    y_min: f64,
+}
+
+impl Scale {
+    /// The x axis spans `main`'s rows; the y axis runs from a tenth below the lowest point of
+    /// any line (at most 0) to 1, so every line fits.
+    fn new(main: &Report, lines: &[&Report]) -> Self {
+        let lowest = lines
+            .iter()
+            .flat_map(|r| r.accuracy_series.iter().map(|p| p.accuracy))
+            .fold(1.0f64, f64::min);
+        Scale {
+            n: main.input_rows.max(1) as f64,
+            y_min: ((lowest - 0.05) * 10.0).floor().clamp(0.0, 9.0) / 10.0,
+        }
+    }
+
+    fn x(&self, row: f64) -> f64 {
+        LEFT + PW * row / self.n
+    }
+
+    fn y(&self, acc: f64) -> f64 {
+        TOP + PH * (1.0 - (acc - self.y_min) / (1.0 - self.y_min))
+    }
+}
+
 /// The chart of `main` (its line, drifts and updates), with the accuracy lines of `others`
 /// (baselines on the same history) drawn under it.
 pub fn render_svg(main: &Report, others: &[&Report]) -> String {
-    let n = main.input_rows.max(1) as f64;
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
     let lines: Vec<&Report> = std::iter::once(main)
         .chain(others.iter().copied())
         .collect();
-    let lowest = lines
-        .iter()
-        .flat_map(|r| r.accuracy_series.iter().map(|p| p.accuracy))
-        .fold(1.0f64, f64::min);
-    // The y axis runs from a tenth below the lowest point (at most 0) to 1.
-    let y_min = ((lowest - 0.05) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
-    let x = |row: f64| LEFT + pw * row / n;
-    let y = |acc: f64| TOP + ph * (1.0 - (acc - y_min) / (1.0 - y_min));
-
+    let sc = Scale::new(main, &lines);
     let mut s = String::new();
+    // In drawing order: what comes later is painted over what came before.
+    write_header(&mut s, main);
+    write_bootstrap(&mut s, &sc, main);
+    write_grid(&mut s, &sc);
+    write_axes(&mut s, main);
+    write_updates(&mut s, &sc, main);
+    write_accuracy_lines(&mut s, &sc, &lines);
+    write_drifts(&mut s, &sc, main);
+    write_legend(&mut s, &lines);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The `<svg>` element, a white background and the title: `main`'s headline numbers.
+fn write_header(s: &mut String, main: &Report) {
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
@@ -91,12 +129,14 @@ pub fn render_svg(main: &Report, others: &[&Report]) -> String {
         r#"<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{}</text>"#,
         esc(&title)
     );
+}
 
-    // The bootstrap rows: no predictions there.
-    let bx = x(main.bootstrap_rows as f64);
+/// Greys out the bootstrap rows (no predictions there), labelled when there is room.
+fn write_bootstrap(s: &mut String, sc: &Scale, main: &Report) {
+    let bx = sc.x(main.bootstrap_rows as f64);
     let _ = writeln!(
         s,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{:.1}" height="{ph}" fill="#f0f0f0"/>"##,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{:.1}" height="{PH}" fill="#f0f0f0"/>"##,
         bx - LEFT
     );
     if bx - LEFT >= 70.0 {
@@ -104,50 +144,54 @@ pub fn render_svg(main: &Report, others: &[&Report]) -> String {
             s,
             r##"<text x="{:.1}" y="{:.1}" fill="#666" text-anchor="middle">bootstrap</text>"##,
             (LEFT + bx) / 2.0,
-            TOP + ph - 6.0
+            TOP + PH - 6.0
         );
     }
+}
 
-    // Grid and y ticks.
-    let ystep = if 1.0 - y_min > 0.5 { 0.1 } else { 0.05 };
-    let mut v = y_min;
+/// Horizontal grid lines with the y ticks, and the x ticks at a "nice" step of rows.
+fn write_grid(s: &mut String, sc: &Scale) {
+    let ystep = if 1.0 - sc.y_min > 0.5 { 0.1 } else { 0.05 };
+    let mut v = sc.y_min;
     while v <= 1.0 + 1e-9 {
-        let yy = y(v);
+        let yy = sc.y(v);
         let _ = writeln!(
             s,
             r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e0e0e0"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.2}</text>"##,
-            LEFT + pw,
+            LEFT + PW,
             LEFT - 6.0,
             yy + 4.0
         );
         v += ystep;
     }
-    // x ticks.
-    let xstep = nice_step(n, 8.0);
+    let xstep = nice_step(sc.n, 8.0);
     let mut r = 0.0;
-    while r <= n + 1e-9 {
-        let xx = x(r);
+    while r <= sc.n + 1e-9 {
+        let xx = sc.x(r);
         let _ = writeln!(
             s,
             r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="black"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            TOP + ph,
-            TOP + ph + 5.0,
-            TOP + ph + 18.0,
+            TOP + PH,
+            TOP + PH + 5.0,
+            TOP + PH + 18.0,
             fmt_rows(r)
         );
         r += xstep;
     }
-    // Axes and their labels.
+}
+
+/// The axes and their labels; the y label says how many rows each accuracy point covers.
+fn write_axes(s: &mut String, main: &Report) {
     let _ = writeln!(
         s,
         r#"<path d="M{LEFT},{TOP} V{:.1} H{:.1}" fill="none" stroke="black"/>"#,
-        TOP + ph,
-        LEFT + pw
+        TOP + PH,
+        LEFT + PW
     );
     let _ = writeln!(
         s,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">row</text>"#,
-        LEFT + pw / 2.0,
+        LEFT + PW / 2.0,
         H - 12.0
     );
     let every = main
@@ -157,12 +201,14 @@ pub fn render_svg(main: &Report, others: &[&Report]) -> String {
     let _ = writeln!(
         s,
         r#"<text transform="translate(16,{:.1}) rotate(-90)" text-anchor="middle">accuracy (per {every} rows)</text>"#,
-        TOP + ph / 2.0
+        TOP + PH / 2.0
     );
+}
 
-    // Updates: dashed verticals, green when promoted.
+/// Updates: dashed verticals, green when promoted, with a tooltip.
+fn write_updates(s: &mut String, sc: &Scale, main: &Report) {
     for u in &main.retrains {
-        let xx = x(u.index as f64 + 1.0);
+        let xx = sc.x(u.index as f64 + 1.0);
         let colour = if u.promoted { PROMOTED } else { KEPT };
         let tip = format!(
             "row {}: {} update ({}), {}{}",
@@ -177,17 +223,19 @@ pub fn render_svg(main: &Report, others: &[&Report]) -> String {
         let _ = writeln!(
             s,
             r#"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="{colour}" stroke-dasharray="5,3" stroke-width="1.5"><title>{}</title></line>"#,
-            TOP + ph,
+            TOP + PH,
             esc(&tip)
         );
     }
+}
 
-    // Accuracy lines, baselines first so the main one is on top.
+/// Accuracy lines, baselines first so the main one (`lines[0]`, drawn wider) is on top.
+fn write_accuracy_lines(s: &mut String, sc: &Scale, lines: &[&Report]) {
     for (i, rep) in lines.iter().enumerate().rev() {
         let pts: Vec<String> = rep
             .accuracy_series
             .iter()
-            .map(|p| format!("{:.1},{:.1}", x(p.index as f64 + 1.0), y(p.accuracy)))
+            .map(|p| format!("{:.1},{:.1}", sc.x(p.index as f64 + 1.0), sc.y(p.accuracy)))
             .collect();
         if pts.is_empty() {
             continue;
@@ -200,10 +248,12 @@ pub fn render_svg(main: &Report, others: &[&Report]) -> String {
             COLOURS[i % COLOURS.len()]
         );
     }
+}
 
-    // Drifts: triangles along the top edge.
+/// Drifts: triangles along the top edge, with a tooltip naming the detector.
+fn write_drifts(s: &mut String, sc: &Scale, main: &Report) {
     for d in &main.drift_events {
-        let xx = x(d.index as f64 + 0.5);
+        let xx = sc.x(d.index as f64 + 0.5);
         let _ = writeln!(
             s,
             r#"<path d="M{:.1},{:.1} l5,-9 h-10 z" fill="{DRIFT}"><title>{}</title></path>"#,
@@ -212,8 +262,12 @@ pub fn render_svg(main: &Report, others: &[&Report]) -> String {
             esc(&format!("row {}: drift ({})", d.index, d.detector))
         );
     }
+}
 
-    // Legend, above the plot on the right.
+/// The legend, above the plot on the right: one entry per line (policy and its accuracy),
+/// then the drift and update markers. Entries are as wide as their text (an estimate: SVG
+/// has no text metrics), laid out right-aligned, never left of the plot.
+fn write_legend(s: &mut String, lines: &[&Report]) {
     let mut entries: Vec<(String, String)> = lines
         .iter()
         .enumerate()
@@ -256,8 +310,6 @@ pub fn render_svg(main: &Report, others: &[&Report]) -> String {
         );
         lx += w;
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 fn write(path: &Path, svg: &str) -> Result<(), BacktestError> {

@@ -285,42 +285,14 @@ pub fn history_from_frame(
             names.join(", ")
         )));
     }
-    let ts_col: Option<String> = match &opts.timestamp_column {
-        Some(c) if names.contains(c) => Some(c.clone()),
-        Some(c) => {
-            return Err(BacktestError::Input(format!(
-                "no timestamp column `{c}` (columns: {})",
-                names.join(", ")
-            )))
-        }
-        None => names.iter().find(|n| *n == "ts").cloned(),
-    };
-    let features: Vec<String> = if model.feature_names.is_empty() {
-        df.columns()
-            .iter()
-            .filter(|c| {
-                let n = c.name().as_str();
-                n != label && Some(n) != ts_col.as_deref() && numeric(c.dtype())
-            })
-            .map(|c| c.name().to_string())
-            .collect()
-    } else {
-        model.feature_names.clone()
-    };
-    if features.len() != model.n_features {
-        return Err(BacktestError::Input(format!(
-            "model `{}` has n_features = {} but the input has {} numeric feature column(s) \
-             besides the label and timestamp ({}); list them in the model's feature_names",
-            model.name,
-            model.n_features,
-            features.len(),
-            features.join(", ")
-        )));
-    }
+    let ts_col = timestamp_column(&names, opts)?;
+    let features = feature_columns(model, df, label, ts_col.as_deref())?;
     let n_classes = match model.task {
         Task::Binary => 2,
         Task::Multiclass => model.n_classes,
     };
+    // Every column is read (and its type checked) before the first row is, so a bad column
+    // fails the input as a whole rather than showing up as skipped rows.
     let labels = f64_values(df, label)?;
     let cols: Vec<Vec<Option<f64>>> = features
         .iter()
@@ -337,10 +309,91 @@ pub fn history_from_frame(
         has_timestamps: ts.is_some(),
         ..Default::default()
     };
-    h.x.reserve(df.height() * nf);
+    push_usable_rows(
+        &mut h,
+        &labels,
+        &cols,
+        ts.as_deref(),
+        n_classes,
+        opts.seconds_per_row,
+    );
+    if h.is_empty() {
+        return Err(BacktestError::Input(format!(
+            "no usable rows ({} skipped: null or non-finite features, labels that are not a \
+             class index below {n_classes}, or no timestamp)",
+            h.skipped_rows
+        )));
+    }
+    h.sort_by_time();
+    Ok(h)
+}
+
+/// The timestamp column: the configured one (which must exist), else `ts` if there is one,
+/// else none (rows are then `seconds_per_row` apart).
+fn timestamp_column(
+    names: &[String],
+    opts: &BacktestOptions,
+) -> Result<Option<String>, BacktestError> {
+    match &opts.timestamp_column {
+        Some(c) if names.contains(c) => Ok(Some(c.clone())),
+        Some(c) => Err(BacktestError::Input(format!(
+            "no timestamp column `{c}` (columns: {})",
+            names.join(", ")
+        ))),
+        None => Ok(names.iter().find(|n| *n == "ts").cloned()),
+    }
+}
+
+/// The model's `feature_names`, or, when it lists none, every numeric column but the label
+/// and the timestamp; either way as many as the model's `n_features`.
+fn feature_columns(
+    model: &ModelConfig,
+    df: &DataFrame,
+    label: &str,
+    ts_col: Option<&str>,
+) -> Result<Vec<String>, BacktestError> {
+    let features: Vec<String> = if model.feature_names.is_empty() {
+        df.columns()
+            .iter()
+            .filter(|c| {
+                let n = c.name().as_str();
+                n != label && Some(n) != ts_col && numeric(c.dtype())
+            })
+            .map(|c| c.name().to_string())
+            .collect()
+    } else {
+        model.feature_names.clone()
+    };
+    if features.len() != model.n_features {
+        return Err(BacktestError::Input(format!(
+            "model `{}` has n_features = {} but the input has {} numeric feature column(s) \
+             besides the label and timestamp ({}); list them in the model's feature_names",
+            model.name,
+            model.n_features,
+            features.len(),
+            features.join(", ")
+        )));
+    }
+    Ok(features)
+}
+
+/// Appends each row whose label is a class index below `n_classes`, whose features are all
+/// finite (also as `f32`) and which has a timestamp (row `i` is at `i × seconds_per_row`
+/// without a timestamp column); counts the others in `skipped_rows`. A bad row is left out,
+/// never an error: one bad value must not stop a replay of millions of rows.
+fn push_usable_rows(
+    h: &mut History,
+    labels: &[Option<f64>],
+    cols: &[Vec<Option<f64>>],
+    ts: Option<&[Option<i64>]>,
+    n_classes: u32,
+    seconds_per_row: i64,
+) {
+    let nf = cols.len();
+    h.x.reserve(labels.len() * nf);
     let mut row = vec![0f32; nf];
-    'rows: for i in 0..df.height() {
-        let y = match labels[i] {
+    'rows: for (i, label) in labels.iter().enumerate() {
+        let y = match *label {
             Some(v) if v >= 0.0 && v.fract() == 0.0 && v < f64::from(n_classes) => v as u32,
             _ => {
                 h.skipped_rows += 1;
@@ -356,7 +409,7 @@ pub fn history_from_frame(
                 }
             }
         }
-        let t = match &ts {
+        let t = match ts {
             Some(ts) => match ts[i] {
                 Some(t) => t,
                 None => {
@@ -364,21 +417,12 @@ pub fn history_from_frame(
                     continue;
                 }
             },
-            None => i as i64 * opts.seconds_per_row,
+            None => i as i64 * seconds_per_row,
         };
         h.x.extend_from_slice(&row);
         h.y.push(y);
         h.ts.push(t);
     }
-    if h.is_empty() {
-        return Err(BacktestError::Input(format!(
-            "no usable rows ({} skipped: null or non-finite features, labels that are not a \
-             class index below {n_classes}, or no timestamp)",
-            h.skipped_rows
-        )));
-    }
-    h.sort_by_time();
-    Ok(h)
 }
 
 /// Writes a generated stream as CSV: `f0..f{n-1}`, `label`, `ts` (unix seconds, one row a

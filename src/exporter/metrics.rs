@@ -77,206 +77,344 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> 
     c
 }
 
-impl Metrics {
-    pub fn new() -> Self {
-        let r = Registry::new();
-        let build = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new("driftd_build_info", "Build information; always 1."),
-                &["version", "revision"],
+/// Creates metrics and registers each on one registry, so that the declarations below read
+/// as a table of name, help and labels, without the `Opts`/`register`/`unwrap` around each.
+struct Declare<'r>(&'r Registry);
+
+impl Declare<'_> {
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        reg(
+            self.0,
+            IntCounterVec::new(Opts::new(name, help), labels).unwrap(),
+        )
+    }
+
+    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        reg(
+            self.0,
+            GaugeVec::new(Opts::new(name, help), labels).unwrap(),
+        )
+    }
+
+    fn int_gauge(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        reg(
+            self.0,
+            IntGaugeVec::new(Opts::new(name, help), labels).unwrap(),
+        )
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: Vec<f64>,
+    ) -> HistogramVec {
+        reg(
+            self.0,
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).unwrap(),
+        )
+    }
+}
+
+/// `driftd_build_info` (set to 1 once, for its labels) and the process collector
+/// (process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...): no
+/// field of `Metrics` updates them.
+fn register_build_and_process(r: &Registry) {
+    let build = reg(
+        r,
+        IntGaugeVec::new(
+            Opts::new("driftd_build_info", "Build information; always 1."),
+            &["version", "revision"],
+        )
+        .unwrap(),
+    );
+    build
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("DRIFTD_GIT_REVISION")])
+        .set(1);
+    r.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))
+    .expect("process metrics register once");
+}
+
+// The metrics of each subsystem, declared together. `Metrics` keeps its fields flat (its
+// users name them directly); these groups only exist while `Metrics::new` assembles it.
+
+/// Reading labelled rows: each poll, its errors, and the rows it consumed.
+struct IngestMetrics {
+    outcomes_processed: IntCounterVec,
+    label_delay: HistogramVec,
+    poll_duration: Histogram,
+    poll_errors: IntCounterVec,
+    database_up: Gauge,
+    watermark_lag: GaugeVec,
+    rows_rejected: IntCounterVec,
+    rows_scored: IntCounterVec,
+}
+
+fn ingest_metrics(d: &Declare) -> IngestMetrics {
+    IngestMetrics {
+        outcomes_processed: d.counter(
+            "driftd_outcomes_processed_total",
+            "Labelled outcomes folded into the monitor state.",
+            &["model"],
+        ),
+        label_delay: d.histogram(
+            "driftd_label_delay_seconds",
+            "Time from a prediction being made to its label being written.",
+            &["model"],
+            prometheus::exponential_buckets(1.0, 4.0, 12).unwrap(),
+        ),
+        poll_duration: reg(
+            d.0,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "driftd_poll_duration_seconds",
+                    "Time to read, fold and commit one batch.",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 2.5, 12).unwrap()),
             )
             .unwrap(),
-        );
-        build
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("DRIFTD_GIT_REVISION")])
-            .set(1);
-        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))
-        .expect("process metrics register once");
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            reg(
-                &r,
-                IntCounterVec::new(Opts::new(name, help), labels).unwrap(),
+        ),
+        poll_errors: d.counter(
+            "driftd_poll_errors_total",
+            "Polls that failed, by model (empty: daemon-wide) and kind of error.",
+            &["model", "kind"],
+        ),
+        database_up: reg(
+            d.0,
+            Gauge::new(
+                "driftd_database_up",
+                "1 when the last database round trip succeeded.",
             )
-        };
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            reg(&r, GaugeVec::new(Opts::new(name, help), labels).unwrap())
-        };
-        let int_gauge = |name: &str, help: &str, labels: &[&str]| {
-            reg(&r, IntGaugeVec::new(Opts::new(name, help), labels).unwrap())
-        };
-        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
-            reg(
-                &r,
-                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).unwrap(),
+            .unwrap(),
+        ),
+        watermark_lag: d.gauge(
+            "driftd_watermark_lag_seconds",
+            "Age of the newest consumed label (wall clock minus watermark).",
+            &["model"],
+        ),
+        rows_rejected: d.counter(
+            "driftd_rows_rejected_total",
+            "Rows set aside in driftd.rejected_rows, by reason.",
+            &["model", "reason"],
+        ),
+        rows_scored: d.counter(
+            "driftd_rows_scored_total",
+            "Rows without a prediction that the champion scored.",
+            &["model"],
+        ),
+    }
+}
+
+/// The monitor's rolling quality of a model's predictions, and the floor it is held to.
+struct MonitorMetrics {
+    rolling_accuracy: GaugeVec,
+    rolling_log_loss: GaugeVec,
+    rolling_brier: GaugeVec,
+    accuracy_floor: GaugeVec,
+}
+
+fn monitor_metrics(d: &Declare) -> MonitorMetrics {
+    MonitorMetrics {
+        rolling_accuracy: d.gauge(
+            "driftd_rolling_accuracy",
+            "Accuracy over a window of rows (\"1000\") or of label time (\"24h\").",
+            &["model", "window"],
+        ),
+        rolling_log_loss: d.gauge(
+            "driftd_rolling_log_loss",
+            "Mean log-loss over a window, for probabilistic predictions.",
+            &["model", "window"],
+        ),
+        rolling_brier: d.gauge(
+            "driftd_rolling_brier_score",
+            "Mean Brier score over a window, for probabilistic predictions.",
+            &["model", "window"],
+        ),
+        accuracy_floor: d.gauge(
+            "driftd_accuracy_floor",
+            "The model's configured accuracy floor (triggers.threshold.min_accuracy).",
+            &["model"],
+        ),
+    }
+}
+
+/// Concept drift (the detectors on a model's errors) and data drift (its features).
+struct DriftMetrics {
+    drift_detected: IntCounterVec,
+    drift_warning: IntGaugeVec,
+    detector_estimate: GaugeVec,
+    last_drift_timestamp: GaugeVec,
+    feature_drift: FeatureDriftGauges,
+    drifted_features_ratio: GaugeVec,
+}
+
+fn drift_metrics(d: &Declare) -> DriftMetrics {
+    DriftMetrics {
+        drift_detected: d.counter(
+            "driftd_drift_detected_total",
+            "Drifts reported by a detector.",
+            &["model", "detector"],
+        ),
+        drift_warning: d.int_gauge(
+            "driftd_drift_warning",
+            "1 while a detector is in its warning zone.",
+            &["model", "detector"],
+        ),
+        detector_estimate: d.gauge(
+            "driftd_detector_estimate",
+            "A detector's current estimate (e.g. the error rate it tracks).",
+            &["model", "detector"],
+        ),
+        last_drift_timestamp: d.gauge(
+            "driftd_last_drift_timestamp_seconds",
+            "Label time of the row at which drift was last detected.",
+            &["model"],
+        ),
+        feature_drift: feature_drift_gauges(d),
+        drifted_features_ratio: d.gauge(
+            "driftd_drifted_features_ratio",
+            "Share of a model's features whose drift exceeds its threshold.",
+            &["model"],
+        ),
+    }
+}
+
+fn feature_drift_gauges(d: &Declare) -> FeatureDriftGauges {
+    FeatureDriftGauges {
+        psi: d.gauge(
+            "driftd_feature_psi",
+            "Population stability index of a feature against the champion's training data.",
+            &["model", "feature"],
+        ),
+        ks_statistic: d.gauge(
+            "driftd_feature_ks_statistic",
+            "Two-sample Kolmogorov-Smirnov statistic (0-1) of a feature against the champion's training data.",
+            &["model", "feature"],
+        ),
+        ks_pvalue: d.gauge(
+            "driftd_feature_ks_pvalue",
+            "p-value of the two-sample Kolmogorov-Smirnov test of a feature.",
+            &["model", "feature"],
+        ),
+        js_distance: d.gauge(
+            "driftd_feature_js_distance",
+            "Jensen-Shannon distance (0-1) of a feature against the champion's training data.",
+            &["model", "feature"],
+        ),
+        wasserstein_distance: d.gauge(
+            "driftd_feature_wasserstein_distance",
+            "Wasserstein distance of a feature against the champion's training data, in the feature's units.",
+            &["model", "feature"],
+        ),
+    }
+}
+
+/// Model updates: how many, how they ended, how long they took, when the next is due.
+struct TrainingMetrics {
+    retrains: IntCounterVec,
+    training_duration: HistogramVec,
+    next_scheduled_retrain: GaugeVec,
+    last_retrain_timestamp: GaugeVec,
+}
+
+fn training_metrics(d: &Declare) -> TrainingMetrics {
+    TrainingMetrics {
+        retrains: d.counter(
+            "driftd_retrains_total",
+            "Model updates, by what triggered them and how they ended.",
+            &["model", "trigger", "result"],
+        ),
+        training_duration: d.histogram(
+            "driftd_training_duration_seconds",
+            "Wall time of a training run, by strategy.",
+            &["strategy"],
+            prometheus::exponential_buckets(0.1, 2.5, 12).unwrap(),
+        ),
+        next_scheduled_retrain: d.gauge(
+            "driftd_next_scheduled_retrain_timestamp_seconds",
+            "When the next scheduled update fires.",
+            &["model"],
+        ),
+        last_retrain_timestamp: d.gauge(
+            "driftd_last_retrain_timestamp_seconds",
+            "When the last update finished.",
+            &["model"],
+        ),
+    }
+}
+
+/// The serving champion and which replica owns each model.
+struct ServingMetrics {
+    champion_version: IntGaugeVec,
+    model_owner: IntGaugeVec,
+    replicas: prometheus::IntGauge,
+}
+
+fn serving_metrics(d: &Declare) -> ServingMetrics {
+    ServingMetrics {
+        champion_version: d.int_gauge(
+            "driftd_champion_version",
+            "Version number of the serving champion.",
+            &["model"],
+        ),
+        model_owner: d.int_gauge(
+            "driftd_model_owner",
+            "1 on the replica that owns the model.",
+            &["model"],
+        ),
+        replicas: reg(
+            d.0,
+            prometheus::IntGauge::new(
+                "driftd_replicas",
+                "Live replicas (fresh heartbeat) that share the models, as this replica sees them.",
             )
-        };
+            .unwrap(),
+        ),
+    }
+}
+
+impl Metrics {
+    /// Every metric, registered on a registry of its own (the render shows them sorted by
+    /// name, so the order they are declared in does not matter).
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        register_build_and_process(&registry);
+        let d = Declare(&registry);
+        let ingest = ingest_metrics(&d);
+        let monitor = monitor_metrics(&d);
+        let drift = drift_metrics(&d);
+        let training = training_metrics(&d);
+        let serving = serving_metrics(&d);
         let m = Metrics {
-            outcomes_processed: counter(
-                "driftd_outcomes_processed_total",
-                "Labelled outcomes folded into the monitor state.",
-                &["model"],
-            ),
-            rolling_accuracy: gauge(
-                "driftd_rolling_accuracy",
-                "Accuracy over a window of rows (\"1000\") or of label time (\"24h\").",
-                &["model", "window"],
-            ),
-            rolling_log_loss: gauge(
-                "driftd_rolling_log_loss",
-                "Mean log-loss over a window, for probabilistic predictions.",
-                &["model", "window"],
-            ),
-            rolling_brier: gauge(
-                "driftd_rolling_brier_score",
-                "Mean Brier score over a window, for probabilistic predictions.",
-                &["model", "window"],
-            ),
-            label_delay: histogram(
-                "driftd_label_delay_seconds",
-                "Time from a prediction being made to its label being written.",
-                &["model"],
-                prometheus::exponential_buckets(1.0, 4.0, 12).unwrap(),
-            ),
-            poll_duration: reg(
-                &r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "driftd_poll_duration_seconds",
-                        "Time to read, fold and commit one batch.",
-                    )
-                    .buckets(prometheus::exponential_buckets(0.001, 2.5, 12).unwrap()),
-                )
-                .unwrap(),
-            ),
-            poll_errors: counter(
-                "driftd_poll_errors_total",
-                "Polls that failed, by model (empty: daemon-wide) and kind of error.",
-                &["model", "kind"],
-            ),
-            database_up: reg(
-                &r,
-                Gauge::new(
-                    "driftd_database_up",
-                    "1 when the last database round trip succeeded.",
-                )
-                .unwrap(),
-            ),
-            watermark_lag: gauge(
-                "driftd_watermark_lag_seconds",
-                "Age of the newest consumed label (wall clock minus watermark).",
-                &["model"],
-            ),
-            rows_rejected: counter(
-                "driftd_rows_rejected_total",
-                "Rows set aside in driftd.rejected_rows, by reason.",
-                &["model", "reason"],
-            ),
-            rows_scored: counter(
-                "driftd_rows_scored_total",
-                "Rows without a prediction that the champion scored.",
-                &["model"],
-            ),
-            drift_detected: counter(
-                "driftd_drift_detected_total",
-                "Drifts reported by a detector.",
-                &["model", "detector"],
-            ),
-            drift_warning: int_gauge(
-                "driftd_drift_warning",
-                "1 while a detector is in its warning zone.",
-                &["model", "detector"],
-            ),
-            detector_estimate: gauge(
-                "driftd_detector_estimate",
-                "A detector's current estimate (e.g. the error rate it tracks).",
-                &["model", "detector"],
-            ),
-            last_drift_timestamp: gauge(
-                "driftd_last_drift_timestamp_seconds",
-                "Label time of the row at which drift was last detected.",
-                &["model"],
-            ),
-            retrains: counter(
-                "driftd_retrains_total",
-                "Model updates, by what triggered them and how they ended.",
-                &["model", "trigger", "result"],
-            ),
-            training_duration: histogram(
-                "driftd_training_duration_seconds",
-                "Wall time of a training run, by strategy.",
-                &["strategy"],
-                prometheus::exponential_buckets(0.1, 2.5, 12).unwrap(),
-            ),
-            next_scheduled_retrain: gauge(
-                "driftd_next_scheduled_retrain_timestamp_seconds",
-                "When the next scheduled update fires.",
-                &["model"],
-            ),
-            last_retrain_timestamp: gauge(
-                "driftd_last_retrain_timestamp_seconds",
-                "When the last update finished.",
-                &["model"],
-            ),
-            champion_version: int_gauge(
-                "driftd_champion_version",
-                "Version number of the serving champion.",
-                &["model"],
-            ),
-            model_owner: int_gauge(
-                "driftd_model_owner",
-                "1 on the replica that owns the model.",
-                &["model"],
-            ),
-            replicas: reg(
-                &r,
-                prometheus::IntGauge::new(
-                    "driftd_replicas",
-                    "Live replicas (fresh heartbeat) that share the models, as this replica sees them.",
-                )
-                .unwrap(),
-            ),
-            feature_drift: FeatureDriftGauges {
-                psi: gauge(
-                    "driftd_feature_psi",
-                    "Population stability index of a feature against the champion's training data.",
-                    &["model", "feature"],
-                ),
-                ks_statistic: gauge(
-                    "driftd_feature_ks_statistic",
-                    "Two-sample Kolmogorov-Smirnov statistic (0-1) of a feature against the champion's training data.",
-                    &["model", "feature"],
-                ),
-                ks_pvalue: gauge(
-                    "driftd_feature_ks_pvalue",
-                    "p-value of the two-sample Kolmogorov-Smirnov test of a feature.",
-                    &["model", "feature"],
-                ),
-                js_distance: gauge(
-                    "driftd_feature_js_distance",
-                    "Jensen-Shannon distance (0-1) of a feature against the champion's training data.",
-                    &["model", "feature"],
-                ),
-                wasserstein_distance: gauge(
-                    "driftd_feature_wasserstein_distance",
-                    "Wasserstein distance of a feature against the champion's training data, in the feature's units.",
-                    &["model", "feature"],
-                ),
-            },
-            drifted_features_ratio: gauge(
-                "driftd_drifted_features_ratio",
-                "Share of a model's features whose drift exceeds its threshold.",
-                &["model"],
-            ),
-            accuracy_floor: gauge(
-                "driftd_accuracy_floor",
-                "The model's configured accuracy floor (triggers.threshold.min_accuracy).",
-                &["model"],
-            ),
-            registry: r,
+            outcomes_processed: ingest.outcomes_processed,
+            label_delay: ingest.label_delay,
+            poll_duration: ingest.poll_duration,
+            poll_errors: ingest.poll_errors,
+            database_up: ingest.database_up,
+            watermark_lag: ingest.watermark_lag,
+            rows_rejected: ingest.rows_rejected,
+            rows_scored: ingest.rows_scored,
+            rolling_accuracy: monitor.rolling_accuracy,
+            rolling_log_loss: monitor.rolling_log_loss,
+            rolling_brier: monitor.rolling_brier,
+            accuracy_floor: monitor.accuracy_floor,
+            drift_detected: drift.drift_detected,
+            drift_warning: drift.drift_warning,
+            detector_estimate: drift.detector_estimate,
+            last_drift_timestamp: drift.last_drift_timestamp,
+            feature_drift: drift.feature_drift,
+            drifted_features_ratio: drift.drifted_features_ratio,
+            retrains: training.retrains,
+            training_duration: training.training_duration,
+            next_scheduled_retrain: training.next_scheduled_retrain,
+            last_retrain_timestamp: training.last_retrain_timestamp,
+            champion_version: serving.champion_version,
+            model_owner: serving.model_owner,
+            replicas: serving.replicas,
+            registry,
         };
         // Daemon-wide errors (migrations, ownership) exist at 0 from the start.
         m.poll_errors.with_label_values(&["", "database"]);

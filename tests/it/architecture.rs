@@ -168,3 +168,216 @@ fn only_the_storage_layer_writes_sql_on_driftds_schema() {
         offenders.join("\n")
     );
 }
+
+/// `code` with the inside of every comment, string and char literal blanked (newlines kept),
+/// so that braces in them do not count. Good enough for this codebase, not a Rust lexer:
+/// handles `//` and nested `/* */` comments, `"…"` with escapes, raw strings `r#"…"#`
+/// (also `b`/`br`/`c` prefixes), and tells char literals (`'{'`, `'\''`) from lifetimes.
+fn blank_literals(code: &str) -> String {
+    let c: Vec<char> = code.chars().collect();
+    let mut out = c.clone();
+    let blank = |out: &mut Vec<char>, from: usize, to: usize| {
+        for ch in &mut out[from..to.min(c.len())] {
+            if *ch != '\n' {
+                *ch = ' ';
+            }
+        }
+    };
+    let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+    let mut i = 0;
+    while i < c.len() {
+        let next = |k: usize| c.get(i + k).copied();
+        if c[i] == '/' && next(1) == Some('/') {
+            let end = (i..c.len()).find(|&j| c[j] == '\n').unwrap_or(c.len());
+            blank(&mut out, i, end);
+            i = end;
+        } else if c[i] == '/' && next(1) == Some('*') {
+            let (mut depth, mut j) = (0, i);
+            while j < c.len() {
+                if c[j] == '/' && c.get(j + 1) == Some(&'*') {
+                    depth += 1;
+                    j += 2;
+                } else if c[j] == '*' && c.get(j + 1) == Some(&'/') {
+                    depth -= 1;
+                    j += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    j += 1;
+                }
+            }
+            blank(&mut out, i, j);
+            i = j;
+        } else if c[i] == 'r'
+            && (i == 0 || !ident(c[i - 1]) || (c[i - 1] == 'b' && (i < 2 || !ident(c[i - 2]))))
+            && {
+                let hashes = c[i + 1..].iter().take_while(|&&h| h == '#').count();
+                c.get(i + 1 + hashes) == Some(&'"')
+            }
+        {
+            // A raw string: no escapes, ends at `"` followed by as many `#` as it opened with.
+            let hashes = c[i + 1..].iter().take_while(|&&h| h == '#').count();
+            let open = i + 1 + hashes;
+            let mut j = open + 1;
+            while j < c.len() && !(c[j] == '"' && (1..=hashes).all(|k| c.get(j + k) == Some(&'#')))
+            {
+                j += 1;
+            }
+            blank(&mut out, open + 1, j);
+            i = j + 1 + hashes;
+        } else if c[i] == '"' {
+            let mut j = i + 1;
+            while j < c.len() && c[j] != '"' {
+                j += if c[j] == '\\' { 2 } else { 1 };
+            }
+            blank(&mut out, i + 1, j);
+            i = j + 1;
+        } else if c[i] == '\'' && (next(1) == Some('\\') || next(2) == Some('\'')) {
+            // A char literal (`'x'`, `'\n'`, `'\u{7f}'`); a lifetime (`'a`) has no closing quote.
+            let mut j = i + 1;
+            while j < c.len() && c[j] != '\'' {
+                j += if c[j] == '\\' { 2 } else { 1 };
+            }
+            blank(&mut out, i + 1, j);
+            i = j + 1;
+        } else {
+            i += 1;
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The name of the function a line starts (`fn name`, after `pub`, `pub(crate)`, `async`,
+/// `const`, `unsafe`, `extern "C"`, `default`), if it starts one.
+fn fn_name(line: &str) -> Option<String> {
+    let mut words = line.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        match w {
+            "fn" => {
+                let name: String = words
+                    .next()?
+                    .chars()
+                    .take_while(|ch| ch.is_alphanumeric() || *ch == '_')
+                    .collect();
+                return (!name.is_empty()).then_some(name);
+            }
+            "pub" | "async" | "const" | "unsafe" | "default" => {}
+            w if w.starts_with("pub(") => {}
+            "extern" => {
+                // The ABI string, blanked to `"  "` (possibly split in two words).
+                while words
+                    .peek()
+                    .is_some_and(|w| w.starts_with('"') || w.ends_with('"'))
+                {
+                    words.next();
+                }
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Every function of `code` that has a body: its name, first line (1-based, the `fn` line)
+/// and length in lines, from the `fn` line to the line of its closing brace. A function whose
+/// end the scan cannot find has length `usize::MAX`, so that it is reported, not skipped.
+fn function_lengths(code: &str) -> Vec<(String, usize, usize)> {
+    let code = blank_literals(code);
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let Some(name) = fn_name(line) else { continue };
+        // The body's `{` is the first one outside the signature's parentheses and brackets
+        // (`[u8; 4]` has a `;`); a `;` before it is a declaration without a body.
+        let (mut parens, mut depth, mut opened) = (0i32, 0i32, false);
+        let mut len = usize::MAX;
+        'scan: for (l, text) in lines.iter().enumerate().skip(start) {
+            let text = if l == start {
+                &text[text.find("fn").unwrap()..]
+            } else {
+                text
+            };
+            for ch in text.chars() {
+                match ch {
+                    '(' | '[' => parens += 1,
+                    ')' | ']' => parens -= 1,
+                    ';' if !opened && parens == 0 => {
+                        len = 0;
+                        break 'scan;
+                    }
+                    '{' if opened || parens == 0 => {
+                        opened = true;
+                        depth += 1;
+                    }
+                    '}' if opened => {
+                        depth -= 1;
+                        if depth == 0 {
+                            len = l - start + 1;
+                            break 'scan;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if len > 0 {
+            out.push((name, start + 1, len));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_function_scan_skips_literals_comments_and_declarations() {
+    let code = r##"
+pub(crate) async fn one(x: [u8; 4]) -> &'static str {
+    let _ = '{'; let _ = '\''; let _ = "}\"}"; // }
+    let _ = r#"}"#; /* } /* } */ } */
+    "x"
+}
+fn decl(&self);
+const N: usize = 3;
+impl<'a> S<'a> {
+    fn two<'b>(&'b self) where Self: Sized {
+        let f = |a: i32| { a };
+    }
+}
+"##;
+    assert_eq!(
+        function_lengths(code),
+        vec![("one".to_string(), 2, 5), ("two".to_string(), 10, 3)]
+    );
+}
+
+/// Longest a production function may be (ARCHITECTURE.md, Invariants).
+const MAX_FN_LINES: usize = 100;
+
+#[test]
+fn no_production_function_is_longer_than_100_lines() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files.sort();
+    let mut seen = 0;
+    let mut offenders = Vec::new();
+    for f in &files {
+        for (name, line, len) in function_lengths(&production_code(f)) {
+            seen += 1;
+            let rel = f.strip_prefix(src()).unwrap().display().to_string();
+            if len == usize::MAX {
+                offenders.push(format!(
+                    "src/{rel}:{line}: fn {name} has no closing brace the scan can find"
+                ));
+            } else if len > MAX_FN_LINES {
+                offenders.push(format!("src/{rel}:{line}: fn {name} is {len} lines"));
+            }
+        }
+    }
+    // The scan sees the crate's functions (hundreds), not a handful.
+    assert!(seen > 300, "only {seen} functions found");
+    assert!(
+        offenders.is_empty(),
+        "production functions longer than {MAX_FN_LINES} lines (split them by stage):\n{}",
+        offenders.join("\n")
+    );
+}
