@@ -191,6 +191,10 @@ pub struct PollConfig {
     /// settled rows (or rows to score, a requested run, a new champion) and wakes them, so
     /// an idle replica costs a few queries per interval whatever the number of models.
     pub idle_poll_ms: u64,
+    /// How often one query for all of a replica's models looks for work that no `NOTIFY`
+    /// announced: rows in a table without the notify trigger, lost notifications. Its cost
+    /// grows with the number of models, so it runs less often than `interval_ms`.
+    pub sweep_interval_ms: u64,
     /// With `[[model_templates]]`: how often the outcomes table's model names are read to
     /// find new models (a `NOTIFY` naming an unknown model starts a round at once).
     pub discover_interval_ms: u64,
@@ -206,6 +210,7 @@ impl Default for PollConfig {
             ownership_check_ms: 2_000,
             replica_ttl_ms: 10_000,
             idle_poll_ms: 30_000,
+            sweep_interval_ms: 10_000,
             discover_interval_ms: 30_000,
         }
     }
@@ -595,6 +600,12 @@ impl Config {
         }
         if self.poll.interval_ms == 0 {
             return Err(ConfigError::key("poll.interval_ms", "must be at least 1"));
+        }
+        if self.poll.sweep_interval_ms == 0 {
+            return Err(ConfigError::key(
+                "poll.sweep_interval_ms",
+                "must be at least 1",
+            ));
         }
         if self.poll.discover_interval_ms == 0 {
             return Err(ConfigError::key(

@@ -27,7 +27,8 @@ use crate::config::{Config, DatabaseConfig};
 use crate::db::{self, Backoff};
 use crate::exporter::{self, Health, HttpState, Metrics};
 use crate::outcomes::OutcomeSource;
-use crate::serve::{self, cache::ChampionCache};
+use crate::serve;
+use crate::serve::cache::{ChampionCache, Reload};
 use crate::telemetry::LogLevelHandle;
 
 pub use model_loop::{ModelLoop, StepOutcome};
@@ -80,6 +81,8 @@ pub struct Shared {
 /// the champion cache's task and the server's.
 struct HttpTasks {
     champions: Arc<ChampionCache>,
+    /// Where `LISTEN` asks the champion cache to reload.
+    reloads: mpsc::UnboundedSender<Reload>,
     keep_fresh: JoinHandle<()>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -87,7 +90,6 @@ struct HttpTasks {
 async fn start_http(
     cfg: &Config,
     catalog: &Arc<Catalog>,
-    database: &DatabaseConfig,
     pool: &sqlx::PgPool,
     http_state: HttpState,
     shutdown: &watch::Receiver<bool>,
@@ -95,11 +97,12 @@ async fn start_http(
     let mut http_shutdown = shutdown.clone();
     let admin =
         exporter::admin::router(pool.clone(), cfg.http.admin_token.clone(), catalog.clone());
+    let (reloads, reloads_rx) = mpsc::unbounded_channel();
     let (serving, champions, keep_fresh) = serve::start(
         cfg,
         catalog.clone(),
-        database,
         pool.clone(),
+        reloads_rx,
         shutdown.clone(),
     );
     let extra = admin.merge(serving);
@@ -111,9 +114,85 @@ async fn start_http(
     tracing::info!("listening on http://{addr}");
     Ok(HttpTasks {
         champions,
+        reloads,
         keep_fresh,
         server: http_task,
     })
+}
+
+/// The model side of a replica: ownership (which runs the loops) and what wakes the loops.
+struct ModelTasks {
+    ownership: JoinHandle<()>,
+    /// The sweep, `LISTEN` and discovery: aborted once the loops have stopped.
+    background: Vec<JoinHandle<()>>,
+}
+
+/// Adopts the configured models, then starts ownership, the sweep, discovery (with
+/// templates) and `LISTEN`.
+async fn start_models(
+    cfg: &Config,
+    database: &DatabaseConfig,
+    shared: Shared,
+    catalog: Arc<Catalog>,
+    serving: (Arc<ChampionCache>, mpsc::UnboundedSender<Reload>),
+    health: &Arc<Health>,
+    shutdown: &watch::Receiver<bool>,
+) -> ModelTasks {
+    let mut background = vec![tokio::spawn(sweep::run(
+        shared.board.clone(),
+        shared.pool.clone(),
+        shared.source.clone(),
+        Duration::from_millis(cfg.poll.sweep_interval_ms),
+        cfg.poll.settle_ms,
+        shutdown.clone(),
+    ))];
+    let (loops_tx, loops_rx) = mpsc::unbounded_channel();
+    let reloads = serving.1;
+    let metrics = shared.metrics.clone();
+    let channel = shared.source.notify_channel.clone();
+    let adopter = Arc::new(adopt::Adopter {
+        shared,
+        runtime: cfg.training.clone(),
+        poll: cfg.poll.clone(),
+        catalog,
+        wakers: Arc::new(adopt::Wakers::default()),
+        schedules: schedule::Schedules::new(metrics.clone()),
+        champions: serving.0,
+        loops: loops_tx,
+    });
+    for m in &cfg.models {
+        adopter.adopt(m.clone()).await;
+    }
+    let ownership = tokio::spawn(
+        ownership::Ownership {
+            db: database.clone(),
+            interval: Duration::from_millis(cfg.poll.ownership_check_ms),
+            replica_ttl: Duration::from_millis(cfg.poll.replica_ttl_ms),
+            metrics,
+            health: health.clone(),
+        }
+        .run(loops_rx, shutdown.clone()),
+    );
+    let heard = (!cfg.model_templates.is_empty()).then(|| {
+        let cfg = Arc::new(cfg.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let interval = Duration::from_millis(cfg.poll.discover_interval_ms);
+        let discovery = discover::Discovery::new(cfg.clone(), adopter.clone(), rx, interval);
+        background.push(tokio::spawn(discovery.run(shutdown.clone())));
+        discover::Heard { cfg, names: tx }
+    });
+    let listen = listen::Listen {
+        db: database.clone(),
+        outcomes_channel: channel,
+        wakers: adopter.wakers.clone(),
+        heard,
+        reloads,
+    };
+    background.push(tokio::spawn(listen.run(shutdown.clone())));
+    ModelTasks {
+        ownership,
+        background,
+    }
 }
 
 /// Runs the daemon until `shutdown` turns true; then each model finishes the batch in hand,
@@ -134,7 +213,7 @@ pub async fn run(
         admin_token: cfg.http.admin_token.clone().map(Arc::new),
     };
     let catalog = Arc::new(Catalog::default());
-    let http = start_http(&cfg, &catalog, &database, &pool, http_state, &shutdown).await?;
+    let http = start_http(&cfg, &catalog, &pool, http_state, &shutdown).await?;
 
     let set_db_up = {
         let (health, metrics) = (health.clone(), metrics.clone());
@@ -155,70 +234,25 @@ pub async fn run(
         board: Arc::new(sweep::SweepBoard::default()),
         training_slots: Arc::new(Semaphore::new(cfg.training.max_concurrent)),
     };
-    let sweeper = tokio::spawn(sweep::run(
-        shared.board.clone(),
-        pool.clone(),
-        shared.source.clone(),
-        Duration::from_millis(cfg.poll.interval_ms),
-        cfg.poll.settle_ms,
-        shutdown.clone(),
-    ));
-    let source = shared.source.clone();
-    let (loops_tx, loops_rx) = mpsc::unbounded_channel();
-    let adopter = Arc::new(adopt::Adopter {
+    let tasks = start_models(
+        &cfg,
+        &database,
         shared,
-        runtime: cfg.training.clone(),
-        poll: cfg.poll.clone(),
         catalog,
-        wakers: Arc::new(adopt::Wakers::default()),
-        schedules: schedule::Schedules::new(metrics.clone()),
-        champions: http.champions.clone(),
-        loops: loops_tx,
-    });
-    for m in &cfg.models {
-        adopter.adopt(m.clone()).await;
-    }
-    let ownership = tokio::spawn(
-        ownership::Ownership {
-            db: database.clone(),
-            interval: Duration::from_millis(cfg.poll.ownership_check_ms),
-            replica_ttl: Duration::from_millis(cfg.poll.replica_ttl_ms),
-            metrics: metrics.clone(),
-            health: health.clone(),
-        }
-        .run(loops_rx, shutdown.clone()),
-    );
-    let (heard, discovery) = if cfg.model_templates.is_empty() {
-        (None, None)
-    } else {
-        let cfg = Arc::new(cfg.clone());
-        let (tx, rx) = mpsc::unbounded_channel();
-        let interval = Duration::from_millis(cfg.poll.discover_interval_ms);
-        let discovery = discover::Discovery::new(cfg.clone(), adopter.clone(), rx, interval);
-        let heard = discover::Heard { cfg, names: tx };
-        (
-            Some(heard),
-            Some(tokio::spawn(discovery.run(shutdown.clone()))),
-        )
-    };
-    let listener = tokio::spawn(listen::wake_on_notify(
-        database.clone(),
-        source.notify_channel.clone(),
-        adopter.wakers.clone(),
-        heard,
-        shutdown.clone(),
-    ));
+        (http.champions.clone(), http.reloads.clone()),
+        &health,
+        &shutdown,
+    )
+    .await;
 
     let _ = shutdown.wait_for(|s| *s).await;
     tracing::info!("shutting down: finishing the batches in hand");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    if let Err(e) = ownership.await {
+    if let Err(e) = tasks.ownership.await {
         tracing::error!(error = %e, "the ownership task ended abnormally");
     }
-    listener.abort();
-    sweeper.abort();
-    if let Some(d) = discovery {
-        d.abort();
+    for t in tasks.background {
+        t.abort();
     }
     let _ = http.keep_fresh.await;
     let _ = http.server.await;

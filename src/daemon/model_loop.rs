@@ -63,6 +63,17 @@ struct Scorer {
     artifact: ModelArtifact,
 }
 
+/// Starts the trainings the core decided on and records the requests it coalesced.
+async fn carry_out(decisions: Vec<Decision>, trainer: &mut Trainer) -> Result<(), StoreError> {
+    for d in decisions {
+        match d {
+            Decision::Train(plan) => trainer.start(plan).await?,
+            Decision::Coalesce(req) => trainer.coalesced(&req).await?,
+        }
+    }
+    Ok(())
+}
+
 impl ModelLoop {
     /// Runs until `shutdown`; returns itself so ownership can restart it later.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> ModelLoop {
@@ -76,9 +87,21 @@ impl ModelLoop {
             self.metrics.clone(),
             self.training_slots.clone(),
         );
+        // Whether the last wait ended on the clock, not on a wake-up.
+        let mut on_the_clock = false;
         while !*shutdown.borrow() {
             crate::systemd::beat(&name);
+            let quiet = std::mem::take(&mut on_the_clock)
+                && !trainer.is_running()
+                && self.board.swept_since_published(&name);
             let result = match live.as_mut() {
+                Some(l) if quiet => self
+                    .quiet_round(l, &mut trainer)
+                    .await
+                    .map(|_| StepOutcome {
+                        rows: 0,
+                        rejected: 0,
+                    }),
                 None => self.load().await.map(|mut l| {
                     if trainer.is_running() {
                         // Reloaded (the watermark moved) while a training runs: the core
@@ -138,11 +161,11 @@ impl ModelLoop {
                     d
                 }
             };
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
+            on_the_clock = tokio::select! {
+                _ = self.wake.notified() => false,
+                _ = tokio::time::sleep(wait) => true,
+                _ = shutdown.changed() => false,
+            };
         }
         self.board.withdraw(&name);
         trainer
@@ -228,13 +251,30 @@ impl ModelLoop {
             decisions.push(live.core.on_request(req));
         }
         drop(conn);
-        for d in decisions {
-            match d {
-                Decision::Train(plan) => trainer.start(plan).await?,
-                Decision::Coalesce(req) => trainer.coalesced(&req).await?,
-            }
+        carry_out(decisions, trainer).await
+    }
+
+    /// A round on the clock alone, after a sweep has seen nothing for this model to read,
+    /// score, claim or load: only the decisions that wait on time run (a threshold's hold, a
+    /// drift held back by the cooldown, a due feature-drift check), without a poll.
+    async fn quiet_round(
+        &mut self,
+        live: &mut Live,
+        trainer: &mut Trainer,
+    ) -> Result<(), StoreError> {
+        if !self.cfg.train.enabled {
+            return Ok(());
         }
-        Ok(())
+        let now = Utc::now();
+        let mut decisions = Vec::new();
+        if live.core.feature_check_due(now) {
+            decisions.extend(self.check_feature_drift(live, now).await?);
+        }
+        decisions.extend(live.core.on_batch(&[], now));
+        while let Ok(r) = self.triggers.try_recv() {
+            decisions.push(live.core.on_request(r));
+        }
+        carry_out(decisions, trainer).await
     }
 
     /// Compares the newest inputs with the champion's reference sample and tells the core.

@@ -3,13 +3,18 @@
 //! replica asks PostgreSQL, in two queries for all owned models, which of them have anything
 //! to do (settled rows past the watermark, rows to score, a requested run, a new champion),
 //! and wakes only those. A woken loop polls as before, so ingest stays exactly-once: the sweep
-//! only decides *when* a loop looks, never *what* it reads. `LISTEN` still wakes a model the
-//! moment its label lands; a loop with nothing new also polls on its own every
-//! `poll.idle_poll_ms`, so a failing sweep delays work but never loses it.
+//! only decides *when* a loop looks, never *what* it reads. `LISTEN` wakes a model the moment
+//! its label lands, a run is requested or its champion changes, so the sweep is the fallback
+//! for lost notifications and tables without the trigger, and runs every
+//! `poll.sweep_interval_ms`. A loop with nothing new goes round on its own every
+//! `poll.idle_poll_ms` for the decisions that wait on time (a threshold's hold, a drift held
+//! back by the cooldown); when a sweep has seen its standing since it last changed, that round
+//! reads nothing (the sweep would have woken it), otherwise it polls, so a failing sweep
+//! delays work but never loses it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
@@ -29,18 +34,45 @@ pub struct Standing {
     pub wake: Arc<Notify>,
 }
 
+impl Standing {
+    fn same_as(&self, other: &Standing) -> bool {
+        (self.watermark, self.scored_upto, self.champion)
+            == (other.watermark, other.scored_upto, other.champion)
+    }
+}
+
+struct Entry {
+    standing: Standing,
+    /// When the standing last changed.
+    since: Instant,
+}
+
 /// The standings of the models this replica's loops are running.
 #[derive(Default)]
 pub struct SweepBoard {
-    models: Mutex<HashMap<String, Standing>>,
+    models: Mutex<HashMap<String, Entry>>,
+    /// When the snapshot of the last sweep that answered for every model was taken.
+    covered: Mutex<Option<Instant>>,
 }
 
 impl SweepBoard {
     pub fn publish(&self, model: &str, standing: Standing) {
-        self.models
-            .lock()
-            .expect("sweep board lock")
-            .insert(model.to_string(), standing);
+        let mut m = self.models.lock().expect("sweep board lock");
+        match m.get_mut(model) {
+            Some(e) if e.standing.same_as(&standing) => e.standing = standing,
+            _ => {
+                let since = Instant::now();
+                m.insert(model.to_string(), Entry { standing, since });
+            }
+        }
+    }
+
+    /// Whether a sweep has looked at the model's present standing (and so would have woken
+    /// the loop if there were anything to read, score, claim or load).
+    pub fn swept_since_published(&self, model: &str) -> bool {
+        let covered = *self.covered.lock().expect("sweep board lock");
+        let m = self.models.lock().expect("sweep board lock");
+        matches!((covered, m.get(model)), (Some(c), Some(e)) if c >= e.since)
     }
 
     /// The loop stopped (handed over, shutdown): nothing to sweep for it here.
@@ -50,7 +82,9 @@ impl SweepBoard {
 
     fn snapshot(&self) -> Vec<(String, Standing)> {
         let m = self.models.lock().expect("sweep board lock");
-        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        m.iter()
+            .map(|(k, e)| (k.clone(), e.standing.clone()))
+            .collect()
     }
 }
 
@@ -71,7 +105,9 @@ pub async fn run(
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
+        let taken = Instant::now();
         let standings = board.snapshot();
+        let mut answered = true;
         for chunk in standings.chunks(CHUNK) {
             match due(&pool, &source, chunk, settle_ms).await {
                 Ok(names) => {
@@ -85,9 +121,13 @@ pub async fn run(
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "sweep failed; the loops poll on their own meanwhile");
+                    answered = false;
                     break;
                 }
             }
+        }
+        if answered {
+            *board.covered.lock().expect("sweep board lock") = Some(taken);
         }
     }
 }

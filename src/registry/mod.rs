@@ -39,6 +39,9 @@ pub enum RegistryError {
 /// as payload, from inside the transaction that makes the change (so it arrives on commit).
 pub const CHAMPION_CHANNEL: &str = "driftd_champion";
 
+/// The channel a requested (manual) run is announced on, with the model's name as payload.
+pub const REQUEST_CHANNEL: &str = "driftd_requests";
+
 async fn notify_champion(
     conn: &mut PgConnection,
     model: &str,

@@ -58,7 +58,7 @@ pub async fn create(
     strategy: &str,
     status: RunStatus,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    let id = sqlx::query_scalar(
         "INSERT INTO driftd.training_runs (model, trigger, reason, strategy, status, started_at) \
          VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'running' THEN now() END) RETURNING id",
     )
@@ -67,8 +67,17 @@ pub async fn create(
     .bind(reason)
     .bind(strategy)
     .bind(status.as_str())
-    .fetch_one(conn)
-    .await
+    .fetch_one(&mut *conn)
+    .await?;
+    if status == RunStatus::Requested {
+        // Wakes the owner's loop at once; its replica's sweep finds the request otherwise.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::REQUEST_CHANNEL)
+            .bind(model)
+            .execute(conn)
+            .await?;
+    }
+    Ok(id)
 }
 
 /// Claims the oldest manual request for `model`, marking it running.

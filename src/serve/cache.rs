@@ -3,9 +3,10 @@
 //! Each configured model has one slot holding an `Arc` of the serving champion. A reload builds
 //! the whole new [`Served`] value first and then swaps the `Arc` under a write lock held for a
 //! pointer store, so a request sees either the old champion or the new one, never a mixture,
-//! and the version it reports is the one that computed its answer. Reloads are woken by the
-//! registry's `NOTIFY driftd_champion` (sent in the transaction that changes a champion) and,
-//! as a fallback for lost notifications, by a slow poll of every champion's version.
+//! and the version it reports is the one that computed its answer. Reloads are asked for by
+//! the daemon's `LISTEN` connection on the registry's `NOTIFY driftd_champion` (sent in the
+//! transaction that changes a champion) and, as a fallback for lost notifications, by a slow
+//! poll of every champion's version.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,13 +14,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::predictor::Predictor;
-use crate::config::DatabaseConfig;
-use crate::db::{self, Backoff};
+use crate::db::Backoff;
 use crate::registry::{self, VersionInfo};
 
 /// A champion ready to serve: its predictor and its downloadable files, all of one version.
@@ -169,55 +168,53 @@ pub fn notified_model(payload: &str) -> Option<String> {
     v.get("model")?.as_str().map(str::to_string)
 }
 
-/// Keeps `cache` fresh until shutdown: a full load, then a reload per notification and a full
-/// check every `poll`. Database errors back off and never stop serving what is loaded.
+/// What to reload: one model (its champion changed) or every one (a `LISTEN` session began,
+/// so changes made before it may not have been heard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    Model(String),
+    All,
+}
+
+/// Keeps `cache` fresh until shutdown: a full load at start, then what `reloads` asks for
+/// (the daemon's `LISTEN` connection sends them), and a full check every `poll` for
+/// notifications lost. Database errors back off and never stop serving what is loaded.
 pub async fn keep_fresh(
     cache: Arc<ChampionCache>,
     pool: PgPool,
-    db_cfg: DatabaseConfig,
+    mut reloads: mpsc::UnboundedReceiver<Reload>,
     poll: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(200, 10_000);
+    let mut next = Some(Reload::All);
     loop {
-        let session = async {
-            let listen_pool = db::pool(&DatabaseConfig {
-                max_connections: 1,
-                ..db_cfg.clone()
-            })?;
-            let mut listener = PgListener::connect_with(&listen_pool).await?;
-            listener.listen(registry::CHAMPION_CHANNEL).await?;
-            // Listening first, loading second: a change in between is not missed.
-            cache.refresh_all(&mut *pool.acquire().await?).await?;
-            backoff.reset();
-            loop {
+        if let Some(reload) = next.take() {
+            let done = async {
+                let mut conn = pool.acquire().await?;
+                match &reload {
+                    Reload::All => cache.refresh_all(&mut conn).await,
+                    Reload::Model(m) => cache.refresh(&mut conn, m).await,
+                }
+            };
+            if let Err(e) = done.await {
+                let d = backoff.next_delay();
+                tracing::debug!(error = %e, retry_in_ms = d.as_millis() as u64, "champion refresh failed; serving what is loaded");
+                // Whatever was asked, everything is reloaded once the database answers.
+                next = Some(Reload::All);
                 tokio::select! {
-                    n = listener.recv() => {
-                        let n = n?;
-                        if let Some(model) = notified_model(n.payload()) {
-                            cache.refresh(&mut *pool.acquire().await?, &model).await?;
-                        }
-                    }
-                    _ = tokio::time::sleep(poll) => {
-                        cache.refresh_all(&mut *pool.acquire().await?).await?;
-                    }
+                    _ = tokio::time::sleep(d) => continue,
+                    _ = shutdown.wait_for(|s| *s) => return,
                 }
             }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
-        let result = tokio::select! {
-            r = session => r,
+            backoff.reset();
+        }
+        // A closed channel (the listener has ended) leaves the slow poll.
+        next = tokio::select! {
+            Some(r) = reloads.recv() => Some(r),
+            _ = tokio::time::sleep(poll) => Some(Reload::All),
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        if let Err(e) = result {
-            let d = backoff.next_delay();
-            tracing::debug!(error = %e, retry_in_ms = d.as_millis() as u64, "champion refresh failed; serving what is loaded");
-            tokio::select! {
-                _ = tokio::time::sleep(d) => {}
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
-        }
     }
 }
 

@@ -23,18 +23,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::catalog::Catalog;
-use crate::config::{Config, DatabaseConfig};
+use crate::config::Config;
 
 /// The serving routes, the champion cache (a model found at run time is added to it) and the
 /// task that keeps it fresh (it ends at shutdown).
 pub fn start(
     cfg: &Config,
     catalog: Arc<Catalog>,
-    database: &DatabaseConfig,
     pool: PgPool,
+    reloads: mpsc::UnboundedReceiver<cache::Reload>,
     shutdown: watch::Receiver<bool>,
 ) -> (
     axum::Router,
@@ -45,7 +45,7 @@ pub fn start(
     let task = tokio::spawn(cache::keep_fresh(
         cache.clone(),
         pool.clone(),
-        database.clone(),
+        reloads,
         Duration::from_millis(cfg.serve.refresh_interval_ms),
         shutdown,
     ));

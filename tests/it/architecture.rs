@@ -18,18 +18,28 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// A file's production code: everything before its first `#[cfg(test)]`, and nothing of a
-/// `tests.rs` or a `*_conformance.rs` test module.
+/// A file's production code: everything before its first `#[cfg(test)]` that opens a test
+/// block (a `#[cfg(test)] mod x;` line only declares a test file and is skipped), and nothing
+/// of a `tests.rs` or a `*_conformance.rs` test module.
 fn production_code(path: &Path) -> String {
     let name = path.file_name().unwrap().to_string_lossy();
     if name == "tests.rs" || name.ends_with("_conformance.rs") {
         return String::new();
     }
     let text = std::fs::read_to_string(path).unwrap();
-    match text.find("#[cfg(test)]") {
-        Some(i) => text[..i].to_string(),
-        None => text,
+    let mut from = 0;
+    while let Some(i) = text[from..].find("#[cfg(test)]").map(|i| i + from) {
+        let after = text[i + "#[cfg(test)]".len()..].trim_start();
+        let declares_file = after
+            .lines()
+            .next()
+            .is_some_and(|l| l.trim_start().starts_with("mod ") && l.trim_end().ends_with(';'));
+        if !declares_file {
+            return text[..i].to_string();
+        }
+        from = i + 1;
     }
+    text
 }
 
 /// The top-level module a file belongs to (`src/daemon/store.rs` → `daemon`).
