@@ -5,7 +5,9 @@
 # with nothing to read.
 #   scripts/bench_replicas.sh [M ...]        (default: 100 1000 10000)
 # Environment: BENCH_REPLICAS (2), BENCH_ROWS_PER_MODEL (200), BENCH_FEATURES (4),
-#              BENCH_IDLE_S (10), BENCH_PG_PORT (55434).
+#              BENCH_IDLE_S (10), BENCH_PG_PORT (55434),
+#              BENCH_TEMPLATES (0; 1: one [[model_templates]] block instead of M [[models]],
+#              every model found in the table while running, its width from its rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MS=("$@"); [ ${#MS[@]} -gt 0 ] || MS=(100 1000 10000)
@@ -39,9 +41,13 @@ for M in "${MS[@]}"; do
   DBURL="${URL%/*}/$db"
   {
     printf '[database]\nurl = "%s"\nmax_connections = 8\n[poll]\ninterval_ms = 1000\nbatch_size = 5000\n[log]\nlevel = "warn"\n' "$DBURL"
-    for i in $(seq 0 $((M - 1))); do
-      printf '[[models]]\nname = "m%05d"\nn_features = %d\n[models.triggers]\nbootstrap_min_rows = 1000000000000\n[models.triggers.drift]\nenabled = false\n' "$i" "$F"
-    done
+    if [ "${BENCH_TEMPLATES:-0}" = 1 ]; then
+      printf '[[model_templates]]\npattern = "m*"\n[model_templates.triggers]\nbootstrap_min_rows = 1000000000000\n[model_templates.triggers.drift]\nenabled = false\n'
+    else
+      for i in $(seq 0 $((M - 1))); do
+        printf '[[models]]\nname = "m%05d"\nn_features = %d\n[models.triggers]\nbootstrap_min_rows = 1000000000000\n[models.triggers.drift]\nenabled = false\n' "$i" "$F"
+      done
+    fi
   } > "$WORK/driftd.toml"
   "$BIN" migrate --config "$WORK/driftd.toml" --create-outcomes-table >/dev/null
   psql -q "$DBURL" <<SQL

@@ -7,6 +7,7 @@ use chrono::Utc;
 use sqlx::PgConnection;
 
 use crate::generate::{Stream, StreamSpec};
+use crate::outcomes::OutcomeSource;
 use crate::registry::{self, progress};
 
 pub struct FeedOptions {
@@ -22,7 +23,11 @@ fn deployed_prediction(w: &[f64], x: &[f32]) -> f64 {
     1.0 / (1.0 + (-2.0 * m).exp())
 }
 
-pub async fn feed(conn: &mut PgConnection, opts: &FeedOptions) -> Result<(), sqlx::Error> {
+pub async fn feed(
+    conn: &mut PgConnection,
+    source: &OutcomeSource,
+    opts: &FeedOptions,
+) -> Result<(), sqlx::Error> {
     let stream = Stream::new(opts.spec.clone());
     let w = stream.initial_concept().to_vec();
     let started = Instant::now();
@@ -40,16 +45,13 @@ pub async fn feed(conn: &mut PgConnection, opts: &FeedOptions) -> Result<(), sql
             .is_ok_and(|v| v.is_some());
         let batch: Vec<_> = rows.by_ref().take(per_tick).collect();
         for r in &batch {
-            let feats: Vec<f32> = r.features.clone();
-            let prediction = (!has_champion).then(|| deployed_prediction(&w, &r.features) as f32);
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO outcomes (model, features, prediction) VALUES ($1, $2, $3) RETURNING id",
-            )
-            .bind(&opts.model)
-            .bind(&feats)
-            .bind(prediction)
-            .fetch_one(&mut *conn)
-            .await?;
+            let feats: Vec<f64> = r.features.iter().map(|&v| f64::from(v)).collect();
+            // Stored as the service would (its own precision), not as f32 widened.
+            let prediction =
+                (!has_champion).then(|| f64::from(deployed_prediction(&w, &r.features) as f32));
+            let id = source
+                .feed_prediction(&mut *conn, &opts.model, &feats, prediction)
+                .await?;
             pending.push_back((Instant::now() + opts.label_delay, id, r.label));
         }
         sent += batch.len();
@@ -59,17 +61,10 @@ pub async fn feed(conn: &mut PgConnection, opts: &FeedOptions) -> Result<(), sql
         while pending.front().is_some_and(|(due, _, _)| *due <= now) {
             let (_, id, label) = pending.pop_front().expect("checked non-empty");
             ids.push(id);
-            labels.push(label as f32);
+            labels.push(f64::from(label));
         }
         if !ids.is_empty() {
-            sqlx::query(
-                "UPDATE outcomes o SET label = u.l, labeled_at = now() \
-                 FROM UNNEST($1::int8[], $2::real[]) AS u(id, l) WHERE o.id = u.id",
-            )
-            .bind(&ids)
-            .bind(&labels)
-            .execute(&mut *conn)
-            .await?;
+            source.feed_labels(&mut *conn, &ids, &labels).await?;
         }
         if last_report.elapsed() >= Duration::from_secs(3) {
             last_report = Instant::now();
@@ -103,17 +98,13 @@ async fn report(
 /// no update is waiting or running, polling until `deadline`; returns whether it got there.
 pub async fn wait_caught_up(
     conn: &mut PgConnection,
+    source: &OutcomeSource,
     model: &str,
     deadline: Duration,
 ) -> Result<bool, sqlx::Error> {
     let until = Instant::now() + deadline;
     loop {
-        let labelled: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM outcomes WHERE model = $1 AND label IS NOT NULL",
-        )
-        .bind(model)
-        .fetch_one(&mut *conn)
-        .await?;
+        let labelled = source.labelled_rows(&mut *conn, model).await?;
         let done = progress::rows_consumed(&mut *conn, model).await? >= labelled
             && !progress::training_pending(&mut *conn, model).await?;
         if done {
@@ -336,6 +327,7 @@ fn print_run(run: &progress::RunBrief) {
 /// did around each change.
 pub async fn summary(
     conn: &mut PgConnection,
+    source: &OutcomeSource,
     model: &str,
     spec: &StreamSpec,
 ) -> Result<(), sqlx::Error> {
@@ -362,25 +354,11 @@ pub async fn summary(
     }
     // Accuracy of the served predictions, in segments of the stream.
     let seg = (spec.rows / 10).max(1) as i64;
-    let acc: Vec<(i64, f64)> = sqlx::query_as(
-        "SELECT (rn - 1) / $2 AS seg, avg(((prediction >= 0.5)::int = label::int)::int)::float8 \
-         FROM (SELECT row_number() OVER (ORDER BY id) AS rn, prediction, label FROM outcomes \
-               WHERE model = $1 AND label IS NOT NULL AND prediction IS NOT NULL) t GROUP BY 1 ORDER BY 1",
-    )
-    .bind(model)
-    .bind(seg)
-    .fetch_all(&mut *conn)
-    .await?;
+    let acc = source.accuracy_by_segment(&mut *conn, model, seg).await?;
     let line: Vec<String> = acc.iter().map(|(_, a)| format!("{a:.2}")).collect();
     println!("accuracy by tenth of the stream: {}", line.join(" "));
 
-    let served: Vec<(i64, Option<i64>, Option<bool>)> = sqlx::query_as(
-        "SELECT id, model_version, (prediction >= 0.5)::int = label::int FROM outcomes \
-         WHERE model = $1 ORDER BY id",
-    )
-    .bind(model)
-    .fetch_all(&mut *conn)
-    .await?;
+    let served = source.served_rows(&mut *conn, model).await?;
     let rows: Vec<ServedRow> = served
         .into_iter()
         .map(|(id, version, correct)| ServedRow {

@@ -255,7 +255,11 @@ async fn models_export(
 
 pub async fn retrain(args: RetrainArgs) -> Outcome {
     let cfg = attempt!(load_config(&args.config.config));
-    let mcfg = attempt!(configured_model(&cfg, &args.model));
+    // A model a template makes is retrained like a configured one.
+    let mcfg = match cfg.model_settings(&args.model) {
+        Some(m) => m,
+        None => attempt!(configured_model(&cfg, &args.model)).clone(),
+    };
     if !mcfg.train.enabled {
         return Outcome::BadConfig(format!(
             "model `{}` is monitor-only (train.enabled = false): driftd does not train it",
@@ -408,15 +412,17 @@ pub async fn demo_feed(args: DemoFeedArgs) -> Outcome {
         label_delay: Duration::from_millis(args.label_delay_ms),
         spec,
     };
+    // The feed writes the table `[source]` describes, as the user's model service would.
+    let source = crate::outcomes::OutcomeSource::new(&cfg.source);
     let result = async {
         let mut conn = db::connect_one(dbc).await?;
-        crate::demo::feed(&mut conn, &opts).await?;
+        crate::demo::feed(&mut conn, &source, &opts).await?;
         // The last labels wait out the settle interval, and an update may be running.
         let deadline = Duration::from_millis(cfg.poll.settle_ms) + Duration::from_secs(60);
-        if !crate::demo::wait_caught_up(&mut conn, &opts.model, deadline).await? {
+        if !crate::demo::wait_caught_up(&mut conn, &source, &opts.model, deadline).await? {
             println!("[demo] driftd has not caught up after {deadline:?}; summary so far");
         }
-        crate::demo::summary(&mut conn, &opts.model, &opts.spec).await
+        crate::demo::summary(&mut conn, &source, &opts.model, &opts.spec).await
     };
     match result.await {
         Ok(()) => Outcome::Done,

@@ -646,6 +646,17 @@ impl Config {
         self.models.iter().find(|m| m.name == name)
     }
 
+    /// The settings of model `name` for what does not depend on its width (training on or
+    /// off, the manual strategy): its `[[models]]` block, or what its template makes.
+    pub fn model_settings(&self, name: &str) -> Option<ModelConfig> {
+        if let Some(m) = self.model(name) {
+            return Some(m.clone());
+        }
+        let t = self.template_for(name)?;
+        t.instantiate(name, t.n_features.unwrap_or(1), &self.source)
+            .ok()
+    }
+
     /// The template that makes model `name`: none if `[[models]]` names it, else the first
     /// whose pattern matches.
     pub fn template_for(&self, name: &str) -> Option<&ModelTemplate> {

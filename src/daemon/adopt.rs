@@ -46,11 +46,14 @@ pub struct Adopter {
 }
 
 impl Adopter {
-    /// Adopts `model` unless one of its name is known already; true if it was new.
-    pub async fn adopt(&self, model: ModelConfig) -> bool {
-        if !self.catalog.insert(model.clone()) {
+    /// Adopts `model`; true if it was new. A configured model is in the catalog from the
+    /// start (so serving knows it before the database is reached) and is adopted once; a
+    /// model discovery found (`from_template`) is adopted unless one of its name is known.
+    pub async fn adopt(&self, model: ModelConfig, from_template: bool) -> bool {
+        if !self.catalog.insert(model.clone()) && from_template {
             return false;
         }
+        self.shared.metrics.model_adopted(from_template);
         let wake = Arc::new(Notify::new());
         self.wakers.insert(&model.name, wake.clone());
         // Capacity 1: a trigger waiting behind another one coalesces instead of queueing.

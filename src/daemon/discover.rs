@@ -140,7 +140,7 @@ impl Discovery {
                     n_features = model.n_features,
                     "found a new model"
                 );
-                self.adopter.adopt(model).await;
+                self.adopter.adopt(model, true).await;
                 // Served at once if another replica trained it already (no NOTIFY comes).
                 let mut conn = self.adopter.shared.pool.acquire().await?;
                 self.adopter.champions.refresh(&mut conn, name).await?;

@@ -123,6 +123,8 @@ async fn start_http(
 /// The model side of a replica: ownership (which runs the loops) and what wakes the loops.
 struct ModelTasks {
     ownership: JoinHandle<()>,
+    /// Holds the schedules (their jobs stop when it is dropped) and the catalog.
+    _adopter: Arc<adopt::Adopter>,
     /// The sweep, `LISTEN` and discovery: aborted once the loops have stopped.
     background: Vec<JoinHandle<()>>,
 }
@@ -161,7 +163,7 @@ async fn start_models(
         loops: loops_tx,
     });
     for m in &cfg.models {
-        adopter.adopt(m.clone()).await;
+        adopter.adopt(m.clone(), false).await;
     }
     let ownership = tokio::spawn(
         ownership::Ownership {
@@ -191,6 +193,7 @@ async fn start_models(
     background.push(tokio::spawn(listen.run(shutdown.clone())));
     ModelTasks {
         ownership,
+        _adopter: adopter,
         background,
     }
 }
@@ -212,7 +215,8 @@ pub async fn run(
         log_level,
         admin_token: cfg.http.admin_token.clone().map(Arc::new),
     };
-    let catalog = Arc::new(Catalog::default());
+    // The configured models are known (and served) from the start; discovery adds to them.
+    let catalog = Arc::new(Catalog::new(cfg.models.iter().cloned()));
     let http = start_http(&cfg, &catalog, &pool, http_state, &shutdown).await?;
 
     let set_db_up = {

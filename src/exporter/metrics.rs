@@ -53,6 +53,7 @@ pub struct Metrics {
     pub champion_version: IntGaugeVec,
     pub model_owner: IntGaugeVec,
     pub replicas: prometheus::IntGauge,
+    models_known: IntGaugeVec,
     pub feature_drift: FeatureDriftGauges,
     pub drifted_features_ratio: GaugeVec,
     pub accuracy_floor: GaugeVec,
@@ -351,6 +352,7 @@ struct ServingMetrics {
     champion_version: IntGaugeVec,
     model_owner: IntGaugeVec,
     replicas: prometheus::IntGauge,
+    models_known: IntGaugeVec,
 }
 
 fn serving_metrics(d: &Declare) -> ServingMetrics {
@@ -372,6 +374,11 @@ fn serving_metrics(d: &Declare) -> ServingMetrics {
                 "Live replicas (fresh heartbeat) that share the models, as this replica sees them.",
             )
             .unwrap(),
+        ),
+        models_known: d.int_gauge(
+            "driftd_models",
+            "Models this replica knows, by origin: configured ([[models]]) or template (found in the outcomes table).",
+            &["origin"],
         ),
     }
 }
@@ -414,11 +421,25 @@ impl Metrics {
             champion_version: serving.champion_version,
             model_owner: serving.model_owner,
             replicas: serving.replicas,
+            models_known: serving.models_known,
             registry,
         };
         // Daemon-wide errors (migrations, ownership) exist at 0 from the start.
         m.poll_errors.with_label_values(&["", "database"]);
+        for origin in ["configured", "template"] {
+            m.models_known.with_label_values(&[origin]);
+        }
         m
+    }
+
+    /// One more model known to this replica; `from_template` when discovery found it.
+    pub fn model_adopted(&self, from_template: bool) {
+        let origin = if from_template {
+            "template"
+        } else {
+            "configured"
+        };
+        self.models_known.with_label_values(&[origin]).inc();
     }
 
     /// Publishes the gauges that mirror a model's monitor state.

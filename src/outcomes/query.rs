@@ -32,6 +32,47 @@ pub(super) fn quote_table(table: &str) -> String {
         .join(".")
 }
 
+/// Stamps predictions on rows still without one. Only the prediction columns are ever
+/// written (see sql/grants.sql).
+fn score_sql(cfg: &SourceConfig) -> String {
+    let q = |c: &str| quote_ident(c);
+    let id = q(&cfg.id_column);
+    match &cfg.model_version_column {
+        Some(v) => format!(
+            "UPDATE {table} t SET {pred} = u.p, {ver} = $3 FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
+             WHERE t.{id} = u.id AND t.{pred} IS NULL",
+            table = quote_table(&cfg.table),
+            pred = q(&cfg.prediction_column),
+            ver = q(v),
+        ),
+        None => format!(
+            "UPDATE {table} t SET {pred} = u.p FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
+             WHERE t.{id} = u.id AND t.{pred} IS NULL AND $3::int8 IS NOT NULL",
+            table = quote_table(&cfg.table),
+            pred = q(&cfg.prediction_column),
+        ),
+    }
+}
+
+/// The sweep: of the given models, those with settled rows past their watermark, or (when a
+/// scored-up-to id is given) rows past it still without a prediction. One query for all of a
+/// replica's models, each an index probe.
+fn pending_sql(cfg: &SourceConfig) -> String {
+    let q = |c: &str| quote_ident(c);
+    let (id, at) = (q(&cfg.id_column), q(&cfg.labeled_at_column));
+    format!(
+        "SELECT w.m FROM UNNEST($1::text[], $2::timestamptz[], $3::int8[], $4::int8[]) AS w(m, at, id, scored) \
+         WHERE EXISTS (SELECT 1 FROM {table} t WHERE t.{model} = w.m AND t.{at} IS NOT NULL \
+                         AND (t.{at}, t.{id}) > (w.at, w.id) \
+                         AND t.{at} <= now() - $5 * interval '1 millisecond') \
+            OR (w.scored IS NOT NULL AND EXISTS (SELECT 1 FROM {table} t \
+                         WHERE t.{model} = w.m AND t.{pred} IS NULL AND t.{id} > w.scored))",
+        pred = q(&cfg.prediction_column),
+        table = quote_table(&cfg.table),
+        model = q(&cfg.model_column),
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct OutcomeSource {
     poll_sql: String,
@@ -42,6 +83,8 @@ pub struct OutcomeSource {
     pending_sql: String,
     /// Model discovery for `[[model_templates]]` (see `names.rs`).
     pub(super) names: super::names::NameQueries,
+    /// What the demo feed writes and reads (see `feed.rs`).
+    pub(super) feed: super::feed::FeedQueries,
     pub notify_channel: String,
 }
 
@@ -99,44 +142,17 @@ impl OutcomeSource {
             table = quote_table(&cfg.table),
             model = q(&cfg.model_column),
         );
-        // Only the prediction columns are ever written (see sql/grants.sql).
-        let score_sql = Some(match &cfg.model_version_column {
-            Some(v) => format!(
-                "UPDATE {table} t SET {pred} = u.p, {ver} = $3 FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
-                 WHERE t.{id} = u.id AND t.{pred} IS NULL",
-                table = quote_table(&cfg.table),
-                pred = q(&cfg.prediction_column),
-                ver = q(v),
-            ),
-            None => format!(
-                "UPDATE {table} t SET {pred} = u.p FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
-                 WHERE t.{id} = u.id AND t.{pred} IS NULL AND $3::int8 IS NOT NULL",
-                table = quote_table(&cfg.table),
-                pred = q(&cfg.prediction_column),
-            ),
-        });
+        let score_sql = Some(score_sql(cfg));
         // The newest inputs, labelled or not: data drift shows before the labels do.
         let recent_sql = format!(
             "SELECT {features} FROM {table} WHERE {model} = $1 ORDER BY {id} DESC LIMIT $2",
             table = quote_table(&cfg.table),
             model = q(&cfg.model_column),
         );
-        // The sweep: of the given models, those with settled rows past their watermark, or
-        // (when a scored-up-to id is given) rows past it still without a prediction. One
-        // query for all of a replica's models, each an index probe.
-        let pending_sql = format!(
-            "SELECT w.m FROM UNNEST($1::text[], $2::timestamptz[], $3::int8[], $4::int8[]) AS w(m, at, id, scored) \
-             WHERE EXISTS (SELECT 1 FROM {table} t WHERE t.{model} = w.m AND t.{at} IS NOT NULL \
-                             AND (t.{at}, t.{id}) > (w.at, w.id) \
-                             AND t.{at} <= now() - $5 * interval '1 millisecond') \
-                OR (w.scored IS NOT NULL AND EXISTS (SELECT 1 FROM {table} t \
-                             WHERE t.{model} = w.m AND t.{pred} IS NULL AND t.{id} > w.scored))",
-            pred = q(&cfg.prediction_column),
-            table = quote_table(&cfg.table),
-            model = q(&cfg.model_column),
-        );
+        let pending_sql = pending_sql(cfg);
         OutcomeSource {
             names: super::names::NameQueries::new(cfg),
+            feed: super::feed::FeedQueries::new(cfg),
             pending_sql,
             poll_sql,
             training_sql,

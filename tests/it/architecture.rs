@@ -179,6 +179,45 @@ fn only_the_storage_layer_writes_sql_on_driftds_schema() {
     );
 }
 
+#[test]
+fn only_the_outcomes_module_queries_the_users_table() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut offenders = Vec::new();
+    let mut seen_inside = 0;
+    for f in &files {
+        let rel = f
+            .strip_prefix(src())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        for (i, line) in production_code(f).lines().enumerate() {
+            // The reference table's name in SQL text, or SQL built from `[source]`'s table.
+            let sql = [
+                "FROM outcomes",
+                "INTO outcomes",
+                "UPDATE outcomes",
+                "FROM {table}",
+                "INTO {table}",
+                "UPDATE {table}",
+            ];
+            if sql.iter().any(|k| line.contains(k)) {
+                if rel.starts_with("outcomes/") {
+                    seen_inside += 1;
+                } else {
+                    offenders.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(seen_inside > 5, "the scan finds the source's own queries");
+    assert!(
+        offenders.is_empty(),
+        "SQL on the outcomes table outside src/outcomes/:\n{}",
+        offenders.join("\n")
+    );
+}
+
 /// `code` with the inside of every comment, string and char literal blanked (newlines kept),
 /// so that braces in them do not count. Good enough for this codebase, not a Rust lexer:
 /// handles `//` and nested `/* */` comments, `"…"` with escapes, raw strings `r#"…"#`

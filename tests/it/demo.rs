@@ -109,3 +109,85 @@ strategy = "auto"
     );
     assert!(summary.contains("(drift via "), "{summary}");
 }
+
+/// The feed honours `[source]`: it writes the table the configuration describes (the README's
+/// "Your own table" layout: listed feature columns, other column names, no NOTIFY trigger), and
+/// the daemon reads every row from it, found by the sweep.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_feed_writes_the_table_source_describes() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    sqlx::raw_sql(
+        "CREATE SCHEMA sales; \
+         CREATE TABLE sales.scored_leads (lead_id bigserial PRIMARY KEY, model_name text NOT NULL, \
+           scored_at timestamptz NOT NULL DEFAULT now(), age real, visits real, spend real, \
+           p_convert double precision, model_version bigint, converted smallint, converted_at timestamptz); \
+         CREATE INDEX ON sales.scored_leads (model_name, converted_at, lead_id); \
+         CREATE INDEX ON sales.scored_leads (model_name, lead_id);",
+    )
+    .execute(&mut db.conn)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &db.url,
+        r#"
+[source]
+table = "sales.scored_leads"
+id_column = "lead_id"
+model_column = "model_name"
+feature_columns = ["age", "visits", "spend"]
+prediction_column = "p_convert"
+label_column = "converted"
+labeled_at_column = "converted_at"
+created_at_column = "scored_at"
+model_version_column = "model_version"
+
+[[models]]
+name = "leads"
+n_features = 3
+[models.triggers]
+bootstrap_min_rows = 300
+"#,
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[poll]", "[poll]\nsweep_interval_ms = 300");
+    std::fs::write(&cfg, text).unwrap();
+    let _daemon = Daemon::spawn(&cfg);
+    let out = Command::new(driftd_bin())
+        .args(["demo-feed", "--model", "leads", "--rows", "1200"])
+        .args(["--rows-per-sec", "300", "--label-delay-ms", "200"])
+        .arg("--config")
+        .arg(&cfg)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("=== driftd demo summary ==="), "{text}");
+    assert!(text.contains("accuracy by tenth of the stream:"), "{text}");
+    let written = db
+        .scalar_i64(
+            "SELECT count(*) FROM sales.scored_leads WHERE model_name = 'leads' \
+             AND converted IS NOT NULL AND spend IS NOT NULL",
+        )
+        .await;
+    assert_eq!(
+        written, 1200,
+        "every row in the configured table and columns"
+    );
+    assert_eq!(db.rows_processed("leads").await, 1200, "{text}");
+    let scored_by_driftd = db
+        .scalar_i64("SELECT count(*) FROM sales.scored_leads WHERE model_version IS NOT NULL")
+        .await;
+    assert!(
+        scored_by_driftd > 0,
+        "driftd's champion scored rows of the table: {text}"
+    );
+}

@@ -167,6 +167,10 @@ async fn new_model_names_are_picked_up_while_running() {
             );
         }
     }
+    for d in both {
+        assert_eq!(d.metric("driftd_models{origin=\"configured\"}"), Some(1.0));
+        assert_eq!(d.metric("driftd_models{origin=\"template\"}"), Some(3.0));
+    }
     let (status, body) = read(&second, "/v2/models/stranger");
     assert_eq!(status, 404, "{body}");
 
