@@ -46,6 +46,7 @@ VALUES = {
     "version": ["0.1.0"],
     "revision": ["0123456789ab"],
     "kind": ["database", "registry", "corrupt_state", "conflict"],
+    "origin": ["configured", "template"],
 }
 BUCKETS = [0.01, 0.1, 1, 10, 60, 600, 3600]
 

@@ -6,6 +6,26 @@ use std::time::Instant;
 
 use crate::helpers::*;
 
+/// Runs `driftd demo-feed` for `model` with `[rows, rows_per_sec, label_delay_ms]`; its
+/// standard output, once it succeeded.
+fn demo_feed(cfg: &std::path::Path, model: &str, [rows, rate, delay]: [&str; 3]) -> String {
+    let out = Command::new(driftd_bin())
+        .args(["demo-feed", "--model", model, "--rows", rows])
+        .args(["--rows-per-sec", rate, "--label-delay-ms", delay])
+        .arg("--config")
+        .arg(cfg)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_feed_tells_what_drift_did_and_what_the_update_recovered() {
     let pg = shared_pg();
@@ -38,20 +58,7 @@ strategy = "auto"
     );
     let _daemon = Daemon::spawn(&cfg);
     let started = Instant::now();
-    let out = Command::new(driftd_bin())
-        .args(["demo-feed", "--model", "demo", "--rows", "6000"])
-        .args(["--rows-per-sec", "600", "--label-delay-ms", "300"])
-        .arg("--config")
-        .arg(&cfg)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = demo_feed(&cfg, "demo", ["6000", "600", "300"]);
     eprintln!(
         "demo feed took {:.1} s:\n{text}",
         started.elapsed().as_secs_f64()
@@ -156,20 +163,7 @@ bootstrap_min_rows = 300
         .replace("[poll]", "[poll]\nsweep_interval_ms = 300");
     std::fs::write(&cfg, text).unwrap();
     let _daemon = Daemon::spawn(&cfg);
-    let out = Command::new(driftd_bin())
-        .args(["demo-feed", "--model", "leads", "--rows", "1200"])
-        .args(["--rows-per-sec", "300", "--label-delay-ms", "200"])
-        .arg("--config")
-        .arg(&cfg)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = demo_feed(&cfg, "leads", ["1200", "300", "200"]);
     assert!(text.contains("=== driftd demo summary ==="), "{text}");
     assert!(text.contains("accuracy by tenth of the stream:"), "{text}");
     let written = db
