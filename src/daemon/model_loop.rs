@@ -102,19 +102,23 @@ impl ModelLoop {
                         rows: 0,
                         rejected: 0,
                     }),
-                None => self.load().await.map(|mut l| {
-                    if trainer.is_running() {
-                        // Reloaded (the watermark moved) while a training runs: the core
-                        // must wait for it as before.
-                        l.core.training_started_elsewhere();
+                None => match self.load().await {
+                    Ok(mut l) => {
+                        if trainer.is_running() {
+                            // Reloaded (the watermark moved) while a training runs: the core
+                            // must wait for it as before.
+                            l.core.training_started_elsewhere();
+                        }
+                        live = Some(l);
+                        let _ = self.loaded.send(true);
+                        (self.db_up)(true);
+                        backoff.reset();
+                        // Poll at once: after a start or a takeover rows are likely waiting,
+                        // and nothing may announce them.
+                        continue;
                     }
-                    live = Some(l);
-                    let _ = self.loaded.send(true);
-                    StepOutcome {
-                        rows: 0,
-                        rejected: 0,
-                    }
-                }),
+                    Err(e) => Err(e),
+                },
                 Some(l) => match self.step(l).await {
                     Ok((step, events)) => self
                         .after_step(l, &mut trainer, &events)
