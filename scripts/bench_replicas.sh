@@ -34,7 +34,7 @@ pg_cpu() { local s=0 p; for p in $PG_MAIN $(pgrep -P "$PG_MAIN"); do s=$(echo "$
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2}'; }
 owned() { curl -s "http://127.0.0.1:$1/metrics" | grep -c '^driftd_model_owner{.*} 1$' || true; }
 
-printf '%7s %3s %9s %10s %11s %11s %18s %14s %6s %16s %8s\n' M R rows consume_s rows_per_s all_owned_s models_per_replica rss_MiB conns idle_cpu_replica idle_pg
+printf '%7s %3s %9s %10s %11s %11s %18s %14s %6s %16s %8s\n' M R rows consume_s rows_per_s balanced_s models_per_replica rss_MiB conns idle_cpu_replica idle_pg
 for M in "${MS[@]}"; do
   db="m$M"
   psql -q "$URL" -c "CREATE DATABASE $db" >/dev/null
@@ -73,10 +73,16 @@ SQL
   done
   end=$(date +%s.%N)
   consume=$(echo "$end - $start" | bc -l)
-  # Idle means: every model owned and loaded, nothing to read (wait up to 5 min for that).
+  # Idle means: the models shared out (each replica owns floor(M/R) or ceil(M/R)), nothing
+  # to read (wait up to 5 min for that).
+  lo=$((M / R)); hi=$(((M + R - 1) / R))
   for _ in $(seq 1 300); do
-    sum=0; for r in $(seq 1 "$R"); do sum=$((sum + $(owned $((9400 + r))))); done
-    [ "$sum" -ge "$M" ] && break
+    sum=0; ok=1
+    for r in $(seq 1 "$R"); do
+      n=$(owned $((9400 + r))); sum=$((sum + n))
+      { [ "$n" -ge "$lo" ] && [ "$n" -le "$hi" ]; } || ok=0
+    done
+    [ "$sum" -eq "$M" ] && [ "$ok" = 1 ] && break
     sleep 1
   done
   balanced=$(echo "$(date +%s.%N) - $start" | bc -l)

@@ -211,7 +211,7 @@ impl Default for PollConfig {
             replica_ttl_ms: 10_000,
             idle_poll_ms: 30_000,
             sweep_interval_ms: 10_000,
-            discover_interval_ms: 30_000,
+            discover_interval_ms: 60_000,
         }
     }
 }

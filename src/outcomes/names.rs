@@ -18,24 +18,30 @@ impl NameQueries {
     pub(super) fn new(cfg: &SourceConfig) -> Self {
         let table = quote_table(&cfg.table);
         let model = quote_ident(&cfg.model_column);
-        // A loose index scan: one index probe per distinct name (the poll query's index
-        // starts with the model column), instead of reading every row for a DISTINCT.
+        let at = quote_ident(&cfg.labeled_at_column);
+        // A loose index scan: one probe per distinct name of the poll index (model, labeled_at,
+        // id), instead of reading every row for a DISTINCT. `labeled_at IS NOT NULL` lets a
+        // partial poll index (the reference table's) serve it: a model is found once it has a
+        // labelled row, which is when there is something to monitor.
         let names_sql = format!(
             "WITH RECURSIVE names(m) AS ( \
-               (SELECT {model} FROM {table} WHERE {model} IS NOT NULL ORDER BY {model} LIMIT 1) \
+               (SELECT {model} FROM {table} WHERE {model} IS NOT NULL AND {at} IS NOT NULL \
+                ORDER BY {model} LIMIT 1) \
                UNION ALL \
                SELECT (SELECT t.{model} FROM {table} t WHERE t.{model} > names.m \
-                       ORDER BY t.{model} LIMIT 1) \
+                         AND t.{at} IS NOT NULL ORDER BY t.{model} LIMIT 1) \
                FROM names WHERE names.m IS NOT NULL) \
              SELECT m::text FROM names WHERE m IS NOT NULL"
         );
-        // The width most of the model's first rows agree on: one malformed first row does
-        // not decide the width of every row after it.
+        // The width most of the model's first labelled rows (in poll order, on the poll
+        // index) agree on: one malformed first row does not decide the width of every row
+        // after it.
         let width_sql = cfg.features_array_column().map(|col| {
             let (f, id) = (quote_ident(col), quote_ident(&cfg.id_column));
             format!(
                 "SELECT w::int8 FROM (SELECT cardinality({f}) AS w FROM {table} \
-                   WHERE {model} = $1 AND {f} IS NOT NULL ORDER BY {id} LIMIT 100) r \
+                   WHERE {model} = $1 AND {at} IS NOT NULL AND {f} IS NOT NULL \
+                   ORDER BY {at}, {id} LIMIT 100) r \
                  WHERE w > 0 GROUP BY w ORDER BY count(*) DESC, w LIMIT 1"
             )
         });
