@@ -6,6 +6,7 @@
 #   scripts/bench_replicas.sh [M ...]        (default: 100 1000 10000)
 # Environment: BENCH_REPLICAS (2), BENCH_ROWS_PER_MODEL (200), BENCH_FEATURES (4),
 #              BENCH_IDLE_S (10), BENCH_PG_PORT (55434),
+#              BENCH_SETTLE_S (3: seconds between balance and the idle measurement),
 #              BENCH_TEMPLATES (0; 1: one [[model_templates]] block instead of M [[models]],
 #              every model found in the table while running, its width from its rows).
 set -euo pipefail
@@ -86,7 +87,7 @@ SQL
     sleep 1
   done
   balanced=$(echo "$(date +%s.%N) - $start" | bc -l)
-  sleep 3  # let the last commits and metric updates settle
+  sleep "${BENCH_SETTLE_S:-3}"  # let the last commits and metric updates settle
   shares=""; rss=""; before=();
   for r in $(seq 1 "$R"); do shares="$shares$(owned $((9400 + r)))/"; done
   conns=$(psql -qAt "$DBURL" -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db' AND pid <> pg_backend_pid()")
