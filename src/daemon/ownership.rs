@@ -73,8 +73,9 @@ struct Holdings {
 
 impl Holdings {
     /// Takes in the loops of newly adopted models: the share of every replica grows.
-    fn receive(&mut self, loops: &mut mpsc::UnboundedReceiver<Idle>) {
+    fn receive(&mut self, loops: &mut mpsc::UnboundedReceiver<Idle>, metrics: &Metrics) {
         while let Ok((l, rx)) = loops.try_recv() {
+            metrics.model_owner.with_label_values(&[&l.cfg.name]).set(0);
             self.idle.insert(l.cfg.name.clone(), (l, rx));
             self.total += 1;
         }
@@ -96,11 +97,11 @@ impl Ownership {
             conn: None,
             total: 0,
         };
-        h.receive(&mut loops);
+        h.receive(&mut loops, &self.metrics);
         tracing::info!(replica = %h.me, models = h.total, "joining the cluster");
         let mut announced_ready = false;
         loop {
-            h.receive(&mut loops);
+            h.receive(&mut loops, &self.metrics);
             self.collect_finished(&mut h).await;
             self.ensure_connection(&mut h).await;
             let quota = self.quota(&mut h).await;
@@ -252,6 +253,11 @@ impl Ownership {
         let Some(c) = h.conn.as_mut() else {
             return newly;
         };
+        // At its share (the usual round): nothing to look at. Idle models' owner gauges were
+        // set to 0 when they arrived or were stopped.
+        if h.owned.len() >= quota {
+            return newly;
+        }
         let mut names: Vec<String> = h.idle.keys().cloned().collect();
         // Replicas start their search at different places, so that they do not all race
         // for the same free models.

@@ -232,6 +232,13 @@ pub async fn needing_attention(
     .await
 }
 
+/// Every model's champion version, in one query.
+pub async fn champion_versions(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT model, version FROM driftd.model_versions WHERE status = 'champion'")
+        .fetch_all(conn)
+        .await
+}
+
 pub async fn champion_version(
     conn: &mut PgConnection,
     model: &str,

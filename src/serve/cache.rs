@@ -152,10 +152,17 @@ impl ChampionCache {
         Ok(())
     }
 
-    /// Refreshes every model.
+    /// Refreshes every model whose champion changed: one query for all the versions, then a
+    /// load only for those that differ (an idle check costs one query, whatever the models).
     pub async fn refresh_all(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let champions: HashMap<String, i64> = registry::champion_versions(conn)
+            .await?
+            .into_iter()
+            .collect();
         for m in &self.models() {
-            self.refresh(conn, m).await?;
+            if champions.get(m).copied() != self.version(m) {
+                self.refresh(conn, m).await?;
+            }
         }
         self.loaded.store(true, Ordering::Relaxed);
         Ok(())
