@@ -132,14 +132,7 @@ impl ModelLoop {
                     (self.db_up)(true);
                     backoff.reset();
                     if let Some(l) = &live {
-                        let wm = l.core.watermark();
-                        let lag = (Utc::now() - wm.labeled_at).num_milliseconds() as f64 / 1e3;
-                        if wm != Watermark::start() {
-                            self.metrics
-                                .watermark_lag
-                                .with_label_values(&[&name])
-                                .set(lag.max(0.0));
-                        }
+                        self.publish_lag(l);
                     }
                     if step.rows as u32 >= self.poll.batch_size {
                         continue; // more is waiting: no pause between full batches
@@ -177,6 +170,18 @@ impl ModelLoop {
             .await;
         tracing::info!(model = %name, "poller stopped");
         self
+    }
+
+    /// How old the committed watermark is, in label time against the clock.
+    fn publish_lag(&self, l: &Live) {
+        let wm = l.core.watermark();
+        if wm != Watermark::start() {
+            let lag = (Utc::now() - wm.labeled_at).num_milliseconds() as f64 / 1e3;
+            self.metrics
+                .watermark_lag
+                .with_label_values(&[&self.cfg.name])
+                .set(lag.max(0.0));
+        }
     }
 
     /// Tells the sweep where this loop stands, so that it is woken when there is work.
