@@ -40,6 +40,14 @@ pub fn config_table(cfg: &Config, now: DateTime<Utc>) -> String {
             );
         }
     }
+    for t in &cfg.model_templates {
+        let width = t
+            .n_features
+            .map_or("features from the first rows".to_string(), |n| {
+                format!("{n} features")
+            });
+        let _ = writeln!(s, "  template `{}`: {width}", t.pattern.as_str());
+    }
     s
 }
 
@@ -74,7 +82,12 @@ pub fn config_json(cfg: &Config, now: DateTime<Utc>) -> Value {
             })
         })
         .collect();
-    json!({ "ok": true, "models": models })
+    let templates: Vec<Value> = cfg
+        .model_templates
+        .iter()
+        .map(|t| json!({ "pattern": t.pattern.as_str(), "n_features": t.n_features }))
+        .collect();
+    json!({ "ok": true, "models": models, "model_templates": templates })
 }
 
 fn holdout_accuracy(v: &VersionInfo) -> Option<f64> {
@@ -137,4 +150,31 @@ pub fn model_text(model: &str, versions: &[VersionInfo], runs: &[TrainingRun]) -
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_config_lists_the_templates() {
+        let cfg = Config::from_toml_str(
+            "[[model_templates]]\npattern = \"tenant-*\"\n[[model_templates]]\npattern = \"*\"\nn_features = 4\n",
+            std::iter::empty(),
+        )
+        .unwrap();
+        let now = Utc::now();
+        let text = config_table(&cfg, now);
+        assert!(
+            text.contains("template `tenant-*`: features from the first rows"),
+            "{text}"
+        );
+        assert!(text.contains("template `*`: 4 features"), "{text}");
+        let v = config_json(&cfg, now);
+        assert_eq!(
+            v["model_templates"][1],
+            json!({"pattern": "*", "n_features": 4})
+        );
+        assert_eq!(v["model_templates"][0]["n_features"], Value::Null);
+    }
 }
