@@ -36,14 +36,6 @@ impl Catalog {
         self.read().keys().cloned().collect()
     }
 
-    pub fn len(&self) -> usize {
-        self.read().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Adds `model`; false (and nothing changes) when a model of that name is known.
     pub fn insert(&self, model: ModelConfig) -> bool {
         let mut m = self.models.write().unwrap_or_else(|p| p.into_inner());

@@ -63,6 +63,14 @@ fn without_timings(v: &mut serde_json::Value) {
     }
 }
 
+/// Where each update happened and which trigger made it.
+fn retrain_points(r: &Report) -> Vec<(usize, &str)> {
+    r.retrains
+        .iter()
+        .map(|u| (u.index, u.trigger.as_str()))
+        .collect()
+}
+
 fn drifts_in(r: &Report, from: usize, to: usize) -> Vec<usize> {
     r.drifts
         .iter()
@@ -176,11 +184,7 @@ fn a_stationary_stream_shows_no_drift_and_no_update() {
         &BacktestOptions::default(),
     )
     .unwrap();
-    let at: Vec<(usize, &str)> = r
-        .retrains
-        .iter()
-        .map(|u| (u.index, u.trigger.as_str()))
-        .collect();
+    let at = retrain_points(&r);
     assert_eq!(
         at,
         [
@@ -462,11 +466,7 @@ fn schedules_and_feature_drift_run_on_the_simulated_clock() {
     );
     let h = History::from_stream(&drifting());
     let r = run_history(&cfg.models[0], &h, &BacktestOptions::default()).unwrap();
-    let at: Vec<(usize, &str)> = r
-        .retrains
-        .iter()
-        .map(|u| (u.index, u.trigger.as_str()))
-        .collect();
+    let at = retrain_points(&r);
     assert_eq!(
         at,
         vec![

@@ -25,13 +25,22 @@ fn database(cfg: &Config) -> Result<&DatabaseConfig, Outcome> {
 
 /// Model `name` of `cfg`, or a bad-configuration outcome naming the models there are.
 fn configured_model<'a>(cfg: &'a Config, name: &str) -> Result<&'a ModelConfig, Outcome> {
-    cfg.model(name).ok_or_else(|| {
-        let names: Vec<&str> = cfg.models.iter().map(|m| m.name.as_str()).collect();
-        Outcome::BadConfig(format!(
-            "config key `models`: no model named `{name}` (models: {})",
-            names.join(", ")
-        ))
-    })
+    cfg.model(name).ok_or_else(|| no_such_model(cfg, name))
+}
+
+/// The bad-configuration outcome for a model neither `[[models]]` nor a template makes.
+fn no_such_model(cfg: &Config, name: &str) -> Outcome {
+    let names: Vec<&str> = cfg.models.iter().map(|m| m.name.as_str()).collect();
+    let patterns: Vec<&str> = cfg
+        .model_templates
+        .iter()
+        .map(|t| t.pattern.as_str())
+        .collect();
+    Outcome::BadConfig(format!(
+        "config key `models`: no model named `{name}` (models: {}; templates: {})",
+        names.join(", "),
+        patterns.join(", ")
+    ))
 }
 
 /// `?` for functions returning `Outcome`.
@@ -256,9 +265,8 @@ async fn models_export(
 pub async fn retrain(args: RetrainArgs) -> Outcome {
     let cfg = attempt!(load_config(&args.config.config));
     // A model a template makes is retrained like a configured one.
-    let mcfg = match cfg.model_settings(&args.model) {
-        Some(m) => m,
-        None => attempt!(configured_model(&cfg, &args.model)).clone(),
+    let Some(mcfg) = cfg.model_settings(&args.model) else {
+        return no_such_model(&cfg, &args.model);
     };
     if !mcfg.train.enabled {
         return Outcome::BadConfig(format!(

@@ -244,13 +244,7 @@ impl ModelLoop {
         if self.runtime.score_unscored {
             self.score_unscored(live).await?;
         }
-        if live.core.feature_check_due(now) {
-            decisions.extend(self.check_feature_drift(live, now).await?);
-        }
-        decisions.extend(live.core.on_batch(events, now));
-        while let Ok(r) = self.triggers.try_recv() {
-            decisions.push(live.core.on_request(r));
-        }
+        decisions.extend(self.decide(live, events, now).await?);
         let mut conn = self.pool.acquire().await?;
         while let Some((id, strategy, reason)) =
             registry::runs_claim_requested(&mut conn, &self.cfg.name).await?
@@ -274,16 +268,28 @@ impl ModelLoop {
         if !self.cfg.train.enabled {
             return Ok(());
         }
-        let now = Utc::now();
+        let decisions = self.decide(live, &[], Utc::now()).await?;
+        carry_out(decisions, trainer).await
+    }
+
+    /// The core's answers to what this round brought: a due feature-drift check, the batch's
+    /// events (none on a quiet round: the decisions that wait on time still run) and the
+    /// schedule requests waiting in the channel.
+    async fn decide(
+        &mut self,
+        live: &mut Live,
+        events: &[MonitorEvent],
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<Decision>, StoreError> {
         let mut decisions = Vec::new();
         if live.core.feature_check_due(now) {
             decisions.extend(self.check_feature_drift(live, now).await?);
         }
-        decisions.extend(live.core.on_batch(&[], now));
+        decisions.extend(live.core.on_batch(events, now));
         while let Ok(r) = self.triggers.try_recv() {
             decisions.push(live.core.on_request(r));
         }
-        carry_out(decisions, trainer).await
+        Ok(decisions)
     }
 
     /// Compares the newest inputs with the champion's reference sample and tells the core.
