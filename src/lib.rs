@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod db;
 pub mod demo;
 pub mod detect;
+pub mod domain;
 pub mod exporter;
 pub mod feature_drift;
 pub mod generate;

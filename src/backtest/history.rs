@@ -9,7 +9,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use polars::prelude::*;
 
 use super::{BacktestError, BacktestOptions};
-use crate::config::{ModelConfig, Task};
+use crate::config::ModelConfig;
+use crate::domain::Dataset;
 use crate::generate::{Stream, StreamSpec};
 
 /// `driftd generate` stamps its rows one second apart from 2024-01-01T00:00:00Z.
@@ -19,12 +20,9 @@ pub const GENERATE_START_TS: i64 = 1_704_067_200;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     pub feature_names: Vec<String>,
-    pub n_features: usize,
-    /// Row-major `[len, n_features]`.
-    pub x: Vec<f32>,
-    pub y: Vec<u32>,
-    /// Unix seconds of each row (non-decreasing).
-    pub ts: Vec<i64>,
+    /// The rows, time-ordered: features row-major, labels (class indices), unix seconds of
+    /// each row (non-decreasing), and ids (the row's index).
+    pub rows: Dataset,
     /// Whether `ts` came from the input (otherwise it is row index × `seconds_per_row`).
     pub has_timestamps: bool,
     /// Rows left out: a null or non-finite feature, a missing or invalid label, no timestamp.
@@ -33,29 +31,44 @@ pub struct History {
 
 impl History {
     pub fn len(&self) -> usize {
-        self.y.len()
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
+        self.rows.is_empty()
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.rows.n_features
     }
 
     pub fn row(&self, i: usize) -> &[f32] {
-        &self.x[i * self.n_features..(i + 1) * self.n_features]
+        self.rows.row(i)
+    }
+
+    /// Row `i`'s label, a class index.
+    pub fn label(&self, i: usize) -> u32 {
+        self.rows.y[i] as u32
+    }
+
+    /// Every label, as class indices.
+    pub fn labels(&self) -> Vec<u32> {
+        self.rows.y.iter().map(|&v| v as u32).collect()
     }
 
     /// The first `rows` rows of a generated stream, stamped as [`generate_csv`] stamps them.
     pub fn from_stream(spec: &StreamSpec) -> Self {
         let mut h = History {
             feature_names: (0..spec.n_features).map(|f| format!("f{f}")).collect(),
-            n_features: spec.n_features,
+            rows: Dataset::empty(spec.n_features),
             has_timestamps: true,
             ..Default::default()
         };
         for r in Stream::new(spec.clone()) {
-            h.x.extend_from_slice(&r.features);
-            h.y.push(r.label);
-            h.ts.push(GENERATE_START_TS + r.index as i64);
+            h.rows.x.extend_from_slice(&r.features);
+            h.rows.y.push(r.label as f32);
+            h.rows.ts.push(GENERATE_START_TS + r.index as i64);
+            h.rows.ids.push(r.index as i64);
         }
         h
     }
@@ -63,27 +76,18 @@ impl History {
     /// The first `n` rows.
     pub fn truncate(&mut self, n: usize) {
         if n < self.len() {
-            self.x.truncate(n * self.n_features);
-            self.y.truncate(n);
-            self.ts.truncate(n);
+            self.rows = self.rows.slice(0, n);
         }
     }
 
-    /// Stable sort by timestamp (a no-op when already ordered).
+    /// Stable sort by timestamp (a no-op when already ordered); ids are the new indices.
     fn sort_by_time(&mut self) {
-        if self.ts.windows(2).all(|w| w[0] <= w[1]) {
-            return;
+        let n = self.len() as i64;
+        self.rows.ids = (0..n).collect();
+        if !self.rows.ts.windows(2).all(|w| w[0] <= w[1]) {
+            self.rows = self.rows.time_ordered();
+            self.rows.ids = (0..n).collect();
         }
-        let mut idx: Vec<usize> = (0..self.len()).collect();
-        idx.sort_by_key(|&i| self.ts[i]);
-        let nf = self.n_features;
-        let mut x = Vec::with_capacity(self.x.len());
-        for &i in &idx {
-            x.extend_from_slice(&self.x[i * nf..(i + 1) * nf]);
-        }
-        self.y = idx.iter().map(|&i| self.y[i]).collect();
-        self.ts = idx.iter().map(|&i| self.ts[i]).collect();
-        self.x = x;
     }
 }
 
@@ -287,10 +291,7 @@ pub fn history_from_frame(
     }
     let ts_col = timestamp_column(&names, opts)?;
     let features = feature_columns(model, df, label, ts_col.as_deref())?;
-    let n_classes = match model.task {
-        Task::Binary => 2,
-        Task::Multiclass => model.n_classes,
-    };
+    let n_classes = model.class_count() as u32;
     // Every column is read (and its type checked) before the first row is, so a bad column
     // fails the input as a whole rather than showing up as skipped rows.
     let labels = f64_values(df, label)?;
@@ -305,7 +306,7 @@ pub fn history_from_frame(
     let nf = features.len();
     let mut h = History {
         feature_names: features,
-        n_features: nf,
+        rows: Dataset::empty(nf),
         has_timestamps: ts.is_some(),
         ..Default::default()
     };
@@ -390,7 +391,7 @@ fn push_usable_rows(
     seconds_per_row: i64,
 ) {
     let nf = cols.len();
-    h.x.reserve(labels.len() * nf);
+    h.rows.x.reserve(labels.len() * nf);
     let mut row = vec![0f32; nf];
     'rows: for (i, label) in labels.iter().enumerate() {
         let y = match *label {
@@ -419,9 +420,9 @@ fn push_usable_rows(
             },
             None => i as i64 * seconds_per_row,
         };
-        h.x.extend_from_slice(&row);
-        h.y.push(y);
-        h.ts.push(t);
+        h.rows.x.extend_from_slice(&row);
+        h.rows.y.push(y as f32);
+        h.rows.ts.push(t);
     }
 }
 
@@ -459,16 +460,16 @@ pub fn generate_csv(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestErr
 /// `label` (Int64) and `ts` (Int64 unix seconds). Returns the number of rows written.
 pub fn generate_parquet(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestError> {
     let h = History::from_stream(spec);
-    let nf = h.n_features;
+    let nf = h.n_features();
     let mut columns: Vec<Column> = (0..nf)
         .map(|f| {
-            let values: Vec<f32> = (0..h.len()).map(|i| h.x[i * nf + f]).collect();
+            let values: Vec<f32> = (0..h.len()).map(|i| h.rows.x[i * nf + f]).collect();
             Column::new(format!("f{f}").into(), values)
         })
         .collect();
-    let labels: Vec<i64> = h.y.iter().map(|&y| i64::from(y)).collect();
+    let labels: Vec<i64> = h.labels().iter().map(|&y| i64::from(y)).collect();
     columns.push(Column::new("label".into(), labels));
-    columns.push(Column::new("ts".into(), h.ts.clone()));
+    columns.push(Column::new("ts".into(), h.rows.ts.clone()));
     let mut df = DataFrame::new(h.len(), columns)
         .map_err(|e| BacktestError::Io(format!("{}: {e}", path.display())))?;
     let file = std::fs::File::create(path)

@@ -8,15 +8,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::Retrain;
-use crate::config::Task;
-
-/// The class a stored prediction stands for (a binary probability at 0.5, as the monitor).
-pub fn predicted_class(task: Task, prediction: f64) -> u32 {
-    match task {
-        Task::Binary => u32::from(prediction >= 0.5),
-        Task::Multiclass => prediction as u32,
-    }
-}
 
 /// What the updates after the bootstrap cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::metrics::{predicted_class, stream_metrics, UpdateCost};
+use super::metrics::{stream_metrics, UpdateCost};
 use super::{
     BacktestError, BacktestOptions, DriftPoint, History, PolicyMode, Report, Retrain, SeriesPoint,
 };
@@ -71,7 +71,7 @@ impl Sim<'_> {
         let end = upto.id as usize + 1;
         let start = first_index(after).max(end.saturating_sub(max_rows));
         if start >= end {
-            return Dataset::empty(self.h.n_features);
+            return Dataset::empty(self.h.n_features());
         }
         self.all.slice(start, end)
     }
@@ -86,7 +86,7 @@ impl Sim<'_> {
     ) -> Result<Option<ChampionView>, BacktestError> {
         let old = match plan.old_rows() {
             Some(r) => self.rows(r, plan.max_rows),
-            None => Dataset::empty(self.h.n_features),
+            None => Dataset::empty(self.h.n_features()),
         };
         let new = self.rows(plan.new_rows(), plan.max_rows);
         let mut record = Retrain {
@@ -217,7 +217,7 @@ struct Replay<'a> {
 
 impl Replay<'_> {
     fn nf(&self) -> usize {
-        self.sim.h.n_features
+        self.sim.h.n_features()
     }
 
     /// Predicts rows `step..end` with the model serving now.
@@ -225,7 +225,7 @@ impl Replay<'_> {
         let t = Instant::now();
         let nf = self.nf();
         let served = self.sim.served.as_ref().expect("the bootstrap serves");
-        let p = train::predict(&served.artifact, &self.sim.h.x[step * nf..end * nf])?;
+        let p = train::predict(&served.artifact, &self.sim.h.rows.x[step * nf..end * nf])?;
         for (i, row) in (step..end).enumerate() {
             self.preds[row] = match self.sim.model.task {
                 Task::Binary => f64::from(p.proba[i]),
@@ -242,13 +242,13 @@ impl Replay<'_> {
         let h = self.sim.h;
         let outcomes: Vec<Outcome> = (self.next_label..label_end)
             .map(|j| {
-                self.correct[j] = score_row(self.sim.model.task, self.preds[j], h.y[j]).correct;
+                self.correct[j] = score_row(self.sim.model.task, self.preds[j], h.label(j)).correct;
                 Outcome {
                     id: j as i64,
                     labeled_at: at(self.label_ts[j]),
                     features: h.row(j).to_vec(),
                     prediction: self.preds[j],
-                    label: h.y[j],
+                    label: h.label(j),
                     model_version: Some(self.versions[j]),
                 }
             })
@@ -305,7 +305,7 @@ impl Replay<'_> {
             return Vec::new();
         };
         let nf = self.nf();
-        let recent = &self.sim.h.x[end.saturating_sub(fd.window_rows) * nf..end * nf];
+        let recent = &self.sim.h.rows.x[end.saturating_sub(fd.window_rows) * nf..end * nf];
         match feature_drift::check(reference, recent, fd) {
             Ok(report) => self.core.on_feature_drift(&report, now),
             Err(_) => Vec::new(),
@@ -332,7 +332,7 @@ impl Replay<'_> {
             self.monitor_seconds += t.elapsed().as_secs_f64();
             return Ok(false);
         }
-        let now = at(self.sim.h.ts[end - 1]);
+        let now = at(self.sim.h.rows.ts[end - 1]);
         let decisions = self.decide(&events, now, end);
         self.monitor_seconds += t.elapsed().as_secs_f64();
         self.sim
@@ -348,7 +348,7 @@ fn next_schedule(model: &ModelConfig, i: usize, from: DateTime<Utc>) -> Option<D
 
 /// The first rows fit the first model, through the core as the daemon's bootstrap.
 fn bootstrap(sim: &mut Sim<'_>, core: &mut Controller, b: usize) -> Result<(), BacktestError> {
-    let now = at(sim.h.ts[b - 1]);
+    let now = at(sim.h.rows.ts[b - 1]);
     let decision = core.bootstrap(b as u64, now);
     sim.carry_out(core, vec![decision], b - 1, now)?;
     if sim.served.is_none() {
@@ -368,10 +368,12 @@ fn bootstrap_rows(
     opts: &BacktestOptions,
 ) -> Result<usize, BacktestError> {
     let n = h.len();
-    if h.n_features != model.n_features {
+    if h.n_features() != model.n_features {
         return Err(BacktestError::Config(format!(
             "model `{}` has n_features = {}, the history {}",
-            model.name, model.n_features, h.n_features
+            model.name,
+            model.n_features,
+            h.n_features()
         )));
     }
     let b = opts
@@ -392,9 +394,9 @@ fn label_times(h: &History, b: usize, d: usize) -> Vec<i64> {
     (0..n)
         .map(|j| {
             if j < b {
-                h.ts[j]
+                h.rows.ts[j]
             } else {
-                h.ts[(j + d).min(n - 1)]
+                h.rows.ts[(j + d).min(n - 1)]
             }
         })
         .collect()
@@ -416,21 +418,17 @@ fn new_replay<'a>(
 ) -> Replay<'a> {
     let n = h.len();
     let label_ts = label_times(h, b, opts.label_delay_rows);
+    // A row's id is its index (the history's ids are already).
     let all = Dataset {
-        x: h.x.clone(),
-        n_features: h.n_features,
-        y: h.y.iter().map(|&v| v as f32).collect(),
         ts: label_ts.clone(),
         ids: (0..n as i64).collect(),
+        ..h.rows.clone()
     };
     let sim = Sim {
         model,
         h,
         all,
-        n_classes: match model.task {
-            Task::Binary => 2,
-            Task::Multiclass => model.n_classes as usize,
-        },
+        n_classes: model.class_count(),
         training_seconds: 0.0,
         cancel: AtomicBool::new(false),
         served: None,
@@ -446,7 +444,7 @@ fn new_replay<'a>(
     .with_mode(trigger_mode(opts.policy));
     let schedules = match opts.policy {
         PolicyMode::Configured => (0..model.triggers.schedules.len())
-            .map(|i| next_schedule(model, i, at(h.ts[b - 1])))
+            .map(|i| next_schedule(model, i, at(h.rows.ts[b - 1])))
             .collect(),
         _ => Vec::new(),
     };
@@ -530,9 +528,15 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
     let hits = correct[b..].iter().filter(|&&c| c).count();
     let predicted: Vec<u32> = preds[b..]
         .iter()
-        .map(|&p| predicted_class(sim.model.task, p))
+        .map(|&p| sim.model.task.predicted_class(p))
         .collect();
-    let metrics = stream_metrics(&h.y, &predicted, b, opts.label_delay_rows, sim.n_classes);
+    let metrics = stream_metrics(
+        &h.labels(),
+        &predicted,
+        b,
+        opts.label_delay_rows,
+        sim.n_classes,
+    );
     let mut drifts: Vec<usize> = drift_events.iter().map(|e| e.index).collect();
     drifts.sort_unstable();
     drifts.dedup();
@@ -540,7 +544,7 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
     Report {
         model: sim.model.name.clone(),
         policy: opts.policy.describe(),
-        n_features: h.n_features,
+        n_features: h.n_features(),
         feature_names: h.feature_names.clone(),
         input_rows: n,
         skipped_rows: h.skipped_rows,

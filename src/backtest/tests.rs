@@ -297,7 +297,7 @@ fn generated_parquet_replays_like_the_csv() {
     };
     let head = read_history(&cfg.models[0], &parquet, &first).unwrap();
     assert_eq!(head.len(), 700);
-    assert_eq!(head.y[..], from_csv.y[..700]);
+    assert_eq!(head.rows.y[..], from_csv.rows.y[..700]);
 
     let json = |r: &Report| {
         let mut v = serde_json::to_value(r).unwrap();
@@ -357,10 +357,13 @@ fn parquet_datetime_and_date_columns_are_timestamps() {
     };
     let h = read_history(&cfg.models[0], &path, &opts).unwrap();
     assert_eq!((h.len(), h.skipped_rows), (298, 2));
-    assert!(h.ts.windows(2).all(|w| w[0] < w[1]), "sorted by time");
+    assert!(h.rows.ts.windows(2).all(|w| w[0] < w[1]), "sorted by time");
     // Sub-second parts are dropped, as for unix seconds in a CSV.
-    assert_eq!(h.ts[0], 1_700_000_000);
-    assert_eq!(*h.ts.last().unwrap(), 1_700_000_000 + 60 * (n as i64 - 1));
+    assert_eq!(h.rows.ts[0], 1_700_000_000);
+    assert_eq!(
+        *h.rows.ts.last().unwrap(),
+        1_700_000_000 + 60 * (n as i64 - 1)
+    );
     // The rows follow their timestamps: the newest row came first in the file.
     assert_eq!(h.row(h.len() - 1), &[0.0, 1.0]);
 
@@ -369,7 +372,7 @@ fn parquet_datetime_and_date_columns_are_timestamps() {
         ..opts.clone()
     };
     let h = read_history(&cfg.models[0], &path, &by_day).unwrap();
-    assert!(h.ts.iter().all(|&t| t == 19_700 * 86_400));
+    assert!(h.rows.ts.iter().all(|&t| t == 19_700 * 86_400));
 
     // Not Parquet after all: a clear error, not a panic.
     let broken = dir.path().join("broken.parquet");
@@ -417,8 +420,8 @@ fn columns_timestamps_and_bad_rows() {
     let h = read_history(&cfg.models[0], &path, &opts).unwrap();
     assert_eq!((h.len(), h.skipped_rows), (399, 1));
     assert!(h.has_timestamps);
-    assert!(h.ts.windows(2).all(|w| w[0] < w[1]), "sorted by time");
-    assert_eq!(h.ts[0], 1_700_000_000);
+    assert!(h.rows.ts.windows(2).all(|w| w[0] < w[1]), "sorted by time");
+    assert_eq!(h.rows.ts[0], 1_700_000_000);
     let r = run(&cfg, "m", &path, &opts).unwrap();
     assert_eq!((r.rows, r.skipped_rows), (299, 1));
 
@@ -493,7 +496,7 @@ fn schedules_and_feature_drift_run_on_the_simulated_clock() {
         rows: 6_000,
         ..drifting()
     });
-    for v in &mut h.x[3_000 * 8..] {
+    for v in &mut h.rows.x[3_000 * 8..] {
         *v += 3.0;
     }
     let r = run_history(&cfg.models[0], &h, &BacktestOptions::default()).unwrap();

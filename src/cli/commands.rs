@@ -56,9 +56,9 @@ macro_rules! attempt {
 pub async fn run(path: &Path) -> Outcome {
     let cfg = attempt!(load_config(path));
     attempt!(database(&cfg));
-    let log = match telemetry::init(cfg.log.format, &cfg.log.level) {
+    let log = match telemetry::init(cfg.log.format, cfg.log.level.as_str()) {
         Ok(h) => h,
-        Err(e) => return Outcome::BadConfig(format!("config key `log.level`: {e}")),
+        Err(e) => return Outcome::BadConfig(format!("RUST_LOG: {e}")),
     };
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -100,7 +100,8 @@ async fn reload_on_sighup(path: PathBuf, log: telemetry::LogLevelHandle) {
                 format!("reload failed, running configuration kept: {e}")
             }
             Ok(cfg) => {
-                let level = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.log.level.clone());
+                let level = std::env::var("RUST_LOG")
+                    .unwrap_or_else(|_| cfg.log.level.as_str().to_string());
                 match log.set(&level) {
                     Ok(()) => {
                         tracing::info!(path = %path.display(), log_level = %level, "SIGHUP: configuration re-read; log level applied, other changes take effect at the next restart")

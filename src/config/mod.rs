@@ -5,19 +5,21 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub mod cron;
+mod load;
 pub mod serve;
 pub mod templates;
+pub mod train;
 pub mod triggers;
 
 use crate::detect::DetectorConfig;
 use crate::span::Span;
-use crate::train::TrainConfig;
 use templates::ModelTemplate;
+use train::TrainConfig;
 use triggers::TriggerConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -268,28 +270,46 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `driftd=debug,sqlx=warn`.
-    pub level: String,
+    pub level: LogLevel,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: LogFormat::Human,
-            level: "info".into(),
+            level: LogLevel("info".into()),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    /// Label 0/1; prediction is P(label = 1) (a hard 0/1 prediction works too).
-    #[default]
-    Binary,
-    /// Label is a class index; prediction is the predicted class index.
-    Multiclass,
+/// A `tracing` filter such as `info` or `driftd=debug,sqlx=warn`, checked when the
+/// configuration loads (an invalid one is an error naming `log.level`), so that what uses it
+/// later (start-up, SIGHUP) gets a filter that parses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct LogLevel(String);
+
+impl LogLevel {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        tracing_subscriber::EnvFilter::try_new(text)
+            .map_err(|e| format!("invalid log filter `{text}`: {e}"))?;
+        Ok(LogLevel(text.to_string()))
+    }
+
+    /// The filter's text, as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        LogLevel::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+pub use crate::domain::Task;
 
 /// Which per-row signal a detector consumes.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -356,6 +376,20 @@ fn field(key: impl Into<String>, reason: impl Into<String>) -> FieldError {
 }
 
 impl ModelConfig {
+    /// How many classes the model has: 2 for a binary task, `n_classes` for multiclass.
+    pub fn class_count(&self) -> usize {
+        self.task.classes(self.n_classes)
+    }
+
+    /// What the model's rows must be (features, label, prediction).
+    pub fn row_rules(&self) -> crate::domain::RowRules {
+        crate::domain::RowRules {
+            n_features: self.n_features,
+            task: self.task,
+            n_classes: self.n_classes,
+        }
+    }
+
     /// Checks one model's settings against the source they are read from.
     pub fn validate(&self, source: &SourceConfig) -> Result<(), FieldError> {
         if self.name.is_empty() || self.name.chars().count() > 100 {
@@ -522,59 +556,6 @@ fn deserialize_with_overrides(
 }
 
 impl Config {
-    /// Reads the file, applies `DRIFTD_*__*` overrides from `env`, and validates.
-    pub fn load(
-        path: &Path,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml_str(&text, env)
-    }
-
-    pub fn from_toml_str(
-        text: &str,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let file: toml::Value = text
-            .parse::<toml::Table>()
-            .map(toml::Value::Table)
-            .map_err(|e| ConfigError::Syntax(e.message().to_string()))?;
-        let overrides = overrides(env)?;
-        let mut cfg = deserialize_with_overrides(&file, &overrides)?;
-        cfg.resolve_secrets()?;
-        cfg.validate()?;
-        cfg.model_templates = std::mem::take(&mut cfg.template_tables)
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| ModelTemplate::from_table(i, t, &cfg.source))
-            .collect::<Result<_, _>>()?;
-        Ok(cfg)
-    }
-
-    fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
-        if let Some(db) = &mut self.database {
-            if let Some(path) = &db.password_file {
-                let pw = read_secret_file(path)
-                    .map_err(|r| ConfigError::key("database.password_file", r))?;
-                db.password = Some(pw);
-            }
-        }
-        if let Some(path) = &self.http.admin_token_file {
-            let tok =
-                read_secret_file(path).map_err(|r| ConfigError::key("http.admin_token_file", r))?;
-            self.http.admin_token = Some(tok);
-        }
-        if let Some(path) = &self.http.read_token_file {
-            let tok =
-                read_secret_file(path).map_err(|r| ConfigError::key("http.read_token_file", r))?;
-            self.http.read_token = Some(tok);
-        }
-        Ok(())
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(db) = &self.database {
             let url = db.url.expose();
@@ -719,16 +700,6 @@ impl SourceConfig {
             None
         }
     }
-}
-
-fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let s = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let s = s.trim_end_matches(['\n', '\r']).to_string();
-    if s.is_empty() {
-        return Err(format!("{} is empty", path.display()));
-    }
-    Ok(Secret(s))
 }
 
 /// One `DRIFTD_<SECTION>__<KEY>` variable.
@@ -908,7 +879,7 @@ n_features = 3
         let db = c.database.unwrap();
         assert_eq!(db.password.unwrap().expose(), "123456");
         assert_eq!(c.poll.batch_size, 10_000);
-        assert_eq!(c.log.level, "7");
+        assert_eq!(c.log.level.as_str(), "7");
         let text = format!("{MIN}\n[poll]\nbatch_size = 50\n");
         let text = text.replace(
             "url = \"postgres://driftd@localhost/app\"",

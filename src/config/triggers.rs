@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::cron::{CronExpr, Zone};
+use crate::domain::Strategy;
 use crate::span::Span;
-use crate::train::Strategy;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,11 +16,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
+use crate::domain::{Dataset, Outcome, Strategy, Watermark};
 use crate::feature_drift::{FeatureDriftReport, ReferenceSample};
 use crate::monitor::{MonitorEvent, MonitorState};
-use crate::outcomes::{Outcome, Watermark};
 use crate::policy::{self, BatchView, PolicyState, TrainRequest, TriggerKind};
-use crate::train::{Dataset, Strategy};
 
 #[cfg(test)]
 mod tests;
@@ -363,12 +362,7 @@ impl Controller {
         let Some(fd) = self.cfg.feature_drift.as_ref() else {
             return Vec::new();
         };
-        let cooldown = chrono::Duration::seconds(self.cfg.triggers.drift.cooldown.secs());
-        let cooled = self
-            .state
-            .policy
-            .last_trigger_at
-            .is_none_or(|t| now - t >= cooldown);
+        let cooled = policy::cooled(&self.state.policy, &self.cfg.triggers.drift.cooldown, now);
         if !(report.triggers_update(fd) && cooled) {
             return Vec::new();
         }

@@ -512,7 +512,7 @@ impl ModelLoop {
         let mut rejected: Vec<Rejection> = Vec::new();
         let mut delays = Vec::with_capacity(raw.len());
         for r in &raw {
-            match validate(r, self.cfg.n_features, self.cfg.task, self.cfg.n_classes) {
+            match validate(r, self.cfg.row_rules()) {
                 Ok(o) => {
                     outcomes.push(o);
                     if let Some(created) = r.created_at {

@@ -10,8 +10,9 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::config::{ModelConfig, Task};
+use crate::config::ModelConfig;
 use crate::control::{self, ChampionView, RowRanges, TrainPlan};
+use crate::domain::RowRules;
 use crate::exporter::Metrics;
 use crate::outcomes::{OutcomeSource, TrainingRow, Watermark};
 use crate::policy::{TrainRequest, TriggerKind};
@@ -188,24 +189,18 @@ struct Job {
     cancel: Arc<AtomicBool>,
 }
 
-fn to_dataset(rows: &[TrainingRow], n_features: usize, task: Task, n_classes: u32) -> Dataset {
-    let mut d = Dataset::empty(n_features);
+/// The rows that pass the row rules (as the poll's validation checks them; a training read
+/// does not need a prediction), as training data.
+fn to_dataset(rows: &[TrainingRow], rules: RowRules) -> Dataset {
+    let mut d = Dataset::empty(rules.n_features);
     for r in rows {
-        let Some(f) = &r.features else { continue };
-        if f.len() != n_features || f.iter().any(|v| !v.is_some_and(f64::is_finite)) {
+        let Ok(features) = rules.features(r.features.as_deref()) else {
             continue;
-        }
-        let Some(label) = r.label else { continue };
-        let valid = match task {
-            Task::Binary => label == 0.0 || label == 1.0,
-            Task::Multiclass => {
-                label.fract() == 0.0 && label >= 0.0 && label < f64::from(n_classes)
-            }
         };
-        if !valid {
+        let Ok(label) = rules.label(r.label) else {
             continue;
-        }
-        d.x.extend(f.iter().map(|v| v.unwrap_or(0.0) as f32));
+        };
+        d.x.extend(features);
         d.y.push(label as f32);
         d.ts.push(r.labeled_at.timestamp());
         d.ids.push(r.id);
@@ -343,10 +338,10 @@ impl Job {
             }
             None => Vec::new(),
         };
-        let (nf, task, n_classes) = (self.cfg.n_features, self.cfg.task, self.cfg.n_classes);
+        let rules = self.cfg.row_rules();
         Ok(TrainingData {
-            old: to_dataset(&old_rows, nf, task, n_classes),
-            new: to_dataset(&new_rows, nf, task, n_classes),
+            old: to_dataset(&old_rows, rules),
+            new: to_dataset(&new_rows, rules),
             n_new_read: new_rows.len(),
         })
     }
@@ -371,10 +366,7 @@ impl Job {
         let req = UpdateRequest {
             seed: self.plan.seed,
             strategy: Some(self.plan.strategy),
-            n_classes: match self.cfg.task {
-                Task::Binary => 2,
-                Task::Multiclass => self.cfg.n_classes as usize,
-            },
+            n_classes: self.cfg.class_count(),
         };
         let (train_cfg, cancel) = (self.cfg.train.clone(), self.cancel.clone());
         let champion_artifact = champion.as_ref().map(|(_, a)| a.clone());

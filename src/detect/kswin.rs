@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::{ensure, exact_f64, exact_f64_seq, DetectorError, DriftDetector};
+use crate::feature_drift::prob_outside_square;
 use crate::splitmix::SplitMix64;
 
 pub(crate) const DEFAULT_ALPHA: f64 = 0.005;
@@ -228,21 +229,6 @@ fn ks_2samp_equal_sizes(a: &mut [f64], b: &mut [f64]) -> (f64, f64) {
         prob_outside_square(n as i64, h as i64).clamp(0.0, 1.0)
     };
     (d, p)
-}
-
-/// SciPy's `_compute_prob_outside_square(n, h)`: `P(D_{n,n} >= h/n)`, same operation order.
-fn prob_outside_square(n: i64, h: i64) -> f64 {
-    let mut p = 0.0f64;
-    let mut k = n / h;
-    while k >= 0 {
-        let mut p1 = 1.0f64;
-        for j in 0..h {
-            p1 = (n - k * h - j) as f64 * p1 / (n + k * h + j + 1) as f64;
-        }
-        p = p1 * (1.0 - p);
-        k -= 1;
-    }
-    2.0 * p
 }
 
 impl DriftDetector for Kswin {

@@ -64,7 +64,7 @@ fn attempt_exact(n1: usize, n2: usize, d: f64) -> (f64, Option<f64>) {
         return (d, Some(1.0));
     }
     let prob = if n1 == n2 {
-        prob_outside_square(n1 as u64, h)
+        prob_outside_square(n1 as i64, h as i64)
     } else {
         outer_prob_inside(n1 as i64, n2 as i64, g as i64, h as i64)
     };
@@ -75,11 +75,12 @@ fn attempt_exact(n1: usize, n2: usize, d: f64) -> (f64, Option<f64>) {
     }
 }
 
-/// `_compute_prob_outside_square(n, h)`: `P(D_{n,n} >= h / n)`, Horner-like alternating sum.
-fn prob_outside_square(n: u64, h: u64) -> f64 {
-    let (n, h) = (n as i64, h as i64);
+/// SciPy's `_compute_prob_outside_square(n, h)`: `P(D_{n,n} >= h / n)` for `h >= 1`, a
+/// Horner-like alternating sum in SciPy's operation order. The one copy: the exact KS test
+/// here and KSWIN (`detect/kswin.rs`) both call it.
+pub(crate) fn prob_outside_square(n: i64, h: i64) -> f64 {
     let mut p = 0.0_f64;
-    let mut k = (n as f64 / h as f64).floor() as i64;
+    let mut k = n / h;
     while k >= 0 {
         let mut p1 = 1.0_f64;
         for j in 0..h {

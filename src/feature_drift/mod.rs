@@ -53,6 +53,7 @@
 
 mod frame;
 mod ks;
+pub(crate) use ks::prob_outside_square;
 mod stats;
 
 #[cfg(test)]

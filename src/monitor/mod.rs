@@ -11,25 +11,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{DetectorSlotConfig, ModelConfig, Signal, Task};
 use crate::detect::{AnyDetector, DriftDetector};
-use crate::outcomes::Outcome;
+use crate::domain::Outcome;
 
 /// Probabilities are clipped before the log so a confident miss costs a large, finite loss.
 const PROB_EPS: f64 = 1e-15;
 
 pub fn score_row(task: Task, prediction: f64, label: u32) -> RowScore {
+    let correct = task.predicted_class(prediction) == label;
     match task {
         Task::Binary => {
-            let predicted = u32::from(prediction >= 0.5);
             let y = f64::from(label);
             let p = prediction.clamp(PROB_EPS, 1.0 - PROB_EPS);
             RowScore {
-                correct: predicted == label,
+                correct,
                 log_loss: Some(-(y * p.ln() + (1.0 - y) * (1.0 - p).ln())),
                 brier: Some((prediction - y).powi(2)),
             }
         }
         Task::Multiclass => RowScore {
-            correct: prediction as u32 == label,
+            correct,
             log_loss: None,
             brier: None,
         },
@@ -135,10 +135,7 @@ fn restart_by_default() -> bool {
 
 impl MonitorState {
     pub fn new(cfg: &ModelConfig) -> Self {
-        let classes = match cfg.task {
-            Task::Binary => 2,
-            Task::Multiclass => cfg.n_classes as usize,
-        };
+        let classes = cfg.class_count();
         MonitorState {
             task: cfg.task,
             rows: 0,
@@ -215,10 +212,7 @@ impl MonitorState {
         let row_index = self.rows;
         self.rows += 1;
         self.correct += u64::from(s.correct);
-        let predicted = match self.task {
-            Task::Binary => usize::from(o.prediction >= 0.5),
-            Task::Multiclass => o.prediction as usize,
-        };
+        let predicted = self.task.predicted_class(o.prediction) as usize;
         self.confusion[o.label as usize][predicted] += 1;
         for w in &mut self.count_windows {
             w.push(&s);

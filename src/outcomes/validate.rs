@@ -1,153 +1,40 @@
-//! Turning a raw row into a valid outcome, or into a rejection with a reason.
-
-use chrono::{DateTime, Utc};
+//! Turning a raw row into a valid outcome, or into a rejection with a reason (the rules
+//! themselves are [`RowRules`], shared with the training read).
 
 use super::RawOutcome;
-use crate::config::Task;
+use crate::domain::{Outcome, Rejection, RowDefect, RowRules};
 
-/// A labelled row that passed validation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    pub id: i64,
-    pub labeled_at: DateTime<Utc>,
-    pub features: Vec<f32>,
-    /// Binary: P(label = 1). Multiclass: the predicted class index.
-    pub prediction: f64,
-    /// 0/1 for binary, the class index for multiclass.
-    pub label: u32,
-    pub model_version: Option<i64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RejectReason {
-    NullFeatures,
-    NullFeature,
-    NonFiniteFeature,
-    WrongFeatureCount,
-    InvalidLabel,
-    MissingPrediction,
-    InvalidPrediction,
-}
-
-impl RejectReason {
-    pub const ALL: [RejectReason; 7] = [
-        RejectReason::NullFeatures,
-        RejectReason::NullFeature,
-        RejectReason::NonFiniteFeature,
-        RejectReason::WrongFeatureCount,
-        RejectReason::InvalidLabel,
-        RejectReason::MissingPrediction,
-        RejectReason::InvalidPrediction,
-    ];
-
-    /// The metric label and the `driftd.rejected_rows.reason` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::NullFeatures => "null_features",
-            RejectReason::NullFeature => "null_feature",
-            RejectReason::NonFiniteFeature => "non_finite_feature",
-            RejectReason::WrongFeatureCount => "wrong_feature_count",
-            RejectReason::InvalidLabel => "invalid_label",
-            RejectReason::MissingPrediction => "missing_prediction",
-            RejectReason::InvalidPrediction => "invalid_prediction",
-        }
+/// `raw` as an [`Outcome`], or the first rule of [`RowRules`] it breaks.
+pub fn validate(raw: &RawOutcome, rules: RowRules) -> Result<Outcome, Rejection> {
+    let checked = rules
+        .features(raw.features.as_deref())
+        .and_then(|features| {
+            let label = rules.label(raw.label)?;
+            Ok((features, label, rules.prediction(raw.prediction)?))
+        });
+    match checked {
+        Ok((features, label, prediction)) => Ok(Outcome {
+            id: raw.id,
+            labeled_at: raw.labeled_at,
+            features,
+            prediction,
+            label,
+            model_version: raw.model_version,
+        }),
+        Err(RowDefect { reason, detail }) => Err(Rejection {
+            id: raw.id,
+            labeled_at: raw.labeled_at,
+            reason,
+            detail,
+        }),
     }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
-    pub id: i64,
-    pub labeled_at: DateTime<Utc>,
-    pub reason: RejectReason,
-    pub detail: String,
-}
-
-pub fn validate(
-    raw: &RawOutcome,
-    n_features: usize,
-    task: Task,
-    n_classes: u32,
-) -> Result<Outcome, Rejection> {
-    let reject = |reason, detail: String| Rejection {
-        id: raw.id,
-        labeled_at: raw.labeled_at,
-        reason,
-        detail,
-    };
-    let Some(feats) = &raw.features else {
-        return Err(reject(
-            RejectReason::NullFeatures,
-            "features are NULL".into(),
-        ));
-    };
-    if feats.len() != n_features {
-        return Err(reject(
-            RejectReason::WrongFeatureCount,
-            format!("{} features, expected {n_features}", feats.len()),
-        ));
-    }
-    let mut features = Vec::with_capacity(n_features);
-    for (i, f) in feats.iter().enumerate() {
-        match f {
-            None => {
-                return Err(reject(
-                    RejectReason::NullFeature,
-                    format!("feature {i} is NULL"),
-                ))
-            }
-            Some(v) if !v.is_finite() => {
-                return Err(reject(
-                    RejectReason::NonFiniteFeature,
-                    format!("feature {i} is {v}"),
-                ))
-            }
-            Some(v) => features.push(*v as f32),
-        }
-    }
-    let label = match (task, raw.label) {
-        (_, None) => return Err(reject(RejectReason::InvalidLabel, "label is NULL".into())),
-        (Task::Binary, Some(l)) if l == 0.0 || l == 1.0 => l as u32,
-        (Task::Multiclass, Some(l)) if l.fract() == 0.0 && l >= 0.0 && l < f64::from(n_classes) => {
-            l as u32
-        }
-        (_, Some(l)) => {
-            return Err(reject(
-                RejectReason::InvalidLabel,
-                format!("label {l} is not a valid class for this model"),
-            ))
-        }
-    };
-    let prediction = match (task, raw.prediction) {
-        (_, None) => {
-            return Err(reject(
-                RejectReason::MissingPrediction,
-                "prediction is NULL and no champion scored it".into(),
-            ))
-        }
-        (Task::Binary, Some(p)) if (0.0..=1.0).contains(&p) => p,
-        (Task::Multiclass, Some(p)) if p.fract() == 0.0 && p >= 0.0 && p < f64::from(n_classes) => {
-            p
-        }
-        (_, Some(p)) => {
-            return Err(reject(
-                RejectReason::InvalidPrediction,
-                format!("prediction {p} is out of range for this model"),
-            ))
-        }
-    };
-    Ok(Outcome {
-        id: raw.id,
-        labeled_at: raw.labeled_at,
-        features,
-        prediction,
-        label,
-        model_version: raw.model_version,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{RejectReason, Task};
+    use chrono::Utc;
 
     fn raw(
         features: Option<Vec<Option<f64>>>,
@@ -165,14 +52,26 @@ mod tests {
         }
     }
 
+    fn rules(n_features: usize, task: Task, n_classes: u32) -> RowRules {
+        RowRules {
+            n_features,
+            task,
+            n_classes,
+        }
+    }
+
     fn reason(r: RawOutcome) -> RejectReason {
-        validate(&r, 2, Task::Binary, 2).unwrap_err().reason
+        validate(&r, rules(2, Task::Binary, 2)).unwrap_err().reason
     }
 
     #[test]
     fn each_defect_has_its_reason() {
         let ok = Some(vec![Some(1.0), Some(2.0)]);
-        assert!(validate(&raw(ok.clone(), Some(0.3), Some(1.0)), 2, Task::Binary, 2).is_ok());
+        assert!(validate(
+            &raw(ok.clone(), Some(0.3), Some(1.0)),
+            rules(2, Task::Binary, 2)
+        )
+        .is_ok());
         assert_eq!(
             reason(raw(None, Some(0.3), Some(1.0))),
             RejectReason::NullFeatures
@@ -216,12 +115,14 @@ mod tests {
         let ok = Some(vec![Some(1.0), Some(2.0)]);
         assert!(validate(
             &raw(ok.clone(), Some(2.0), Some(2.0)),
-            2,
-            Task::Multiclass,
-            3
+            rules(2, Task::Multiclass, 3)
         )
         .is_ok());
-        let e = validate(&raw(ok, Some(1.0), Some(3.0)), 2, Task::Multiclass, 3).unwrap_err();
+        let e = validate(
+            &raw(ok, Some(1.0), Some(3.0)),
+            rules(2, Task::Multiclass, 3),
+        )
+        .unwrap_err();
         assert_eq!(e.reason, RejectReason::InvalidLabel);
     }
 }

@@ -12,10 +12,9 @@ pub use crate::config::triggers::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{Strategy, Watermark};
 use crate::monitor::MonitorEvent;
-use crate::outcomes::Watermark;
 use crate::span::Span;
-use crate::train::Strategy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,8 +160,9 @@ pub fn on_batch(
     None
 }
 
-/// Whether the cooldown since the last trigger has passed.
-fn cooled(st: &PolicyState, cooldown: &Span, now: DateTime<Utc>) -> bool {
+/// Whether the cooldown since the last trigger has passed (whole seconds since it). The one
+/// cooldown rule: the batch triggers here and the controller's feature-drift trigger use it.
+pub fn cooled(st: &PolicyState, cooldown: &Span, now: DateTime<Utc>) -> bool {
     st.last_trigger_at
         .is_none_or(|t| (now - t).num_seconds() >= cooldown.secs())
 }

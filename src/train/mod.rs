@@ -4,9 +4,11 @@
 //! Pure compute: no database, no async. The daemon calls [`run_update`] on a blocking thread
 //! and records the returned [`UpdateOutcome`].
 //!
+//! Its inputs are pure types of the core, re-exported here: [`TrainConfig`] (in
+//! `config::train`: serde, documented defaults), [`Strategy`] and [`Dataset`] (row-major
+//! features, labels, timestamps, ids; both in `domain`).
+//!
 //! Layout:
-//! - [`config`]: [`TrainConfig`] (serde, documented defaults) and [`Strategy`].
-//! - [`dataset`]: [`Dataset`] (row-major features, labels, timestamps, ids).
 //! - [`scaler`]: [`Scaler`], per-feature standardisation stored with every ensemble member.
 //! - [`mlp`]: the architecture ([`Arch`]), He-normal initialisation, inference.
 //! - [`batched`]: the training engine. K models of one architecture are trained *together*:
@@ -17,36 +19,33 @@
 //! - [`strategy`]: how each strategy turns (champion, old, new) into training jobs.
 //! - [`tournament`]: [`run_update`] by stage (plan, train, score, select, gate), holdout
 //!   scoring, the promotion gate (margin + McNemar).
-//! - [`decision`]: the gate's typed [`Decision`] (`Promote`, `Keep(reason)`), whose `Display`
+//! - [`verdict`]: the gate's typed [`Verdict`] (`Promote`, `Keep(reason)`), whose `Display`
 //!   is the stored reason.
 //! - [`artifact`]: [`ModelArtifact`], safetensors export/import, JSON sidecar, prediction.
 //! - [`synth`]: a `make_classification`-style generator for tests, examples and benches.
 
 pub mod artifact;
 pub mod batched;
-pub mod config;
-pub mod dataset;
-pub mod decision;
 pub mod mlp;
+pub mod recency;
 pub mod scaler;
 pub mod strategy;
 pub mod synth;
 pub mod tournament;
+pub mod verdict;
 
+pub use crate::config::train::{DeviceChoice, EarlyStopping, SelectionMetric, TrainConfig, Window};
+pub use crate::domain::{CandidateSpec, Dataset, Strategy};
 pub use artifact::{
     predict, predict_proba, Ensemble, Member, ModelArtifact, NamedTensor, Predictions,
 };
 pub use batched::{fit, FitOptions, FitStats};
-pub use config::{
-    CandidateSpec, DeviceChoice, EarlyStopping, SelectionMetric, Strategy, TrainConfig, Window,
-};
-pub use dataset::Dataset;
-pub use decision::{Comparison, Decision, KeepReason, Promotion};
 pub use mlp::{Activation, Arch};
 pub use scaler::Scaler;
 pub use tournament::{
     run_update, score, Candidate, CandidateReport, Scores, UpdateOutcome, UpdateRequest,
 };
+pub use verdict::{Comparison, KeepReason, Promotion, Verdict};
 
 /// Errors from training, scoring and artifact handling.
 #[derive(Debug, thiserror::Error)]
@@ -72,3 +71,26 @@ pub enum TrainError {
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+impl From<crate::domain::ShapeError> for TrainError {
+    fn from(e: crate::domain::ShapeError) -> Self {
+        TrainError::InvalidInput(e.0)
+    }
+}
+
+/// The libtorch device `choice` names; an error if it asks for CUDA and there is none.
+pub fn device(choice: DeviceChoice) -> Result<tch::Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(tch::Device::Cpu),
+        DeviceChoice::Auto => Ok(tch::Device::cuda_if_available()),
+        DeviceChoice::Cuda => {
+            if tch::Cuda::is_available() {
+                Ok(tch::Device::Cuda(0))
+            } else {
+                Err(TrainError::InvalidInput(
+                    "device = \"cuda\" but CUDA is not available".into(),
+                ))
+            }
+        }
+    }
+}

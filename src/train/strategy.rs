@@ -23,10 +23,11 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 
 use super::artifact::{Ensemble, Member, ModelArtifact};
-use super::config::{CandidateSpec, Strategy, TrainConfig};
-use super::dataset::Dataset;
 use super::mlp::Arch;
 use super::{Result, TrainError};
+use crate::config::train::TrainConfig;
+use crate::domain::Dataset;
+use crate::domain::{CandidateSpec, Strategy};
 
 /// Which rows a job trains on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

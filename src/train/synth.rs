@@ -12,8 +12,8 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::dataset::Dataset;
 use super::mlp::std_normal;
+use crate::domain::Dataset;
 
 /// A fixed data-generating process.
 #[derive(Debug, Clone, PartialEq)]

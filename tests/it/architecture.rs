@@ -138,12 +138,151 @@ fn the_module_import_graph_has_no_cycle() {
     if let Some(cycle) = find_cycle(&graph) {
         panic!("import cycle: {}\n{graph:#?}", cycle.join(" → "));
     }
-    // The pure core reaches no I/O module.
-    for pure in ["control", "monitor", "policy", "detect"] {
-        for io in ["daemon", "db", "registry", "exporter", "cli"] {
-            assert!(!graph[pure].contains(io), "{pure} imports {io}");
+}
+
+/// The pure core: events in, decisions out, time passed in (ARCHITECTURE.md, Invariants).
+const CORE: &[&str] = &["control", "policy", "monitor", "detect", "feature_drift"];
+
+/// The pure modules the core stands on: its own types, configuration types, durations, the
+/// PRNG. Like the core, none of them does I/O (but `config/load.rs`, see [`PURE_EXCEPT`]).
+const CORE_GROUND: &[&str] = &["domain", "config", "span", "splitmix"];
+
+/// Every other top-level module: each does I/O (PostgreSQL, HTTP, files, the terminal,
+/// libtorch, the async runtime) or drives something that does.
+const IO_MODULES: &[&str] = &[
+    "outcomes",
+    "train",
+    "serve",
+    "registry",
+    "daemon",
+    "exporter",
+    "db",
+    "cli",
+    "backtest",
+    "catalog",
+    "demo",
+    "generate",
+    "progress",
+    "systemd",
+    "telemetry",
+];
+
+/// Files of the pure modules that may do what the rest may not: reading the config file
+/// and the secret files it names, once, at load.
+const PURE_EXCEPT: &[&str] = &["config/load.rs"];
+
+/// What no pure file names: the database, the async runtime, libtorch, HTTP, files,
+/// processes, the environment and the wall clock.
+const IMPURE: &[&str] = &[
+    "sqlx",
+    "tokio",
+    "tch::",
+    "axum",
+    "hyper",
+    "reqwest",
+    "std::fs",
+    "File::",
+    "std::process",
+    "std::env",
+    "Utc::now",
+    "Local::now",
+    "SystemTime",
+    "Instant::now",
+    "async ",
+    ".await",
+];
+
+fn rel(p: &Path) -> String {
+    p.strip_prefix(src())
+        .unwrap()
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Whether `line` names `word`; a word that starts with a letter must start a name there
+/// (`Scratch::` does not name `tch::`; `x.await` names `.await`).
+fn names(line: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    line.match_indices(word)
+        .any(|(i, _)| !word.starts_with(ident) || !line[..i].chars().next_back().is_some_and(ident))
+}
+
+#[test]
+fn every_module_is_classified_pure_or_io() {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+    let declared: BTreeSet<&str> = lib
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|l| l.trim_end_matches(';'))
+        .collect();
+    let classified: BTreeSet<&str> = CORE
+        .iter()
+        .chain(CORE_GROUND)
+        .chain(IO_MODULES)
+        .copied()
+        .collect();
+    assert_eq!(
+        declared, classified,
+        "each top-level module is in CORE, CORE_GROUND or IO_MODULES"
+    );
+}
+
+#[test]
+fn the_core_and_its_ground_do_no_io_and_import_no_io_module() {
+    let graph = module_graph();
+    for m in CORE.iter().chain(CORE_GROUND) {
+        for d in &graph[*m] {
+            assert!(
+                CORE.contains(&d.as_str()) || CORE_GROUND.contains(&d.as_str()),
+                "{m} imports {d}, which is not pure"
+            );
         }
     }
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut offenders = Vec::new();
+    let mut seen = 0;
+    for f in &files {
+        let top = top_module(f);
+        let pure = CORE.contains(&top.as_str()) || CORE_GROUND.contains(&top.as_str());
+        if !pure || PURE_EXCEPT.contains(&rel(f).as_str()) {
+            continue;
+        }
+        seen += 1;
+        for (i, line) in blank_literals(&production_code(f)).lines().enumerate() {
+            if let Some(word) = IMPURE.iter().find(|w| names(line, w)) {
+                offenders.push(format!(
+                    "src/{}:{}: `{word}`: {}",
+                    rel(f),
+                    i + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(seen > 30, "the scan sees the core's files ({seen})");
+    assert!(
+        offenders.is_empty(),
+        "I/O, async or the wall clock in the pure core:\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn the_purity_scan_sees_what_it_forbids() {
+    let code = "use sqlx::PgPool;\nfn f() { let _ = \"tokio\"; } // std::fs\nlet _ = Scratch::default();\n";
+    let lines: Vec<String> = blank_literals(code).lines().map(String::from).collect();
+    let hits: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| IMPURE.iter().any(|w| names(l, w)))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        hits,
+        vec![0],
+        "a use is seen; a string, a comment or a longer name is not"
+    );
 }
 
 #[test]
@@ -428,5 +567,57 @@ fn no_production_function_is_longer_than_100_lines() {
         offenders.is_empty(),
         "production functions longer than {MAX_FN_LINES} lines (split them by stage):\n{}",
         offenders.join("\n")
+    );
+}
+
+#[test]
+fn only_the_exporter_uses_the_prometheus_client() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut offenders = Vec::new();
+    let mut seen_inside = 0;
+    for f in &files {
+        let code = blank_literals(&production_code(f));
+        let uses = code.lines().filter(|l| l.contains("prometheus::")).count();
+        if rel(f).starts_with("exporter/") {
+            seen_inside += uses;
+        } else if uses > 0 {
+            offenders.push(format!("src/{}", rel(f)));
+        }
+    }
+    assert!(seen_inside > 0, "the scan finds the exporter's own use");
+    assert!(
+        offenders.is_empty(),
+        "the Prometheus client outside src/exporter/: {offenders:?}"
+    );
+}
+
+#[test]
+fn the_daemon_trains_only_on_a_blocking_thread() {
+    let mut files = Vec::new();
+    rust_files(&src().join("daemon"), &mut files);
+    let mut calls = 0;
+    let mut offenders = Vec::new();
+    for f in &files {
+        let code = blank_literals(&production_code(f));
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.contains("run_update(") || line.contains("fn run_update") {
+                continue;
+            }
+            calls += 1;
+            // The call sits in a `spawn_blocking` closure opened a few lines above.
+            let inside = lines[i.saturating_sub(5)..i]
+                .iter()
+                .any(|l| l.contains("spawn_blocking(move ||"));
+            if !inside {
+                offenders.push(format!("src/{}:{}", rel(f), i + 1));
+            }
+        }
+    }
+    assert!(calls > 0, "the scan finds the daemon's training call");
+    assert!(
+        offenders.is_empty(),
+        "train::run_update called outside spawn_blocking: {offenders:?}"
     );
 }

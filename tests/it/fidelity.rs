@@ -73,8 +73,8 @@ async fn insert_unlabelled(
 /// Labels rows `rows` (and, for the bootstrap rows no model scored, gives them a prediction).
 async fn label(db: &mut TestDb, h: &driftd::backtest::History, rows: std::ops::Range<usize>) {
     let ids: Vec<i64> = rows.clone().map(|i| i as i64).collect();
-    let labels: Vec<f64> = rows.clone().map(|i| f64::from(h.y[i])).collect();
-    let ats: Vec<f64> = rows.map(|i| h.ts[i] as f64).collect();
+    let labels: Vec<f64> = rows.clone().map(|i| f64::from(h.rows.y[i])).collect();
+    let ats: Vec<f64> = rows.map(|i| h.rows.ts[i] as f64).collect();
     sqlx::query(
         "UPDATE outcomes o SET label = u.l, labeled_at = to_timestamp(u.a), \
              prediction = coalesce(o.prediction, 0.5) \

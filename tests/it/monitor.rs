@@ -36,7 +36,7 @@ pub(crate) fn reference_state(
             model_version: None,
             created_at: None,
         };
-        if let Ok(o) = validate(&raw, mcfg.n_features, mcfg.task, mcfg.n_classes) {
+        if let Ok(o) = validate(&raw, mcfg.row_rules()) {
             st.update(&o);
         }
     }

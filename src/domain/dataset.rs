@@ -2,7 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Result, TrainError};
+/// Vectors whose lengths disagree, or rows that do not fit together (the message says how).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShapeError(pub String);
+
+type Result<T> = std::result::Result<T, ShapeError>;
 
 /// Labelled rows, normally time-ordered.
 ///
@@ -43,10 +48,10 @@ impl Dataset {
     pub fn validate(&self) -> Result<()> {
         let n = self.y.len();
         if self.n_features == 0 && n > 0 {
-            return Err(TrainError::InvalidInput("n_features is 0".into()));
+            return Err(ShapeError("n_features is 0".into()));
         }
         if self.x.len() != n * self.n_features || self.ts.len() != n || self.ids.len() != n {
-            return Err(TrainError::InvalidInput(format!(
+            return Err(ShapeError(format!(
                 "dataset shapes disagree: x {} (n_features {}), y {}, ts {}, ids {}",
                 self.x.len(),
                 self.n_features,
@@ -62,7 +67,7 @@ impl Dataset {
     pub fn validate_labels(&self, n_classes: usize) -> Result<()> {
         for (i, &v) in self.y.iter().enumerate() {
             if !(v >= 0.0 && v < n_classes as f32 && v.fract() == 0.0) {
-                return Err(TrainError::InvalidInput(format!(
+                return Err(ShapeError(format!(
                     "label {v} of row {i} is not a class index below {n_classes}"
                 )));
             }
@@ -110,7 +115,7 @@ impl Dataset {
             return Ok(self.clone());
         }
         if self.n_features != other.n_features {
-            return Err(TrainError::InvalidInput(format!(
+            return Err(ShapeError(format!(
                 "feature counts differ: {} vs {}",
                 self.n_features, other.n_features
             )));
@@ -163,22 +168,6 @@ impl Dataset {
     }
 }
 
-/// Exponential recency weights, halving every `half_life` seconds before `t_ref`,
-/// normalised to mean 1.
-pub fn recency_weights(ts: &[i64], t_ref: i64, half_life: f64) -> Vec<f32> {
-    if ts.is_empty() {
-        return Vec::new();
-    }
-    let w: Vec<f64> = ts
-        .iter()
-        .map(|&t| 0.5f64.powf(((t_ref - t).max(0) as f64) / half_life))
-        .collect();
-    let mean = w.iter().sum::<f64>() / w.len() as f64;
-    w.iter()
-        .map(|v| (v / mean.max(f64::MIN_POSITIVE)) as f32)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,12 +207,5 @@ mod tests {
         bad.y[3] = 2.0;
         assert!(bad.validate_labels(2).is_err());
         d.validate_labels(2).unwrap();
-    }
-
-    #[test]
-    fn recency() {
-        let w = recency_weights(&[0, 100, 200], 200, 100.0);
-        assert!((w[2] / w[1] - 2.0).abs() < 1e-5 && (w[1] / w[0] - 2.0).abs() < 1e-5);
-        assert!((w.iter().sum::<f32>() / 3.0 - 1.0).abs() < 1e-5);
     }
 }

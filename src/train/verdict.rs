@@ -1,9 +1,9 @@
-//! The outcome of an update's gate: [`Decision::Promote`] or [`Decision::Keep`], with why.
+//! The outcome of an update's gate: [`Verdict::Promote`] or [`Verdict::Keep`], with why.
 //! The text stored in `driftd.training_runs.reason` and in backtest reports is the
-//! [`Display`](std::fmt::Display) of the decision, so it is written in one place.
+//! [`Display`](std::fmt::Display) of the verdict, so it is written in one place.
 
-use super::config::CandidateSpec;
 use super::tournament::Scores;
+use crate::domain::CandidateSpec;
 
 /// The best candidate against the champion on the holdout.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,14 +54,14 @@ pub enum KeepReason {
 
 /// What an update decided.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Decision {
+pub enum Verdict {
     Promote(Promotion),
     Keep(KeepReason),
 }
 
-impl Decision {
+impl Verdict {
     pub fn promotes(&self) -> bool {
-        matches!(self, Decision::Promote(_))
+        matches!(self, Verdict::Promote(_))
     }
 }
 
@@ -122,11 +122,11 @@ impl std::fmt::Display for KeepReason {
     }
 }
 
-impl std::fmt::Display for Decision {
+impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Decision::Promote(p) => p.fmt(f),
-            Decision::Keep(k) => k.fmt(f),
+            Verdict::Promote(p) => p.fmt(f),
+            Verdict::Keep(k) => k.fmt(f),
         }
     }
 }
@@ -152,21 +152,21 @@ mod tests {
             champion: s(0.8, 0.5),
             p_value: 0.04,
         };
-        let promote = Decision::Promote(Promotion::Best(comparison));
+        let promote = Verdict::Promote(Promotion::Best(comparison));
         assert!(promote.promotes());
         assert_eq!(
             promote.to_string(),
             "promote best candidate refit_combined[newest 500]: holdout accuracy 0.9000 / \
              log-loss 0.3000 vs champion 0.8000 / 0.5000 (n=50, McNemar p=0.040)"
         );
-        let keep = Decision::Keep(KeepReason::McNemar {
+        let keep = Verdict::Keep(KeepReason::McNemar {
             comparison,
             alpha: 0.01,
         });
         assert!(!keep.promotes());
         assert!(keep.to_string().ends_with("fails McNemar at alpha 0.01"));
         assert_eq!(
-            Decision::Promote(Promotion::Bootstrap { rows: 7 }).to_string(),
+            Verdict::Promote(Promotion::Bootstrap { rows: 7 }).to_string(),
             "bootstrap: first model fit on all 7 rows"
         );
     }

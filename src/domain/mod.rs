@@ -1,0 +1,20 @@
+//! The core's own types, pure: the read position ([`Watermark`]), a validated row
+//! ([`Outcome`]) and the rules that make one ([`RowRules`]), a model's [`Task`], the update
+//! [`Strategy`], and the row-major labelled rows that training reads ([`Dataset`]).
+//!
+//! Everything here is plain data and arithmetic: no database, no async, no libtorch, no
+//! files. `control`, `policy`, `monitor`, `detect` and `feature_drift` import these from
+//! here, not from the I/O modules that produce or consume them (`outcomes`, `train`);
+//! `tests/it/architecture.rs` checks it.
+
+mod dataset;
+mod outcome;
+mod strategy;
+mod task;
+mod watermark;
+
+pub use dataset::{Dataset, ShapeError};
+pub use outcome::{Outcome, RejectReason, Rejection, RowDefect, RowRules};
+pub use strategy::{CandidateSpec, Strategy};
+pub use task::Task;
+pub use watermark::Watermark;

@@ -1,0 +1,162 @@
+//! A labelled row that passed the row rules ([`Outcome`]), one that did not ([`Rejection`]),
+//! and the rules ([`RowRules`]): the one place that says what a valid row is, used by the
+//! poll (`outcomes::validate`) and by the training read (`daemon/training.rs`).
+
+use chrono::{DateTime, Utc};
+
+use super::Task;
+
+/// A labelled row that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub id: i64,
+    pub labeled_at: DateTime<Utc>,
+    pub features: Vec<f32>,
+    /// Binary: P(label = 1). Multiclass: the predicted class index.
+    pub prediction: f64,
+    /// 0/1 for binary, the class index for multiclass.
+    pub label: u32,
+    pub model_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    NullFeatures,
+    NullFeature,
+    NonFiniteFeature,
+    WrongFeatureCount,
+    InvalidLabel,
+    MissingPrediction,
+    InvalidPrediction,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 7] = [
+        RejectReason::NullFeatures,
+        RejectReason::NullFeature,
+        RejectReason::NonFiniteFeature,
+        RejectReason::WrongFeatureCount,
+        RejectReason::InvalidLabel,
+        RejectReason::MissingPrediction,
+        RejectReason::InvalidPrediction,
+    ];
+
+    /// The metric label and the `driftd.rejected_rows.reason` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::NullFeatures => "null_features",
+            RejectReason::NullFeature => "null_feature",
+            RejectReason::NonFiniteFeature => "non_finite_feature",
+            RejectReason::WrongFeatureCount => "wrong_feature_count",
+            RejectReason::InvalidLabel => "invalid_label",
+            RejectReason::MissingPrediction => "missing_prediction",
+            RejectReason::InvalidPrediction => "invalid_prediction",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub id: i64,
+    pub labeled_at: DateTime<Utc>,
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+/// A broken rule: the reason (a metric label and `driftd.rejected_rows.reason`) and the detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowDefect {
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+fn defect(reason: RejectReason, detail: String) -> RowDefect {
+    RowDefect { reason, detail }
+}
+
+/// What a model's rows must be: `n_features` finite features, a label (and a prediction)
+/// that is a class of the model's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRules {
+    pub n_features: usize,
+    pub task: Task,
+    /// The configured class count (used by multiclass models only).
+    pub n_classes: u32,
+}
+
+impl RowRules {
+    /// The features as `f32`, if there are `n_features` of them and each is a finite number.
+    pub fn features(&self, features: Option<&[Option<f64>]>) -> Result<Vec<f32>, RowDefect> {
+        let Some(feats) = features else {
+            return Err(defect(
+                RejectReason::NullFeatures,
+                "features are NULL".into(),
+            ));
+        };
+        if feats.len() != self.n_features {
+            return Err(defect(
+                RejectReason::WrongFeatureCount,
+                format!("{} features, expected {}", feats.len(), self.n_features),
+            ));
+        }
+        let mut out = Vec::with_capacity(self.n_features);
+        for (i, f) in feats.iter().enumerate() {
+            match f {
+                None => {
+                    return Err(defect(
+                        RejectReason::NullFeature,
+                        format!("feature {i} is NULL"),
+                    ))
+                }
+                Some(v) if !v.is_finite() => {
+                    return Err(defect(
+                        RejectReason::NonFiniteFeature,
+                        format!("feature {i} is {v}"),
+                    ))
+                }
+                Some(v) => out.push(*v as f32),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `v` is a class of the task: 0 or 1 (binary), a class index (multiclass).
+    fn is_class(&self, v: f64) -> bool {
+        match self.task {
+            Task::Binary => v == 0.0 || v == 1.0,
+            Task::Multiclass => v.fract() == 0.0 && v >= 0.0 && v < f64::from(self.n_classes),
+        }
+    }
+
+    /// The label as a class index, if it is one of the task's classes.
+    pub fn label(&self, label: Option<f64>) -> Result<u32, RowDefect> {
+        match label {
+            None => Err(defect(RejectReason::InvalidLabel, "label is NULL".into())),
+            Some(l) if self.is_class(l) => Ok(l as u32),
+            Some(l) => Err(defect(
+                RejectReason::InvalidLabel,
+                format!("label {l} is not a valid class for this model"),
+            )),
+        }
+    }
+
+    /// The prediction, if there is one in the task's range: a probability in [0, 1]
+    /// (binary), a class index (multiclass).
+    pub fn prediction(&self, prediction: Option<f64>) -> Result<f64, RowDefect> {
+        let in_range = |p: f64| match self.task {
+            Task::Binary => (0.0..=1.0).contains(&p),
+            Task::Multiclass => self.is_class(p),
+        };
+        match prediction {
+            None => Err(defect(
+                RejectReason::MissingPrediction,
+                "prediction is NULL and no champion scored it".into(),
+            )),
+            Some(p) if in_range(p) => Ok(p),
+            Some(p) => Err(defect(
+                RejectReason::InvalidPrediction,
+                format!("prediction {p} is out of range for this model"),
+            )),
+        }
+    }
+}

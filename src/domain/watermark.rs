@@ -1,0 +1,26 @@
+//! The read position in the outcomes table.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Position of the last consumed row in `(labeled_at, id)` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    pub labeled_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl Watermark {
+    /// Whether `self` comes after `other` in poll order (`labeled_at`, then `id`).
+    pub fn is_after(&self, other: Watermark) -> bool {
+        (self.labeled_at, self.id) > (other.labeled_at, other.id)
+    }
+
+    /// Before every row: year 1 is inside PostgreSQL's range and before any real label.
+    pub fn start() -> Self {
+        Watermark {
+            labeled_at: Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            id: i64::MIN,
+        }
+    }
+}
