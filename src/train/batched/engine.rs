@@ -1,7 +1,11 @@
 //! The stacked parameters of the running jobs and one step for all of them (forward,
 //! backward and SGD-momentum by hand; see the module docs of `batched`).
 
-use super::*;
+use tch::{Device, Kind, Tensor};
+
+use super::{EngineOpts, Job};
+use crate::train::mlp::{Arch, Linear};
+use crate::train::Result;
 
 /// The stacked parameters of the jobs still running; slot `s` trains job `slots[s]`.
 pub(super) struct Engine<'a> {

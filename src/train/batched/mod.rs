@@ -56,26 +56,19 @@ mod run;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 
 use super::artifact::Member;
-use super::mlp::{he_init, Arch, Linear};
-use super::recency::recency_weights;
-use super::scaler::Scaler;
+use super::mlp::{Arch, Linear};
 use super::{Result, TrainError};
 use crate::config::train::{DeviceChoice, EarlyStopping, TrainConfig};
 use crate::domain::Dataset;
 
-use engine::{to_dev, Engine};
 pub(crate) use prepare::prepare_job;
-use prepare::targets;
-use rows::{Chunk, StackedRows};
 use run::Run;
 
 /// Rows used for the epoch-end training-loss (divergence) check.

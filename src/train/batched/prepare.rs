@@ -1,7 +1,14 @@
 //! Turning rows into a [`Job`]: validation split, scaler, standardised rows, targets,
 //! recency weights.
 
-use super::*;
+use super::{Job, JobSpec, INIT_SALT};
+use crate::config::train::EarlyStopping;
+use crate::domain::Dataset;
+use crate::train::artifact::Member;
+use crate::train::mlp::{he_init, Arch};
+use crate::train::recency::recency_weights;
+use crate::train::scaler::Scaler;
+use crate::train::{Result, TrainError};
 
 /// Turns raw rows into a [`Job`]: the newest `validation_fraction` of the rows becomes the
 /// validation split (with early stopping), the scaler is the parent's (fine-tuning) or fitted

@@ -1,7 +1,13 @@
 //! The rows of a run: every job's rows stacked in one device tensor, and the rows and loss
 //! coefficients of a chunk of steps gathered from it.
 
-use super::*;
+use tch::{Device, Tensor};
+
+use super::engine::to_dev;
+use super::prepare::targets;
+use super::Job;
+use crate::train::mlp::Arch;
+use crate::train::Result;
 
 /// Rows (global indices) and loss coefficients of a chunk of steps, `[step][slot][B]`.
 pub(super) struct Chunk {

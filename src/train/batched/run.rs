@@ -1,7 +1,20 @@
 //! One engine run, by stage: the jobs' states, the first engine, chunks of steps, the
 //! epoch-end checks (divergence, early stopping), re-stacking when jobs leave, the result.
 
-use super::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tch::Tensor;
+
+use super::engine::{to_dev, Engine};
+use super::prepare::targets;
+use super::rows::{Chunk, StackedRows};
+use super::{
+    EngineOpts, FitStats, Job, JobOutcome, CHUNK_BYTES, EVAL_ROWS, LOSS_FLOOR, SHUFFLE_SALT,
+};
+use crate::train::mlp::{Arch, Linear};
+use crate::train::{Result, TrainError};
 
 pub(super) struct JobState {
     pub(super) n: usize,

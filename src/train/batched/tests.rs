@@ -1,6 +1,13 @@
 //! The engine's tests: batched against one-by-one, schedules, budgets, divergence,
 //! early stopping, cancel.
 
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tch::Tensor;
+
 use super::*;
 use crate::train::synth::{make_classification, Concept};
 
