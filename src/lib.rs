@@ -3,6 +3,8 @@
 //!
 //! Modules follow the data: `outcomes` (source) → `monitor` + `detect` (pure) →
 //! `policy` (when to update) → `train` (blocking thread) → `registry` → `exporter`.
+//! The core's own types (watermarks, outcomes and the row rules, tasks, strategies, datasets)
+//! live in `domain`, which does no I/O and imports nothing of the crate.
 //! See `ARCHITECTURE.md`.
 
 pub mod backtest;

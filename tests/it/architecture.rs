@@ -231,7 +231,11 @@ fn every_module_is_classified_pure_or_io() {
 fn the_core_and_its_ground_do_no_io_and_import_no_io_module() {
     let graph = module_graph();
     // The core's own types import nothing of the crate: they are the ground floor.
-    assert!(graph["domain"].is_empty(), "domain imports {:?}", graph["domain"]);
+    assert!(
+        graph["domain"].is_empty(),
+        "domain imports {:?}",
+        graph["domain"]
+    );
     for m in CORE.iter().chain(CORE_GROUND) {
         for d in &graph[*m] {
             assert!(
