@@ -14,7 +14,6 @@ mod training;
 
 pub use training::parse_strategy;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::catalog::Catalog;
 use crate::config::{Config, DatabaseConfig};
 use crate::db::{self, Backoff};
-use crate::exporter::{self, Health, HttpState, Metrics};
+use crate::exporter::{self, DatabaseHealth, Health, HttpState, Metrics};
 use crate::outcomes::OutcomeSource;
 use crate::serve;
 use crate::serve::cache::{ChampionCache, Reload};
@@ -39,7 +38,7 @@ async fn migrate_when_ready(
     cfg: &Config,
     database: &DatabaseConfig,
     metrics: &Metrics,
-    set_db_up: &(dyn Fn(bool) + Send + Sync),
+    database_health: &DatabaseHealth,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let mut backoff = Backoff::new(200, cfg.poll.max_backoff_ms);
@@ -50,12 +49,12 @@ async fn migrate_when_ready(
         };
         match attempt.await {
             Ok(()) => {
-                set_db_up(true);
+                database_health.set(true);
                 return true;
             }
             Err(e) => {
-                set_db_up(false);
-                metrics.poll_failed("", "database");
+                database_health.set(false);
+                metrics.ingest.daemon_database_failed();
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "database not ready");
                 tokio::select! {
@@ -72,7 +71,7 @@ pub struct Shared {
     source: Arc<OutcomeSource>,
     pool: sqlx::PgPool,
     metrics: Arc<Metrics>,
-    set_db_up: Arc<dyn Fn(bool) + Send + Sync>,
+    database: DatabaseHealth,
     board: Arc<sweep::SweepBoard>,
     training_slots: Arc<Semaphore>,
 }
@@ -151,6 +150,7 @@ async fn start_models(
     let (loops_tx, loops_rx) = mpsc::unbounded_channel();
     let reloads = serving.1;
     let metrics = shared.metrics.clone();
+    let database_health = shared.database.clone();
     let channel = shared.source.notify_channel.clone();
     let adopter = Arc::new(adopt::Adopter {
         shared,
@@ -172,6 +172,7 @@ async fn start_models(
             replica_ttl: Duration::from_millis(cfg.poll.replica_ttl_ms),
             metrics,
             health: health.clone(),
+            database: database_health,
         }
         .run(loops_rx, shutdown.clone()),
     );
@@ -219,14 +220,8 @@ pub async fn run(
     let catalog = Arc::new(Catalog::new(cfg.models.iter().cloned()));
     let http = start_http(&cfg, &catalog, &pool, http_state, &shutdown).await?;
 
-    let set_db_up = {
-        let (health, metrics) = (health.clone(), metrics.clone());
-        Arc::new(move |up: bool| {
-            health.database_up.store(up, Ordering::Relaxed);
-            metrics.database_up.set(if up { 1.0 } else { 0.0 });
-        })
-    };
-    if !migrate_when_ready(&cfg, &database, &metrics, &*set_db_up, &mut shutdown).await {
+    let database_health = DatabaseHealth::new(health.clone(), metrics.clone());
+    if !migrate_when_ready(&cfg, &database, &metrics, &database_health, &mut shutdown).await {
         return Ok(());
     }
 
@@ -234,7 +229,7 @@ pub async fn run(
         source: Arc::new(OutcomeSource::new(&cfg.source)),
         pool: pool.clone(),
         metrics: metrics.clone(),
-        set_db_up: set_db_up.clone(),
+        database: database_health,
         board: Arc::new(sweep::SweepBoard::default()),
         training_slots: Arc::new(Semaphore::new(cfg.training.max_concurrent)),
     };

@@ -16,7 +16,7 @@ use super::training::Trainer;
 use crate::config::{ModelConfig, PollConfig, Task, TrainingRuntimeConfig};
 use crate::control::{self, ChampionView, Controller, Decision};
 use crate::db::Backoff;
-use crate::exporter::Metrics;
+use crate::exporter::{DatabaseHealth, Metrics};
 use crate::monitor::MonitorEvent;
 use crate::outcomes::{validate, OutcomeSource, Rejection, Watermark};
 use crate::policy::TrainRequest;
@@ -36,7 +36,8 @@ pub struct ModelLoop {
     pub wake: Arc<Notify>,
     /// Set once this model's state has been loaded (feeds `/readyz`).
     pub loaded: watch::Sender<bool>,
-    pub db_up: Arc<dyn Fn(bool) + Send + Sync>,
+    /// Whether the database answers (`/readyz`, `driftd_database_up`).
+    pub database: DatabaseHealth,
     /// Where this loop tells the replica's sweep how far it is (see `daemon::sweep`).
     pub board: Arc<SweepBoard>,
     /// This replica's training slots (`training.max_concurrent`).
@@ -111,7 +112,7 @@ impl ModelLoop {
                         }
                         live = Some(l);
                         let _ = self.loaded.send(true);
-                        (self.db_up)(true);
+                        self.database.set(true);
                         backoff.reset();
                         // Poll at once: after a start or a takeover rows are likely waiting,
                         // and nothing may announce them.
@@ -129,7 +130,7 @@ impl ModelLoop {
             };
             let wait = match result {
                 Ok(step) => {
-                    (self.db_up)(true);
+                    self.database.set(true);
                     backoff.reset();
                     if let Some(l) = &live {
                         self.publish_lag(l);
@@ -148,8 +149,8 @@ impl ModelLoop {
                     Duration::ZERO
                 }
                 Err(e) => {
-                    self.metrics.poll_failed(&name, e.metric_label());
-                    (self.db_up)(false);
+                    self.metrics.ingest.poll_failed(&name, e.metric_label());
+                    self.database.set(false);
                     let d = backoff.next_delay();
                     tracing::warn!(model = %name, error = %e, retry_in_ms = d.as_millis() as u64, "poll failed");
                     if matches!(e, StoreError::Corrupt { .. }) {
@@ -178,9 +179,8 @@ impl ModelLoop {
         if wm != Watermark::start() {
             let lag = (Utc::now() - wm.labeled_at).num_milliseconds() as f64 / 1e3;
             self.metrics
-                .watermark_lag
-                .with_label_values(&[&self.cfg.name])
-                .set(lag.max(0.0));
+                .ingest
+                .set_watermark_lag(&self.cfg.name, lag.max(0.0));
         }
     }
 
@@ -342,7 +342,7 @@ impl ModelLoop {
             }
         };
         registry::record_feature_drift(&mut conn, &self.cfg.name, version, &report).await?;
-        self.metrics.publish_feature_drift(&self.cfg.name, &report);
+        self.metrics.feature_drift.publish(&self.cfg.name, &report);
         Ok(live.core.on_feature_drift(&report, now))
     }
 
@@ -355,9 +355,8 @@ impl ModelLoop {
         live.scorer = match registry::champion(&mut conn, &self.cfg.name).await {
             Ok(Some((info, artifact))) => {
                 self.metrics
-                    .champion_version
-                    .with_label_values(&[&self.cfg.name])
-                    .set(info.version);
+                    .serving
+                    .set_champion(&self.cfg.name, info.version);
                 let acc = info.holdout_metrics.accuracy();
                 tracing::info!(model = %self.cfg.name, version = info.version, "champion loaded");
                 live.core.set_champion(Some(ChampionView {
@@ -440,10 +439,7 @@ impl ModelLoop {
             .source
             .write_predictions(&mut conn, &ids, &preds, ch.version)
             .await?;
-        self.metrics
-            .rows_scored
-            .with_label_values(&[&self.cfg.name])
-            .inc_by(written);
+        self.metrics.serving.rows_scored(&self.cfg.name, written);
         Ok(())
     }
 
@@ -470,10 +466,7 @@ impl ModelLoop {
         if orphans > 0 {
             tracing::warn!(model = %self.cfg.name, orphans, "marked runs left by a stopped daemon as failed");
         }
-        self.metrics
-            .model_owner
-            .with_label_values(&[&self.cfg.name])
-            .set(1);
+        self.metrics.ownership.set_owner(&self.cfg.name, true);
         Ok(Live {
             core: Controller::new(self.cfg.clone(), loaded.state, loaded.watermark, 0),
             scorer: None,
@@ -538,8 +531,8 @@ impl ModelLoop {
         let events = live.core.commit(folded);
         self.export(&raw.len(), &rejected, &events, &delays, live);
         self.metrics
-            .poll_duration
-            .observe(started.elapsed().as_secs_f64());
+            .ingest
+            .poll_took(started.elapsed().as_secs_f64());
         Ok((
             StepOutcome {
                 rows: raw.len(),
@@ -566,18 +559,13 @@ impl ModelLoop {
                 *by_reason.entry(r.reason.as_str()).or_insert(0u64) += 1;
             }
             for (reason, count) in &by_reason {
-                m.rows_rejected
-                    .with_label_values(&[name, reason])
-                    .inc_by(*count);
+                m.ingest.rows_rejected(name, reason, *count);
             }
             // Once per batch, not once per row: a flood of bad rows must not flood the log.
             tracing::warn!(model = name, rejected = rejected.len(), reasons = ?by_reason,
                 first_id = rejected[0].id, "rows set aside in driftd.rejected_rows");
         }
-        let hist = m.label_delay.with_label_values(&[name]);
-        for d in delays {
-            hist.observe(d.max(0.0));
-        }
+        m.ingest.label_delays(name, delays);
         for e in events {
             match e {
                 MonitorEvent::Drift {
@@ -587,10 +575,7 @@ impl ModelLoop {
                     estimate,
                     ..
                 } => {
-                    m.drift_detected.with_label_values(&[name, detector]).inc();
-                    m.last_drift_timestamp
-                        .with_label_values(&[name])
-                        .set(labeled_at.timestamp() as f64);
+                    m.detectors.drift_detected(name, detector, *labeled_at);
                     tracing::info!(model = name, detector = %detector, row_id, estimate, "drift detected");
                 }
                 MonitorEvent::Warning {
@@ -601,8 +586,6 @@ impl ModelLoop {
             }
         }
         // Last, so that whoever sees the new count also sees everything it implies.
-        m.outcomes_processed
-            .with_label_values(&[name])
-            .inc_by((n - rejected.len()) as u64);
+        m.monitor.rows_processed(name, (n - rejected.len()) as u64);
     }
 }

@@ -87,7 +87,7 @@ impl Trainer {
                 .await?;
             }
         }
-        self.metrics.training_coalesced(&self.cfg.name, req.trigger);
+        self.metrics.training.coalesced(&self.cfg.name, req.trigger);
         tracing::info!(model = %self.cfg.name, trigger, reason = %req.reason, "training in progress; coalesced into one follow-up run");
         Ok(())
     }
@@ -153,13 +153,13 @@ impl Trainer {
     }
 
     fn record(&self, trigger: TriggerKind, result: &RunResult) {
-        self.metrics.training_finished(
-            &self.cfg.name,
-            trigger,
-            result.status,
-            result.new_champion.map(|c| c.version),
-            chrono::Utc::now(),
-        );
+        let name = &self.cfg.name;
+        let m = &self.metrics;
+        m.training
+            .finished(name, trigger, result.status, chrono::Utc::now());
+        if let Some(c) = result.new_champion {
+            m.serving.set_champion(name, c.version);
+        }
     }
 
     /// Shutdown: asks the running update to stop and waits up to `grace` for it to record that.
@@ -262,7 +262,8 @@ impl Job {
             }
         };
         self.metrics
-            .training_took(self.plan.strategy, started.elapsed().as_secs_f64());
+            .training
+            .took(self.plan.strategy, started.elapsed().as_secs_f64());
         let status = trained.status;
         match &error {
             Some(e) => {

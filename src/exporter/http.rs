@@ -27,6 +27,26 @@ impl Health {
     }
 }
 
+/// Where the daemon reports whether the database answers: the one setter of both what
+/// `/readyz` reads and `driftd_database_up`, so that the two never disagree.
+#[derive(Clone)]
+pub struct DatabaseHealth {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+}
+
+impl DatabaseHealth {
+    pub fn new(health: Arc<Health>, metrics: Arc<Metrics>) -> Self {
+        DatabaseHealth { health, metrics }
+    }
+
+    /// The last database round trip succeeded (`true`) or failed.
+    pub fn set(&self, up: bool) {
+        self.health.database_up.store(up, Ordering::Relaxed);
+        self.metrics.ingest.set_database_up(up);
+    }
+}
+
 #[derive(Clone)]
 pub struct HttpState {
     pub metrics: Arc<Metrics>,

@@ -5,5 +5,5 @@ pub mod admin;
 mod http;
 mod metrics;
 
-pub use http::{serve, Health, HttpState};
+pub use http::{serve, DatabaseHealth, Health, HttpState};
 pub use metrics::Metrics;

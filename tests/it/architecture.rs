@@ -218,6 +218,43 @@ fn only_the_outcomes_module_queries_the_users_table() {
     );
 }
 
+#[test]
+fn only_the_exporter_names_metric_labels_or_prometheus() {
+    // Each subsystem's metrics struct (exporter/metrics.rs) owns its label names and their
+    // order; everyone else reports through its methods.
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut offenders = Vec::new();
+    let mut seen_inside = 0;
+    for f in &files {
+        let rel = f
+            .strip_prefix(src())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if ["with_label_values", "prometheus::"]
+                .iter()
+                .any(|k| line.contains(k))
+            {
+                if rel.starts_with("exporter/") {
+                    seen_inside += 1;
+                } else {
+                    offenders.push(format!("src/{rel}:{}: {}", i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(seen_inside > 10, "the scan finds the exporter's own labels");
+    assert!(
+        offenders.is_empty(),
+        "metric labels or the prometheus crate outside src/exporter/ (add an intent method to \
+         the subsystem's metrics struct instead):\n{}",
+        offenders.join("\n")
+    );
+}
+
 /// `code` with the inside of every comment, string and char literal blanked (newlines kept),
 /// so that braces in them do not count. Good enough for this codebase, not a Rust lexer:
 /// handles `//` and nested `/* */` comments, `"…"` with escapes, raw strings `r#"…"#`
