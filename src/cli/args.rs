@@ -310,7 +310,7 @@ mod tests {
     fn strategy_values_are_the_configs_names() {
         for s in STRATEGIES {
             let name = s.to_possible_value().unwrap().get_name().to_string();
-            assert_eq!(crate::daemon::parse_strategy(&name), Some(s.0));
+            assert_eq!(crate::registry::parse_strategy(&name), Some(s.0));
             assert_eq!(StrategyArg::from_str(&name, false), Ok(s));
         }
         assert!(StrategyArg::from_str("finetune", false).is_err());

@@ -10,6 +10,7 @@ use super::args::{
 };
 use super::{output, Outcome};
 use crate::config::{Config, ConfigError, DatabaseConfig, ModelConfig};
+use crate::policy::TriggerKind;
 use crate::registry::{self, RunStatus};
 use crate::{daemon, db, telemetry};
 
@@ -285,9 +286,9 @@ pub async fn retrain(args: RetrainArgs) -> Outcome {
     let created = registry::runs_create(
         &mut conn,
         &args.model,
-        "manual",
+        TriggerKind::Manual,
         "driftd retrain",
-        strategy.as_str(),
+        strategy,
         RunStatus::Requested,
     )
     .await;

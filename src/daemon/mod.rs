@@ -12,8 +12,6 @@ pub mod store;
 mod sweep;
 mod training;
 
-pub use training::parse_strategy;
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -246,11 +246,8 @@ impl ModelLoop {
         }
         decisions.extend(self.decide(live, events, now).await?);
         let mut conn = self.pool.acquire().await?;
-        while let Some((id, strategy, reason)) =
-            registry::runs_claim_requested(&mut conn, &self.cfg.name).await?
-        {
-            let strategy = super::training::parse_strategy(&strategy);
-            let req = control::manual_request(&self.cfg, id, strategy, reason);
+        while let Some(run) = registry::runs_claim_requested(&mut conn, &self.cfg.name).await? {
+            let req = control::manual_request(&self.cfg, run.id, run.strategy, run.reason);
             decisions.push(live.core.on_request(req));
         }
         drop(conn);
@@ -302,19 +299,16 @@ impl ModelLoop {
             return Ok(Vec::new());
         };
         let mut conn = self.pool.acquire().await?;
-        let Some((version, reference)) =
-            registry::champion_reference(&mut conn, &self.cfg.name).await?
-        else {
-            return Ok(Vec::new());
-        };
-        let reference: crate::feature_drift::ReferenceSample = match serde_json::from_value(
-            reference,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(model = %self.cfg.name, error = %e, "unreadable reference sample");
+        let (version, reference) = match registry::champion_reference(&mut conn, &self.cfg.name)
+            .await
+        {
+            Ok(Some(r)) => (r.version, r.sample),
+            Ok(None) => return Ok(Vec::new()),
+            Err(registry::RegistryError::CorruptReference { reason, .. }) => {
+                tracing::error!(model = %self.cfg.name, error = %reason, "unreadable reference sample");
                 return Ok(Vec::new());
             }
+            Err(e) => return Err(e.into()),
         };
         let recent = self
             .source

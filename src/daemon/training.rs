@@ -15,8 +15,8 @@ use crate::control::{self, ChampionView, RowRanges, TrainPlan};
 use crate::exporter::Metrics;
 use crate::outcomes::{OutcomeSource, TrainingRow, Watermark};
 use crate::policy::{TrainRequest, TriggerKind};
-use crate::registry::{self, NewVersion, RunEnd, RunStatus};
-use crate::train::{self, Dataset, Strategy, TrainError, UpdateRequest};
+use crate::registry::{self, NewVersion, Origin, RunEnd, RunStatus};
+use crate::train::{self, Dataset, TrainError, UpdateRequest};
 
 /// How a run ended, for the decision core and the metrics.
 #[derive(Debug, Clone)]
@@ -79,9 +79,9 @@ impl Trainer {
                 registry::runs_create(
                     &mut conn,
                     &self.cfg.name,
-                    trigger,
+                    req.trigger,
                     &req.reason,
-                    req.strategy.as_str(),
+                    req.strategy,
                     RunStatus::Coalesced,
                 )
                 .await?;
@@ -101,9 +101,9 @@ impl Trainer {
                 registry::runs_create(
                     &mut conn,
                     &self.cfg.name,
-                    plan.trigger.as_str(),
+                    plan.trigger,
                     &plan.reason,
-                    plan.strategy.as_str(),
+                    plan.strategy,
                     RunStatus::Running,
                 )
                 .await?
@@ -225,7 +225,7 @@ struct TrainingData {
 struct Trained {
     status: RunStatus,
     version: Option<i64>,
-    candidates: serde_json::Value,
+    candidates: Vec<train::CandidateReport>,
     rows: RowRanges,
     champion: Option<ChampionView>,
 }
@@ -254,7 +254,7 @@ impl Job {
                 let nothing = Trained {
                     status,
                     version: None,
-                    candidates: serde_json::json!([]),
+                    candidates: Vec::new(),
                     rows: RowRanges::default(),
                     champion: None,
                 };
@@ -308,7 +308,7 @@ impl Job {
     async fn record_end(&self, t: &Trained, error: Option<&str>) {
         let end = RunEnd {
             new_version: t.version,
-            candidates: t.candidates.clone(),
+            candidates: &t.candidates,
             error,
             rows: t.rows,
             seed: Some(self.plan.seed),
@@ -415,7 +415,7 @@ impl Job {
         parent_version: Option<i64>,
         champion_cutoff: Watermark,
     ) -> Result<Trained, JobError> {
-        let candidates = serde_json::to_value(&outcome.candidates).unwrap_or_default();
+        let candidates = outcome.candidates.clone();
         let rows = RowRanges::of(&data.old, &data.new, outcome.n_holdout);
         let Some(chosen) = outcome.chosen.as_ref() else {
             return Ok(Trained {
@@ -439,22 +439,23 @@ impl Job {
             &data.old,
             &data.new,
             &self.cfg.feature_names,
-        )
-        .and_then(|s| serde_json::to_value(s).ok());
+        );
         let mut conn = self.pool.acquire().await?;
         let version = registry::register(
             &mut conn,
             &NewVersion {
                 model: &self.cfg.name,
                 parent_version,
-                strategy: chosen.strategy.as_str(),
-                trigger: self.plan.trigger.as_str(),
+                origin: Origin::Trained {
+                    strategy: chosen.strategy,
+                    trigger: self.plan.trigger,
+                },
                 n_train_rows: chosen.n_train_rows as i64,
                 n_holdout_rows: outcome.n_holdout as i64,
                 cutoff,
                 holdout_metrics: metrics,
                 artifact: &chosen.artifact,
-                reference_sample,
+                reference_sample: reference_sample.as_ref(),
             },
             outcome.promoted,
         )
@@ -497,9 +498,4 @@ impl From<TrainError> for JobError {
             other => JobError::Other(other.to_string()),
         }
     }
-}
-
-/// The strategy names accepted from operators (`driftd retrain --strategy`, the HTTP API).
-pub fn parse_strategy(s: &str) -> Option<Strategy> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }

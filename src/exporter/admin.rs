@@ -12,6 +12,7 @@ use sqlx::PgPool;
 
 use crate::catalog::Catalog;
 use crate::config::Secret;
+use crate::policy::TriggerKind;
 use crate::registry::{self, RunStatus};
 use crate::train::Strategy;
 
@@ -85,9 +86,9 @@ async fn retrain(
         registry::runs_create(
             &mut conn,
             &model,
-            "manual",
+            TriggerKind::Manual,
             &reason,
-            strategy.as_str(),
+            strategy,
             RunStatus::Requested,
         )
         .await

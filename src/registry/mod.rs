@@ -9,15 +9,17 @@ mod runs;
 pub use runs::{
     claim_requested as runs_claim_requested, create as runs_create,
     fail_orphans as runs_fail_orphans, finish as runs_finish, get as runs_get, list as runs_list,
-    mark_running as runs_mark_running, RunEnd, RunStatus, TrainingRun,
+    mark_running as runs_mark_running, parse_strategy, ClaimedRun, RunEnd, RunStatus, TrainingRun,
 };
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 
+use crate::feature_drift::ReferenceSample;
 use crate::outcomes::Watermark;
-use crate::train::{ModelArtifact, Scores};
+use crate::policy::TriggerKind;
+use crate::train::{ModelArtifact, Scores, Strategy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -33,6 +35,12 @@ pub enum RegistryError {
     NoSuchVersion { model: String, version: i64 },
     #[error("model {0} has no earlier champion to roll back to")]
     NothingToRollBack(String),
+    #[error("stored reference sample of {model} v{version} is unreadable: {reason}")]
+    CorruptReference {
+        model: String,
+        version: i64,
+        reason: String,
+    },
 }
 
 /// The channel every change of champion is announced on, with `{"model": …, "version": …}`
@@ -91,19 +99,47 @@ pub struct VersionInfo {
     pub holdout_metrics: HoldoutMetrics,
 }
 
+/// Where a new version comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An update driftd trained with `strategy`, on what `trigger` asked for.
+    Trained {
+        strategy: Strategy,
+        trigger: TriggerKind,
+    },
+    /// A model trained elsewhere (`driftd import`): stored with strategy and trigger `import`.
+    Imported,
+}
+
+impl Origin {
+    /// The stored `strategy` and `trigger` columns.
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            Origin::Trained { strategy, trigger } => (strategy.as_str(), trigger.as_str()),
+            Origin::Imported => ("import", "import"),
+        }
+    }
+}
+
 /// What a new version is made of.
 pub struct NewVersion<'a> {
     pub model: &'a str,
     pub parent_version: Option<i64>,
-    pub strategy: &'a str,
-    pub trigger: &'a str,
+    pub origin: Origin,
     pub n_train_rows: i64,
     pub n_holdout_rows: i64,
     pub cutoff: Watermark,
     pub holdout_metrics: HoldoutMetrics,
     pub artifact: &'a ModelArtifact,
     /// A bounded sample of the training rows, for data-drift checks.
-    pub reference_sample: Option<serde_json::Value>,
+    pub reference_sample: Option<&'a ReferenceSample>,
+}
+
+/// The champion's sample of its training rows, for data-drift checks.
+#[derive(Debug, Clone)]
+pub struct ChampionReference {
+    pub version: i64,
+    pub sample: ReferenceSample,
 }
 
 const INFO_COLUMNS: &str =
@@ -142,6 +178,7 @@ pub async fn register(
     promote: bool,
 ) -> Result<i64, RegistryError> {
     use sqlx::Connection;
+    let (strategy, trigger) = v.origin.columns();
     let mut tx = conn.begin().await?;
     // Versions are numbered per model; the row lock on the model's versions serialises writers.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('driftd.registry'), hashtext($1))")
@@ -168,8 +205,8 @@ pub async fn register(
     .bind(v.model)
     .bind(version)
     .bind(v.parent_version)
-    .bind(v.strategy)
-    .bind(v.trigger)
+    .bind(strategy)
+    .bind(trigger)
     .bind(if promote { "champion" } else { "rejected" })
     .bind(promote)
     .bind(v.n_train_rows)
@@ -179,7 +216,8 @@ pub async fn register(
     .bind(sqlx::types::Json(&v.holdout_metrics))
     .bind(v.artifact.sidecar_json())
     .bind(v.artifact.to_safetensors_bytes())
-    .bind(&v.reference_sample)
+    // Stored through serde_json's `Value`, as it always was (its f32s widened to f64).
+    .bind(v.reference_sample.and_then(|r| serde_json::to_value(r).ok()))
     .execute(&mut *tx)
     .await?;
     if promote {
@@ -251,18 +289,27 @@ pub async fn champion_version(
     .await
 }
 
-/// The champion's reference sample for data-drift checks, if it has one.
+/// The champion's reference sample for data-drift checks, if it has one
+/// ([`RegistryError::CorruptReference`] when the stored one cannot be read).
 pub async fn champion_reference(
     conn: &mut PgConnection,
     model: &str,
-) -> Result<Option<(i64, serde_json::Value)>, RegistryError> {
+) -> Result<Option<ChampionReference>, RegistryError> {
     let row: Option<(i64, Option<serde_json::Value>)> = sqlx::query_as(
         "SELECT version, reference_sample FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
     )
     .bind(model)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.and_then(|(v, r)| r.map(|r| (v, r))))
+    let Some((version, Some(stored))) = row else {
+        return Ok(None);
+    };
+    let sample = serde_json::from_value(stored).map_err(|e| RegistryError::CorruptReference {
+        model: model.into(),
+        version,
+        reason: e.to_string(),
+    })?;
+    Ok(Some(ChampionReference { version, sample }))
 }
 
 /// Records one data-drift check.
