@@ -319,25 +319,34 @@ pub async fn record_feature_drift(
     version: i64,
     report: &crate::feature_drift::FeatureDriftReport,
 ) -> Result<(), RegistryError> {
-    for f in &report.features {
-        sqlx::query(
-            "INSERT INTO driftd.feature_drift (model, version, feature, psi, ks, ks_pvalue, js, wasserstein, drifted, n_reference, n_recent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(model)
-        .bind(version)
-        .bind(&f.feature)
-        .bind(f.psi)
-        .bind(f.ks)
-        .bind(f.ks_pvalue)
-        .bind(f.js)
-        .bind(f.wasserstein)
-        .bind(f.drifted)
-        .bind(report.n_reference as i32)
-        .bind(report.n_recent as i32)
-        .execute(&mut *conn)
-        .await?;
+    if report.features.is_empty() {
+        return Ok(());
     }
+    let fs = &report.features;
+    let column = |v: fn(&crate::feature_drift::FeatureStat) -> f64| -> Vec<f64> {
+        fs.iter().map(v).collect()
+    };
+    // One statement for the whole check, its rows in the report's order.
+    sqlx::query(
+        "INSERT INTO driftd.feature_drift (model, version, feature, psi, ks, ks_pvalue, js, wasserstein, drifted, n_reference, n_recent) \
+         SELECT $1, $2, f, psi, ks, p, js, w, d, $10, $11 \
+         FROM UNNEST($3::text[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::bool[]) \
+              WITH ORDINALITY AS c(f, psi, ks, p, js, w, d, n) \
+         ORDER BY n",
+    )
+    .bind(model)
+    .bind(version)
+    .bind(fs.iter().map(|f| f.feature.as_str()).collect::<Vec<_>>())
+    .bind(column(|f| f.psi))
+    .bind(column(|f| f.ks))
+    .bind(column(|f| f.ks_pvalue))
+    .bind(column(|f| f.js))
+    .bind(column(|f| f.wasserstein))
+    .bind(fs.iter().map(|f| f.drifted).collect::<Vec<_>>())
+    .bind(report.n_reference as i32)
+    .bind(report.n_recent as i32)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
