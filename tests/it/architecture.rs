@@ -218,40 +218,44 @@ fn only_the_outcomes_module_queries_the_users_table() {
     );
 }
 
+/// Every line of every source file (tests included), as (path below src/, line, text).
+fn every_source_line() -> Vec<(String, usize, String)> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut out = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(src()).unwrap().display().to_string();
+        let text = std::fs::read_to_string(f).unwrap();
+        out.extend(
+            text.lines()
+                .enumerate()
+                .map(|(i, l)| (rel.clone(), i + 1, l.to_string())),
+        );
+    }
+    out
+}
+
 #[test]
 fn only_the_exporter_names_metric_labels_or_prometheus() {
     // Each subsystem's metrics struct (exporter/metrics.rs) owns its label names and their
     // order; everyone else reports through its methods.
-    let mut files = Vec::new();
-    rust_files(&src(), &mut files);
-    let mut offenders = Vec::new();
-    let mut seen_inside = 0;
-    for f in &files {
-        let rel = f
-            .strip_prefix(src())
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        let text = std::fs::read_to_string(f).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            if ["with_label_values", "prometheus::"]
-                .iter()
-                .any(|k| line.contains(k))
-            {
-                if rel.starts_with("exporter/") {
-                    seen_inside += 1;
-                } else {
-                    offenders.push(format!("src/{rel}:{}: {}", i + 1, line.trim()));
-                }
-            }
-        }
-    }
-    assert!(seen_inside > 10, "the scan finds the exporter's own labels");
+    let (inside, outside): (Vec<_>, Vec<_>) = every_source_line()
+        .into_iter()
+        .filter(|(_, _, l)| l.contains("with_label_values") || l.contains("prometheus::"))
+        .partition(|(rel, _, _)| rel.starts_with("exporter/"));
     assert!(
-        offenders.is_empty(),
+        inside.len() > 10,
+        "the scan finds the exporter's own labels"
+    );
+    let outside: Vec<String> = outside
+        .iter()
+        .map(|(rel, i, l)| format!("src/{rel}:{i}: {}", l.trim()))
+        .collect();
+    assert!(
+        outside.is_empty(),
         "metric labels or the prometheus crate outside src/exporter/ (add an intent method to \
          the subsystem's metrics struct instead):\n{}",
-        offenders.join("\n")
+        outside.join("\n")
     );
 }
 
