@@ -79,6 +79,7 @@ impl Adopter {
             wake,
             loaded,
             db_up: self.shared.set_db_up.clone(),
+            health: self.shared.health.clone(),
             board: self.shared.board.clone(),
             training_slots: self.shared.training_slots.clone(),
         };

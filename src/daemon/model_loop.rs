@@ -37,6 +37,8 @@ pub struct ModelLoop {
     /// Set once this model's state has been loaded (feeds `/readyz`).
     pub loaded: watch::Sender<bool>,
     pub db_up: Arc<dyn Fn(bool) + Send + Sync>,
+    /// Where a failing poll says why (`/readyz`, systemd's `STATUS=`).
+    pub health: Arc<crate::exporter::Health>,
     /// Where this loop tells the replica's sweep how far it is (see `daemon::sweep`).
     pub board: Arc<SweepBoard>,
     /// This replica's training slots (`training.max_concurrent`).
@@ -56,6 +58,8 @@ struct Live {
     scorer: Option<Scorer>,
     /// Rows with an id at or below this have been offered to the scorer.
     scored_upto: i64,
+    /// The champion version whose missing reference sample was reported (once).
+    reference_note: Option<i64>,
 }
 
 struct Scorer {
@@ -69,6 +73,7 @@ async fn carry_out(decisions: Vec<Decision>, trainer: &mut Trainer) -> Result<()
         match d {
             Decision::Train(plan) => trainer.start(plan).await?,
             Decision::Coalesce(req) => trainer.coalesced(&req).await?,
+            Decision::Skip(skipped) => trainer.skipped(&skipped).await?,
         }
     }
     Ok(())
@@ -130,6 +135,7 @@ impl ModelLoop {
             let wait = match result {
                 Ok(step) => {
                     (self.db_up)(true);
+                    self.health.poll_ok(&name);
                     backoff.reset();
                     if let Some(l) = &live {
                         self.publish_lag(l);
@@ -149,9 +155,17 @@ impl ModelLoop {
                 }
                 Err(e) => {
                     self.metrics.poll_failed(&name, e.metric_label());
-                    (self.db_up)(false);
+                    let reason = match &e {
+                        StoreError::Db(db) => self.source.describe_error(db),
+                        other => other.to_string(),
+                    };
+                    // The server answered (a missing table or column): it is not down.
+                    if !matches!(e, StoreError::Db(sqlx::Error::Database(_))) {
+                        (self.db_up)(false);
+                    }
+                    self.health.poll_failed(&name, &reason);
                     let d = backoff.next_delay();
-                    tracing::warn!(model = %name, error = %e, retry_in_ms = d.as_millis() as u64, "poll failed");
+                    tracing::warn!(model = %name, error = %reason, retry_in_ms = d.as_millis() as u64, "poll failed");
                     if matches!(e, StoreError::Corrupt { .. }) {
                         live = None;
                     }
@@ -165,6 +179,7 @@ impl ModelLoop {
             };
         }
         self.board.withdraw(&name);
+        self.health.poll_ok(&name);
         trainer
             .cancel(Duration::from_millis(self.runtime.grace_ms))
             .await;
@@ -302,10 +317,26 @@ impl ModelLoop {
             return Ok(Vec::new());
         };
         let mut conn = self.pool.acquire().await?;
-        let Some((version, reference)) =
-            registry::champion_reference(&mut conn, &self.cfg.name).await?
-        else {
-            return Ok(Vec::new());
+        let (version, reference) = match registry::champion_reference(&mut conn, &self.cfg.name)
+            .await?
+        {
+            Some(r) => r,
+            None => match live.core.champion().copied() {
+                None => return Ok(Vec::new()),
+                // Feature drift enabled after the champion was trained: compute its sample.
+                Some(c) => {
+                    match super::reference::backfill(&mut conn, &self.source, &self.cfg, c).await? {
+                        Ok(sample) => (c.version, sample),
+                        Err(why) => {
+                            if live.reference_note != Some(c.version) {
+                                live.reference_note = Some(c.version);
+                                tracing::warn!(model = %self.cfg.name, version = c.version, why = %why, "feature drift not checked");
+                            }
+                            return Ok(Vec::new());
+                        }
+                    }
+                }
+            },
         };
         let reference: crate::feature_drift::ReferenceSample = match serde_json::from_value(
             reference,
@@ -477,6 +508,7 @@ impl ModelLoop {
         Ok(Live {
             core: Controller::new(self.cfg.clone(), loaded.state, loaded.watermark, 0),
             scorer: None,
+            reference_note: None,
             scored_upto: 0,
         })
     }

@@ -24,6 +24,7 @@ pub fn retrain_result(status: RunStatus) -> &'static str {
         RunStatus::Kept => "kept",
         RunStatus::Cancelled => "cancelled",
         RunStatus::Coalesced => "coalesced",
+        RunStatus::Skipped => "skipped",
         RunStatus::Failed | RunStatus::Requested | RunStatus::Running => "failed",
     }
 }
@@ -485,6 +486,13 @@ impl Metrics {
                 trigger.as_str(),
                 retrain_result(RunStatus::Coalesced),
             ])
+            .inc();
+    }
+
+    /// A training request was dropped: it had nothing to learn from (no failure).
+    pub fn training_skipped(&self, model: &str, trigger: TriggerKind) {
+        self.retrains
+            .with_label_values(&[model, trigger.as_str(), retrain_result(RunStatus::Skipped)])
             .inc();
     }
 
