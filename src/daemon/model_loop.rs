@@ -154,22 +154,10 @@ impl ModelLoop {
                     Duration::ZERO
                 }
                 Err(e) => {
-                    self.metrics.poll_failed(&name, e.metric_label());
-                    let reason = match &e {
-                        StoreError::Db(db) => self.source.describe_error(db),
-                        other => other.to_string(),
-                    };
-                    // The server answered (a missing table or column): it is not down.
-                    if !matches!(e, StoreError::Db(sqlx::Error::Database(_))) {
-                        (self.db_up)(false);
-                    }
-                    self.health.poll_failed(&name, &reason);
-                    let d = backoff.next_delay();
-                    tracing::warn!(model = %name, error = %reason, retry_in_ms = d.as_millis() as u64, "poll failed");
                     if matches!(e, StoreError::Corrupt { .. }) {
                         live = None;
                     }
-                    d
+                    self.poll_failed(&e, &mut backoff)
                 }
             };
             on_the_clock = tokio::select! {
@@ -185,6 +173,24 @@ impl ModelLoop {
             .await;
         tracing::info!(model = %name, "poller stopped");
         self
+    }
+
+    /// Reports a failed poll (metrics, readiness with the reason, the log); how long to wait.
+    fn poll_failed(&self, e: &StoreError, backoff: &mut Backoff) -> Duration {
+        let name = &self.cfg.name;
+        self.metrics.poll_failed(name, e.metric_label());
+        let reason = match e {
+            StoreError::Db(db) => self.source.describe_error(db),
+            other => other.to_string(),
+        };
+        // The server answered (a missing table or column): it is not down.
+        if !matches!(e, StoreError::Db(sqlx::Error::Database(_))) {
+            (self.db_up)(false);
+        }
+        self.health.poll_failed(name, &reason);
+        let d = backoff.next_delay();
+        tracing::warn!(model = %name, error = %reason, retry_in_ms = d.as_millis() as u64, "poll failed");
+        d
     }
 
     /// How old the committed watermark is, in label time against the clock.

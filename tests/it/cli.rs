@@ -189,6 +189,27 @@ fn generate_and_backtest_report_progress_and_gate_on_accuracy() {
         err.contains("below --fail-under 0.99") && err.contains("backtest: 3000/3000 rows"),
         "{err}"
     );
+    // Every line before the last is printed a period (1 s) after the start at the earliest,
+    // so its rate is at most the rows done: no rate over a few microseconds.
+    for l in err.lines().filter(|l| l.starts_with("backtest: ")) {
+        let done: f64 = l["backtest: ".len()..]
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let rate: f64 = l
+            .split(", ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(" rows/s")
+            .parse()
+            .unwrap();
+        assert!(
+            l.contains("(100%)") || rate <= done,
+            "a rate over less than a second: {l}"
+        );
+    }
     let out = backtest("0.1");
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("prequential accuracy"));
