@@ -18,7 +18,7 @@ const VERSION: &str = concat!(
 
 const EXIT_CODES: &str = "Exit codes: 0 done (retrain --wait: promoted), 1 failure, \
 2 bad configuration or usage, 3 retrain --wait: kept, 4 retrain --wait: failed or cancelled, \
-5 retrain --wait: timed out, 6 backtest --fail-under: below the threshold.";
+5 retrain --wait: timed out, 6 backtest --fail-under: below the threshold, 7 retrain --wait: nothing to do (skipped).";
 
 #[derive(Parser, Debug)]
 #[command(

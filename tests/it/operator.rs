@@ -195,6 +195,28 @@ async fn check_config_database_names_the_key_and_the_column() {
         "{}",
         text(&out)
     );
+    // The same as JSON: one document, the findings with their keys.
+    let cfg = write_config(
+        dir.path(),
+        &db.url,
+        &OWN_SOURCE.replace("\"visits\"", "\"visit\""),
+    );
+    let out = driftd(&[
+        "check-config",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--database",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(
+        v["database_findings"][0]["key"], "source.feature_columns",
+        "{v}"
+    );
+    assert_eq!(v["database_findings"][0]["column"], "visit", "{v}");
     // A misspelt table.
     let out = check(
         &OWN_SOURCE.replace("table = \"scored_leads\"", "table = \"scored_lead\""),
@@ -397,6 +419,15 @@ async fn migrate_says_what_it_created_and_logs_are_plain_in_a_pipe() {
             && again.contains("migrations: up to date")
             && again.contains("table public.outcomes exists: left as it is"),
         "{again}"
+    );
+
+    // An unknown model without templates: the list says "none", not an empty list.
+    let out = driftd(&["retrain", "--config", cfgs, "--model", "nope"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(models: churn; templates: none)"),
+        "{}",
+        text(&out)
     );
 
     // An unreachable database: the migration error names the server.
