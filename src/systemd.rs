@@ -96,19 +96,19 @@ pub fn status(text: &str) {
     let _ = sd_notify::notify(false, &[NotifyState::Status(text)]);
 }
 
-/// `STATUS=` with what this replica owns, sent only when it changes.
-pub fn ownership_status(owned: usize, models: usize, database_up: bool) {
-    static LAST: Mutex<Option<(usize, usize, bool)>> = Mutex::new(None);
-    let now = (owned, models, database_up);
+/// `STATUS=` with what this replica owns and why it is not ready (what `/readyz` says),
+/// sent only when it changes.
+pub fn ownership_status(owned: usize, models: usize, not_ready: Option<String>) {
+    static LAST: Mutex<Option<(usize, usize, Option<String>)>> = Mutex::new(None);
+    let now = (owned, models, not_ready);
     let mut last = LAST.lock().expect("status lock");
-    if *last != Some(now) {
-        *last = Some(now);
-        let db = if database_up {
-            "database up"
-        } else {
-            "database unreachable"
+    if last.as_ref() != Some(&now) {
+        let state = match &now.2 {
+            None => "ready".to_string(),
+            Some(why) => format!("not ready: {why}"),
         };
-        status(&format!("owning {owned} of {models} model(s), {db}"));
+        status(&format!("owning {owned} of {models} model(s), {state}"));
+        *last = Some(now);
     }
 }
 

@@ -198,6 +198,9 @@ pub struct PollConfig {
     /// With `[[model_templates]]`: how often the outcomes table's model names are read to
     /// find new models (a `NOTIFY` naming an unknown model starts a round at once).
     pub discover_interval_ms: u64,
+    /// A model whose polls have failed for longer than this makes `/readyz` answer not
+    /// ready, naming the model and the reason.
+    pub not_ready_after_ms: u64,
 }
 
 impl Default for PollConfig {
@@ -212,6 +215,7 @@ impl Default for PollConfig {
             idle_poll_ms: 30_000,
             sweep_interval_ms: 10_000,
             discover_interval_ms: 60_000,
+            not_ready_after_ms: 60_000,
         }
     }
 }

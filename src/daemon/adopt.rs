@@ -80,6 +80,7 @@ impl Adopter {
             wake,
             loaded,
             database: self.shared.database.clone(),
+            health: self.shared.health.clone(),
             board: self.shared.board.clone(),
             training_slots: self.shared.training_slots.clone(),
         };

@@ -7,6 +7,7 @@ mod listen;
 mod membership;
 mod model_loop;
 mod ownership;
+mod reference;
 mod schedule;
 pub mod store;
 mod sweep;
@@ -23,6 +24,7 @@ use crate::catalog::Catalog;
 use crate::config::{Config, DatabaseConfig};
 use crate::db::{self, Backoff};
 use crate::exporter::{self, DatabaseHealth, Health, HttpState, Metrics};
+use crate::outcomes::columns::{self, Casts, ResolveError, SourceError};
 use crate::outcomes::OutcomeSource;
 use crate::serve;
 use crate::serve::cache::{ChampionCache, Reload};
@@ -64,8 +66,46 @@ async fn migrate_when_ready(
     }
 }
 
+/// Reads the outcomes table's column types and chooses the poll query's casts. A missing
+/// table is waited for (not ready: "table X does not exist"); a missing column or one of a
+/// type driftd cannot read is refused, naming the column and its type. `None`: shutdown.
+async fn resolve_source(
+    cfg: &Config,
+    database: &DatabaseConfig,
+    health: &Health,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<Casts>> {
+    let mut backoff = Backoff::new(200, cfg.poll.max_backoff_ms);
+    loop {
+        let attempt = async {
+            let mut conn = db::connect_one(database).await?;
+            columns::resolve(&mut conn, &cfg.source).await
+        };
+        let why = match attempt.await {
+            Ok(casts) => {
+                health.set_source_problem(None);
+                return Ok(Some(casts));
+            }
+            Err(ResolveError::Source(e @ SourceError::Columns(_))) => return Err(e.into()),
+            Err(ResolveError::Source(e @ SourceError::NoTable(_))) => {
+                health.set_source_problem(Some(e.to_string()));
+                e.to_string()
+            }
+            Err(ResolveError::Db(e)) => e.to_string(),
+        };
+        crate::systemd::status(&format!("not ready: {why}"));
+        let d = backoff.next_delay();
+        tracing::warn!(error = %why, retry_in_ms = d.as_millis() as u64, "cannot read the outcomes table yet");
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = shutdown.wait_for(|s| *s) => { return Ok(None); }
+        }
+    }
+}
+
 /// What every model loop of this replica shares.
 pub struct Shared {
+    health: Arc<Health>,
     source: Arc<OutcomeSource>,
     pool: sqlx::PgPool,
     metrics: Arc<Metrics>,
@@ -205,7 +245,9 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health::new(Duration::from_millis(
+        cfg.poll.not_ready_after_ms,
+    )));
     let database = cfg.database()?.clone();
     let pool = db::pool(&database).context("database.url")?;
     let http_state = HttpState {
@@ -223,8 +265,12 @@ pub async fn run(
         return Ok(());
     }
 
+    let Some(casts) = resolve_source(&cfg, &database, &health, &mut shutdown).await? else {
+        return Ok(());
+    };
     let shared = Shared {
-        source: Arc::new(OutcomeSource::new(&cfg.source)),
+        health: health.clone(),
+        source: Arc::new(OutcomeSource::with_casts(&cfg.source, &casts)),
         pool: pool.clone(),
         metrics: metrics.clone(),
         database: database_health,

@@ -38,6 +38,8 @@ pub struct ModelLoop {
     pub loaded: watch::Sender<bool>,
     /// Whether the database answers (`/readyz`, `driftd_database_up`).
     pub database: DatabaseHealth,
+    /// Where a failing poll says why (`/readyz`, systemd's `STATUS=`).
+    pub health: Arc<crate::exporter::Health>,
     /// Where this loop tells the replica's sweep how far it is (see `daemon::sweep`).
     pub board: Arc<SweepBoard>,
     /// This replica's training slots (`training.max_concurrent`).
@@ -57,6 +59,8 @@ struct Live {
     scorer: Option<Scorer>,
     /// Rows with an id at or below this have been offered to the scorer.
     scored_upto: i64,
+    /// The champion version whose missing reference sample was reported (once).
+    reference_note: Option<i64>,
 }
 
 struct Scorer {
@@ -70,6 +74,7 @@ async fn carry_out(decisions: Vec<Decision>, trainer: &mut Trainer) -> Result<()
         match d {
             Decision::Train(plan) => trainer.start(plan).await?,
             Decision::Coalesce(req) => trainer.coalesced(&req).await?,
+            Decision::Skip(skipped) => trainer.skipped(&skipped).await?,
         }
     }
     Ok(())
@@ -131,6 +136,7 @@ impl ModelLoop {
             let wait = match result {
                 Ok(step) => {
                     self.database.set(true);
+                    self.health.poll_ok(&name);
                     backoff.reset();
                     if let Some(l) = &live {
                         self.publish_lag(l);
@@ -149,14 +155,10 @@ impl ModelLoop {
                     Duration::ZERO
                 }
                 Err(e) => {
-                    self.metrics.ingest.poll_failed(&name, e.metric_label());
-                    self.database.set(false);
-                    let d = backoff.next_delay();
-                    tracing::warn!(model = %name, error = %e, retry_in_ms = d.as_millis() as u64, "poll failed");
                     if matches!(e, StoreError::Corrupt { .. }) {
                         live = None;
                     }
-                    d
+                    self.poll_failed(&e, &mut backoff)
                 }
             };
             on_the_clock = tokio::select! {
@@ -166,11 +168,30 @@ impl ModelLoop {
             };
         }
         self.board.withdraw(&name);
+        self.health.poll_ok(&name);
         trainer
             .cancel(Duration::from_millis(self.runtime.grace_ms))
             .await;
         tracing::info!(model = %name, "poller stopped");
         self
+    }
+
+    /// Reports a failed poll (metrics, readiness with the reason, the log); how long to wait.
+    fn poll_failed(&self, e: &StoreError, backoff: &mut Backoff) -> Duration {
+        let name = &self.cfg.name;
+        self.metrics.ingest.poll_failed(name, e.metric_label());
+        let reason = match e {
+            StoreError::Db(db) => self.source.describe_error(db),
+            other => other.to_string(),
+        };
+        // The server answered (a missing table or column): it is not down.
+        if !matches!(e, StoreError::Db(sqlx::Error::Database(_))) {
+            self.database.set(false);
+        }
+        self.health.poll_failed(name, &reason);
+        let d = backoff.next_delay();
+        tracing::warn!(model = %name, error = %reason, retry_in_ms = d.as_millis() as u64, "poll failed");
+        d
     }
 
     /// How old the committed watermark is, in label time against the clock.
@@ -303,7 +324,22 @@ impl ModelLoop {
             .await
         {
             Ok(Some(r)) => (r.version, r.sample),
-            Ok(None) => return Ok(Vec::new()),
+            Ok(None) => match live.core.champion().copied() {
+                None => return Ok(Vec::new()),
+                // Feature drift enabled after the champion was trained: compute its sample.
+                Some(c) => {
+                    match super::reference::backfill(&mut conn, &self.source, &self.cfg, c).await? {
+                        Ok(sample) => (c.version, sample),
+                        Err(why) => {
+                            if live.reference_note != Some(c.version) {
+                                live.reference_note = Some(c.version);
+                                tracing::warn!(model = %self.cfg.name, version = c.version, why = %why, "feature drift not checked");
+                            }
+                            return Ok(Vec::new());
+                        }
+                    }
+                }
+            },
             Err(registry::RegistryError::CorruptReference { reason, .. }) => {
                 tracing::error!(model = %self.cfg.name, error = %reason, "unreadable reference sample");
                 return Ok(Vec::new());
@@ -464,6 +500,7 @@ impl ModelLoop {
         Ok(Live {
             core: Controller::new(self.cfg.clone(), loaded.state, loaded.watermark, 0),
             scorer: None,
+            reference_note: None,
             scored_upto: 0,
         })
     }

@@ -120,7 +120,11 @@ impl Ownership {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
                 tracing::info!(owned = h.owned.len(), "ready");
             }
-            crate::systemd::ownership_status(h.owned.len(), h.total, h.conn.is_some());
+            let not_ready = match h.conn {
+                None => Some("database unreachable".to_string()),
+                Some(_) => self.health.not_ready_reason(),
+            };
+            crate::systemd::ownership_status(h.owned.len(), h.total, not_ready);
             crate::systemd::ping_if_alive(h.owned.keys().map(String::as_str));
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}

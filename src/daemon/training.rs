@@ -92,6 +92,34 @@ impl Trainer {
         Ok(())
     }
 
+    /// Records a request the core dropped because it had nothing to learn from.
+    pub async fn skipped(&self, s: &control::Skipped) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let req = &s.request;
+        let end = RunEnd {
+            error: Some(&s.why),
+            ..RunEnd::default()
+        };
+        let id = match req.run_id {
+            Some(id) => id,
+            None => {
+                registry::runs_create(
+                    &mut conn,
+                    &self.cfg.name,
+                    req.trigger.as_str(),
+                    &req.reason,
+                    req.strategy.as_str(),
+                    RunStatus::Running,
+                )
+                .await?
+            }
+        };
+        registry::runs_finish(&mut conn, id, RunStatus::Skipped, &end).await?;
+        self.metrics.training.skipped(&self.cfg.name, req.trigger);
+        tracing::info!(model = %self.cfg.name, run_id = id, trigger = req.trigger.as_str(), why = %s.why, "training skipped: nothing to do");
+        Ok(())
+    }
+
     /// Starts the core's `plan` on a blocking thread.
     pub async fn start(&mut self, plan: TrainPlan) -> Result<(), sqlx::Error> {
         let run_id = match plan.run_id {
@@ -270,7 +298,7 @@ impl Job {
                 tracing::warn!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), error = %e, "training ended without a new champion")
             }
             None => {
-                tracing::info!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), new_version = ?trained.version, "training finished")
+                tracing::info!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), new_version = trained.version, "training finished")
             }
         }
         self.record_end(&trained, error.as_deref()).await;
@@ -465,6 +493,11 @@ impl Job {
             holdout_accuracy: chosen.holdout.map(|s| s.accuracy),
             cutoff,
         });
+        if !outcome.promoted {
+            // Why a kept run stores a version: the operator may still promote it.
+            tracing::info!(model = %self.cfg.name, run_id = self.run_id, version, reason = %outcome.reason,
+                "champion kept; the best candidate is stored as a rejected version so that `driftd models promote` can still make it the champion");
+        }
         Ok(Trained {
             status: if outcome.promoted {
                 RunStatus::Promoted

@@ -1,6 +1,8 @@
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -14,16 +16,90 @@ use super::Metrics;
 use crate::config::Secret;
 use crate::telemetry::LogLevelHandle;
 
-/// What `/readyz` reports: the database answers and every owned model's state is loaded.
-#[derive(Debug, Default)]
+/// What `/readyz` reports: the database answers, the outcomes table can be read, no model's
+/// polls have failed for longer than `poll.not_ready_after_ms`, and every owned model's state
+/// is loaded.
+#[derive(Debug)]
 pub struct Health {
     pub database_up: AtomicBool,
     pub state_loaded: AtomicBool,
+    /// Why the outcomes table cannot be read at all (it does not exist), if so.
+    source_problem: Mutex<Option<String>>,
+    /// Models whose polls fail: since when, and the latest reason.
+    failing: Mutex<HashMap<String, (Instant, String)>>,
+    failing_after: Duration,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health::new(Duration::from_secs(30))
+    }
 }
 
 impl Health {
+    /// A model whose polls have failed for longer than `failing_after` makes the replica
+    /// not ready.
+    pub fn new(failing_after: Duration) -> Self {
+        Health {
+            database_up: AtomicBool::new(false),
+            state_loaded: AtomicBool::new(false),
+            source_problem: Mutex::new(None),
+            failing: Mutex::new(HashMap::new()),
+            failing_after,
+        }
+    }
+
     pub fn ready(&self) -> bool {
-        self.database_up.load(Ordering::Relaxed) && self.state_loaded.load(Ordering::Relaxed)
+        self.not_ready_reason().is_none()
+    }
+
+    pub fn set_source_problem(&self, problem: Option<String>) {
+        *self.source_problem.lock().expect("health lock") = problem;
+    }
+
+    /// Model `model`'s poll failed because of `reason` (kept since its first failure).
+    pub fn poll_failed(&self, model: &str, reason: &str) {
+        let mut f = self.failing.lock().expect("health lock");
+        let entry = f
+            .entry(model.to_string())
+            .or_insert_with(|| (Instant::now(), String::new()));
+        entry.1 = reason.to_string();
+    }
+
+    /// Model `model`'s poll went through (or its loop stopped here).
+    pub fn poll_ok(&self, model: &str) {
+        let mut f = self.failing.lock().expect("health lock");
+        if !f.is_empty() {
+            f.remove(model);
+        }
+    }
+
+    /// Why this replica is not ready, if it is not: the first of the outcomes table's
+    /// problem, the database, a model failing for too long, state still loading.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if let Some(p) = self.source_problem.lock().expect("health lock").clone() {
+            return Some(p);
+        }
+        if !self.database_up.load(Ordering::Relaxed) {
+            return Some("database unreachable".into());
+        }
+        {
+            let f = self.failing.lock().expect("health lock");
+            let worst = f
+                .iter()
+                .filter(|(_, (since, _))| since.elapsed() > self.failing_after)
+                .min_by_key(|(m, (since, _))| (*since, (*m).clone()));
+            if let Some((model, (_, why))) = worst {
+                return Some(format!(
+                    "model {model}: polls failing for over {} s: {why}",
+                    self.failing_after.as_secs_f64()
+                ));
+            }
+        }
+        if !self.state_loaded.load(Ordering::Relaxed) {
+            return Some("state not loaded".into());
+        }
+        None
     }
 }
 
@@ -72,15 +148,13 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(s): State<HttpState>) -> Response {
-    if s.health.ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        let why = if !s.health.database_up.load(Ordering::Relaxed) {
-            "database unreachable\n"
-        } else {
-            "state not loaded\n"
-        };
-        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    match s.health.not_ready_reason() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
     }
 }
 

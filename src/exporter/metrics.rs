@@ -15,7 +15,14 @@ use crate::registry::RunStatus;
 pub const POLL_ERROR_KINDS: [&str; 4] = ["database", "registry", "corrupt_state", "conflict"];
 
 /// Every `result` label of `driftd_retrains_total`.
-pub const RETRAIN_RESULTS: [&str; 5] = ["promoted", "kept", "failed", "cancelled", "coalesced"];
+pub const RETRAIN_RESULTS: [&str; 6] = [
+    "promoted",
+    "kept",
+    "failed",
+    "cancelled",
+    "coalesced",
+    "skipped",
+];
 
 /// The `result` label of `driftd_retrains_total` for a run that ended in `status` (a run
 /// that never ended reads as failed).
@@ -25,6 +32,7 @@ pub fn retrain_result(status: RunStatus) -> &'static str {
         RunStatus::Kept => "kept",
         RunStatus::Cancelled => "cancelled",
         RunStatus::Coalesced => "coalesced",
+        RunStatus::Skipped => "skipped",
         RunStatus::Failed | RunStatus::Requested | RunStatus::Running => "failed",
     }
 }
@@ -560,6 +568,11 @@ impl TrainingMetrics {
     /// A training request was coalesced into the follow-up of a running one.
     pub fn coalesced(&self, model: &str, trigger: TriggerKind) {
         self.count(model, trigger, RunStatus::Coalesced);
+    }
+
+    /// A training request was dropped: it had nothing to learn from (not a failure).
+    pub fn skipped(&self, model: &str, trigger: TriggerKind) {
+        self.count(model, trigger, RunStatus::Skipped);
     }
 
     /// A training of `model` ended in `status` at `at`.

@@ -4,6 +4,7 @@
 //! order with keyset pagination, and only once the label is older than the settle interval,
 //! so a transaction that commits late (with an older `labeled_at`) is still read.
 
+pub mod columns;
 mod feed;
 mod names;
 mod query;

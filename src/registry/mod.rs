@@ -207,7 +207,12 @@ pub async fn register(
     .bind(v.parent_version)
     .bind(strategy)
     .bind(trigger)
-    .bind(if promote { "champion" } else { "rejected" })
+    .bind(match (promote, &v.origin) {
+        (true, _) => "champion",
+        // Imported, waiting for `models promote`: not a candidate that lost.
+        (false, Origin::Imported) => "imported",
+        (false, _) => "rejected",
+    })
     .bind(promote)
     .bind(v.n_train_rows)
     .bind(v.n_holdout_rows)
@@ -310,6 +315,27 @@ pub async fn champion_reference(
         reason: e.to_string(),
     })?;
     Ok(Some(ChampionReference { version, sample }))
+}
+
+/// Stores a reference sample for `version`, if it has none (a champion trained before
+/// feature drift was enabled).
+pub async fn set_reference_sample(
+    conn: &mut PgConnection,
+    model: &str,
+    version: i64,
+    sample: &ReferenceSample,
+) -> Result<(), RegistryError> {
+    sqlx::query(
+        "UPDATE driftd.model_versions SET reference_sample = $3 \
+         WHERE model = $1 AND version = $2 AND reference_sample IS NULL",
+    )
+    .bind(model)
+    .bind(version)
+    // Stored through serde_json's `Value`, as `register` stores it.
+    .bind(serde_json::to_value(sample).ok())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Records one data-drift check.
@@ -421,18 +447,37 @@ pub async fn promote(
     Ok(())
 }
 
-/// Puts back the champion that served before the current one.
-pub async fn rollback(conn: &mut PgConnection, model: &str) -> Result<i64, RegistryError> {
-    let previous: Option<i64> = sqlx::query_scalar(
-        "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'retired' AND promoted_at IS NOT NULL \
-         ORDER BY promoted_at DESC, version DESC LIMIT 1",
-    )
-    .bind(model)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let version = previous.ok_or_else(|| RegistryError::NothingToRollBack(model.into()))?;
-    promote(conn, model, version).await?;
-    Ok(version)
+/// Where a rollback went: from the champion `from` (if there was one) to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolledBack {
+    pub from: Option<i64>,
+    pub to: i64,
+}
+
+/// Steps back through the champion history: the newest version older than the current
+/// champion that was a champion once becomes the champion again (v3 → v2 → v1; a version
+/// that never served is skipped). `to`: that version instead.
+pub async fn rollback(
+    conn: &mut PgConnection,
+    model: &str,
+    to: Option<i64>,
+) -> Result<RolledBack, RegistryError> {
+    let from = champion_version(conn, model).await?;
+    let target = match to {
+        Some(v) => Some(v),
+        None => sqlx::query_scalar(
+            "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'retired' \
+                   AND promoted_at IS NOT NULL AND version < coalesce($2, 9223372036854775807) \
+                 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(model)
+        .bind(from)
+        .fetch_optional(&mut *conn)
+        .await?,
+    };
+    let to = target.ok_or_else(|| RegistryError::NothingToRollBack(model.into()))?;
+    promote(conn, model, to).await?;
+    Ok(RolledBack { from, to })
 }
 
 /// Writes `<dir>/<model>-v<version>.safetensors` and its `.json` sidecar.

@@ -19,6 +19,8 @@ pub enum RunStatus {
     Failed,
     Cancelled,
     Coalesced,
+    /// Nothing to do: every row the run would learn from is already the champion's.
+    Skipped,
 }
 
 impl RunStatus {
@@ -31,6 +33,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Coalesced => "coalesced",
+            RunStatus::Skipped => "skipped",
         }
     }
 }

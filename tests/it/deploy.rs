@@ -376,7 +376,7 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
     // STATUS= says what this replica owns; WATCHDOG=1 keeps coming while the loops go round.
     let (status_line, seen) = wait_for_notify(
         &notify,
-        "STATUS=owning 1 of 1 model(s), database up",
+        "STATUS=owning 1 of 1 model(s), ready",
         Duration::from_secs(30),
     );
     assert!(status_line, "no ownership STATUS= (got {seen:?})");
