@@ -106,9 +106,9 @@ impl Trainer {
                 registry::runs_create(
                     &mut conn,
                     &self.cfg.name,
-                    req.trigger.as_str(),
+                    req.trigger,
                     &req.reason,
-                    req.strategy.as_str(),
+                    req.strategy,
                     RunStatus::Running,
                 )
                 .await?
