@@ -679,8 +679,8 @@ struct Fuzzed {
     body: Vec<u8>,
 }
 
-fn pick<'a, T>(rng: &mut driftd::splitmix::SplitMix64, from: &'a [T]) -> &'a T {
-    &from[rng.below(from.len() as u64) as usize]
+fn pick<T: Clone>(rng: &mut driftd::splitmix::SplitMix64, from: &[T]) -> T {
+    from[rng.below(from.len() as u64) as usize].clone()
 }
 
 fn fuzz_body(rng: &mut driftd::splitmix::SplitMix64) -> Vec<u8> {
@@ -745,10 +745,10 @@ fn fuzzed(rng: &mut driftd::splitmix::SplitMix64) -> Fuzzed {
         "%C3%A9",
     ];
     let versions = ["1", "2", "-1", "v1", "99999999999999999999", "%FF"];
-    let route = *pick(rng, ROUTES);
+    let route = pick(rng, ROUTES);
     let path = route
-        .replace("{model}", *pick(rng, &models))
-        .replace("{version}", *pick(rng, &versions));
+        .replace("{model}", pick(rng, &models))
+        .replace("{version}", pick(rng, &versions));
     let auths = [
         None,
         Some(format!("Bearer {READ}")),
@@ -760,7 +760,7 @@ fn fuzzed(rng: &mut driftd::splitmix::SplitMix64) -> Fuzzed {
     ];
     let mut headers = Vec::new();
     if let Some(a) = pick(rng, &auths) {
-        headers.push(("Authorization", a.clone()));
+        headers.push(("Authorization", a));
     }
     let types = [
         "application/json",
@@ -784,7 +784,7 @@ fn fuzzed(rng: &mut driftd::splitmix::SplitMix64) -> Fuzzed {
         body.insert(0, b'x');
     }
     Fuzzed {
-        method: *pick(rng, &["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+        method: pick(rng, &["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
         path,
         headers,
         body,
