@@ -173,6 +173,11 @@ async fn each_route_says_which_token_it_needs_and_checks_it_before_the_body() {
         &format!("read_token = \"{READ}\"\nadmin_token = \"{ADMIN}\""),
     );
     let d = Daemon::spawn(&cfg);
+    wait_until(WAIT, "migrated and ready", || {
+        let ready = d.get("/readyz").0 == 200;
+        async move { ready }
+    })
+    .await;
     // Reading: no token, a wrong one, another scheme: 401 naming the read token.
     for auth in [None, Some("wrong")] {
         let (s, body) = req(&d, "GET", "/v1/models", auth, None);
@@ -564,22 +569,33 @@ async fn a_feature_beyond_f32s_range_is_rejected_as_non_finite() {
     let block = "[[models]]\nname = \"m\"\nn_features = 3\n[models.train]\nenabled = false\n";
     let cfg = write_config(dir.path(), &db.url, block);
     let d = Daemon::spawn(&cfg);
-    let mut rows = binary_rows("m", 20, 0, None);
-    rows[5].features[1] = 1e39;
-    rows[6].features[2] = -3.5e38;
-    let ids = db.insert(&rows).await;
-    db.wait_rows_processed("m", 18, WAIT).await;
-    let n = db
-        .scalar_i64(&format!(
-            "SELECT count(*) FROM driftd.rejected_rows WHERE model = 'm' AND reason = 'non_finite_feature' AND source_id IN ({}, {})",
-            ids[5], ids[6]
-        ))
-        .await;
-    assert_eq!(n, 2, "{}", d.logs());
-    assert_eq!(
-        d.metric(r#"driftd_rows_rejected_total{model="m",reason="non_finite_feature"}"#),
-        Some(2.0)
+    db.insert(&binary_rows("m", 18, 0, None)).await;
+    // float8 values the reference table's real[] could not even hold.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO outcomes (model, created_at, features, prediction, label, labeled_at) \
+         VALUES ('m', now(), ARRAY[0.5, 1e39, 1]::float8[], 0.5, 1, to_timestamp($1)), \
+                ('m', now(), ARRAY[0.5, 1, -3.5e38]::float8[], 0.5, 0, to_timestamp($1 + 1)) \
+         RETURNING id",
+    )
+    .bind((BASE_TS + 100) as f64)
+    .fetch_all(&mut db.conn)
+    .await
+    .unwrap();
+    let sql = format!(
+        "SELECT count(*) FROM driftd.rejected_rows WHERE model = 'm' AND reason = 'non_finite_feature' AND source_id IN ({}, {})",
+        ids[0], ids[1]
     );
+    let deadline = std::time::Instant::now() + WAIT;
+    while db.try_scalar_i64(&sql).await != Some(2) {
+        assert!(std::time::Instant::now() < deadline, "{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(db.rows_processed("m").await, 18);
+    wait_until(Duration::from_secs(10), "the rejections counted", || {
+        let n = d.metric(r#"driftd_rows_rejected_total{model="m",reason="non_finite_feature"}"#);
+        async move { n == Some(2.0) }
+    })
+    .await;
 }
 
 fn example_config() -> PathBuf {
@@ -749,10 +765,13 @@ fn fuzzed(rng: &mut driftd::splitmix::SplitMix64) -> Fuzzed {
     let path = route
         .replace("{model}", pick(rng, &models))
         .replace("{version}", pick(rng, &versions));
+    // Mostly a token that opens the route, so that the bodies reach the handlers.
     let auths = [
-        None,
         Some(format!("Bearer {READ}")),
         Some(format!("bearer {ADMIN}")),
+        Some(format!("Bearer {ADMIN}")),
+        Some(format!("BEARER {READ}")),
+        None,
         Some("Bearer wrong".to_string()),
         Some("Bearer ".to_string()),
         Some(format!("Basic {READ}")),
@@ -784,10 +803,25 @@ fn fuzzed(rng: &mut driftd::splitmix::SplitMix64) -> Fuzzed {
         body.insert(0, b'x');
     }
     Fuzzed {
-        method: pick(rng, &["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+        method: if rng.below(4) == 0 {
+            pick(rng, &["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+        } else {
+            method_of(route, rng)
+        },
         path,
         headers,
         body,
+    }
+}
+
+/// The method a route answers (for `/log-level`, either).
+fn method_of(route: &str, rng: &mut driftd::splitmix::SplitMix64) -> &'static str {
+    if route.ends_with("/predict") || route.ends_with("/infer") || route.ends_with("/retrain") {
+        "POST"
+    } else if route == "/log-level" && rng.below(2) == 0 {
+        "PUT"
+    } else {
+        "GET"
     }
 }
 
