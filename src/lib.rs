@@ -5,6 +5,8 @@
 //! `policy` (when to update) → `train` (blocking thread) → `registry` → `exporter`.
 //! See `ARCHITECTURE.md`.
 
+pub mod api_error;
+pub mod auth;
 pub mod backtest;
 pub mod catalog;
 pub mod cli;

@@ -18,8 +18,8 @@ pub(super) fn load_config(path: &Path) -> Result<Config, Outcome> {
     Config::load(path, std::env::vars()).map_err(|e: ConfigError| Outcome::BadConfig(e.to_string()))
 }
 
-/// The `[database]` section, for the commands that need one.
-fn database(cfg: &Config) -> Result<&DatabaseConfig, Outcome> {
+/// The `[database]` section (its password file read now), for the commands that need one.
+fn database(cfg: &Config) -> Result<DatabaseConfig, Outcome> {
     cfg.database()
         .map_err(|e| Outcome::BadConfig(e.to_string()))
 }
@@ -178,7 +178,7 @@ pub async fn migrate(path: &Path, create_outcomes_table: bool) -> Outcome {
     let cfg = attempt!(load_config(path));
     let dbc = attempt!(database(&cfg));
     let result = async {
-        let mut conn = db::connect_one(dbc).await?;
+        let mut conn = db::connect_one(&dbc).await?;
         let migrated = db::migrate_reporting(&mut conn).await?;
         let table = match create_outcomes_table {
             true => Some(db::create_reference_outcomes_table(&mut conn).await?),
@@ -196,7 +196,14 @@ pub async fn migrate(path: &Path, create_outcomes_table: bool) -> Outcome {
 }
 
 pub fn check_config(path: &Path, format: OutputFormat) -> Outcome {
-    match (load_config(path), format) {
+    let loaded = load_config(path);
+    if let Ok(cfg) = &loaded {
+        // A secret file the service has and this shell may not: a warning, not a failure.
+        for w in cfg.secret_warnings() {
+            eprintln!("driftd: warning: {w}");
+        }
+    }
+    match (loaded, format) {
         (Ok(cfg), OutputFormat::Table) => {
             print!("{}", output::config_table(&cfg, chrono::Utc::now()));
             Outcome::Done
@@ -216,7 +223,7 @@ pub fn check_config(path: &Path, format: OutputFormat) -> Outcome {
 pub async fn models(config: &Path, action: ModelsAction) -> Outcome {
     let cfg = attempt!(load_config(config));
     let dbc = attempt!(database(&cfg));
-    let mut conn = match db::connect_one(dbc).await {
+    let mut conn = match db::connect_one(&dbc).await {
         Ok(c) => c,
         Err(e) => return Outcome::failed("cannot connect to the database", e),
     };
@@ -340,7 +347,7 @@ pub async fn retrain(args: RetrainArgs) -> Outcome {
         return no_such_model(&cfg, &args.model);
     }
     let dbc = attempt!(database(&cfg));
-    let mut conn = match db::connect_one(dbc).await {
+    let mut conn = match db::connect_one(&dbc).await {
         Ok(c) => c,
         Err(e) => return Outcome::failed("retrain request failed", e),
     };
@@ -541,7 +548,7 @@ pub async fn demo_feed(args: DemoFeedArgs) -> Outcome {
     // The feed writes the table `[source]` describes, as the user's model service would.
     let source = crate::outcomes::OutcomeSource::new(&cfg.source);
     let result = async {
-        let mut conn = db::connect_one(dbc).await?;
+        let mut conn = db::connect_one(&dbc).await?;
         crate::demo::feed(&mut conn, &source, &opts).await?;
         // The last labels wait out the settle interval, and an update may be running.
         let deadline = Duration::from_millis(cfg.poll.settle_ms) + Duration::from_secs(60);

@@ -104,7 +104,7 @@ pub async fn check_database(path: &Path, format: OutputFormat) -> Outcome {
         Err(e) => return Outcome::BadConfig(e.to_string()),
     };
     let result = async {
-        let mut conn = db::connect_one(dbc).await?;
+        let mut conn = db::connect_one(&dbc).await?;
         findings(&mut conn, &cfg).await
     };
     let found = match result.await {

@@ -114,7 +114,7 @@ pub struct Shared {
     training_slots: Arc<Semaphore>,
 }
 
-/// The HTTP surface: metrics and health, the admin API, predictions and downloads. Returns
+/// The HTTP surface: metrics and health, predictions and downloads, the admin API. Returns
 /// the champion cache's task and the server's.
 struct HttpTasks {
     champions: Arc<ChampionCache>,
@@ -132,8 +132,6 @@ async fn start_http(
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<HttpTasks> {
     let mut http_shutdown = shutdown.clone();
-    let admin =
-        exporter::admin::router(pool.clone(), cfg.http.admin_token.clone(), catalog.clone());
     let (reloads, reloads_rx) = mpsc::unbounded_channel();
     let (serving, champions, keep_fresh) = serve::start(
         cfg,
@@ -142,8 +140,7 @@ async fn start_http(
         reloads_rx,
         shutdown.clone(),
     );
-    let extra = admin.merge(serving);
-    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, extra, async move {
+    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, serving, async move {
         let _ = http_shutdown.wait_for(|s| *s).await;
     })
     .await
@@ -248,13 +245,24 @@ pub async fn run(
     let health = Arc::new(Health::new(Duration::from_millis(
         cfg.poll.not_ready_after_ms,
     )));
-    let database = cfg.database()?.clone();
+    let database = cfg.database()?;
+    crate::systemd::set_liveness_timeout(Duration::from_millis(cfg.http.liveness_timeout_ms));
     let pool = db::pool(&database).context("database.url")?;
     let http_state = HttpState {
+        http_metrics: Arc::new(exporter::http_metrics::HttpMetrics::register(
+            metrics.registry(),
+        )),
         metrics: metrics.clone(),
         health: health.clone(),
         log_level,
-        admin_token: cfg.http.admin_token.clone().map(Arc::new),
+        tokens: Arc::new(crate::auth::Tokens::new(
+            cfg.http.read_token.as_ref(),
+            cfg.http.admin_token.as_ref(),
+        )),
+        limits: exporter::RequestLimits {
+            timeout: Duration::from_millis(cfg.http.request_timeout_ms),
+            max_concurrent: cfg.http.max_concurrent_requests,
+        },
     };
     // The configured models are known (and served) from the start; discovery adds to them.
     let catalog = Arc::new(Catalog::new(cfg.models.iter().cloned()));

@@ -61,6 +61,8 @@ struct Live {
     scored_upto: i64,
     /// The champion version whose missing reference sample was reported (once).
     reference_note: Option<i64>,
+    /// The row a batch last stopped before, to be scored first (see [`ModelLoop::unscored_cut`]).
+    waited_for: Option<i64>,
 }
 
 struct Scorer {
@@ -437,10 +439,9 @@ impl ModelLoop {
         let mut x = Vec::with_capacity(rows.len() * n);
         for (id, f) in &rows {
             // Rows that cannot be scored are left alone; they are rejected once labelled.
-            let Some(f) = f
-                .as_ref()
-                .filter(|f| f.len() == n && f.iter().all(|v| v.is_some_and(f64::is_finite)))
-            else {
+            let Some(f) = f.as_ref().filter(|f| {
+                f.len() == n && f.iter().all(|v| v.is_some_and(crate::outcomes::fits_f32))
+            }) else {
                 continue;
             };
             ids.push(*id);
@@ -502,6 +503,7 @@ impl ModelLoop {
             scorer: None,
             reference_note: None,
             scored_upto: 0,
+            waited_for: None,
         })
     }
 
@@ -519,6 +521,8 @@ impl ModelLoop {
                 self.poll.batch_size,
             )
             .await?;
+        let polled = raw.len();
+        let raw = &raw[..self.unscored_cut(live, &raw)];
         let Some(last) = raw.last() else {
             return Ok((
                 StepOutcome {
@@ -535,7 +539,7 @@ impl ModelLoop {
         let mut outcomes = Vec::with_capacity(raw.len());
         let mut rejected: Vec<Rejection> = Vec::new();
         let mut delays = Vec::with_capacity(raw.len());
-        for r in &raw {
+        for r in raw {
             match validate(r, self.cfg.n_features, self.cfg.task, self.cfg.n_classes) {
                 Ok(o) => {
                     outcomes.push(o);
@@ -561,16 +565,46 @@ impl ModelLoop {
         .await?;
         let events = live.core.commit(folded);
         self.export(&raw.len(), &rejected, &events, &delays, live);
+        // A batch cut before a row to score counts as full: the next round reads on at once.
+        let rows = if polled > raw.len() {
+            polled.max(self.poll.batch_size as usize)
+        } else {
+            raw.len()
+        };
         self.metrics
             .ingest
             .poll_took(started.elapsed().as_secs_f64());
         Ok((
             StepOutcome {
-                rows: raw.len(),
+                rows,
                 rejected: rejected.len(),
             },
             events,
         ))
+    }
+
+    /// How many of the polled rows to take: when this loop scores the table, a labelled row
+    /// that driftd has not scored yet (labelled before its prediction was written) is not
+    /// rejected as `missing_prediction`: the batch stops before it, the scoring that follows
+    /// the batch predicts it, and the next round reads it. A row already waited for once, and
+    /// still without a prediction (the scorer could not predict it), is validated as before.
+    fn unscored_cut(&self, live: &mut Live, raw: &[crate::outcomes::RawOutcome]) -> usize {
+        let scores = self.cfg.train.enabled && self.runtime.score_unscored && live.scorer.is_some();
+        let Some(k) = raw
+            .iter()
+            .position(|r| r.prediction.is_none())
+            .filter(|_| scores)
+        else {
+            return raw.len();
+        };
+        let id = raw[k].id;
+        if live.waited_for == Some(id) {
+            return raw.len();
+        }
+        live.waited_for = Some(id);
+        // Offered to the scorer again even if a row committed late sits below its mark.
+        live.scored_upto = live.scored_upto.min(id - 1);
+        k
     }
 
     fn export(

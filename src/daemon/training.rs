@@ -220,7 +220,7 @@ fn to_dataset(rows: &[TrainingRow], n_features: usize, task: Task, n_classes: u3
     let mut d = Dataset::empty(n_features);
     for r in rows {
         let Some(f) = &r.features else { continue };
-        if f.len() != n_features || f.iter().any(|v| !v.is_some_and(f64::is_finite)) {
+        if f.len() != n_features || f.iter().any(|v| !v.is_some_and(crate::outcomes::fits_f32)) {
             continue;
         }
         let Some(label) = r.label else { continue };

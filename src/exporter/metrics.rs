@@ -711,6 +711,12 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// The registry `/metrics` renders, for subsystems that declare their metrics in a
+    /// struct of their own ([`super::http_metrics`]).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new()

@@ -11,7 +11,7 @@ mod query;
 mod validate;
 
 pub use query::{OutcomeSource, RawOutcome, TrainingRow};
-pub use validate::{validate, Outcome, RejectReason, Rejection};
+pub use validate::{fits_f32, validate, Outcome, RejectReason, Rejection};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};

@@ -314,7 +314,7 @@ impl OutcomeSource {
         for r in &rows {
             let f: Option<Vec<Option<f64>>> = r.try_get(0)?;
             if let Some(f) = f.filter(|f| {
-                f.len() == n_features && f.iter().all(|v| v.is_some_and(f64::is_finite))
+                f.len() == n_features && f.iter().all(|v| v.is_some_and(super::validate::fits_f32))
             }) {
                 x.extend(f.iter().map(|v| v.unwrap_or(0.0) as f32));
             }

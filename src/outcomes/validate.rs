@@ -62,6 +62,13 @@ pub struct Rejection {
     pub detail: String,
 }
 
+/// Whether a feature value stays finite as the f32 the models take (a finite f64 beyond
+/// f32's range does not). Rows with a value that does not are rejected as
+/// `non_finite_feature`, and never scored or trained on.
+pub fn fits_f32(v: f64) -> bool {
+    (v as f32).is_finite()
+}
+
 pub fn validate(
     raw: &RawOutcome,
     n_features: usize,
@@ -95,11 +102,14 @@ pub fn validate(
                     format!("feature {i} is NULL"),
                 ))
             }
-            Some(v) if !v.is_finite() => {
-                return Err(reject(
-                    RejectReason::NonFiniteFeature,
-                    format!("feature {i} is {v}"),
-                ))
+            // Checked after the cast: a finite f64 beyond f32's range becomes infinite.
+            Some(v) if !fits_f32(*v) => {
+                let why = if v.is_finite() {
+                    format!("feature {i} is {v}, beyond a 32-bit float's range")
+                } else {
+                    format!("feature {i} is {v}")
+                };
+                return Err(reject(RejectReason::NonFiniteFeature, why));
             }
             Some(v) => features.push(*v as f32),
         }
@@ -193,6 +203,15 @@ mod tests {
             )),
             RejectReason::NonFiniteFeature
         );
+        let beyond = validate(
+            &raw(Some(vec![Some(1.0), Some(1e39)]), Some(0.3), Some(1.0)),
+            2,
+            Task::Binary,
+            2,
+        )
+        .unwrap_err();
+        assert_eq!(beyond.reason, RejectReason::NonFiniteFeature);
+        assert!(beyond.detail.contains("beyond"), "{}", beyond.detail);
         assert_eq!(
             reason(raw(ok.clone(), Some(0.3), Some(2.0))),
             RejectReason::InvalidLabel

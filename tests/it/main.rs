@@ -7,6 +7,7 @@ mod conformance;
 mod demo;
 mod deploy;
 mod fidelity;
+mod hardening;
 mod helpers;
 mod monitor;
 mod operator;
