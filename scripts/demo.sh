@@ -53,6 +53,8 @@ strategy = "auto"
 TOML
 echo "[demo] migrating (schema driftd + reference outcomes table)"
 "$BIN" migrate --config "$WORK/driftd.toml" --create-outcomes-table
+echo "[demo] checking the outcomes table against the configuration"
+"$BIN" check-config --config "$WORK/driftd.toml" --database
 echo "[demo] starting driftd; metrics at http://127.0.0.1:${DRIFTD_DEMO_HTTP_PORT:-9187}/metrics"
 "$BIN" run --config "$WORK/driftd.toml" 2> "$WORK/driftd.log" &
 DAEMON=$!

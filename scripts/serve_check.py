@@ -116,7 +116,7 @@ def main():
     fp64.set_data_from_numpy(x.astype(np.float64))
     expect_error("datatype FP64", lambda: client.infer(model, [fp64], headers=auth))
     expect_error("no model named", lambda: client.infer("nope", [inp], headers=auth))
-    expect_error("bearer token", lambda: client.infer(model, [inp]))
+    expect_error("needs the read token", lambda: client.infer(model, [inp]))
     print(json.dumps({"ok": True, "max_abs_diff": worst, "rows": len(x)}))
 
 

@@ -19,7 +19,7 @@
 #               dashboards ConfigMap labelled grafana_dashboard=1), cross-object consistency;
 #               the ConfigMap's driftd.toml (= examples/driftd.toml; with DRIFTD_BIN:
 #               accepted by `driftd check-config`, also with driftd.env.example's overrides)
-#   Metrics     scripts/validators/driftd-metrics.txt = what src/exporter/metrics.rs registers
+#   Metrics     scripts/validators/driftd-metrics.txt = what src/exporter/*.rs registers
 #   Container   Dockerfile structure; with DRIFTD_BIN=path/to/driftd: the runtime image's file
 #               tree rebuilt without Docker resolves every library (dockerfile_check.py tree)
 #   Docs        every alert's runbook_url is absolute and points at a heading of deploy/README.md
@@ -368,8 +368,8 @@ if [ -n "${DRIFTD_BIN:-}" ]; then
 else
   skip "driftd check-config (ConfigMap + env files)" "set DRIFTD_BIN to a built driftd"
 fi
-[ -f src/exporter/metrics.rs ] && check "metric names/labels = src/exporter/metrics.rs" \
-  python3 "$VAL/dashboard_lint.py" metrics-src src/exporter/metrics.rs
+[ -f src/exporter/metrics.rs ] && check "metric names/labels = src/exporter/*.rs" \
+  python3 "$VAL/dashboard_lint.py" metrics-src src/exporter/*.rs
 
 # ------------------------------------------------------------------ Container image
 check "Dockerfile structure" python3 "$VAL/dockerfile_check.py" static Dockerfile

@@ -29,13 +29,47 @@ pub fn pool(cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
 }
 
 pub async fn connect_one(cfg: &DatabaseConfig) -> Result<PgConnection, sqlx::Error> {
-    PgConnection::connect_with(&connect_options(cfg)?).await
+    let opts = connect_options(cfg)?;
+    PgConnection::connect_with(&opts)
+        .await
+        .map_err(|e| name_the_server(e, &opts))
+}
+
+/// A connection error that names the server (`Connection refused` alone does not say where).
+fn name_the_server(e: sqlx::Error, opts: &PgConnectOptions) -> sqlx::Error {
+    match e {
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(
+            io.kind(),
+            format!(
+                "cannot connect to {}:{}: {io}",
+                opts.get_host(),
+                opts.get_port()
+            ),
+        )),
+        other => other,
+    }
+}
+
+/// What [`migrate_reporting`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    pub schema_created: bool,
+    /// The migrations applied now (`0002 registry`); empty when the schema was up to date.
+    pub applied: Vec<String>,
+    /// How many there are in all.
+    pub known: usize,
 }
 
 /// Creates schema `driftd` if needed and applies the embedded migrations inside it.
 /// With the grants in `sql/grants.sql` the schema already exists and is owned by driftd,
 /// so no database-level CREATE privilege is needed.
 pub async fn migrate(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    migrate_reporting(conn).await.map(|_| ())
+}
+
+/// [`migrate`], saying what it created.
+pub async fn migrate_reporting(conn: &mut PgConnection) -> Result<Migrated, sqlx::Error> {
+    use sqlx::migrate::Migrate;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'driftd')")
             .fetch_one(&mut *conn)
@@ -44,14 +78,37 @@ pub async fn migrate(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         conn.execute("CREATE SCHEMA driftd").await?;
     }
     conn.execute("SET search_path TO driftd").await?;
+    // None applied yet when sqlx's own table does not exist.
+    let before: Vec<i64> = match conn.list_applied_migrations().await {
+        Ok(applied) => applied.iter().map(|m| m.version).collect(),
+        Err(_) => Vec::new(),
+    };
     let result = MIGRATOR.run(&mut *conn).await;
     conn.execute("RESET search_path").await?;
-    result.map_err(|e| sqlx::Error::Migrate(Box::new(e)))
+    result.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+    let up = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration());
+    let applied = up
+        .clone()
+        .filter(|m| !before.contains(&m.version))
+        .map(|m| format!("{:04} {}", m.version, m.description))
+        .collect();
+    Ok(Migrated {
+        schema_created: !exists,
+        applied,
+        known: up.count(),
+    })
 }
 
-pub async fn create_reference_outcomes_table(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+/// Creates the reference outcomes table (with its index and NOTIFY trigger) unless one of its
+/// name exists; true if it was created now.
+pub async fn create_reference_outcomes_table(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    let existed: bool = sqlx::query_scalar("SELECT to_regclass('public.outcomes') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
     conn.execute(OUTCOMES_REFERENCE_SQL).await?;
-    Ok(())
+    Ok(!existed)
 }
 
 /// Exponential backoff with full jitter, for reconnecting to a server that went away.

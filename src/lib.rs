@@ -7,6 +7,8 @@
 //! live in `domain`, which does no I/O and imports nothing of the crate.
 //! See `ARCHITECTURE.md`.
 
+pub mod api_error;
+pub mod auth;
 pub mod backtest;
 pub mod catalog;
 pub mod cli;

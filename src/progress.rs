@@ -72,8 +72,13 @@ impl Reporter {
 
     fn update(&mut self, done: u64, total: u64) {
         if done < self.done || total != self.total {
+            // The first pass started with the reporter (its first rows may arrive at once,
+            // after the input was read); a later pass starts now.
+            let first = self.total == 0;
             self.finish();
-            self.started = Instant::now();
+            if !first {
+                self.started = Instant::now();
+            }
         }
         (self.done, self.total) = (done, total);
         match &mut self.mode {
@@ -82,7 +87,8 @@ impl Reporter {
                 bar.set_position(done);
             }
             Mode::Lines { every, last } => {
-                let due = last.is_none_or(|t| t.elapsed() >= *every);
+                // The first line too waits a period: a rate over a few microseconds is noise.
+                let due = last.unwrap_or(self.started).elapsed() >= *every;
                 if due && done < total {
                     *last = Some(Instant::now());
                     let line = progress_line(&self.label, done, total, self.started.elapsed());
@@ -170,8 +176,9 @@ mod tests {
         r.update(10, 100);
         r.update(50, 100);
         assert_eq!((r.done, r.total), (50, 100));
+        // Not a period since the start: no line yet, so no rate over microseconds.
+        assert!(matches!(r.mode, Mode::Lines { last: None, .. }));
         r.update(5, 100); // a new pass
         assert_eq!((r.done, r.total), (5, 100));
-        assert!(matches!(r.mode, Mode::Lines { last: Some(_), .. }));
     }
 }

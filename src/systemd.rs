@@ -6,7 +6,11 @@
 //! and the ownership loop (which runs on every replica, standby included) calls
 //! [`ping_if_alive`] each round, which pings only when every loop this replica runs has beaten
 //! within the watchdog interval. A wedged loop therefore stops the pings and systemd restarts
-//! the service. Without `NOTIFY_SOCKET` (not under systemd) every call is a cheap no-op.
+//! the service. Without `NOTIFY_SOCKET` (not under systemd) no ping is sent.
+//!
+//! The same beats make `/healthz` ([`liveness`]): it fails when the ownership round or a loop
+//! this replica runs has not gone round within `http.liveness_timeout_ms`, so Kubernetes
+//! restarts a pod whose loops are stuck, as systemd's watchdog does.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -43,18 +47,76 @@ fn beats() -> &'static Mutex<HashMap<String, Instant>> {
     BEATS.get_or_init(Default::default)
 }
 
-/// How often a loop must go round for the watchdog to be fed (half its interval), when
-/// systemd watches this process: an idle loop waits no longer than this.
+static LIVENESS_TIMEOUT: OnceLock<Duration> = OnceLock::new();
+
+/// `http.liveness_timeout_ms`, set once at start (default 120 s).
+pub fn set_liveness_timeout(timeout: Duration) {
+    let _ = LIVENESS_TIMEOUT.set(timeout);
+}
+
+fn liveness_timeout() -> Duration {
+    *LIVENESS_TIMEOUT.get_or_init(|| Duration::from_secs(120))
+}
+
+/// When the ownership round last went round (none before its first).
+static LAST_ROUND: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// How often a loop must go round for the watchdog to be fed and `/healthz` to pass (half
+/// the shorter of their deadlines): an idle loop waits no longer than this.
 pub fn beat_period() -> Option<Duration> {
-    interval().map(|i| i / 2)
+    let live = liveness_timeout() / 2;
+    Some(interval().map_or(live, |i| (i / 2).min(live)))
 }
 
 /// Model `model`'s loop went round once.
 pub fn beat(model: &str) {
-    if interval().is_some() {
-        let mut b = beats().lock().expect("watchdog lock");
-        b.insert(model.to_string(), Instant::now());
+    let mut b = beats().lock().expect("watchdog lock");
+    match b.get_mut(model) {
+        Some(at) => *at = Instant::now(),
+        None => {
+            b.insert(model.to_string(), Instant::now());
+        }
     }
+}
+
+/// `/healthz`: fine until the ownership round has first gone round (migrations, a database
+/// not up yet: readiness says so); then the round and every loop it runs must have gone
+/// round within `http.liveness_timeout_ms`.
+pub fn liveness() -> Result<(), String> {
+    let timeout = liveness_timeout();
+    let now = Instant::now();
+    let Some(round) = *LAST_ROUND.lock().expect("round lock") else {
+        return Ok(());
+    };
+    if now.duration_since(round) > timeout {
+        return Err(format!(
+            "the ownership round has not gone round for {} s (http.liveness_timeout_ms = {})",
+            now.duration_since(round).as_secs(),
+            timeout.as_millis()
+        ));
+    }
+    let b = beats().lock().expect("watchdog lock");
+    let mut stuck: Vec<&str> = b
+        .iter()
+        .filter(|(_, &at)| now.duration_since(at) > timeout)
+        .map(|(m, _)| m.as_str())
+        .collect();
+    if stuck.is_empty() {
+        return Ok(());
+    }
+    stuck.sort_unstable();
+    let more = stuck.len().saturating_sub(10);
+    stuck.truncate(10);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "model loops have not gone round within http.liveness_timeout_ms ({} ms): {}{more}",
+        timeout.as_millis(),
+        stuck.join(", ")
+    ))
 }
 
 /// The loops among `running` whose last beat is older than `timeout`. A loop with no beat
@@ -77,13 +139,22 @@ pub fn stale<'a>(
         .collect()
 }
 
-/// Sends `WATCHDOG=1` if every loop in `running` has beaten within the watchdog interval.
+/// The ownership round went round with the loops in `running`: records it for
+/// [`liveness`], and sends `WATCHDOG=1` if every loop has beaten within the watchdog interval.
 pub fn ping_if_alive<'a>(running: impl IntoIterator<Item = &'a str>) {
-    let Some(timeout) = interval() else { return };
+    let now = Instant::now();
+    *LAST_ROUND.lock().expect("round lock") = Some(now);
+    let watchdog = interval();
     let stuck = {
         let mut b = beats().lock().expect("watchdog lock");
-        stale(&mut b, running, Instant::now(), timeout)
+        stale(
+            &mut b,
+            running,
+            now,
+            watchdog.unwrap_or_else(liveness_timeout),
+        )
     };
+    let Some(timeout) = watchdog else { return };
     if stuck.is_empty() {
         let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
     } else {
@@ -96,19 +167,19 @@ pub fn status(text: &str) {
     let _ = sd_notify::notify(false, &[NotifyState::Status(text)]);
 }
 
-/// `STATUS=` with what this replica owns, sent only when it changes.
-pub fn ownership_status(owned: usize, models: usize, database_up: bool) {
-    static LAST: Mutex<Option<(usize, usize, bool)>> = Mutex::new(None);
-    let now = (owned, models, database_up);
+/// `STATUS=` with what this replica owns and why it is not ready (what `/readyz` says),
+/// sent only when it changes.
+pub fn ownership_status(owned: usize, models: usize, not_ready: Option<String>) {
+    static LAST: Mutex<Option<(usize, usize, Option<String>)>> = Mutex::new(None);
+    let now = (owned, models, not_ready);
     let mut last = LAST.lock().expect("status lock");
-    if *last != Some(now) {
-        *last = Some(now);
-        let db = if database_up {
-            "database up"
-        } else {
-            "database unreachable"
+    if last.as_ref() != Some(&now) {
+        let state = match &now.2 {
+            None => "ready".to_string(),
+            Some(why) => format!("not ready: {why}"),
         };
-        status(&format!("owning {owned} of {models} model(s), {db}"));
+        status(&format!("owning {owned} of {models} model(s), {state}"));
+        *last = Some(now);
     }
 }
 

@@ -46,9 +46,15 @@ pub fn init(format: LogFormat, level: &str) -> Result<LogLevelHandle, String> {
         EnvFilter::try_new(&initial).map_err(|e| format!("invalid log filter `{initial}`: {e}"))?;
     let (filter_layer, handle) = reload::Layer::<EnvFilter, Registry>::new(filter);
     let registry = tracing_subscriber::registry().with(filter_layer);
+    // Colour codes only on a terminal (a redirected file or journald gets plain text), and
+    // never with NO_COLOR set.
+    let ansi = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    };
     let result = match format {
         LogFormat::Human => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
             .try_init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))

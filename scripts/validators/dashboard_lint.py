@@ -3,7 +3,7 @@
 
     dashboard_lint.py panels  DASHBOARD.json...   # every panel type is a Grafana core panel
     dashboard_lint.py lint    FILE=UID...         # uid, variables, data source refs, layout, metrics
-    dashboard_lint.py metrics-src src/exporter/metrics.rs
+    dashboard_lint.py metrics-src src/exporter/metrics.rs [src/exporter/other.rs ...]
                                                   # driftd-metrics.txt matches what the daemon registers
 
 `panels` reads the core panel ids from grafana-core-panels.txt (next to this script).
@@ -211,17 +211,19 @@ def cmd_lint(pairs):
     return 1 if errors else 0
 
 
-def cmd_metrics_src(path):
-    """Names and label names registered in the exporter's source vs driftd-metrics.txt."""
-    src = open(path, encoding="utf-8").read()
-    src = src.split("#[cfg(test)]", 1)[0]        # the registrations, not the unit tests
+def cmd_metrics_src(*paths):
+    """Names and label names registered in the exporter's source files vs driftd-metrics.txt."""
     found = {}
-    hits = list(re.finditer(r'"(driftd_[a-z0-9_]+)"', src))
-    for i, m in enumerate(hits):
-        end = hits[i + 1].start() if i + 1 < len(hits) else len(src)
-        lab = re.search(r"&\[([^\]]*)\]", src[m.end():end])
-        labels = set(re.findall(r'"(\w+)"', lab.group(1))) if lab else set()
-        found[m.group(1)] = labels
+    for one in paths:
+        src = open(one, encoding="utf-8").read()
+        src = src.split("#[cfg(test)]", 1)[0]        # the registrations, not the unit tests
+        hits = list(re.finditer(r'"(driftd_[a-z0-9_]+)"', src))
+        for i, m in enumerate(hits):
+            end = hits[i + 1].start() if i + 1 < len(hits) else len(src)
+            lab = re.search(r"&\[([^\]]*)\]", src[m.end():end])
+            labels = set(re.findall(r'"(\w+)"', lab.group(1))) if lab else set()
+            found[m.group(1)] = labels
+    path = " + ".join(paths)
     spec = {n: labels for n, (_, labels) in metrics_spec().items()}
     errs = []
     for n in sorted(set(spec) | set(found)):
@@ -242,7 +244,7 @@ def main():
     if len(sys.argv) < 3 or sys.argv[1] not in ("panels", "lint", "metrics-src"):
         sys.exit(__doc__)
     if sys.argv[1] == "metrics-src":
-        sys.exit(cmd_metrics_src(sys.argv[2]))
+        sys.exit(cmd_metrics_src(*sys.argv[2:]))
     sys.exit(cmd_panels(sys.argv[2:]) if sys.argv[1] == "panels" else cmd_lint(sys.argv[2:]))
 
 

@@ -47,6 +47,8 @@ VALUES = {
     "revision": ["0123456789ab"],
     "kind": ["database", "registry", "corrupt_state", "conflict"],
     "origin": ["configured", "template"],
+    "route": ["/v1/models/{model}/predict", "/v2/models/{model}/infer", "unmatched"],
+    "code": ["200", "401", "503"],
 }
 BUCKETS = [0.01, 0.1, 1, 10, 60, 600, 3600]
 

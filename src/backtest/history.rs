@@ -429,10 +429,23 @@ fn push_usable_rows(
 /// Writes a generated stream as CSV: `f0..f{n-1}`, `label`, `ts` (unix seconds, one row a
 /// second from [`GENERATE_START_TS`]). Returns the number of rows written.
 pub fn generate_csv(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestError> {
+    generate_csv_named(spec, path, &default_names(spec))
+}
+
+/// `f0..f{n-1}`: the feature columns' names when no model names them.
+fn default_names(spec: &StreamSpec) -> Vec<String> {
+    (0..spec.n_features).map(|f| format!("f{f}")).collect()
+}
+
+fn generate_csv_named(
+    spec: &StreamSpec,
+    path: &Path,
+    names: &[String],
+) -> Result<usize, BacktestError> {
     let io = |e: std::io::Error| BacktestError::Io(format!("{}: {e}", path.display()));
     let file = std::fs::File::create(path).map_err(io)?;
     let mut w = std::io::BufWriter::new(file);
-    let mut header: Vec<String> = (0..spec.n_features).map(|f| format!("f{f}")).collect();
+    let mut header: Vec<String> = names.to_vec();
     header.push("label".into());
     header.push("ts".into());
     writeln!(w, "{}", header.join(",")).map_err(io)?;
@@ -459,12 +472,20 @@ pub fn generate_csv(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestErr
 /// Writes a generated stream as Parquet with the CSV's columns: `f0..f{n-1}` (Float32),
 /// `label` (Int64) and `ts` (Int64 unix seconds). Returns the number of rows written.
 pub fn generate_parquet(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestError> {
+    generate_parquet_named(spec, path, &default_names(spec))
+}
+
+fn generate_parquet_named(
+    spec: &StreamSpec,
+    path: &Path,
+    names: &[String],
+) -> Result<usize, BacktestError> {
     let h = History::from_stream(spec);
     let nf = h.n_features();
     let mut columns: Vec<Column> = (0..nf)
         .map(|f| {
             let values: Vec<f32> = (0..h.len()).map(|i| h.rows.x[i * nf + f]).collect();
-            Column::new(format!("f{f}").into(), values)
+            Column::new(names[f].as_str().into(), values)
         })
         .collect();
     let labels: Vec<i64> = h.labels().iter().map(|&y| i64::from(y)).collect();
@@ -482,8 +503,25 @@ pub fn generate_parquet(spec: &StreamSpec, path: &Path) -> Result<usize, Backtes
 
 /// Writes a generated stream in the format its extension names (`.parquet`/`.pq`, else CSV).
 pub fn generate_file(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestError> {
+    generate_file_named(spec, path, &default_names(spec))
+}
+
+/// [`generate_file`] with the feature columns named `names` (a model's `feature_names`, so
+/// that `backtest` with that model's configuration reads the file as it is).
+pub fn generate_file_named(
+    spec: &StreamSpec,
+    path: &Path,
+    names: &[String],
+) -> Result<usize, BacktestError> {
+    if names.len() != spec.n_features {
+        return Err(BacktestError::Config(format!(
+            "{} feature names for {} features",
+            names.len(),
+            spec.n_features
+        )));
+    }
     match InputFormat::by_extension(path) {
-        InputFormat::Parquet => generate_parquet(spec, path),
-        InputFormat::Csv => generate_csv(spec, path),
+        InputFormat::Parquet => generate_parquet_named(spec, path, names),
+        InputFormat::Csv => generate_csv_named(spec, path, names),
     }
 }

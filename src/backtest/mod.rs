@@ -47,8 +47,8 @@ use crate::train::{Strategy, TrainError};
 
 pub use chart::{render_svg, write_comparison_svg, write_svg};
 pub use history::{
-    generate_csv, generate_file, generate_parquet, history_from_frame, parse_timestamp,
-    read_history, History, InputFormat, GENERATE_START_TS,
+    generate_csv, generate_file, generate_file_named, generate_parquet, history_from_frame,
+    parse_timestamp, read_history, History, InputFormat, GENERATE_START_TS,
 };
 pub use metrics::{stream_metrics, StreamMetrics, UpdateCost};
 pub use simulate::run_history;
@@ -245,6 +245,10 @@ pub struct Report {
     /// Requests that arrived while an update was decided on: each became (part of) a
     /// follow-up update.
     pub coalesced: usize,
+    /// Requests with nothing to learn from (every row already the champion's): dropped,
+    /// as the daemon records them `skipped`.
+    #[serde(default)]
+    pub skipped: usize,
     /// Accuracy every `series_every` rows from the first evaluated row.
     pub accuracy_series: Vec<SeriesPoint>,
     /// All training, bootstrap included.

@@ -47,6 +47,7 @@ struct Sim<'a> {
     served: Option<Served>,
     retrains: Vec<Retrain>,
     coalesced: usize,
+    skipped: usize,
 }
 
 /// Where a row range `(after, upto]` starts, as an index.
@@ -186,12 +187,15 @@ impl Sim<'_> {
             match d {
                 Decision::Train(plan) => plans.push(plan),
                 Decision::Coalesce(_) => self.coalesced += 1,
+                Decision::Skip(_) => self.skipped += 1,
             }
         }
         while let Some(plan) = plans.pop() {
             let promoted = self.train(&plan, core.champion(), index)?;
-            if let Some(Decision::Train(next)) = core.on_training_finished(promoted, now) {
-                plans.push(next);
+            match core.on_training_finished(promoted, now) {
+                Some(Decision::Train(next)) => plans.push(next),
+                Some(Decision::Skip(_)) => self.skipped += 1,
+                _ => {}
             }
         }
         Ok(())
@@ -434,6 +438,7 @@ fn new_replay<'a>(
         served: None,
         retrains: Vec::new(),
         coalesced: 0,
+        skipped: 0,
     };
     let core = Controller::new(
         model.clone(),
@@ -561,6 +566,7 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
         promotions: sim.retrains.iter().filter(|r| r.promoted).count(),
         retrains: sim.retrains,
         coalesced: sim.coalesced,
+        skipped: sim.skipped,
         accuracy_series: accuracy_series(&correct, b, opts.series_every),
         training_seconds: sim.training_seconds,
         predict_seconds,

@@ -18,7 +18,7 @@ const VERSION: &str = concat!(
 
 const EXIT_CODES: &str = "Exit codes: 0 done (retrain --wait: promoted), 1 failure, \
 2 bad configuration or usage, 3 retrain --wait: kept, 4 retrain --wait: failed or cancelled, \
-5 retrain --wait: timed out, 6 backtest --fail-under: below the threshold.";
+5 retrain --wait: timed out, 6 backtest --fail-under: below the threshold, 7 retrain --wait: nothing to do (skipped).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -128,6 +128,11 @@ pub enum Command {
         config: ConfigArg,
         #[arg(long, short, value_enum, default_value_t)]
         output: OutputFormat,
+        /// Also connect and check the outcomes table against `[source]` and every model and
+        /// template: the table and columns exist, their types can be read, the poll index,
+        /// the grants. Exit 2 on a finding that would make polling fail.
+        #[arg(long)]
+        database: bool,
     },
     /// Inspect and manage the model registry.
     Models {
@@ -149,14 +154,22 @@ pub enum Command {
     /// updates, offline.
     Backtest(Box<BacktestArgs>),
     /// Write a synthetic drifting stream (f0..fN, label, ts) for `driftd backtest`: Parquet when
-    /// `--out` ends in `.parquet` or `.pq`, CSV otherwise.
+    /// `--out` ends in `.parquet` or `.pq`, CSV otherwise. With `--config`, the columns are a
+    /// model's `feature_names` (and its `n_features`), so `backtest --config` reads the file.
     Generate {
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 20_000)]
         rows: usize,
-        #[arg(long, default_value_t = 8)]
-        n_features: usize,
+        /// Default 8, or the model's with `--config`.
+        #[arg(long)]
+        n_features: Option<usize>,
+        /// Take the feature count and names from this configuration's model.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The model of `--config` (default: its only or first model).
+        #[arg(long, requires = "config")]
+        model: Option<String>,
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
@@ -274,10 +287,13 @@ pub enum ModelsAction {
         #[arg(long)]
         version: i64,
     },
-    /// Put back the champion that served before the current one.
+    /// Step back to the previous champion (v3 → v2 → v1), or to `--to N`.
     Rollback {
         #[arg(long)]
         model: String,
+        /// The version to go back to (default: the newest earlier champion).
+        #[arg(long)]
+        to: Option<i64>,
     },
     /// Register a model trained elsewhere: driftd's export format, or a PyTorch state_dict
     /// with scaler.json (see `driftd::serve::import`).
@@ -302,6 +318,20 @@ pub enum ModelsAction {
     },
 }
 
+impl ModelsAction {
+    /// The model the action names, if it names one.
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            ModelsAction::List { model, .. } => model.as_deref(),
+            ModelsAction::Show { model, .. }
+            | ModelsAction::Promote { model, .. }
+            | ModelsAction::Rollback { model, .. }
+            | ModelsAction::Import { model, .. }
+            | ModelsAction::Export { model, .. } => Some(model),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +340,7 @@ mod tests {
     fn strategy_values_are_the_configs_names() {
         for s in STRATEGIES {
             let name = s.to_possible_value().unwrap().get_name().to_string();
-            assert_eq!(crate::daemon::parse_strategy(&name), Some(s.0));
+            assert_eq!(crate::registry::parse_strategy(&name), Some(s.0));
             assert_eq!(StrategyArg::from_str(&name, false), Ok(s));
         }
         assert!(StrategyArg::from_str("finetune", false).is_err());

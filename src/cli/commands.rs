@@ -10,15 +10,16 @@ use super::args::{
 };
 use super::{output, Outcome};
 use crate::config::{Config, ConfigError, DatabaseConfig, ModelConfig};
+use crate::policy::TriggerKind;
 use crate::registry::{self, RunStatus};
 use crate::{daemon, db, telemetry};
 
-fn load_config(path: &Path) -> Result<Config, Outcome> {
+pub(super) fn load_config(path: &Path) -> Result<Config, Outcome> {
     Config::load(path, std::env::vars()).map_err(|e: ConfigError| Outcome::BadConfig(e.to_string()))
 }
 
-/// The `[database]` section, for the commands that need one.
-fn database(cfg: &Config) -> Result<&DatabaseConfig, Outcome> {
+/// The `[database]` section (its password file read now), for the commands that need one.
+fn database(cfg: &Config) -> Result<DatabaseConfig, Outcome> {
     cfg.database()
         .map_err(|e| Outcome::BadConfig(e.to_string()))
 }
@@ -28,19 +29,73 @@ fn configured_model<'a>(cfg: &'a Config, name: &str) -> Result<&'a ModelConfig, 
     cfg.model(name).ok_or_else(|| no_such_model(cfg, name))
 }
 
-/// The bad-configuration outcome for a model neither `[[models]]` nor a template makes.
-fn no_such_model(cfg: &Config, name: &str) -> Outcome {
+/// The model names of the outcomes table that a template makes (what a running daemon
+/// discovers); empty when the table cannot be read.
+async fn discovered_models(conn: &mut sqlx::PgConnection, cfg: &Config) -> Vec<String> {
+    if cfg.model_templates.is_empty() {
+        return Vec::new();
+    }
+    let source = crate::outcomes::OutcomeSource::new(&cfg.source);
+    let names = source.model_names(conn).await.unwrap_or_default();
+    names
+        .into_iter()
+        .filter(|n| cfg.template_for(n).is_some())
+        .collect()
+}
+
+/// The bad-configuration outcome for a model neither `[[models]]` nor a template makes,
+/// listing the configured models, the ones templates found (when the database could be
+/// asked) and the templates' patterns.
+fn no_such_model_among(cfg: &Config, name: &str, discovered: Option<&[String]>) -> Outcome {
     let names: Vec<&str> = cfg.models.iter().map(|m| m.name.as_str()).collect();
     let patterns: Vec<&str> = cfg
         .model_templates
         .iter()
         .map(|t| t.pattern.as_str())
         .collect();
+    let none = |v: String| if v.is_empty() { "none".to_string() } else { v };
+    let found = match discovered {
+        Some(d) => format!("; found through templates: {}", none(d.join(", "))),
+        None => String::new(),
+    };
     Outcome::BadConfig(format!(
-        "config key `models`: no model named `{name}` (models: {}; templates: {})",
-        names.join(", "),
-        patterns.join(", ")
+        "config key `models`: no model named `{name}` (models: {}{found}; templates: {})",
+        none(names.join(", ")),
+        none(patterns.join(", "))
     ))
+}
+
+fn no_such_model(cfg: &Config, name: &str) -> Outcome {
+    no_such_model_among(cfg, name, None)
+}
+
+/// Model `name` as a running daemon knows it: its `[[models]]` block, or the model a
+/// template makes for a name of the outcomes table (its width from the template or the
+/// rows). Anything else is a bad-configuration outcome listing the models there are.
+async fn known_model(
+    conn: &mut sqlx::PgConnection,
+    cfg: &Config,
+    name: &str,
+) -> Result<ModelConfig, Outcome> {
+    if let Some(m) = cfg.model(name) {
+        return Ok(m.clone());
+    }
+    let discovered = discovered_models(conn, cfg).await;
+    let template = cfg.template_for(name);
+    match template {
+        Some(t) if discovered.iter().any(|d| d == name) => {
+            let source = crate::outcomes::OutcomeSource::new(&cfg.source);
+            let width = match t.n_features {
+                Some(w) => Some(w),
+                None => source.feature_width(conn, name).await.ok().flatten(),
+            };
+            t.instantiate(name, width.unwrap_or(1), &cfg.source)
+                .map_err(|(k, reason)| {
+                    Outcome::BadConfig(format!("model `{name}` (from its template): {k}: {reason}"))
+                })
+        }
+        _ => Err(no_such_model_among(cfg, name, Some(&discovered))),
+    }
 }
 
 /// `?` for functions returning `Outcome`.
@@ -68,6 +123,11 @@ pub async fn run(path: &Path) -> Outcome {
     tokio::spawn(reload_on_sighup(path.to_path_buf(), log.clone()));
     match daemon::run(cfg, log, rx).await {
         Ok(()) => Outcome::Done,
+        // The table's columns cannot be read as `[source]` says: a configuration error.
+        Err(e) if e.is::<crate::outcomes::columns::SourceError>() => {
+            tracing::error!(error = %e, "the outcomes table does not fit [source]");
+            Outcome::BadConfig(format!("the outcomes table does not fit [source]: {e}"))
+        }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "driftd failed");
             Outcome::Failed(format!("driftd failed: {e:#}"))
@@ -119,16 +179,17 @@ pub async fn migrate(path: &Path, create_outcomes_table: bool) -> Outcome {
     let cfg = attempt!(load_config(path));
     let dbc = attempt!(database(&cfg));
     let result = async {
-        let mut conn = db::connect_one(dbc).await?;
-        db::migrate(&mut conn).await?;
-        if create_outcomes_table {
-            db::create_reference_outcomes_table(&mut conn).await?;
-        }
-        Ok::<_, sqlx::Error>(())
+        let mut conn = db::connect_one(&dbc).await?;
+        let migrated = db::migrate_reporting(&mut conn).await?;
+        let table = match create_outcomes_table {
+            true => Some(db::create_reference_outcomes_table(&mut conn).await?),
+            false => None,
+        };
+        Ok::<_, sqlx::Error>((migrated, table))
     };
     match result.await {
-        Ok(()) => {
-            println!("migrations applied");
+        Ok((m, table)) => {
+            print!("{}", output::migrated_text(&m, table));
             Outcome::Done
         }
         Err(e) => Outcome::failed("migrate failed", e),
@@ -136,7 +197,14 @@ pub async fn migrate(path: &Path, create_outcomes_table: bool) -> Outcome {
 }
 
 pub fn check_config(path: &Path, format: OutputFormat) -> Outcome {
-    match (load_config(path), format) {
+    let loaded = load_config(path);
+    if let Ok(cfg) = &loaded {
+        // A secret file the service has and this shell may not: a warning, not a failure.
+        for w in cfg.secret_warnings() {
+            eprintln!("driftd: warning: {w}");
+        }
+    }
+    match (loaded, format) {
         (Ok(cfg), OutputFormat::Table) => {
             print!("{}", output::config_table(&cfg, chrono::Utc::now()));
             Outcome::Done
@@ -156,10 +224,15 @@ pub fn check_config(path: &Path, format: OutputFormat) -> Outcome {
 pub async fn models(config: &Path, action: ModelsAction) -> Outcome {
     let cfg = attempt!(load_config(config));
     let dbc = attempt!(database(&cfg));
-    let mut conn = match db::connect_one(dbc).await {
+    let mut conn = match db::connect_one(&dbc).await {
         Ok(c) => c,
         Err(e) => return Outcome::failed("cannot connect to the database", e),
     };
+    if let Some(name) = action.model() {
+        if let Err(unknown) = known_model(&mut conn, &cfg, name).await {
+            return unknown;
+        }
+    }
     let result = match action {
         ModelsAction::List { model, output } => {
             models_list(&mut conn, model.as_deref(), output).await
@@ -169,9 +242,12 @@ pub async fn models(config: &Path, action: ModelsAction) -> Outcome {
             .await
             .map(|()| println!("{model} v{version} is the champion"))
             .map_err(anyhow::Error::from),
-        ModelsAction::Rollback { model } => registry::rollback(&mut conn, &model)
+        ModelsAction::Rollback { model, to } => registry::rollback(&mut conn, &model, to)
             .await
-            .map(|v| println!("{model} rolled back to v{v}"))
+            .map(|r| match r.from {
+                Some(from) => println!("{model} rolled back from v{from} to v{}", r.to),
+                None => println!("{model} rolled back to v{} (there was no champion)", r.to),
+            })
             .map_err(anyhow::Error::from),
         ModelsAction::Import {
             model,
@@ -197,10 +273,12 @@ async fn models_import(
     from: &Path,
     promote: bool,
 ) -> anyhow::Result<()> {
-    let mcfg = cfg
-        .model(model)
-        .ok_or_else(|| anyhow::anyhow!("no model named `{model}` is configured"))?;
-    let (v, layout) = crate::serve::import::import(conn, mcfg, from, promote).await?;
+    // Configured or found through a template: `models` checked it is known.
+    let mcfg = match known_model(conn, cfg, model).await {
+        Ok(m) => m,
+        Err(_) => anyhow::bail!("no model named `{model}`"),
+    };
+    let (v, layout) = crate::serve::import::import(conn, &mcfg, from, promote).await?;
     let role = if promote {
         "the champion"
     } else {
@@ -265,30 +343,33 @@ async fn models_export(
 
 pub async fn retrain(args: RetrainArgs) -> Outcome {
     let cfg = attempt!(load_config(&args.config.config));
-    // A model a template makes is retrained like a configured one.
-    let Some(mcfg) = cfg.model_settings(&args.model) else {
+    // Without a matching block or template, no database is needed to say so.
+    if cfg.model_settings(&args.model).is_none() {
         return no_such_model(&cfg, &args.model);
+    }
+    let dbc = attempt!(database(&cfg));
+    let mut conn = match db::connect_one(&dbc).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed("retrain request failed", e),
     };
+    // A model a template makes is retrained like a configured one, once the daemon can
+    // have found it (it has rows).
+    let mcfg = attempt!(known_model(&mut conn, &cfg, &args.model).await);
     if !mcfg.train.enabled {
         return Outcome::BadConfig(format!(
             "model `{}` is monitor-only (train.enabled = false): driftd does not train it",
             args.model
         ));
     }
-    let dbc = attempt!(database(&cfg));
     let strategy = args
         .strategy
         .map_or(mcfg.triggers.manual_strategy, |StrategyArg(s)| s);
-    let mut conn = match db::connect_one(dbc).await {
-        Ok(c) => c,
-        Err(e) => return Outcome::failed("retrain request failed", e),
-    };
     let created = registry::runs_create(
         &mut conn,
         &args.model,
-        "manual",
+        TriggerKind::Manual,
         "driftd retrain",
-        strategy.as_str(),
+        strategy,
         RunStatus::Requested,
     )
     .await;
@@ -329,6 +410,10 @@ async fn wait_for_run(conn: &mut sqlx::PgConnection, id: i64, timeout: Duration)
                 return Outcome::Done;
             }
             "kept" => return Outcome::RunKept,
+            "skipped" => {
+                let why = run.error.unwrap_or_else(|| "the run was skipped".into());
+                return Outcome::NothingToDo(why);
+            }
             "failed" | "cancelled" => {
                 let why = run.error.unwrap_or_else(|| run.status.clone());
                 return Outcome::RunFailed(why);
@@ -382,10 +467,50 @@ pub async fn backtest(args: BacktestArgs) -> Outcome {
     }
 }
 
-pub fn generate(out: &Path, rows: usize, n_features: usize, seed: u64) -> Outcome {
+/// The feature names `generate` writes: `--config`'s model's, or `f0..` (`None`).
+fn generate_names(
+    config: Option<&Path>,
+    model: Option<&str>,
+) -> Result<Option<Vec<String>>, Outcome> {
+    let Some(path) = config else {
+        return Ok(None);
+    };
+    let cfg = load_config(path)?;
+    let m = match model {
+        Some(name) => configured_model(&cfg, name)?,
+        None => cfg
+            .models
+            .first()
+            .ok_or_else(|| no_such_model(&cfg, "(any)"))?,
+    };
+    Ok(Some(if m.feature_names.len() == m.n_features {
+        m.feature_names.clone()
+    } else {
+        (0..m.n_features).map(|f| format!("f{f}")).collect()
+    }))
+}
+
+pub fn generate(
+    out: &Path,
+    rows: usize,
+    n_features: Option<usize>,
+    (config, model): (Option<PathBuf>, Option<String>),
+    seed: u64,
+) -> Outcome {
+    let names = attempt!(generate_names(config.as_deref(), model.as_deref()));
+    if let (Some(names), Some(n)) = (&names, n_features) {
+        if names.len() != n {
+            return Outcome::BadConfig(format!(
+                "--n-features {n}: the model of --config has {} features",
+                names.len()
+            ));
+        }
+    }
+    let n_features = names.as_ref().map_or(n_features.unwrap_or(8), Vec::len);
     let spec = crate::backtest::generate_spec(rows, n_features, seed);
-    let written = crate::progress::with_terminal_reporter("generate", || {
-        crate::backtest::generate_file(&spec, out)
+    let written = crate::progress::with_terminal_reporter("generate", || match &names {
+        Some(names) => crate::backtest::generate_file_named(&spec, out, names),
+        None => crate::backtest::generate_file(&spec, out),
     });
     match written {
         Ok(n) => {
@@ -424,7 +549,7 @@ pub async fn demo_feed(args: DemoFeedArgs) -> Outcome {
     // The feed writes the table `[source]` describes, as the user's model service would.
     let source = crate::outcomes::OutcomeSource::new(&cfg.source);
     let result = async {
-        let mut conn = db::connect_one(dbc).await?;
+        let mut conn = db::connect_one(&dbc).await?;
         crate::demo::feed(&mut conn, &source, &opts).await?;
         // The last labels wait out the settle interval, and an update may be running.
         let deadline = Duration::from_millis(cfg.poll.settle_ms) + Duration::from_secs(60);

@@ -12,9 +12,11 @@
 //! | 4 | `retrain --wait`: the run failed or was cancelled |
 //! | 5 | `retrain --wait`: `--timeout` passed before the run finished (it may still run) |
 //! | 6 | `backtest --fail-under`: the prequential accuracy is below the threshold |
+//! | 7 | `retrain --wait`: nothing to do (no row the champion has not seen); nothing trained |
 
 mod args;
 mod commands;
+mod doctor;
 mod output;
 
 use std::process::ExitCode;
@@ -34,6 +36,8 @@ pub enum Outcome {
     RunFailed(String),
     /// `retrain --wait`: still not finished when the timeout passed.
     WaitTimedOut,
+    /// `retrain --wait`: the run was skipped, with why (nothing new to learn from).
+    NothingToDo(String),
     /// `backtest --fail-under`: accuracy, threshold.
     BelowThreshold {
         accuracy: f64,
@@ -61,6 +65,7 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
         Outcome::RunFailed(_) => 4,
         Outcome::WaitTimedOut => 5,
         Outcome::BelowThreshold { .. } => 6,
+        Outcome::NothingToDo(_) => 7,
     }
 }
 
@@ -71,6 +76,7 @@ fn message(outcome: &Outcome) -> Option<String> {
         Outcome::RunKept => Some("the run finished and kept the champion".into()),
         Outcome::RunFailed(e) => Some(format!("the run failed: {e}")),
         Outcome::WaitTimedOut => Some("timed out waiting for the run (it may still run)".into()),
+        Outcome::NothingToDo(why) => Some(format!("nothing to do: {why}")),
         Outcome::BelowThreshold {
             accuracy,
             threshold,
@@ -104,7 +110,16 @@ async fn dispatch(cmd: Command) -> Outcome {
             config,
             create_outcomes_table,
         } => commands::migrate(&config.config, create_outcomes_table).await,
-        Command::CheckConfig { config, output } => commands::check_config(&config.config, output),
+        Command::CheckConfig {
+            config,
+            output,
+            database: false,
+        } => commands::check_config(&config.config, output),
+        Command::CheckConfig {
+            config,
+            output,
+            database: true,
+        } => doctor::check_database(&config.config, output).await,
         Command::Models { config, action } => commands::models(&config, action).await,
         Command::Retrain(args) => commands::retrain(args).await,
         Command::Backtest(args) => commands::backtest(*args).await,
@@ -112,8 +127,10 @@ async fn dispatch(cmd: Command) -> Outcome {
             out,
             rows,
             n_features,
+            config,
+            model,
             seed,
-        } => commands::generate(&out, rows, n_features, seed),
+        } => commands::generate(&out, rows, n_features, (config, model), seed),
         Command::DemoFeed(args) => commands::demo_feed(args).await,
         Command::Completions { shell } => commands::completions(shell),
     }
@@ -137,9 +154,10 @@ mod tests {
                 accuracy: 0.5,
                 threshold: 0.6,
             },
+            Outcome::NothingToDo(String::new()),
         ];
         let codes: Vec<u8> = all.iter().map(exit_code).collect();
-        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6, 7]);
         assert!(message(&Outcome::Done).is_none());
         assert!(all[1..].iter().all(|o| message(o).is_some()));
     }

@@ -152,6 +152,44 @@ pub fn model_text(model: &str, versions: &[VersionInfo], runs: &[TrainingRun]) -
     s
 }
 
+/// What `driftd migrate` did, one line each: the schema, the migrations, the reference table.
+pub fn migrated_text(m: &crate::db::Migrated, table_created: Option<bool>) -> String {
+    let mut s = String::new();
+    let schema = if m.schema_created {
+        "schema driftd created"
+    } else {
+        "schema driftd exists"
+    };
+    let _ = writeln!(s, "{schema}");
+    if m.applied.is_empty() {
+        let _ = writeln!(s, "migrations: up to date ({} applied before)", m.known);
+    } else {
+        let _ = writeln!(
+            s,
+            "migrations applied: {} ({} of {})",
+            m.applied.join(", "),
+            m.applied.len(),
+            m.known
+        );
+    }
+    match table_created {
+        Some(true) => {
+            let _ = writeln!(
+                s,
+                "table public.outcomes created, with its poll index and NOTIFY trigger"
+            );
+        }
+        Some(false) => {
+            let _ = writeln!(
+                s,
+                "table public.outcomes exists: left as it is (its poll index and NOTIFY trigger ensured)"
+            );
+        }
+        None => {}
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use super::{deserialize_with_overrides, overrides, Config, ConfigError, ModelTemplate, Secret};
+use super::{
+    deserialize_with_overrides, overrides, Config, ConfigError, DatabaseConfig, ModelTemplate,
+    Secret,
+};
 
 impl Config {
     /// Reads the file, applies `DRIFTD_*__*` overrides from `env`, and validates.
@@ -39,14 +42,9 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Reads the token files (the database password file is read only by the commands that
+    /// connect, [`Config::database`]).
     fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
-        if let Some(db) = &mut self.database {
-            if let Some(path) = &db.password_file {
-                let pw = read_secret_file(path)
-                    .map_err(|r| ConfigError::key("database.password_file", r))?;
-                db.password = Some(pw);
-            }
-        }
         if let Some(path) = &self.http.admin_token_file {
             let tok =
                 read_secret_file(path).map_err(|r| ConfigError::key("http.admin_token_file", r))?;
@@ -58,6 +56,39 @@ impl Config {
             self.http.read_token = Some(tok);
         }
         Ok(())
+    }
+
+    /// The `[database]` section, for the commands that connect, with the password read from
+    /// `password_file` now (the other commands never read it). The error names the key.
+    pub fn database(&self) -> Result<DatabaseConfig, ConfigError> {
+        let mut db = self.database.clone().ok_or_else(|| {
+            ConfigError::key(
+                "database.url",
+                "is required by this command: add a [database] section with url = \"postgres://…\"",
+            )
+        })?;
+        if let Some(path) = &db.password_file {
+            let pw = read_secret_file(path)
+                .map_err(|r| ConfigError::key("database.password_file", r))?;
+            db.password = Some(pw);
+        }
+        Ok(db)
+    }
+
+    /// What `check-config` warns about without failing: a secret file that `driftd run`
+    /// would need and that cannot be read here (it may exist only inside the service).
+    pub fn secret_warnings(&self) -> Vec<String> {
+        let db_file = self
+            .database
+            .as_ref()
+            .and_then(|d| d.password_file.as_ref());
+        db_file
+            .and_then(|path| read_secret_file(path).err())
+            .map(|why| {
+                format!("config key `database.password_file`: {why} (commands that connect to the database need it)")
+            })
+            .into_iter()
+            .collect()
     }
 }
 

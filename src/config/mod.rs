@@ -156,6 +156,14 @@ pub struct HttpConfig {
     /// Bearer token for reading models and predicting (the admin token works too).
     pub read_token: Option<Secret>,
     pub read_token_file: Option<PathBuf>,
+    /// A request not answered within this gets a 503. Default 30 s.
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; one more is answered 503 at once (health checks and
+    /// `/metrics` do not count). Default 1 024.
+    pub max_concurrent_requests: usize,
+    /// `/healthz` fails when a model loop or the ownership round has not gone round for this
+    /// long. Must exceed `poll.ownership_check_ms`. Default 120 s.
+    pub liveness_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -166,6 +174,9 @@ impl Default for HttpConfig {
             admin_token_file: None,
             read_token: None,
             read_token_file: None,
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 1_024,
+            liveness_timeout_ms: 120_000,
         }
     }
 }
@@ -200,6 +211,9 @@ pub struct PollConfig {
     /// With `[[model_templates]]`: how often the outcomes table's model names are read to
     /// find new models (a `NOTIFY` naming an unknown model starts a round at once).
     pub discover_interval_ms: u64,
+    /// A model whose polls have failed for longer than this makes `/readyz` answer not
+    /// ready, naming the model and the reason.
+    pub not_ready_after_ms: u64,
 }
 
 impl Default for PollConfig {
@@ -214,6 +228,7 @@ impl Default for PollConfig {
             idle_poll_ms: 30_000,
             sweep_interval_ms: 10_000,
             discover_interval_ms: 60_000,
+            not_ready_after_ms: 60_000,
         }
     }
 }
@@ -556,7 +571,63 @@ fn deserialize_with_overrides(
 }
 
 impl Config {
+    /// Refuses an empty token, from whichever source (the file, an environment
+    /// override, a `*_file`): an empty token would let a request without one in.
+    fn validate_secrets(&self) -> Result<(), ConfigError> {
+        let secrets = [
+            ("http.admin_token", self.http.admin_token.as_ref()),
+            ("http.read_token", self.http.read_token.as_ref()),
+        ];
+        for (key, secret) in secrets {
+            if secret.is_some_and(|s| s.expose().trim().is_empty()) {
+                let key = match (key, &self.http) {
+                    ("http.admin_token", h) if h.admin_token_file.is_some() => {
+                        "http.admin_token_file"
+                    }
+                    ("http.read_token", h) if h.read_token_file.is_some() => "http.read_token_file",
+                    _ => key,
+                };
+                return Err(ConfigError::key(
+                    key,
+                    "is empty: give it a value, or remove it (and its DRIFTD_* override) to leave it unset",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        h.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| ConfigError::key("http.listen", format!("not a socket address: {e}")))?;
+        if h.request_timeout_ms == 0 {
+            return Err(ConfigError::key(
+                "http.request_timeout_ms",
+                "must be at least 1",
+            ));
+        }
+        if h.max_concurrent_requests == 0 {
+            return Err(ConfigError::key(
+                "http.max_concurrent_requests",
+                "must be at least 1",
+            ));
+        }
+        if h.liveness_timeout_ms <= self.poll.ownership_check_ms {
+            return Err(ConfigError::key(
+                "http.liveness_timeout_ms",
+                format!(
+                    "must exceed poll.ownership_check_ms ({} ms): the ownership round goes round that often",
+                    self.poll.ownership_check_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_secrets()?;
+        self.validate_http()?;
         if let Some(db) = &self.database {
             let url = db.url.expose();
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -566,10 +637,6 @@ impl Config {
                 ));
             }
         }
-        self.http
-            .listen
-            .parse::<std::net::SocketAddr>()
-            .map_err(|e| ConfigError::key("http.listen", format!("not a socket address: {e}")))?;
         if self.poll.batch_size == 0 {
             return Err(ConfigError::key("poll.batch_size", "must be at least 1"));
         }
@@ -610,17 +677,6 @@ impl Config {
                 .map_err(|(key, reason)| ConfigError::key(format!("models[{i}].{key}"), reason))?;
         }
         Ok(())
-    }
-
-    /// The `[database]` section, for the commands that need one; the error names
-    /// `database.url`.
-    pub fn database(&self) -> Result<&DatabaseConfig, ConfigError> {
-        self.database.as_ref().ok_or_else(|| {
-            ConfigError::key(
-                "database.url",
-                "is required by this command: add a [database] section with url = \"postgres://…\"",
-            )
-        })
     }
 
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
@@ -928,6 +984,55 @@ n_features = 3
         let text = format!("{MIN}\n[source]\ntable = \"public.outcomes; drop table x\"\n");
         let msg = load(&text, &[]).unwrap_err().to_string();
         assert!(msg.contains("source.table"), "{msg}");
+    }
+
+    #[test]
+    fn an_empty_token_is_refused_from_every_source() {
+        for env in [
+            ("DRIFTD_HTTP__ADMIN_TOKEN", ""),
+            ("DRIFTD_HTTP__READ_TOKEN", "  "),
+        ] {
+            let msg = load(MIN, &[env]).unwrap_err().to_string();
+            let key = env.0["DRIFTD_HTTP__".len()..].to_ascii_lowercase();
+            assert!(msg.contains(&format!("http.{key}")), "{msg}");
+            assert!(msg.contains("empty"), "{msg}");
+        }
+        let msg = load(&format!("{MIN}[http]\nadmin_token = \"\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("http.admin_token"), "{msg}");
+        let dir = std::env::temp_dir().join(format!("driftd-empty-token-{}", std::process::id()));
+        std::fs::write(&dir, "\n").unwrap();
+        let text = format!("{MIN}[http]\nread_token_file = \"{}\"\n", dir.display());
+        let msg = load(&text, &[]).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&dir);
+        assert!(msg.contains("http.read_token_file"), "{msg}");
+        assert!(load(MIN, &[("DRIFTD_HTTP__ADMIN_TOKEN", "x")]).is_ok());
+    }
+
+    #[test]
+    fn the_database_password_file_is_read_only_when_a_command_connects() {
+        let text = MIN.replace(
+            "url = \"postgres://driftd@localhost/app\"",
+            "url = \"postgres://driftd@localhost/app\"\npassword_file = \"/nonexistent/db-password\"",
+        );
+        let c = load(&text, &[]).unwrap();
+        let w = c.secret_warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("database.password_file"), "{w:?}");
+        let msg = c.database().unwrap_err().to_string();
+        assert!(msg.contains("database.password_file"), "{msg}");
+    }
+
+    #[test]
+    fn the_liveness_deadline_exceeds_the_ownership_round() {
+        let text = format!("{MIN}[http]\nliveness_timeout_ms = 1000\n");
+        let msg = load(&text, &[]).unwrap_err().to_string();
+        assert!(msg.contains("http.liveness_timeout_ms"), "{msg}");
+        let msg = load(&format!("{MIN}[http]\nmax_concurrent_requests = 0\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("http.max_concurrent_requests"), "{msg}");
     }
 
     #[test]

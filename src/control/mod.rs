@@ -96,6 +96,16 @@ pub enum Decision {
     /// A request that arrived while a training runs: record it; it is folded into one
     /// follow-up training.
     Coalesce(TrainRequest),
+    /// A request with nothing to learn from (every row is already the champion's): record
+    /// it as skipped, with why; nothing trains, and it is no failure.
+    Skip(Skipped),
+}
+
+/// A request dropped because it had nothing to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub request: TrainRequest,
+    pub why: String,
 }
 
 /// The rows an update actually read, by row id (first, last), for the record and for
@@ -411,8 +421,37 @@ impl Controller {
             self.follow_up = Some(req.clone());
             return Decision::Coalesce(req);
         }
+        if let Some(why) = self.nothing_new(&req) {
+            return Decision::Skip(Skipped { request: req, why });
+        }
         self.training = true;
         Decision::Train(self.plan(req))
+    }
+
+    /// Why `req` has nothing to learn from, if so: no row at all, or no row after the
+    /// champion's (or the drift's) split. Strategy `none` reads no new rows and still runs.
+    fn nothing_new(&self, req: &TrainRequest) -> Option<String> {
+        if req.strategy == Strategy::None {
+            return None;
+        }
+        let upto = self.watermark;
+        match self.champion {
+            None => (upto == Watermark::start())
+                .then(|| "no labelled rows yet: nothing to fit a first model on".to_string()),
+            Some(c) => {
+                let split = match req.new_after {
+                    Some(w) if upto.is_after(w) => w,
+                    _ => c.cutoff,
+                };
+                (!upto.is_after(split)).then(|| {
+                    format!(
+                        "nothing new since v{} was trained: no labelled row after id {} \
+                         (a run trains once new rows arrive)",
+                        c.version, split.id
+                    )
+                })
+            }
+        }
     }
 
     fn plan(&mut self, req: TrainRequest) -> TrainPlan {

@@ -239,6 +239,8 @@ fn feature_drift_is_checked_every_interval_and_triggers_after_the_cooldown() {
         holdout_accuracy: None,
         cutoff: Watermark::start(),
     }));
+    // Labelled rows the champion has not seen: an update has something to learn from.
+    feed(&mut c, 1..20, |_| true);
     assert!(c.feature_check_due(t(0)));
     assert!(!c.feature_check_due(t(59)));
     assert!(c.feature_check_due(t(60)));
@@ -298,4 +300,41 @@ fn row_ranges_name_the_holdout_as_the_newest_new_rows() {
     assert_eq!(r.holdout, Some((25, 29)));
     let r = RowRanges::of(&Dataset::empty(1), &ds(0..3), 0);
     assert_eq!((r.old, r.holdout), (None, None));
+}
+
+#[test]
+fn a_request_with_nothing_new_is_skipped_with_why_and_never_trains() {
+    let mut c = controller("");
+    // No row at all, no champion: nothing to fit.
+    let req = manual_request(c.config(), 1, None, "test".into());
+    match c.on_request(req.clone()) {
+        Decision::Skip(s) => assert!(s.why.contains("no labelled rows yet"), "{}", s.why),
+        other => panic!("expected a skip, got {other:?}"),
+    }
+    assert!(!c.is_training());
+    feed(&mut c, 1..30, |_| true);
+    let p = plan(c.on_request(req.clone()));
+    // The training promoted a champion trained up to the watermark; a request coalesced
+    // meanwhile becomes a follow-up with nothing new: skipped, not trained.
+    assert_eq!(c.on_request(req.clone()), Decision::Coalesce(req.clone()));
+    let champion = ChampionView {
+        version: 1,
+        holdout_accuracy: Some(0.9),
+        cutoff: p.upto,
+    };
+    match c.on_training_finished(Some(champion), t(100)) {
+        Some(Decision::Skip(s)) => assert!(s.why.contains("nothing new since v1"), "{}", s.why),
+        other => panic!("expected a skip, got {other:?}"),
+    }
+    assert!(!c.is_training());
+    // Strategy none still runs (it reads no new rows).
+    let none = TrainRequest {
+        strategy: Strategy::None,
+        ..req.clone()
+    };
+    plan(c.on_request(none));
+    c.on_training_finished(None, t(110));
+    // New rows: the request trains.
+    feed(&mut c, 30..40, |_| true);
+    plan(c.on_request(req));
 }

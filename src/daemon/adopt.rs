@@ -53,7 +53,7 @@ impl Adopter {
         if !self.catalog.insert(model.clone()) && from_template {
             return false;
         }
-        self.shared.metrics.model_adopted(from_template);
+        self.shared.metrics.ownership.model_adopted(from_template);
         let wake = Arc::new(Notify::new());
         self.wakers.insert(&model.name, wake.clone());
         // Capacity 1: a trigger waiting behind another one coalesces instead of queueing.
@@ -66,6 +66,7 @@ impl Adopter {
         self.champions.add(&model.name);
         self.shared
             .metrics
+            .monitor
             .publish_accuracy_floors(std::slice::from_ref(&model));
         let (loaded, loaded_rx) = watch::channel(false);
         let lp = ModelLoop {
@@ -78,7 +79,8 @@ impl Adopter {
             metrics: self.shared.metrics.clone(),
             wake,
             loaded,
-            db_up: self.shared.set_db_up.clone(),
+            database: self.shared.database.clone(),
+            health: self.shared.health.clone(),
             board: self.shared.board.clone(),
             training_slots: self.shared.training_slots.clone(),
         };

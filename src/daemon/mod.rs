@@ -7,14 +7,12 @@ mod listen;
 mod membership;
 mod model_loop;
 mod ownership;
+mod reference;
 mod schedule;
 pub mod store;
 mod sweep;
 mod training;
 
-pub use training::parse_strategy;
-
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +23,8 @@ use tokio::task::JoinHandle;
 use crate::catalog::Catalog;
 use crate::config::{Config, DatabaseConfig};
 use crate::db::{self, Backoff};
-use crate::exporter::{self, Health, HttpState, Metrics};
+use crate::exporter::{self, DatabaseHealth, Health, HttpState, Metrics};
+use crate::outcomes::columns::{self, Casts, ResolveError, SourceError};
 use crate::outcomes::OutcomeSource;
 use crate::serve;
 use crate::serve::cache::{ChampionCache, Reload};
@@ -39,7 +38,7 @@ async fn migrate_when_ready(
     cfg: &Config,
     database: &DatabaseConfig,
     metrics: &Metrics,
-    set_db_up: &(dyn Fn(bool) + Send + Sync),
+    database_health: &DatabaseHealth,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let mut backoff = Backoff::new(200, cfg.poll.max_backoff_ms);
@@ -50,12 +49,12 @@ async fn migrate_when_ready(
         };
         match attempt.await {
             Ok(()) => {
-                set_db_up(true);
+                database_health.set(true);
                 return true;
             }
             Err(e) => {
-                set_db_up(false);
-                metrics.poll_failed("", "database");
+                database_health.set(false);
+                metrics.ingest.daemon_database_failed();
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "database not ready");
                 tokio::select! {
@@ -67,17 +66,55 @@ async fn migrate_when_ready(
     }
 }
 
+/// Reads the outcomes table's column types and chooses the poll query's casts. A missing
+/// table is waited for (not ready: "table X does not exist"); a missing column or one of a
+/// type driftd cannot read is refused, naming the column and its type. `None`: shutdown.
+async fn resolve_source(
+    cfg: &Config,
+    database: &DatabaseConfig,
+    health: &Health,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<Casts>> {
+    let mut backoff = Backoff::new(200, cfg.poll.max_backoff_ms);
+    loop {
+        let attempt = async {
+            let mut conn = db::connect_one(database).await?;
+            columns::resolve(&mut conn, &cfg.source).await
+        };
+        let why = match attempt.await {
+            Ok(casts) => {
+                health.set_source_problem(None);
+                return Ok(Some(casts));
+            }
+            Err(ResolveError::Source(e @ SourceError::Columns(_))) => return Err(e.into()),
+            Err(ResolveError::Source(e @ SourceError::NoTable(_))) => {
+                health.set_source_problem(Some(e.to_string()));
+                e.to_string()
+            }
+            Err(ResolveError::Db(e)) => e.to_string(),
+        };
+        crate::systemd::status(&format!("not ready: {why}"));
+        let d = backoff.next_delay();
+        tracing::warn!(error = %why, retry_in_ms = d.as_millis() as u64, "cannot read the outcomes table yet");
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = shutdown.wait_for(|s| *s) => { return Ok(None); }
+        }
+    }
+}
+
 /// What every model loop of this replica shares.
 pub struct Shared {
+    health: Arc<Health>,
     source: Arc<OutcomeSource>,
     pool: sqlx::PgPool,
     metrics: Arc<Metrics>,
-    set_db_up: Arc<dyn Fn(bool) + Send + Sync>,
+    database: DatabaseHealth,
     board: Arc<sweep::SweepBoard>,
     training_slots: Arc<Semaphore>,
 }
 
-/// The HTTP surface: metrics and health, the admin API, predictions and downloads. Returns
+/// The HTTP surface: metrics and health, predictions and downloads, the admin API. Returns
 /// the champion cache's task and the server's.
 struct HttpTasks {
     champions: Arc<ChampionCache>,
@@ -95,8 +132,6 @@ async fn start_http(
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<HttpTasks> {
     let mut http_shutdown = shutdown.clone();
-    let admin =
-        exporter::admin::router(pool.clone(), cfg.http.admin_token.clone(), catalog.clone());
     let (reloads, reloads_rx) = mpsc::unbounded_channel();
     let (serving, champions, keep_fresh) = serve::start(
         cfg,
@@ -105,8 +140,7 @@ async fn start_http(
         reloads_rx,
         shutdown.clone(),
     );
-    let extra = admin.merge(serving);
-    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, extra, async move {
+    let (addr, http_task) = exporter::serve(&cfg.http.listen, http_state, serving, async move {
         let _ = http_shutdown.wait_for(|s| *s).await;
     })
     .await
@@ -151,6 +185,7 @@ async fn start_models(
     let (loops_tx, loops_rx) = mpsc::unbounded_channel();
     let reloads = serving.1;
     let metrics = shared.metrics.clone();
+    let database_health = shared.database.clone();
     let channel = shared.source.notify_channel.clone();
     let adopter = Arc::new(adopt::Adopter {
         shared,
@@ -172,6 +207,7 @@ async fn start_models(
             replica_ttl: Duration::from_millis(cfg.poll.replica_ttl_ms),
             metrics,
             health: health.clone(),
+            database: database_health,
         }
         .run(loops_rx, shutdown.clone()),
     );
@@ -206,35 +242,46 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(Health::default());
-    let database = cfg.database()?.clone();
+    let health = Arc::new(Health::new(Duration::from_millis(
+        cfg.poll.not_ready_after_ms,
+    )));
+    let database = cfg.database()?;
+    crate::systemd::set_liveness_timeout(Duration::from_millis(cfg.http.liveness_timeout_ms));
     let pool = db::pool(&database).context("database.url")?;
     let http_state = HttpState {
+        http_metrics: Arc::new(exporter::http_metrics::HttpMetrics::register(
+            metrics.registry(),
+        )),
         metrics: metrics.clone(),
         health: health.clone(),
         log_level,
-        admin_token: cfg.http.admin_token.clone().map(Arc::new),
+        tokens: Arc::new(crate::auth::Tokens::new(
+            cfg.http.read_token.as_ref(),
+            cfg.http.admin_token.as_ref(),
+        )),
+        limits: exporter::RequestLimits {
+            timeout: Duration::from_millis(cfg.http.request_timeout_ms),
+            max_concurrent: cfg.http.max_concurrent_requests,
+        },
     };
     // The configured models are known (and served) from the start; discovery adds to them.
     let catalog = Arc::new(Catalog::new(cfg.models.iter().cloned()));
     let http = start_http(&cfg, &catalog, &pool, http_state, &shutdown).await?;
 
-    let set_db_up = {
-        let (health, metrics) = (health.clone(), metrics.clone());
-        Arc::new(move |up: bool| {
-            health.database_up.store(up, Ordering::Relaxed);
-            metrics.database_up.set(if up { 1.0 } else { 0.0 });
-        })
-    };
-    if !migrate_when_ready(&cfg, &database, &metrics, &*set_db_up, &mut shutdown).await {
+    let database_health = DatabaseHealth::new(health.clone(), metrics.clone());
+    if !migrate_when_ready(&cfg, &database, &metrics, &database_health, &mut shutdown).await {
         return Ok(());
     }
 
+    let Some(casts) = resolve_source(&cfg, &database, &health, &mut shutdown).await? else {
+        return Ok(());
+    };
     let shared = Shared {
-        source: Arc::new(OutcomeSource::new(&cfg.source)),
+        health: health.clone(),
+        source: Arc::new(OutcomeSource::with_casts(&cfg.source, &casts)),
         pool: pool.clone(),
         metrics: metrics.clone(),
-        set_db_up: set_db_up.clone(),
+        database: database_health,
         board: Arc::new(sweep::SweepBoard::default()),
         training_slots: Arc::new(Semaphore::new(cfg.training.max_concurrent)),
     };

@@ -16,7 +16,7 @@ use super::training::Trainer;
 use crate::config::{ModelConfig, PollConfig, Task, TrainingRuntimeConfig};
 use crate::control::{self, ChampionView, Controller, Decision};
 use crate::db::Backoff;
-use crate::exporter::Metrics;
+use crate::exporter::{DatabaseHealth, Metrics};
 use crate::monitor::MonitorEvent;
 use crate::outcomes::{validate, OutcomeSource, Rejection, Watermark};
 use crate::policy::TrainRequest;
@@ -36,7 +36,10 @@ pub struct ModelLoop {
     pub wake: Arc<Notify>,
     /// Set once this model's state has been loaded (feeds `/readyz`).
     pub loaded: watch::Sender<bool>,
-    pub db_up: Arc<dyn Fn(bool) + Send + Sync>,
+    /// Whether the database answers (`/readyz`, `driftd_database_up`).
+    pub database: DatabaseHealth,
+    /// Where a failing poll says why (`/readyz`, systemd's `STATUS=`).
+    pub health: Arc<crate::exporter::Health>,
     /// Where this loop tells the replica's sweep how far it is (see `daemon::sweep`).
     pub board: Arc<SweepBoard>,
     /// This replica's training slots (`training.max_concurrent`).
@@ -56,6 +59,10 @@ struct Live {
     scorer: Option<Scorer>,
     /// Rows with an id at or below this have been offered to the scorer.
     scored_upto: i64,
+    /// The champion version whose missing reference sample was reported (once).
+    reference_note: Option<i64>,
+    /// The row a batch last stopped before, to be scored first (see [`ModelLoop::unscored_cut`]).
+    waited_for: Option<i64>,
 }
 
 struct Scorer {
@@ -69,6 +76,7 @@ async fn carry_out(decisions: Vec<Decision>, trainer: &mut Trainer) -> Result<()
         match d {
             Decision::Train(plan) => trainer.start(plan).await?,
             Decision::Coalesce(req) => trainer.coalesced(&req).await?,
+            Decision::Skip(skipped) => trainer.skipped(&skipped).await?,
         }
     }
     Ok(())
@@ -111,7 +119,7 @@ impl ModelLoop {
                         }
                         live = Some(l);
                         let _ = self.loaded.send(true);
-                        (self.db_up)(true);
+                        self.database.set(true);
                         backoff.reset();
                         // Poll at once: after a start or a takeover rows are likely waiting,
                         // and nothing may announce them.
@@ -129,7 +137,8 @@ impl ModelLoop {
             };
             let wait = match result {
                 Ok(step) => {
-                    (self.db_up)(true);
+                    self.database.set(true);
+                    self.health.poll_ok(&name);
                     backoff.reset();
                     if let Some(l) = &live {
                         self.publish_lag(l);
@@ -148,14 +157,10 @@ impl ModelLoop {
                     Duration::ZERO
                 }
                 Err(e) => {
-                    self.metrics.poll_failed(&name, e.metric_label());
-                    (self.db_up)(false);
-                    let d = backoff.next_delay();
-                    tracing::warn!(model = %name, error = %e, retry_in_ms = d.as_millis() as u64, "poll failed");
                     if matches!(e, StoreError::Corrupt { .. }) {
                         live = None;
                     }
-                    d
+                    self.poll_failed(&e, &mut backoff)
                 }
             };
             on_the_clock = tokio::select! {
@@ -165,11 +170,30 @@ impl ModelLoop {
             };
         }
         self.board.withdraw(&name);
+        self.health.poll_ok(&name);
         trainer
             .cancel(Duration::from_millis(self.runtime.grace_ms))
             .await;
         tracing::info!(model = %name, "poller stopped");
         self
+    }
+
+    /// Reports a failed poll (metrics, readiness with the reason, the log); how long to wait.
+    fn poll_failed(&self, e: &StoreError, backoff: &mut Backoff) -> Duration {
+        let name = &self.cfg.name;
+        self.metrics.ingest.poll_failed(name, e.metric_label());
+        let reason = match e {
+            StoreError::Db(db) => self.source.describe_error(db),
+            other => other.to_string(),
+        };
+        // The server answered (a missing table or column): it is not down.
+        if !matches!(e, StoreError::Db(sqlx::Error::Database(_))) {
+            self.database.set(false);
+        }
+        self.health.poll_failed(name, &reason);
+        let d = backoff.next_delay();
+        tracing::warn!(model = %name, error = %reason, retry_in_ms = d.as_millis() as u64, "poll failed");
+        d
     }
 
     /// How old the committed watermark is, in label time against the clock.
@@ -178,9 +202,8 @@ impl ModelLoop {
         if wm != Watermark::start() {
             let lag = (Utc::now() - wm.labeled_at).num_milliseconds() as f64 / 1e3;
             self.metrics
-                .watermark_lag
-                .with_label_values(&[&self.cfg.name])
-                .set(lag.max(0.0));
+                .ingest
+                .set_watermark_lag(&self.cfg.name, lag.max(0.0));
         }
     }
 
@@ -246,11 +269,8 @@ impl ModelLoop {
         }
         decisions.extend(self.decide(live, events, now).await?);
         let mut conn = self.pool.acquire().await?;
-        while let Some((id, strategy, reason)) =
-            registry::runs_claim_requested(&mut conn, &self.cfg.name).await?
-        {
-            let strategy = super::training::parse_strategy(&strategy);
-            let req = control::manual_request(&self.cfg, id, strategy, reason);
+        while let Some(run) = registry::runs_claim_requested(&mut conn, &self.cfg.name).await? {
+            let req = control::manual_request(&self.cfg, run.id, run.strategy, run.reason);
             decisions.push(live.core.on_request(req));
         }
         drop(conn);
@@ -302,19 +322,31 @@ impl ModelLoop {
             return Ok(Vec::new());
         };
         let mut conn = self.pool.acquire().await?;
-        let Some((version, reference)) =
-            registry::champion_reference(&mut conn, &self.cfg.name).await?
-        else {
-            return Ok(Vec::new());
-        };
-        let reference: crate::feature_drift::ReferenceSample = match serde_json::from_value(
-            reference,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(model = %self.cfg.name, error = %e, "unreadable reference sample");
+        let (version, reference) = match registry::champion_reference(&mut conn, &self.cfg.name)
+            .await
+        {
+            Ok(Some(r)) => (r.version, r.sample),
+            Ok(None) => match live.core.champion().copied() {
+                None => return Ok(Vec::new()),
+                // Feature drift enabled after the champion was trained: compute its sample.
+                Some(c) => {
+                    match super::reference::backfill(&mut conn, &self.source, &self.cfg, c).await? {
+                        Ok(sample) => (c.version, sample),
+                        Err(why) => {
+                            if live.reference_note != Some(c.version) {
+                                live.reference_note = Some(c.version);
+                                tracing::warn!(model = %self.cfg.name, version = c.version, why = %why, "feature drift not checked");
+                            }
+                            return Ok(Vec::new());
+                        }
+                    }
+                }
+            },
+            Err(registry::RegistryError::CorruptReference { reason, .. }) => {
+                tracing::error!(model = %self.cfg.name, error = %reason, "unreadable reference sample");
                 return Ok(Vec::new());
             }
+            Err(e) => return Err(e.into()),
         };
         let recent = self
             .source
@@ -342,7 +374,7 @@ impl ModelLoop {
             }
         };
         registry::record_feature_drift(&mut conn, &self.cfg.name, version, &report).await?;
-        self.metrics.publish_feature_drift(&self.cfg.name, &report);
+        self.metrics.feature_drift.publish(&self.cfg.name, &report);
         Ok(live.core.on_feature_drift(&report, now))
     }
 
@@ -355,9 +387,8 @@ impl ModelLoop {
         live.scorer = match registry::champion(&mut conn, &self.cfg.name).await {
             Ok(Some((info, artifact))) => {
                 self.metrics
-                    .champion_version
-                    .with_label_values(&[&self.cfg.name])
-                    .set(info.version);
+                    .serving
+                    .set_champion(&self.cfg.name, info.version);
                 let acc = info.holdout_metrics.accuracy();
                 tracing::info!(model = %self.cfg.name, version = info.version, "champion loaded");
                 live.core.set_champion(Some(ChampionView {
@@ -408,14 +439,11 @@ impl ModelLoop {
         let mut x = Vec::with_capacity(rows.len() * n);
         for (id, f) in &rows {
             // Rows that cannot be scored are left alone; they are rejected once labelled.
-            let Some(f) = f
-                .as_ref()
-                .filter(|f| f.len() == n && f.iter().all(|v| v.is_some_and(f64::is_finite)))
-            else {
+            let Ok(f) = crate::domain::features_f32(n, f.as_deref()) else {
                 continue;
             };
             ids.push(*id);
-            x.extend(f.iter().map(|v| v.unwrap_or(0.0) as f32));
+            x.extend(f);
         }
         if ids.is_empty() {
             return Ok(());
@@ -440,10 +468,7 @@ impl ModelLoop {
             .source
             .write_predictions(&mut conn, &ids, &preds, ch.version)
             .await?;
-        self.metrics
-            .rows_scored
-            .with_label_values(&[&self.cfg.name])
-            .inc_by(written);
+        self.metrics.serving.rows_scored(&self.cfg.name, written);
         Ok(())
     }
 
@@ -470,14 +495,13 @@ impl ModelLoop {
         if orphans > 0 {
             tracing::warn!(model = %self.cfg.name, orphans, "marked runs left by a stopped daemon as failed");
         }
-        self.metrics
-            .model_owner
-            .with_label_values(&[&self.cfg.name])
-            .set(1);
+        self.metrics.ownership.set_owner(&self.cfg.name, true);
         Ok(Live {
             core: Controller::new(self.cfg.clone(), loaded.state, loaded.watermark, 0),
             scorer: None,
+            reference_note: None,
             scored_upto: 0,
+            waited_for: None,
         })
     }
 
@@ -495,6 +519,8 @@ impl ModelLoop {
                 self.poll.batch_size,
             )
             .await?;
+        let polled = raw.len();
+        let raw = &raw[..self.unscored_cut(live, &raw)];
         let Some(last) = raw.last() else {
             return Ok((
                 StepOutcome {
@@ -511,7 +537,7 @@ impl ModelLoop {
         let mut outcomes = Vec::with_capacity(raw.len());
         let mut rejected: Vec<Rejection> = Vec::new();
         let mut delays = Vec::with_capacity(raw.len());
-        for r in &raw {
+        for r in raw {
             match validate(r, self.cfg.row_rules()) {
                 Ok(o) => {
                     outcomes.push(o);
@@ -537,16 +563,46 @@ impl ModelLoop {
         .await?;
         let events = live.core.commit(folded);
         self.export(&raw.len(), &rejected, &events, &delays, live);
+        // A batch cut before a row to score counts as full: the next round reads on at once.
+        let rows = if polled > raw.len() {
+            polled.max(self.poll.batch_size as usize)
+        } else {
+            raw.len()
+        };
         self.metrics
-            .poll_duration
-            .observe(started.elapsed().as_secs_f64());
+            .ingest
+            .poll_took(started.elapsed().as_secs_f64());
         Ok((
             StepOutcome {
-                rows: raw.len(),
+                rows,
                 rejected: rejected.len(),
             },
             events,
         ))
+    }
+
+    /// How many of the polled rows to take: when this loop scores the table, a labelled row
+    /// that driftd has not scored yet (labelled before its prediction was written) is not
+    /// rejected as `missing_prediction`: the batch stops before it, the scoring that follows
+    /// the batch predicts it, and the next round reads it. A row already waited for once, and
+    /// still without a prediction (the scorer could not predict it), is validated as before.
+    fn unscored_cut(&self, live: &mut Live, raw: &[crate::outcomes::RawOutcome]) -> usize {
+        let scores = self.cfg.train.enabled && self.runtime.score_unscored && live.scorer.is_some();
+        let Some(k) = raw
+            .iter()
+            .position(|r| r.prediction.is_none())
+            .filter(|_| scores)
+        else {
+            return raw.len();
+        };
+        let id = raw[k].id;
+        if live.waited_for == Some(id) {
+            return raw.len();
+        }
+        live.waited_for = Some(id);
+        // Offered to the scorer again even if a row committed late sits below its mark.
+        live.scored_upto = live.scored_upto.min(id - 1);
+        k
     }
 
     fn export(
@@ -566,18 +622,13 @@ impl ModelLoop {
                 *by_reason.entry(r.reason.as_str()).or_insert(0u64) += 1;
             }
             for (reason, count) in &by_reason {
-                m.rows_rejected
-                    .with_label_values(&[name, reason])
-                    .inc_by(*count);
+                m.ingest.rows_rejected(name, reason, *count);
             }
             // Once per batch, not once per row: a flood of bad rows must not flood the log.
             tracing::warn!(model = name, rejected = rejected.len(), reasons = ?by_reason,
                 first_id = rejected[0].id, "rows set aside in driftd.rejected_rows");
         }
-        let hist = m.label_delay.with_label_values(&[name]);
-        for d in delays {
-            hist.observe(d.max(0.0));
-        }
+        m.ingest.label_delays(name, delays);
         for e in events {
             match e {
                 MonitorEvent::Drift {
@@ -587,10 +638,7 @@ impl ModelLoop {
                     estimate,
                     ..
                 } => {
-                    m.drift_detected.with_label_values(&[name, detector]).inc();
-                    m.last_drift_timestamp
-                        .with_label_values(&[name])
-                        .set(labeled_at.timestamp() as f64);
+                    m.detectors.drift_detected(name, detector, *labeled_at);
                     tracing::info!(model = name, detector = %detector, row_id, estimate, "drift detected");
                 }
                 MonitorEvent::Warning {
@@ -601,8 +649,6 @@ impl ModelLoop {
             }
         }
         // Last, so that whoever sees the new count also sees everything it implies.
-        m.outcomes_processed
-            .with_label_values(&[name])
-            .inc_by((n - rejected.len()) as u64);
+        m.monitor.rows_processed(name, (n - rejected.len()) as u64);
     }
 }

@@ -21,7 +21,7 @@ use super::membership;
 use super::ModelLoop;
 use crate::config::DatabaseConfig;
 use crate::db;
-use crate::exporter::{Health, Metrics};
+use crate::exporter::{DatabaseHealth, Health, Metrics};
 
 struct Owned {
     stop: watch::Sender<bool>,
@@ -37,7 +37,10 @@ pub struct Ownership {
     /// A replica whose heartbeat is older than this no longer counts as live.
     pub replica_ttl: Duration,
     pub metrics: Arc<Metrics>,
+    /// `/readyz`: this replica has loaded every model it owns.
     pub health: Arc<Health>,
+    /// Whether the ownership connection answers.
+    pub database: DatabaseHealth,
 }
 
 async fn try_lock(conn: &mut PgConnection, model: &str) -> Result<bool, sqlx::Error> {
@@ -75,7 +78,7 @@ impl Holdings {
     /// Takes in the loops of newly adopted models: the share of every replica grows.
     fn receive(&mut self, loops: &mut mpsc::UnboundedReceiver<Idle>, metrics: &Metrics) {
         while let Ok((l, rx)) = loops.try_recv() {
-            metrics.model_owner.with_label_values(&[&l.cfg.name]).set(0);
+            metrics.ownership.set_owner(&l.cfg.name, false);
             self.idle.insert(l.cfg.name.clone(), (l, rx));
             self.total += 1;
         }
@@ -117,7 +120,11 @@ impl Ownership {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
                 tracing::info!(owned = h.owned.len(), "ready");
             }
-            crate::systemd::ownership_status(h.owned.len(), h.total, h.conn.is_some());
+            let not_ready = match h.conn {
+                None => Some("database unreachable".to_string()),
+                Some(_) => self.health.not_ready_reason(),
+            };
+            crate::systemd::ownership_status(h.owned.len(), h.total, not_ready);
             crate::systemd::ping_if_alive(h.owned.keys().map(String::as_str));
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
@@ -158,7 +165,7 @@ impl Ownership {
             Some(c) => sqlx::query("SELECT 1").execute(c).await.is_ok(),
             None => false,
         };
-        self.set_db_up(alive);
+        self.database.set(alive);
         if alive {
             return;
         }
@@ -174,11 +181,11 @@ impl Ownership {
         }
         match db::connect_one(&self.db).await {
             Ok(c) => {
-                self.set_db_up(true);
+                self.database.set(true);
                 h.conn = Some(c);
             }
             Err(e) => {
-                self.metrics.poll_failed("", "database");
+                self.metrics.ingest.daemon_database_failed();
                 tracing::warn!(error = %e, "database unreachable; retrying");
             }
         }
@@ -193,7 +200,7 @@ impl Ownership {
         match crate::registry::replicas::heartbeat(c, &h.me, h.owned.len(), self.replica_ttl).await
         {
             Ok(live) => {
-                self.metrics.replicas.set(live.len().max(1) as i64);
+                self.metrics.ownership.set_live_replicas(live.len().max(1));
                 membership::quota(h.total, &live, &h.me)
             }
             Err(e) => {
@@ -234,7 +241,7 @@ impl Ownership {
             return;
         };
         let _ = o.stop.send(true);
-        self.metrics.model_owner.with_label_values(&[name]).set(0);
+        self.metrics.ownership.set_owner(name, false);
         if let Ok(l) = o.task.await {
             // The next owner (maybe us again) loads the committed state afresh.
             let _ = l.loaded.send(false);
@@ -268,7 +275,7 @@ impl Ownership {
         }
         for name in names {
             if h.owned.len() >= quota {
-                self.metrics.model_owner.with_label_values(&[&name]).set(0);
+                self.metrics.ownership.set_owner(&name, false);
                 continue;
             }
             match try_lock(c, &name).await {
@@ -282,7 +289,7 @@ impl Ownership {
                         let _ = fwd.send(true);
                     });
                     tracing::info!(model = %name, "owning model");
-                    self.metrics.model_owner.with_label_values(&[&name]).set(1);
+                    self.metrics.ownership.set_owner(&name, true);
                     h.owned.insert(
                         name.clone(),
                         Owned {
@@ -294,7 +301,7 @@ impl Ownership {
                     newly.push(name);
                 }
                 Ok(false) => {
-                    self.metrics.model_owner.with_label_values(&[&name]).set(0);
+                    self.metrics.ownership.set_owner(&name, false);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "advisory lock query failed");
@@ -321,10 +328,5 @@ impl Ownership {
                 }
             }
         }
-    }
-
-    fn set_db_up(&self, up: bool) {
-        self.health.database_up.store(up, Ordering::Relaxed);
-        self.metrics.database_up.set(if up { 1.0 } else { 0.0 });
     }
 }

@@ -50,10 +50,7 @@ impl ModelSchedules {
 
     fn publish(&self, plan: &Plan) {
         if let Some(t) = plan.next() {
-            self.metrics
-                .next_scheduled_retrain
-                .with_label_values(&[&self.model])
-                .set(t.timestamp() as f64);
+            self.metrics.schedules.set_next(&self.model, t);
         }
     }
 }

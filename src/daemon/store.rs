@@ -1,5 +1,5 @@
 //! driftd's monitor state in PostgreSQL: a model's watermark and snapshot, written together
-//! with the batch's rejected rows and drift events in one transaction.
+//! with the batch's rejected rows and drift events in one transaction (one statement each).
 
 use sqlx::{PgConnection, Row};
 
@@ -95,64 +95,8 @@ pub struct BatchCommit<'a> {
 pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), StoreError> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
-    if !b.rejected.is_empty() {
-        let ids: Vec<i64> = b.rejected.iter().map(|r| r.id).collect();
-        let ats: Vec<_> = b.rejected.iter().map(|r| r.labeled_at).collect();
-        let reasons: Vec<&str> = b.rejected.iter().map(|r| r.reason.as_str()).collect();
-        let details: Vec<&str> = b.rejected.iter().map(|r| r.detail.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO driftd.rejected_rows (model, source_id, labeled_at, reason, detail) \
-             SELECT $1, * FROM UNNEST($2::int8[], $3::timestamptz[], $4::text[], $5::text[]) \
-             ON CONFLICT (model, source_id) DO NOTHING",
-        )
-        .bind(b.model)
-        .bind(&ids)
-        .bind(&ats)
-        .bind(&reasons)
-        .bind(&details)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for e in b.events {
-        let (kind, detector, signal, row_id, row_index, labeled_at, estimate) = match e {
-            MonitorEvent::Drift {
-                detector,
-                signal,
-                row_id,
-                row_index,
-                labeled_at,
-                estimate,
-            } => (
-                "drift", detector, signal, row_id, row_index, labeled_at, estimate,
-            ),
-            MonitorEvent::Warning {
-                detector,
-                signal,
-                row_id,
-                row_index,
-                labeled_at,
-                estimate,
-            } => (
-                "warning", detector, signal, row_id, row_index, labeled_at, estimate,
-            ),
-        };
-        let signal = serde_json::to_value(signal).expect("signal serialises");
-        sqlx::query(
-            "INSERT INTO driftd.drift_events \
-             (model, detector, signal, kind, row_id, row_index, labeled_at, estimate) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(b.model)
-        .bind(detector)
-        .bind(signal.as_str().unwrap_or("error"))
-        .bind(kind)
-        .bind(row_id)
-        .bind(*row_index as i64)
-        .bind(labeled_at)
-        .bind(estimate.is_finite().then_some(*estimate))
-        .execute(&mut *tx)
-        .await?;
-    }
+    insert_rejected(&mut tx, b).await?;
+    insert_events(&mut tx, b).await?;
     let from_start = b.from == Watermark::start();
     let updated = sqlx::query(
         "UPDATE driftd.monitor_state SET \
@@ -179,5 +123,100 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
         return Err(StoreError::Conflict(b.model.to_string()));
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// The batch's rejected rows, in one statement.
+async fn insert_rejected(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), sqlx::Error> {
+    if b.rejected.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = b.rejected.iter().map(|r| r.id).collect();
+    let ats: Vec<_> = b.rejected.iter().map(|r| r.labeled_at).collect();
+    let reasons: Vec<&str> = b.rejected.iter().map(|r| r.reason.as_str()).collect();
+    let details: Vec<&str> = b.rejected.iter().map(|r| r.detail.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO driftd.rejected_rows (model, source_id, labeled_at, reason, detail) \
+         SELECT $1, * FROM UNNEST($2::int8[], $3::timestamptz[], $4::text[], $5::text[]) \
+         ON CONFLICT (model, source_id) DO NOTHING",
+    )
+    .bind(b.model)
+    .bind(&ids)
+    .bind(&ats)
+    .bind(&reasons)
+    .bind(&details)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The batch's drift events (and warnings), in one statement: in the order the monitor saw
+/// them, so that their ids keep that order.
+async fn insert_events(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), sqlx::Error> {
+    if b.events.is_empty() {
+        return Ok(());
+    }
+    let n = b.events.len();
+    let (mut detectors, mut signals, mut kinds) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut row_ids, mut row_indexes, mut ats, mut estimates) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for e in b.events {
+        let (kind, detector, signal, row_id, row_index, labeled_at, estimate) = match e {
+            MonitorEvent::Drift {
+                detector,
+                signal,
+                row_id,
+                row_index,
+                labeled_at,
+                estimate,
+            } => (
+                "drift", detector, signal, row_id, row_index, labeled_at, estimate,
+            ),
+            MonitorEvent::Warning {
+                detector,
+                signal,
+                row_id,
+                row_index,
+                labeled_at,
+                estimate,
+            } => (
+                "warning", detector, signal, row_id, row_index, labeled_at, estimate,
+            ),
+        };
+        let signal = serde_json::to_value(signal).expect("signal serialises");
+        detectors.push(detector.as_str());
+        signals.push(signal.as_str().unwrap_or("error").to_string());
+        kinds.push(kind);
+        row_ids.push(*row_id);
+        row_indexes.push(*row_index as i64);
+        ats.push(*labeled_at);
+        estimates.push(estimate.is_finite().then_some(*estimate));
+    }
+    sqlx::query(
+        "INSERT INTO driftd.drift_events \
+         (model, detector, signal, kind, row_id, row_index, labeled_at, estimate) \
+         SELECT $1, d, s, k, r, i, t, e \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+                     $7::timestamptz[], $8::float8[]) WITH ORDINALITY AS v(d, s, k, r, i, t, e, n) \
+         ORDER BY n ON CONFLICT DO NOTHING",
+    )
+    .bind(b.model)
+    .bind(&detectors)
+    .bind(&signals)
+    .bind(&kinds)
+    .bind(&row_ids)
+    .bind(&row_indexes)
+    .bind(&ats)
+    .bind(&estimates)
+    .execute(conn)
+    .await?;
     Ok(())
 }

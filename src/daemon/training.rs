@@ -16,8 +16,8 @@ use crate::domain::RowRules;
 use crate::exporter::Metrics;
 use crate::outcomes::{OutcomeSource, TrainingRow, Watermark};
 use crate::policy::{TrainRequest, TriggerKind};
-use crate::registry::{self, NewVersion, RunEnd, RunStatus};
-use crate::train::{self, Dataset, Strategy, TrainError, UpdateRequest};
+use crate::registry::{self, NewVersion, Origin, RunEnd, RunStatus};
+use crate::train::{self, Dataset, TrainError, UpdateRequest};
 
 /// How a run ended, for the decision core and the metrics.
 #[derive(Debug, Clone)]
@@ -80,16 +80,44 @@ impl Trainer {
                 registry::runs_create(
                     &mut conn,
                     &self.cfg.name,
-                    trigger,
+                    req.trigger,
                     &req.reason,
-                    req.strategy.as_str(),
+                    req.strategy,
                     RunStatus::Coalesced,
                 )
                 .await?;
             }
         }
-        self.metrics.training_coalesced(&self.cfg.name, req.trigger);
+        self.metrics.training.coalesced(&self.cfg.name, req.trigger);
         tracing::info!(model = %self.cfg.name, trigger, reason = %req.reason, "training in progress; coalesced into one follow-up run");
+        Ok(())
+    }
+
+    /// Records a request the core dropped because it had nothing to learn from.
+    pub async fn skipped(&self, s: &control::Skipped) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let req = &s.request;
+        let end = RunEnd {
+            error: Some(&s.why),
+            ..RunEnd::default()
+        };
+        let id = match req.run_id {
+            Some(id) => id,
+            None => {
+                registry::runs_create(
+                    &mut conn,
+                    &self.cfg.name,
+                    req.trigger,
+                    &req.reason,
+                    req.strategy,
+                    RunStatus::Running,
+                )
+                .await?
+            }
+        };
+        registry::runs_finish(&mut conn, id, RunStatus::Skipped, &end).await?;
+        self.metrics.training.skipped(&self.cfg.name, req.trigger);
+        tracing::info!(model = %self.cfg.name, run_id = id, trigger = req.trigger.as_str(), why = %s.why, "training skipped: nothing to do");
         Ok(())
     }
 
@@ -102,9 +130,9 @@ impl Trainer {
                 registry::runs_create(
                     &mut conn,
                     &self.cfg.name,
-                    plan.trigger.as_str(),
+                    plan.trigger,
                     &plan.reason,
-                    plan.strategy.as_str(),
+                    plan.strategy,
                     RunStatus::Running,
                 )
                 .await?
@@ -154,13 +182,13 @@ impl Trainer {
     }
 
     fn record(&self, trigger: TriggerKind, result: &RunResult) {
-        self.metrics.training_finished(
-            &self.cfg.name,
-            trigger,
-            result.status,
-            result.new_champion.map(|c| c.version),
-            chrono::Utc::now(),
-        );
+        let name = &self.cfg.name;
+        let m = &self.metrics;
+        m.training
+            .finished(name, trigger, result.status, chrono::Utc::now());
+        if let Some(c) = result.new_champion {
+            m.serving.set_champion(name, c.version);
+        }
     }
 
     /// Shutdown: asks the running update to stop and waits up to `grace` for it to record that.
@@ -220,7 +248,7 @@ struct TrainingData {
 struct Trained {
     status: RunStatus,
     version: Option<i64>,
-    candidates: serde_json::Value,
+    candidates: Vec<train::CandidateReport>,
     rows: RowRanges,
     champion: Option<ChampionView>,
 }
@@ -249,7 +277,7 @@ impl Job {
                 let nothing = Trained {
                     status,
                     version: None,
-                    candidates: serde_json::json!([]),
+                    candidates: Vec::new(),
                     rows: RowRanges::default(),
                     champion: None,
                 };
@@ -257,14 +285,15 @@ impl Job {
             }
         };
         self.metrics
-            .training_took(self.plan.strategy, started.elapsed().as_secs_f64());
+            .training
+            .took(self.plan.strategy, started.elapsed().as_secs_f64());
         let status = trained.status;
         match &error {
             Some(e) => {
                 tracing::warn!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), error = %e, "training ended without a new champion")
             }
             None => {
-                tracing::info!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), new_version = ?trained.version, "training finished")
+                tracing::info!(model = %self.cfg.name, run_id = self.run_id, status = status.as_str(), new_version = trained.version, "training finished")
             }
         }
         self.record_end(&trained, error.as_deref()).await;
@@ -302,7 +331,7 @@ impl Job {
     async fn record_end(&self, t: &Trained, error: Option<&str>) {
         let end = RunEnd {
             new_version: t.version,
-            candidates: t.candidates.clone(),
+            candidates: &t.candidates,
             error,
             rows: t.rows,
             seed: Some(self.plan.seed),
@@ -406,7 +435,7 @@ impl Job {
         parent_version: Option<i64>,
         champion_cutoff: Watermark,
     ) -> Result<Trained, JobError> {
-        let candidates = serde_json::to_value(&outcome.candidates).unwrap_or_default();
+        let candidates = outcome.candidates.clone();
         let rows = RowRanges::of(&data.old, &data.new, outcome.n_holdout);
         let Some(chosen) = outcome.chosen.as_ref() else {
             return Ok(Trained {
@@ -430,22 +459,23 @@ impl Job {
             &data.old,
             &data.new,
             &self.cfg.feature_names,
-        )
-        .and_then(|s| serde_json::to_value(s).ok());
+        );
         let mut conn = self.pool.acquire().await?;
         let version = registry::register(
             &mut conn,
             &NewVersion {
                 model: &self.cfg.name,
                 parent_version,
-                strategy: chosen.strategy.as_str(),
-                trigger: self.plan.trigger.as_str(),
+                origin: Origin::Trained {
+                    strategy: chosen.strategy,
+                    trigger: self.plan.trigger,
+                },
                 n_train_rows: chosen.n_train_rows as i64,
                 n_holdout_rows: outcome.n_holdout as i64,
                 cutoff,
                 holdout_metrics: metrics,
                 artifact: &chosen.artifact,
-                reference_sample,
+                reference_sample: reference_sample.as_ref(),
             },
             outcome.promoted,
         )
@@ -455,6 +485,11 @@ impl Job {
             holdout_accuracy: chosen.holdout.map(|s| s.accuracy),
             cutoff,
         });
+        if !outcome.promoted {
+            // Why a kept run stores a version: the operator may still promote it.
+            tracing::info!(model = %self.cfg.name, run_id = self.run_id, version, reason = %outcome.reason,
+                "champion kept; the best candidate is stored as a rejected version so that `driftd models promote` can still make it the champion");
+        }
         Ok(Trained {
             status: if outcome.promoted {
                 RunStatus::Promoted
@@ -488,9 +523,4 @@ impl From<TrainError> for JobError {
             other => JobError::Other(other.to_string()),
         }
     }
-}
-
-/// The strategy names accepted from operators (`driftd retrain --strategy`, the HTTP API).
-pub fn parse_strategy(s: &str) -> Option<Strategy> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }

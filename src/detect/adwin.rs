@@ -24,11 +24,13 @@ const NAME: &str = "adwin";
 /// [`estimate`](DriftDetector::estimate) is the window mean (`0.0` while the window is empty).
 /// Accepts real-valued input.
 ///
-/// For speed, values are folded into the histogram and the window statistics in batches
-/// (at most one clock period, or 64 values, late; always before anything reads them), and
-/// a scan first tries a cheap certificate that no cut point can pass River's test before
-/// running River's per-cut arithmetic. Both are exact: they change how much is computed,
-/// not a single decision or bit of state (see `flush` and `cut_possible`).
+/// For speed, values are folded into the window statistics once per clock period (River's
+/// arithmetic, with the divisions of a batch overlapping) and into the histogram once per
+/// 128 values (or before anything reads it), and a check first tries cheap certificates
+/// that no cut point can pass River's test before running River's per-cut arithmetic: the
+/// first needs no running sums (every summary keeps where it ends) and covers the pending
+/// values too. All of this is exact: it changes how much is computed, not a single
+/// decision or bit of state (see `fold`, `flush`, `check` and `cut_possible_by_ends`).
 ///
 /// # River quirks reproduced
 ///
@@ -77,48 +79,121 @@ pub struct Adwin {
     max_buckets: u32,
     min_window_length: u32,
     grace_period: u32,
-    /// Slots per row: `max_buckets + 1` (a row overflows when it reaches this many).
+    /// `max_buckets + 1`: a row overflows when it reaches this many summaries.
     cap: usize,
-    /// Rows in use. Row `i` holds `len[i]` summaries of `2^i` values each, oldest first, in
-    /// slots `i * cap ..` of `totals` (their sums) and `variances` (their sums of squared
-    /// deviations from their mean).
+    /// Rows in use. Row `i` holds `len[i]` summaries of `2^i` values each, oldest first,
+    /// in slots `i * max_buckets ..` of `slots` (a compression never leaves more).
     rows: usize,
     len: Vec<usize>,
-    totals: Vec<f64>,
-    variances: Vec<f64>,
-    /// Window statistics as of the last flush: sum of the values, sum of squared deviations
+    slots: Slots,
+    /// Window statistics as of the last fold: sum of the values, sum of squared deviations
     /// from the window mean, number of values (a float, as River keeps it).
     total: f64,
     variance: f64,
     width: f64,
-    /// Values received but not yet folded into the histogram nor into `total`, `variance`
-    /// and `width`. Folding them in a batch before any of these is read gives the same bits
-    /// as River's per-update arithmetic (same operations, same order) while letting the CPU
-    /// overlap the divisions and merges.
+    /// Sum of `|x|` over the window (a bound for rounding errors, not one of River's values).
+    abs_total: f64,
+    /// Whether `slots.ends` are prefix sums from the window's first value (false from a drop
+    /// of the oldest summary until the reset that follows it).
+    ends_valid: bool,
+    /// Values received but not yet inserted into the histogram, and River's running total
+    /// after each of them. The first `folded` are already in `total`, `variance`, `width`
+    /// and `abs_total`: each check folds the values since the last one (River's arithmetic,
+    /// in River's order, but with the divisions of a batch overlapping), and the histogram
+    /// takes them all in one compression once `PENDING` have gathered (or before anything
+    /// reads it). Both are exact: the same operations on the same values, in an order that
+    /// no result depends on.
     pending: Box<[f64; PENDING]>,
+    pending_ends: Box<[f64; PENDING]>,
+    /// The number of window values through each pending value (written when folded).
+    pending_counts: Box<[f64; PENDING]>,
+    folded: usize,
     n_pending: usize,
     /// River's running total including the pending values (`total` plus each pending value,
-    /// in order: the same additions the flush makes), so the estimate costs O(1).
+    /// in order: the same additions River makes), so the estimate costs O(1).
     total_now: f64,
-    /// Scratch for [`Adwin::flush`]: summaries carried into the next row.
-    carry: Carry,
     /// Updates since the last reset, and updates left until the next check.
     tick: u64,
     until_check: u32,
     drift: bool,
 }
 
-/// Capacity of [`Adwin::pending`].
-const PENDING: usize = 64;
+/// Capacity of [`Adwin::pending`] (a power of two): the histogram is compressed once per
+/// this many values.
+const PENDING: usize = 128;
 
-/// Summaries moving up one row during a flush (totals, variances), and a row's contents
-/// followed by them; scratch only.
+/// `0.0, 1.0, ..., PENDING as f64`: exact widths without a conversion per value.
+const IOTA: [f64; PENDING + 1] = {
+    let mut a = [0.0; PENDING + 1];
+    let mut k = 0;
+    while k <= PENDING {
+        a[k] = k as f64;
+        k += 1;
+    }
+    a
+};
+
+/// Summaries, one column per field: River's total and variance (sum of squared deviations
+/// from the summary's mean), and two of this port's own: `ends`, River's running total just
+/// after the summary's newest value was added (the prefix sum of the window through this
+/// summary, up to rounding), and `counts`, the number of window values through it (`0.0` in
+/// slots not in use). Neither changes when summaries merge (a merged summary ends where its
+/// newer half ended), so the scan's first certificate needs no running sums.
 #[derive(Clone, Debug, Default)]
-struct Carry {
+struct Slots {
     totals: Vec<f64>,
     variances: Vec<f64>,
-    seq_totals: Vec<f64>,
-    seq_variances: Vec<f64>,
+    ends: Vec<f64>,
+    counts: Vec<f64>,
+}
+
+impl Slots {
+    fn resize(&mut self, n: usize) {
+        self.totals.resize(n, 0.0);
+        self.variances.resize(n, 0.0);
+        self.ends.resize(n, 0.0);
+        self.counts.resize(n, 0.0);
+    }
+
+    /// Copies slots `from..from + n` to `to..`, `to <= from` (element by element: a
+    /// handful each, where a call to memmove per column would cost more than the move).
+    fn move_down(&mut self, from: usize, n: usize, to: usize) {
+        debug_assert!(to <= from);
+        let (t, v) = (
+            &mut self.totals[to..from + n],
+            &mut self.variances[to..from + n],
+        );
+        let (e, c) = (&mut self.ends[to..from + n], &mut self.counts[to..from + n]);
+        let d = from - to;
+        for k in 0..n {
+            (t[k], v[k], e[k], c[k]) = (t[k + d], v[k + d], e[k + d], c[k + d]);
+        }
+    }
+}
+
+/// Most summaries carried from one row into the next during a flush: half of the pending
+/// values, rounded up, plus one.
+const CARRY: usize = PENDING / 2 + 1;
+
+/// Summaries entering a row during a flush, oldest first (`N`: capacity).
+struct Carry<const N: usize> {
+    len: usize,
+    totals: [f64; N],
+    variances: [f64; N],
+    ends: [f64; N],
+    counts: [f64; N],
+}
+
+impl<const N: usize> Carry<N> {
+    fn new() -> Self {
+        Carry {
+            len: 0,
+            totals: [0.0; N],
+            variances: [0.0; N],
+            ends: [0.0; N],
+            counts: [0.0; N],
+        }
+    }
 }
 
 /// The serialised form of [`Adwin`]: parameters, the histogram rows oldest first (each
@@ -160,8 +235,8 @@ impl From<Adwin> for AdwinState {
         a.flush();
         let rows = (0..a.rows)
             .map(|i| {
-                (0..a.len[i])
-                    .map(|k| Bucket(a.totals[i * a.cap + k], a.variances[i * a.cap + k]))
+                (a.base(i)..a.base(i) + a.len[i])
+                    .map(|j| Bucket(a.slots.totals[j], a.slots.variances[j]))
                     .collect()
             })
             .collect();
@@ -202,9 +277,12 @@ impl TryFrom<AdwinState> for Adwin {
                 )
             })?;
             a.activate_row();
-            for b in row {
-                a.push(i, b.0, b.1);
+            for (k, b) in row.iter().enumerate() {
+                let j = a.base(i) + k;
+                a.slots.totals[j] = b.0;
+                a.slots.variances[j] = b.1;
             }
+            a.len[i] = row.len();
         }
         a.total = s.window.total;
         a.total_now = s.window.total;
@@ -213,6 +291,7 @@ impl TryFrom<AdwinState> for Adwin {
         a.tick = s.window.tick;
         a.until_check = a.clock - (a.tick % u64::from(a.clock)) as u32;
         a.drift = s.drift;
+        a.restore_ends();
         Ok(a)
     }
 }
@@ -242,28 +321,50 @@ fn inv_pow2(i: usize) -> f64 {
     f64::from_bits((1023 - i as u64) << 52)
 }
 
-/// River's per-value update of the window statistics (Welford-style, River's operation
-/// order), folded over `xs` (at most [`PENDING`] values).
+/// River's increment of the window variance for value `x` inserted after `wm1` values
+/// whose running total is `t` (River: `width += 1`; if `width > 1`,
+/// `(width - 1) * d * d / width` with `d = x - total / (width - 1)`).
 #[inline(always)]
-fn fold_stats(total: f64, variance: f64, width: f64, xs: &[f64]) -> (f64, f64, f64) {
-    // Two passes: the increments first (they depend on the running total, not on the
-    // variance), then their sum in order. One fused loop would let the compiler pack total
-    // and variance in one register and chain every division behind the previous one.
-    let mut increments = [0.0f64; PENDING];
-    let (mut total, mut width) = (total, width);
-    for (inc, &x) in increments.iter_mut().zip(xs) {
-        width += 1.0;
-        if width > 1.0 {
-            let d = x - total / (width - 1.0);
-            *inc = (width - 1.0) * d * d / width;
-        }
-        total += x;
+fn increment(wm1: f64, t: f64, x: f64) -> f64 {
+    let d = x - t / wm1;
+    let v = wm1 * d * d / (wm1 + 1.0);
+    if wm1 > 0.0 {
+        v
+    } else {
+        0.0
     }
-    let mut variance = variance;
-    for &inc in &increments[..xs.len()] {
-        variance += inc;
+}
+
+/// Columns of consecutive summaries: totals, variances, ends, counts.
+struct Cols<'a>(&'a [f64], &'a [f64], &'a [f64], &'a [f64]);
+
+/// River's merges of consecutive pairs of `src` (summaries of `n` values each) into `out`
+/// from index `at`: totals add, variances add plus `n/2 (mu0 - mu1)^2`; a merged summary
+/// ends where its newer half ended. Returns the index after the last one written.
+#[inline(always)]
+fn merge_run<const N: usize>(
+    n: f64,
+    inv_n: f64,
+    src: Cols,
+    out: &mut Carry<N>,
+    at: usize,
+) -> usize {
+    let m = src.0.len() / 2;
+    let r = at..at + m;
+    let dst = out.totals[r.clone()]
+        .iter_mut()
+        .zip(&mut out.variances[r.clone()])
+        .zip(out.ends[r.clone()].iter_mut().zip(&mut out.counts[r]));
+    let pairs = src.0.chunks_exact(2).zip(src.1.chunks_exact(2));
+    let newer = src.2.chunks_exact(2).zip(src.3.chunks_exact(2));
+    for (((ot, ov), (oe, oc)), ((t, v), (e, c))) in dst.zip(pairs.zip(newer)) {
+        let mu0 = t[0] * inv_n;
+        let mu1 = t[1] * inv_n;
+        *ot = t[0] + t[1];
+        *ov = v[0] + v[1] + n * 0.5 * (mu0 - mu1) * (mu0 - mu1);
+        (*oe, *oc) = (e[1], c[1]);
     }
-    (total, variance, width)
+    at + m
 }
 
 impl Adwin {
@@ -289,41 +390,105 @@ impl Adwin {
         ensure(min_window_length >= 1, NAME, "min_window_length", || {
             "must be at least 1".into()
         })?;
+        let cap = max_buckets as usize + 1;
         Ok(Self {
             delta,
             clock,
             max_buckets,
             min_window_length,
             grace_period,
-            cap: max_buckets as usize + 1,
+            cap,
             rows: 0,
             len: Vec::new(),
-            totals: Vec::new(),
-            variances: Vec::new(),
+            slots: Slots::default(),
             total: 0.0,
             variance: 0.0,
             width: 0.0,
+            abs_total: 0.0,
+            ends_valid: true,
             pending: Box::new([0.0; PENDING]),
+            pending_ends: Box::new([0.0; PENDING]),
+            pending_counts: Box::new([0.0; PENDING]),
+            folded: 0,
             n_pending: 0,
             total_now: 0.0,
-            carry: Carry::default(),
             tick: 0,
             until_check: clock,
             drift: false,
         })
     }
 
-    /// Window statistics `(total, variance, width)` including the pending values.
-    fn stats(&self) -> (f64, f64, f64) {
-        fold_stats(
-            self.total,
-            self.variance,
-            self.width,
-            &self.pending[..self.n_pending],
-        )
+    /// First slot of row `i`.
+    #[inline(always)]
+    fn base(&self, i: usize) -> usize {
+        i * self.max_buckets as usize
+    }
+
+    /// Window variance (sum of squared deviations) and width including the pending values.
+    fn pending_stats(&self) -> (f64, f64) {
+        let (f, n) = (self.folded, self.n_pending);
+        let mut variance = self.variance;
+        if f == n {
+            return (variance, self.width);
+        }
+        // The increments do not depend on one another (the running total before each value
+        // is the one after the previous), so their divisions overlap and vectorise (eight
+        // at a time); only their sum must be taken in order.
+        let xs = &self.pending[f..n];
+        variance += increment(self.width, self.total, xs[0]);
+        let rest = xs[1..].chunks(8).zip(self.pending_ends[f..n - 1].chunks(8));
+        for (c, (xs, before)) in rest.enumerate() {
+            let mut inc = [0.0f64; 8];
+            let widths = &IOTA[1 + 8 * c..];
+            for ((v, &x), (&t, &k)) in inc.iter_mut().zip(xs).zip(before.iter().zip(widths)) {
+                *v = increment(self.width + k, t, x);
+            }
+            for &v in &inc[..xs.len()] {
+                variance += v;
+            }
+        }
+        (variance, self.width + (n - f) as f64)
+    }
+
+    /// Folds the pending values not yet folded into the window statistics.
+    fn fold(&mut self) {
+        let (f, n) = (self.folded, self.n_pending);
+        if f == n {
+            return;
+        }
+        let w0 = self.width;
+        (self.variance, self.width) = self.pending_stats();
+        self.total = self.total_now;
+        debug_assert_eq!(self.total.to_bits(), self.pending_ends[n - 1].to_bits());
+        self.abs_total += self.pending[f..n].iter().map(|x| x.abs()).sum::<f64>();
+        for (c, &k) in self.pending_counts[f..n].iter_mut().zip(&IOTA[1..]) {
+            *c = w0 + k;
+        }
+        self.folded = n;
     }
 
     /// Folds the pending values into the window statistics and into the histogram.
+    fn flush(&mut self) {
+        self.fold();
+        let n = self.n_pending;
+        if n == 0 {
+            return;
+        }
+        // River's insertions into row 0: summaries of one value, variance 0.
+        let mut input = Carry::<PENDING>::new();
+        input.totals[..n].copy_from_slice(&self.pending[..n]);
+        input.ends[..n].copy_from_slice(&self.pending_ends[..n]);
+        input.counts[..n].copy_from_slice(&self.pending_counts[..n]);
+        input.len = n;
+        self.n_pending = 0;
+        self.folded = 0;
+        if self.rows == 0 {
+            self.activate_row();
+        }
+        self.compress(&input);
+    }
+
+    /// River's compression after row 0 receives `input`.
     ///
     /// River inserts each value into row 0 and, whenever a row reaches `max_buckets + 1`
     /// summaries, merges its two oldest into the next row. Rows are FIFOs and a merge always
@@ -331,78 +496,135 @@ impl Adwin {
     /// each row until at most `max_buckets` remain (with the parity River's one-at-a-time
     /// merging leaves) produces exactly the same summaries, computed by the same
     /// arithmetic.
-    fn flush(&mut self) {
-        if self.n_pending == 0 {
+    fn compress(&mut self, input: &Carry<PENDING>) {
+        let (mut a, mut b) = (Carry::<CARRY>::new(), Carry::<CARRY>::new());
+        let (mut carry, mut next) = (&mut a, &mut b);
+        if !self.compress_row(0, input, carry) {
             return;
         }
-        (self.total, self.variance, self.width) = self.stats();
-        debug_assert_eq!(self.total.to_bits(), self.total_now.to_bits());
-        let mut carry = std::mem::take(&mut self.carry);
-        carry.totals.clear();
-        carry.variances.clear();
-        carry
-            .totals
-            .extend_from_slice(&self.pending[..self.n_pending]);
-        carry.variances.resize(self.n_pending, 0.0);
-        self.n_pending = 0;
-        let cap = self.cap;
-        let mut i = 0;
-        while !carry.totals.is_empty() {
+        // Two carries used in turn: what row `i` receives and what it passes on.
+        let mut i = 1;
+        loop {
             if i == self.rows {
                 self.activate_row();
             }
-            let base = i * cap;
-            let len = self.len[i];
-            let count = len + carry.totals.len();
-            if count < cap {
-                self.totals[base + len..base + count].copy_from_slice(&carry.totals);
-                self.variances[base + len..base + count].copy_from_slice(&carry.variances);
-                self.len[i] = count;
-                break;
+            if !self.compress_row(i, carry, next) {
+                return;
             }
-            // The row's summaries followed by the incoming ones, oldest first.
-            let Carry {
-                totals,
-                variances,
-                seq_totals,
-                seq_variances,
-            } = &mut carry;
-            seq_totals.clear();
-            seq_totals.extend_from_slice(&self.totals[base..base + len]);
-            seq_totals.extend_from_slice(totals);
-            seq_variances.clear();
-            seq_variances.extend_from_slice(&self.variances[base..base + len]);
-            seq_variances.extend_from_slice(variances);
-            // Merges River performs in this row (pairs from the front), and what stays.
-            let merged = 2 * ((count + 2 - cap) / 2);
-            let n = (1u64 << i) as f64;
-            // `t / 2^i` (River) and `t * 2^-i` round the same exact value: identical.
-            let inv_n = inv_pow2(i);
-            let pairs = merged / 2;
-            totals.resize(pairs, 0.0);
-            variances.resize(pairs, 0.0);
-            let sources = seq_totals[..merged]
-                .chunks_exact(2)
-                .zip(seq_variances[..merged].chunks_exact(2));
-            for ((out_t, out_v), (t, v)) in totals.iter_mut().zip(variances.iter_mut()).zip(sources)
-            {
-                let mu0 = t[0] * inv_n;
-                let mu1 = t[1] * inv_n;
-                *out_t = t[0] + t[1];
-                *out_v = v[0] + v[1] + n * 0.5 * (mu0 - mu1) * (mu0 - mu1);
-            }
-            let keep = count - merged;
-            self.totals[base..base + keep].copy_from_slice(&seq_totals[merged..]);
-            self.variances[base..base + keep].copy_from_slice(&seq_variances[merged..]);
-            self.len[i] = keep;
+            std::mem::swap(&mut carry, &mut next);
             i += 1;
         }
-        self.carry = carry;
+    }
+
+    /// Appends `carry` to row `i` and merges pairs from its front until fewer than
+    /// `max_buckets + 1` remain; the merged summaries go to `next`. False if none did.
+    fn compress_row<const A: usize, const B: usize>(
+        &mut self,
+        i: usize,
+        carry: &Carry<A>,
+        next: &mut Carry<B>,
+    ) -> bool {
+        let (base, len) = (self.base(i), self.len[i]);
+        let count = len + carry.len;
+        if count < self.cap {
+            self.append_from(i, carry, 0);
+            return false;
+        }
+        // Merges River performs in this row (pairs from the front of the row followed by
+        // the carry), and what stays.
+        let merged = 2 * ((count + 2 - self.cap) / 2);
+        self.merge_front(i, carry, merged / 2, next);
+        if merged <= len {
+            self.slots.move_down(base + merged, len - merged, base);
+            self.len[i] = len - merged;
+            self.append_from(i, carry, 0);
+        } else {
+            self.len[i] = 0;
+            self.append_from(i, carry, merged - len);
+        }
+        // Slots beyond a row's summaries hold count 0 (the certificate skips them).
+        let keep = self.len[i];
+        for c in &mut self.slots.counts[base + keep..base + len.max(keep)] {
+            *c = 0.0;
+        }
+        true
+    }
+
+    /// River's merges of the `pairs` oldest pairs of summaries of row `i` followed by
+    /// `carry` (summaries of `2^i` values each), into `out`.
+    fn merge_front<const A: usize, const B: usize>(
+        &self,
+        i: usize,
+        carry: &Carry<A>,
+        pairs: usize,
+        out: &mut Carry<B>,
+    ) {
+        let n = (1u64 << i) as f64;
+        // `t / 2^i` (River) and `t * 2^-i` round the same exact value: identical.
+        let inv_n = inv_pow2(i);
+        let (base, len) = (self.base(i), self.len[i]);
+        let s = &self.slots;
+        // Pairs within the row, then one straddling the row and the carry (odd row), then
+        // pairs within the carry.
+        let in_row = (len / 2).min(pairs);
+        let r = base..base + 2 * in_row;
+        let row = Cols(
+            &s.totals[r.clone()],
+            &s.variances[r.clone()],
+            &s.ends[r.clone()],
+            &s.counts[r],
+        );
+        let mut p = merge_run(n, inv_n, row, out, 0);
+        let mut k = 0;
+        if p < pairs && len % 2 == 1 {
+            let j = base + len - 1;
+            let (t0, v0) = (s.totals[j], s.variances[j]);
+            let (t1, v1) = (carry.totals[0], carry.variances[0]);
+            let mu0 = t0 * inv_n;
+            let mu1 = t1 * inv_n;
+            out.totals[p] = t0 + t1;
+            out.variances[p] = v0 + v1 + n * 0.5 * (mu0 - mu1) * (mu0 - mu1);
+            out.ends[p] = carry.ends[0];
+            out.counts[p] = carry.counts[0];
+            (p, k) = (p + 1, 1);
+        }
+        let r = k..k + 2 * (pairs - p);
+        let c = Cols(
+            &carry.totals[r.clone()],
+            &carry.variances[r.clone()],
+            &carry.ends[r.clone()],
+            &carry.counts[r],
+        );
+        merge_run(n, inv_n, c, out, p);
+        out.len = pairs;
+    }
+
+    /// Appends `carry`'s summaries `skip..` (newest) to row `i`.
+    fn append_from<const A: usize>(&mut self, i: usize, carry: &Carry<A>, skip: usize) {
+        let at = self.base(i) + self.len[i];
+        let n = carry.len - skip;
+        let s = &mut self.slots;
+        let dst = s.totals[at..at + n]
+            .iter_mut()
+            .zip(&mut s.variances[at..at + n])
+            .zip(s.ends[at..at + n].iter_mut().zip(&mut s.counts[at..at + n]));
+        let src = carry.totals[skip..carry.len]
+            .iter()
+            .zip(&carry.variances[skip..carry.len])
+            .zip(
+                carry.ends[skip..carry.len]
+                    .iter()
+                    .zip(&carry.counts[skip..carry.len]),
+            );
+        for (((t, v), (e, c)), ((&st, &sv), (&se, &sc))) in dst.zip(src) {
+            (*t, *v, *e, *c) = (st, sv, se, sc);
+        }
+        self.len[i] += n;
     }
 
     /// Number of values in the current window.
     pub fn width(&self) -> u64 {
-        self.width as u64 + self.n_pending as u64
+        self.width as u64 + (self.n_pending - self.folded) as u64
     }
 
     /// Sum of the values in the current window.
@@ -413,7 +635,7 @@ impl Adwin {
 
     /// Sample variance of the values in the current window (`0.0` below two values).
     pub fn variance(&self) -> f64 {
-        let (_, variance, width) = self.stats();
+        let (variance, width) = self.pending_stats();
         if width > 1.0 {
             variance / (width - 1.0)
         } else {
@@ -426,32 +648,32 @@ impl Adwin {
         let r = self.rows;
         if r == self.len.len() {
             self.len.push(0);
-            self.totals.resize((r + 1) * self.cap, 0.0);
-            self.variances.resize((r + 1) * self.cap, 0.0);
+            self.slots.resize((r + 1) * self.max_buckets as usize);
         }
         self.len[r] = 0;
+        let base = self.base(r);
+        self.slots.counts[base..base + self.max_buckets as usize].fill(0.0);
         self.rows += 1;
     }
 
-    /// Appends a summary (newest) to row `i`.
-    #[inline(always)]
-    fn push(&mut self, i: usize, total: f64, variance: f64) {
-        let j = i * self.cap + self.len[i];
-        self.totals[j] = total;
-        self.variances[j] = variance;
-        self.len[i] += 1;
-    }
-
-    /// Forgets the `k` oldest summaries of row `i`.
-    #[inline(always)]
-    fn pop_oldest(&mut self, i: usize, k: usize) {
-        let base = i * self.cap;
-        let len = self.len[i];
-        for j in base..base + len - k {
-            self.totals[j] = self.totals[j + k];
-            self.variances[j] = self.variances[j + k];
+    /// Recomputes every summary's end and count (oldest first) and the magnitude, from the
+    /// totals alone (a restored state: the ends are then sums of totals, not of values,
+    /// which the certificate's rounding bound covers).
+    fn restore_ends(&mut self) {
+        let (mut end, mut count, mut abs) = (0.0f64, 0.0f64, 0.0f64);
+        for i in (0..self.rows).rev() {
+            let size = (1u64 << i) as f64;
+            let base = self.base(i);
+            for j in base..base + self.len[i] {
+                end += self.slots.totals[j];
+                count += size;
+                abs += self.slots.totals[j].abs();
+                self.slots.ends[j] = end;
+                self.slots.counts[j] = count;
+            }
         }
-        self.len[i] = len - k;
+        self.abs_total = abs;
+        self.ends_valid = true;
     }
 
     #[inline(always)]
@@ -459,9 +681,13 @@ impl Adwin {
         if self.n_pending == PENDING {
             self.flush();
         }
-        self.pending[self.n_pending] = x;
+        // The mask keeps the index in bounds without a check (`n_pending < PENDING` here).
+        let k = self.n_pending & (PENDING - 1);
+        let t = self.total_now + x;
+        self.pending[k] = x;
+        self.pending_ends[k] = t;
+        self.total_now = t;
         self.n_pending += 1;
-        self.total_now += x;
     }
 
     /// Drops the oldest summary (the first of the last row). Needs flushed statistics.
@@ -469,8 +695,8 @@ impl Adwin {
         debug_assert_eq!(self.n_pending, 0);
         let last = self.rows - 1;
         let n = (1u64 << last) as f64;
-        let j = last * self.cap;
-        let (u, v) = (self.totals[j], self.variances[j]);
+        let j = self.base(last);
+        let (u, v) = (self.slots.totals[j], self.slots.variances[j]);
         let mu = u * inv_pow2(last);
         self.width -= n;
         self.total -= u;
@@ -478,10 +704,48 @@ impl Adwin {
         let mu_window = self.total / self.width;
         self.variance -=
             v + n * self.width * (mu - mu_window) * (mu - mu_window) / (n + self.width);
-        self.pop_oldest(last, 1);
+        let len = self.len[last];
+        self.slots.move_down(j + 1, len - 1, j);
+        self.slots.counts[j + len - 1] = 0.0;
+        self.len[last] = len - 1;
         while self.rows > 0 && self.len[self.rows - 1] == 0 {
             self.rows -= 1;
         }
+        // The ends now count from a summary that is gone.
+        self.ends_valid = false;
+    }
+
+    /// Every `clock` updates: folds the pending values and, past the grace period, checks
+    /// for a cut.
+    #[inline(never)]
+    fn on_clock(&mut self) {
+        self.until_check = self.clock;
+        self.fold();
+        if self.width > self.grace_period as f64 {
+            self.check();
+        }
+    }
+
+    /// River's cut check (folded statistics). Its first certificate runs on the histogram
+    /// as it is plus the pending values: compressing them can only merge cut points away,
+    /// never add one, so a certificate for this superset covers River's cut points; only
+    /// when it fails is the histogram brought up to date for the exact scan.
+    fn check(&mut self) {
+        let (var_w, delta_prime) = self.scan_constants();
+        if self.ends_valid && !self.cut_possible_by_ends(var_w, delta_prime) {
+            return;
+        }
+        self.flush();
+        while self.scan_and_cut() {
+            self.drift = true;
+        }
+    }
+
+    /// River's per-scan constants: the window variance per value and
+    /// `δ' = ln(2 ln(W) / delta)`.
+    fn scan_constants(&self) -> (f64, f64) {
+        let delta_prime = (2.0 * self.width.ln() / self.delta).ln();
+        (self.variance / self.width, delta_prime)
     }
 
     /// One scan over all cut points, oldest first. Returns true (after dropping the oldest
@@ -490,11 +754,13 @@ impl Adwin {
         debug_assert_eq!(self.n_pending, 0);
         let mwl = self.min_window_length as f64;
         // Constant during one scan; hoisted out of the loop (same values as River's).
-        let delta_prime = (2.0 * self.width.ln() / self.delta).ln();
-        let var_w = self.variance / self.width;
+        let (var_w, delta_prime) = self.scan_constants();
         let two_thirds_dp = 2.0 / 3.0 * delta_prime;
         let k_linear = two_thirds_dp * (1.0 - SLACK);
         let k_sqrt = 2.0 * var_w * delta_prime * (1.0 - SLACK);
+        if self.ends_valid && !self.cut_possible_by_ends(var_w, delta_prime) {
+            return false;
+        }
         if !self.cut_possible(var_w, delta_prime) {
             return false;
         }
@@ -504,14 +770,7 @@ impl Adwin {
         let mut u1 = self.total;
         for i in (0..self.rows).rev() {
             let size = (1u64 << i) as f64;
-            let base = i * self.cap;
-            // River never evaluates the cut after the newest summary (empty W1).
-            let len = if i == 0 {
-                self.len[0].saturating_sub(1)
-            } else {
-                self.len[i]
-            };
-            for &t in &self.totals[base..base + len] {
+            for &t in self.cut_totals(i) {
                 n0 += size;
                 n1 -= size;
                 u0 += t;
@@ -537,8 +796,66 @@ impl Adwin {
         false
     }
 
-    /// A cheap whole-scan certificate: false proves that no cut point passes River's test,
-    /// so the scan can be skipped (true: can't tell, run River's scan).
+    /// The totals of row `i` whose cuts River evaluates, oldest first: all of them except
+    /// the newest summary of the window (River never evaluates the cut with an empty `W1`).
+    fn cut_totals(&self, i: usize) -> &[f64] {
+        let len = if i == 0 {
+            self.len[0].saturating_sub(1)
+        } else {
+            self.len[i]
+        };
+        &self.slots.totals[self.base(i)..self.base(i) + len]
+    }
+
+    /// The first, cheapest whole-scan certificate: false proves that no cut point passes
+    /// River's test (true: can't tell, try [`Adwin::cut_possible`]).
+    ///
+    /// The test of [`Adwin::cut_possible`], `(|D| + δ)² W <= 2 V δ' n0 n1` with
+    /// `D = u0 - μ n0`, but with each summary's stored end standing in for River's running
+    /// sum `u0` and its stored count for `n0`, over every slot of the rows (unused ones have
+    /// count 0, which the `n0 >= min_window_length` mask drops) and every pending value (as
+    /// the one-value summary it will be; compressing can only merge cut points away, so this
+    /// covers River's cut points after the compression). No running sum: the slots are
+    /// independent of one another and the loop vectorises. The ends are River's running
+    /// total of the values (or, after a restore, a running sum of the summaries' totals),
+    /// which differ from River's `u0` (a sum of summaries' totals) by at most
+    /// `(W + 64) 2^-53 Σ|x|` each, up to second-order terms; so `δ` here adds
+    /// `(W + 128) 2^-51 (|T| + Σ|x|)` to the bound of [`Adwin::cut_possible`]. The newest
+    /// value's count is `W` (`n1 = 0`): masked, as River never evaluates that cut.
+    fn cut_possible_by_ends(&self, var_w: f64, delta_prime: f64) -> bool {
+        let (w, t) = (self.width, self.total);
+        let mwl = self.min_window_length as f64;
+        let c = 2.0 * var_w * delta_prime * (1.0 - SLACK);
+        let magnitude = t.abs() + self.abs_total;
+        if !(c > 1e-250 && c < 1e250 && magnitude > 1e-100 && magnitude < 1e100 && w < 1e15) {
+            return true;
+        }
+        let eps = 1.0 / (1u64 << 40) as f64 + (w + 128.0) * (1.0 / (1u64 << 51) as f64);
+        let delta = magnitude * eps;
+        let mu = t / w;
+        let test = |ends: &[f64], counts: &[f64]| {
+            let n = ends.len().min(counts.len());
+            let (ends, counts) = (&ends[..n], &counts[..n]);
+            // An integer OR (not `bool`s) so that the loop vectorises.
+            let mut possible = 0u64;
+            for (&u0, &n0) in ends.iter().zip(counts) {
+                let n1 = w - n0;
+                let d = (u0 - mu * n0).abs() + delta;
+                // Written so that NaN counts as "possible".
+                let certified = d * d * w <= c * (n0 * n1);
+                possible |= u64::from(!certified & (n0 >= mwl) & (n1 >= mwl));
+            }
+            possible != 0
+        };
+        let used = self.base(self.rows);
+        let in_rows = test(&self.slots.ends[..used], &self.slots.counts[..used]);
+        // The pending values, as the summaries of one value they will be.
+        let n = self.n_pending;
+        in_rows | test(&self.pending_ends[..n], &self.pending_counts[..n])
+    }
+
+    /// The second whole-scan certificate: false proves that no cut point passes River's
+    /// test, so the scan can be skipped (true: can't tell, run River's scan).
     ///
     /// With `μ = T / W` and `D = u0 - μ n0` (the prefix sum's deviation from its share of
     /// the total), `u0/n0 - u1/n1 = W D / (n0 n1)`, and River's bound is at least
@@ -548,23 +865,16 @@ impl Adwin {
     /// this computation, and a relative [`SLACK`] covers the rest. This needs one running
     /// sum and a handful of multiplications per cut point: no division, root or branch.
     fn cut_possible(&self, var_w: f64, delta_prime: f64) -> bool {
-        let (w, t, cap) = (self.width, self.total, self.cap);
+        let (w, t) = (self.width, self.total);
         let mwl = self.min_window_length as f64;
         let c = 2.0 * var_w * delta_prime * (1.0 - SLACK);
-        // Σ|t| over every slot in use, plus stale slots beyond each row's length (they only
-        // make the bound larger), with four accumulators so the sum does not wait on itself.
-        let mut acc = [0.0f64; 4];
-        let slots = &self.totals[..self.rows * cap];
-        let mut chunks = slots.chunks_exact(4);
-        for c in &mut chunks {
-            for (a, &x) in acc.iter_mut().zip(c) {
-                *a += x.abs();
-            }
-        }
-        for &x in chunks.remainder() {
-            acc[0] += x.abs();
-        }
-        let abs_sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        let abs_sum: f64 = (0..self.rows)
+            .map(|i| {
+                let base = self.base(i);
+                let row = &self.slots.totals[base..base + self.len[i]];
+                row.iter().map(|x| x.abs()).sum::<f64>()
+            })
+            .sum();
         let magnitude = t.abs() + abs_sum;
         // Zero or negative bound, NaN, or magnitudes where squares could under/overflow:
         // leave it to River's arithmetic.
@@ -577,12 +887,7 @@ impl Adwin {
         let mut possible = false;
         for i in (0..self.rows).rev() {
             let size = (1u64 << i) as f64;
-            let len = if i == 0 {
-                self.len[0].saturating_sub(1)
-            } else {
-                self.len[i]
-            };
-            for &x in &self.totals[i * cap..i * cap + len] {
+            for &x in self.cut_totals(i) {
                 n0 += size;
                 u0 += x;
                 let n1 = w - n0;
@@ -637,11 +942,14 @@ impl Adwin {
 
     fn reset(&mut self) {
         self.rows = 0;
+        self.abs_total = 0.0;
+        self.ends_valid = true;
         self.total = 0.0;
         self.total_now = 0.0;
         self.variance = 0.0;
         self.width = 0.0;
         self.n_pending = 0;
+        self.folded = 0;
         self.tick = 0;
         self.until_check = self.clock;
         self.drift = false;
@@ -649,7 +957,7 @@ impl Adwin {
 }
 
 impl DriftDetector for Adwin {
-    #[inline]
+    #[inline(always)]
     fn update(&mut self, x: f64) {
         if self.drift {
             self.reset();
@@ -662,13 +970,7 @@ impl DriftDetector for Adwin {
         self.until_check -= 1;
         if self.until_check == 0 {
             // River: `tick % clock == 0`.
-            self.until_check = self.clock;
-            self.flush();
-            if self.width > self.grace_period as f64 {
-                while self.scan_and_cut() {
-                    self.drift = true;
-                }
-            }
+            self.on_clock();
         }
     }
 
@@ -678,11 +980,211 @@ impl DriftDetector for Adwin {
     }
 
     fn estimate(&self) -> f64 {
-        let width = self.width + self.n_pending as f64;
+        let width = self.width + (self.n_pending - self.folded) as f64;
         if width == 0.0 {
             0.0
         } else {
             self.total_now / width
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::splitmix::SplitMix64;
+
+    /// River's ADWIN one value at a time, with none of the batching or certificates above:
+    /// the reference the fast paths must match bit for bit.
+    struct Reference {
+        params: (f64, u32, u32, u32, u32),
+        rows: Vec<Vec<(f64, f64)>>,
+        total: f64,
+        variance: f64,
+        width: f64,
+        tick: u64,
+        drift: bool,
+    }
+
+    impl Reference {
+        fn new(params: (f64, u32, u32, u32, u32)) -> Self {
+            Reference {
+                params,
+                rows: Vec::new(),
+                total: 0.0,
+                variance: 0.0,
+                width: 0.0,
+                tick: 0,
+                drift: false,
+            }
+        }
+
+        fn update(&mut self, x: f64) -> bool {
+            if self.drift {
+                *self = Reference::new(self.params);
+            }
+            if !x.is_finite() {
+                return false;
+            }
+            self.insert(x);
+            self.tick += 1;
+            let (_, clock, _, _, grace) = self.params;
+            if self.tick % u64::from(clock) == 0 && self.width > f64::from(grace) {
+                while self.cut() {
+                    self.drift = true;
+                }
+            }
+            self.drift
+        }
+
+        fn insert(&mut self, x: f64) {
+            if self.rows.is_empty() {
+                self.rows.push(Vec::new());
+            }
+            self.rows[0].push((x, 0.0));
+            self.width += 1.0;
+            if self.width > 1.0 {
+                let d = x - self.total / (self.width - 1.0);
+                self.variance += (self.width - 1.0) * d * d / self.width;
+            }
+            self.total += x;
+            let mut i = 0;
+            while self.rows[i].len() == self.params.2 as usize + 1 {
+                let (t0, v0) = self.rows[i].remove(0);
+                let (t1, v1) = self.rows[i].remove(0);
+                let n = (1u64 << i) as f64;
+                let (mu0, mu1) = (t0 / n, t1 / n);
+                if i + 1 == self.rows.len() {
+                    self.rows.push(Vec::new());
+                }
+                let v = v0 + v1 + n * 0.5 * (mu0 - mu1) * (mu0 - mu1);
+                self.rows[i + 1].push((t0 + t1, v));
+                i += 1;
+            }
+        }
+
+        fn cut(&mut self) -> bool {
+            let (delta, _, _, mwl, _) = self.params;
+            let mwl = f64::from(mwl);
+            let dp = (2.0 * self.width.ln() / delta).ln();
+            let var_w = self.variance / self.width;
+            let (mut n0, mut n1, mut u0, mut u1) = (0.0, self.width, 0.0, self.total);
+            let newest = (0, self.rows[0].len() - 1);
+            for i in (0..self.rows.len()).rev() {
+                let size = (1u64 << i) as f64;
+                for (k, &(t, _)) in self.rows[i].iter().enumerate() {
+                    if (i, k) == newest {
+                        break;
+                    }
+                    n0 += size;
+                    n1 -= size;
+                    u0 += t;
+                    u1 -= t;
+                    if n1 < mwl || n0 < mwl {
+                        continue;
+                    }
+                    let m = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0);
+                    let eps = (2.0 * m * var_w * dp).sqrt() + 2.0 / 3.0 * dp * m;
+                    if ((u0 / n0) - (u1 / n1)).abs() > eps {
+                        self.drop_oldest();
+                        return true;
+                    }
+                }
+            }
+            false
+        }
+
+        fn drop_oldest(&mut self) {
+            let last = self.rows.len() - 1;
+            let n = (1u64 << last) as f64;
+            let (u, v) = self.rows[last].remove(0);
+            let mu = u / n;
+            self.width -= n;
+            self.total -= u;
+            let mu_window = self.total / self.width;
+            self.variance -=
+                v + n * self.width * (mu - mu_window) * (mu - mu_window) / (n + self.width);
+            while self.rows.last().is_some_and(|r| r.is_empty()) {
+                self.rows.pop();
+            }
+        }
+    }
+
+    /// One of a few kinds of stream (binary, Gaussian, offset and scaled, with repeats and
+    /// the odd NaN), shifting half way.
+    fn value(rng: &mut SplitMix64, kind: u64, i: usize, len: usize) -> f64 {
+        let shift = if i > len / 2 { 0.5 } else { 0.0 };
+        match kind {
+            0 => f64::from(u8::from(rng.uniform() < 0.2 + shift * 0.4)),
+            1 => rng.normal() + shift,
+            2 => 1e6 + 1e-3 * (rng.uniform() + shift),
+            3 if rng.uniform() < 0.001 => f64::NAN,
+            3 => (i % 7) as f64 * 1e-6,
+            _ => (rng.normal() * 1e3).round() / 1e3 - 3.0 + shift * 4.0,
+        }
+    }
+
+    #[test]
+    fn matches_the_one_value_at_a_time_reference_bit_for_bit() {
+        let mut rng = SplitMix64(26);
+        let mut drifts = 0;
+        for case in 0..300 {
+            let pick = |rng: &mut SplitMix64, n: u64| rng.next_u64() % n;
+            let clock = [1, 2, 5, 32, 32, 100, 200][pick(&mut rng, 7) as usize];
+            let max_buckets = [2, 3, 5, 5, 12][pick(&mut rng, 5) as usize];
+            let mwl = [1, 5, 10][pick(&mut rng, 3) as usize];
+            let grace = [0, 10, 50][pick(&mut rng, 3) as usize];
+            let delta = [0.002, 0.1, 0.5][pick(&mut rng, 3) as usize];
+            let params = (delta, clock, max_buckets, mwl, grace);
+            let (len, kind) = (100 + pick(&mut rng, 3000) as usize, pick(&mut rng, 5));
+            let restore_at = pick(&mut rng, len as u64) as usize;
+            let mut reference = Reference::new(params);
+            let mut adwin = Adwin::new(delta, clock, max_buckets, mwl, grace).unwrap();
+            for i in 0..len {
+                let x = value(&mut rng, kind, i, len);
+                let expected = reference.update(x);
+                adwin.update(x);
+                assert_eq!(adwin.drift_detected(), expected, "case {case} at {i}");
+                drifts += usize::from(expected);
+                if i == restore_at {
+                    let json = serde_json::to_string(&adwin).unwrap();
+                    adwin = serde_json::from_str(&json).unwrap();
+                }
+                if i % 97 == 0 || i + 1 == len {
+                    let r = &reference;
+                    assert_eq!(adwin.total().to_bits(), r.total.to_bits(), "case {case}");
+                    assert_eq!(adwin.width(), r.width as u64, "case {case}");
+                    let variance = if r.width > 1.0 {
+                        r.variance / (r.width - 1.0)
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(
+                        adwin.variance().to_bits(),
+                        variance.to_bits(),
+                        "case {case}"
+                    );
+                }
+            }
+            let state: AdwinState = adwin.clone().into();
+            let rows: Vec<Vec<(u64, u64)>> = state
+                .window
+                .rows
+                .iter()
+                .map(|r| r.iter().map(|b| (b.0.to_bits(), b.1.to_bits())).collect())
+                .collect();
+            let expected: Vec<Vec<(u64, u64)>> = reference
+                .rows
+                .iter()
+                .map(|r| r.iter().map(|b| (b.0.to_bits(), b.1.to_bits())).collect())
+                .collect();
+            if !reference.drift {
+                assert_eq!(rows, expected, "case {case}: histogram");
+            }
+        }
+        assert!(
+            drifts > 50,
+            "the streams should drift now and then ({drifts})"
+        );
     }
 }

@@ -124,9 +124,50 @@ impl Eddm {
         self.drift = false;
         self.warning = false;
     }
+
+    /// River's update on an error (`x == 1.0`), after `n` has counted it: most updates are
+    /// correct predictions, which only count, so this stays out of line and the common
+    /// path is a handful of instructions inlined into the caller.
+    #[inline(never)]
+    fn on_error(&mut self) {
+        self.n_errors += 1;
+        self.distances.update((self.n - self.last_error) as f64);
+        if self.n > self.warm_start {
+            let p = self.distances.mean.mean;
+            let var = self.distances.get();
+            // River's `var ** 0.5` is libm's `pow`, which may differ from the correctly
+            // rounded `sqrt` by one ulp, i.e. `p + 2 s` by far less than 2^-40 relative.
+            // Decide with `sqrt` when that cannot matter; call `pow` (and store its exact
+            // result) otherwise.
+            let fast = p + 2.0 * var.sqrt();
+            let tol = fast * TOLERANCE;
+            let p2s = if fast - tol > self.p2s_max || fast + tol <= self.p2s_max {
+                fast
+            } else {
+                p + 2.0 * libm_pow(var, 0.5)
+            };
+            if p2s > self.p2s_max {
+                // New maximum: kept in the state, so it must be River's exact value.
+                self.p2s_max = p + 2.0 * libm_pow(var, 0.5);
+            } else if self.n_errors > self.warm_start {
+                let mut level = p2s / self.p2s_max;
+                let margin = level * TOLERANCE;
+                if (level - self.beta).abs() <= margin || (level - self.alpha).abs() <= margin {
+                    level = (p + 2.0 * libm_pow(var, 0.5)) / self.p2s_max;
+                }
+                if level < self.beta {
+                    self.drift = true;
+                } else {
+                    self.warning = level < self.alpha;
+                }
+            }
+        }
+        self.last_error = self.n;
+    }
 }
 
 impl DriftDetector for Eddm {
+    #[inline(always)]
     fn update(&mut self, x: f64) {
         if self.drift {
             self.reset();
@@ -136,39 +177,7 @@ impl DriftDetector for Eddm {
         }
         self.n += 1;
         if x == 1.0 {
-            self.n_errors += 1;
-            self.distances.update((self.n - self.last_error) as f64);
-            if self.n > self.warm_start {
-                let p = self.distances.mean.mean;
-                let var = self.distances.get();
-                // River's `var ** 0.5` is libm's `pow`, which may differ from the correctly
-                // rounded `sqrt` by one ulp, i.e. `p + 2 s` by far less than 2^-40
-                // relative. Decide with `sqrt` when that cannot matter; call `pow` (and
-                // store its exact result) otherwise.
-                let fast = p + 2.0 * var.sqrt();
-                let tol = fast * TOLERANCE;
-                let p2s = if fast - tol > self.p2s_max || fast + tol <= self.p2s_max {
-                    fast
-                } else {
-                    p + 2.0 * libm_pow(var, 0.5)
-                };
-                if p2s > self.p2s_max {
-                    // New maximum: kept in the state, so it must be River's exact value.
-                    self.p2s_max = p + 2.0 * libm_pow(var, 0.5);
-                } else if self.n_errors > self.warm_start {
-                    let mut level = p2s / self.p2s_max;
-                    let margin = level * TOLERANCE;
-                    if (level - self.beta).abs() <= margin || (level - self.alpha).abs() <= margin {
-                        level = (p + 2.0 * libm_pow(var, 0.5)) / self.p2s_max;
-                    }
-                    if level < self.beta {
-                        self.drift = true;
-                    } else {
-                        self.warning = level < self.alpha;
-                    }
-                }
-            }
-            self.last_error = self.n;
+            self.on_error();
         }
     }
 

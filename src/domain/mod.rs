@@ -14,7 +14,7 @@ mod task;
 mod watermark;
 
 pub use dataset::{Dataset, ShapeError};
-pub use outcome::{Outcome, RejectReason, Rejection, RowDefect, RowRules};
+pub use outcome::{features_f32, fits_f32, Outcome, RejectReason, Rejection, RowDefect, RowRules};
 pub use strategy::{CandidateSpec, Strategy};
 pub use task::Task;
 pub use watermark::Watermark;

@@ -84,40 +84,60 @@ pub struct RowRules {
     pub n_classes: u32,
 }
 
+/// Whether a feature value stays finite as the f32 the models take (a finite f64 beyond
+/// f32's range does not). Rows with a value that does not are rejected as
+/// `non_finite_feature`, and never scored or trained on.
+pub fn fits_f32(v: f64) -> bool {
+    (v as f32).is_finite()
+}
+
+/// A row's features as `f32`, if there are `n_features` of them and each stays a finite
+/// number as an `f32`: the one feature rule of validation, scoring, training and the drift
+/// sample.
+pub fn features_f32(
+    n_features: usize,
+    features: Option<&[Option<f64>]>,
+) -> Result<Vec<f32>, RowDefect> {
+    let Some(feats) = features else {
+        return Err(defect(
+            RejectReason::NullFeatures,
+            "features are NULL".into(),
+        ));
+    };
+    if feats.len() != n_features {
+        return Err(defect(
+            RejectReason::WrongFeatureCount,
+            format!("{} features, expected {}", feats.len(), n_features),
+        ));
+    }
+    let mut out = Vec::with_capacity(n_features);
+    for (i, f) in feats.iter().enumerate() {
+        match f {
+            None => {
+                return Err(defect(
+                    RejectReason::NullFeature,
+                    format!("feature {i} is NULL"),
+                ))
+            }
+            // Checked after the cast: a finite f64 beyond f32's range becomes infinite.
+            Some(v) if !fits_f32(*v) => {
+                let why = if v.is_finite() {
+                    format!("feature {i} is {v}, beyond a 32-bit float's range")
+                } else {
+                    format!("feature {i} is {v}")
+                };
+                return Err(defect(RejectReason::NonFiniteFeature, why));
+            }
+            Some(v) => out.push(*v as f32),
+        }
+    }
+    Ok(out)
+}
+
 impl RowRules {
     /// The features as `f32`, if there are `n_features` of them and each is a finite number.
     pub fn features(&self, features: Option<&[Option<f64>]>) -> Result<Vec<f32>, RowDefect> {
-        let Some(feats) = features else {
-            return Err(defect(
-                RejectReason::NullFeatures,
-                "features are NULL".into(),
-            ));
-        };
-        if feats.len() != self.n_features {
-            return Err(defect(
-                RejectReason::WrongFeatureCount,
-                format!("{} features, expected {}", feats.len(), self.n_features),
-            ));
-        }
-        let mut out = Vec::with_capacity(self.n_features);
-        for (i, f) in feats.iter().enumerate() {
-            match f {
-                None => {
-                    return Err(defect(
-                        RejectReason::NullFeature,
-                        format!("feature {i} is NULL"),
-                    ))
-                }
-                Some(v) if !v.is_finite() => {
-                    return Err(defect(
-                        RejectReason::NonFiniteFeature,
-                        format!("feature {i} is {v}"),
-                    ))
-                }
-                Some(v) => out.push(*v as f32),
-            }
-        }
-        Ok(out)
+        features_f32(self.n_features, features)
     }
 
     /// Whether `v` is a class of the task: 0 or 1 (binary), a class index (multiclass).

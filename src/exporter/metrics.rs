@@ -1,5 +1,6 @@
-//! Every metric driftd exports, in one place. Other modules update them through these fields;
-//! only this module and the HTTP handler know the Prometheus format.
+//! Every metric driftd exports, in one place, grouped by the subsystem that reports them (as
+//! kube-rs's controller-rs does). Other modules report through each subsystem's methods, in
+//! their own words; only this module knows the metrics' label names and the Prometheus format.
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
@@ -14,7 +15,14 @@ use crate::registry::RunStatus;
 pub const POLL_ERROR_KINDS: [&str; 4] = ["database", "registry", "corrupt_state", "conflict"];
 
 /// Every `result` label of `driftd_retrains_total`.
-pub const RETRAIN_RESULTS: [&str; 5] = ["promoted", "kept", "failed", "cancelled", "coalesced"];
+pub const RETRAIN_RESULTS: [&str; 6] = [
+    "promoted",
+    "kept",
+    "failed",
+    "cancelled",
+    "coalesced",
+    "skipped",
+];
 
 /// The `result` label of `driftd_retrains_total` for a run that ended in `status` (a run
 /// that never ended reads as failed).
@@ -24,48 +32,32 @@ pub fn retrain_result(status: RunStatus) -> &'static str {
         RunStatus::Kept => "kept",
         RunStatus::Cancelled => "cancelled",
         RunStatus::Coalesced => "coalesced",
+        RunStatus::Skipped => "skipped",
         RunStatus::Failed | RunStatus::Requested | RunStatus::Running => "failed",
     }
 }
 
+/// Every metric, one struct per subsystem. Each struct's methods say what happened in that
+/// subsystem's words (`metrics.monitor.rows_processed(model, n)`); only they know the
+/// metrics' label names and their order, so no caller outside this module passes labels.
 pub struct Metrics {
     registry: Registry,
-    pub outcomes_processed: IntCounterVec,
-    pub rolling_accuracy: GaugeVec,
-    pub rolling_log_loss: GaugeVec,
-    pub rolling_brier: GaugeVec,
-    pub label_delay: HistogramVec,
-    pub poll_duration: Histogram,
-    /// By model (empty for daemon-wide work: migrations, ownership) and `kind`.
-    pub poll_errors: IntCounterVec,
-    pub database_up: Gauge,
-    pub watermark_lag: GaugeVec,
-    pub rows_rejected: IntCounterVec,
-    pub rows_scored: IntCounterVec,
-    pub drift_detected: IntCounterVec,
-    pub drift_warning: IntGaugeVec,
-    pub detector_estimate: GaugeVec,
-    pub last_drift_timestamp: GaugeVec,
-    pub retrains: IntCounterVec,
-    pub training_duration: HistogramVec,
-    pub next_scheduled_retrain: GaugeVec,
-    pub last_retrain_timestamp: GaugeVec,
-    pub champion_version: IntGaugeVec,
-    pub model_owner: IntGaugeVec,
-    pub replicas: prometheus::IntGauge,
-    models_known: IntGaugeVec,
-    pub feature_drift: FeatureDriftGauges,
-    pub drifted_features_ratio: GaugeVec,
-    pub accuracy_floor: GaugeVec,
-}
-
-/// One gauge per data-drift statistic (each has its own unit and range), per model and feature.
-pub struct FeatureDriftGauges {
-    pub psi: GaugeVec,
-    pub ks_statistic: GaugeVec,
-    pub ks_pvalue: GaugeVec,
-    pub js_distance: GaugeVec,
-    pub wasserstein_distance: GaugeVec,
+    /// Reading labelled rows: each poll, its errors, the rows it set aside, and the database.
+    pub ingest: IngestMetrics,
+    /// The rolling quality of a model's predictions, and the floor it is held to.
+    pub monitor: MonitorMetrics,
+    /// Concept drift: the detectors on a model's errors.
+    pub detectors: DetectorMetrics,
+    /// Data drift: each feature against the champion's training data.
+    pub feature_drift: FeatureDriftMetrics,
+    /// Model updates: how many, how they ended, how long they took.
+    pub training: TrainingMetrics,
+    /// When the next scheduled update fires.
+    pub schedules: ScheduleMetrics,
+    /// Which replica owns each model, the live replicas, and the models this one knows.
+    pub ownership: OwnershipMetrics,
+    /// The serving champion and the rows it scored.
+    pub serving: ServingMetrics,
 }
 
 /// Per model, at most this many features get their own drift series (in the order of the
@@ -120,7 +112,7 @@ impl Declare<'_> {
 
 /// `driftd_build_info` (set to 1 once, for its labels) and the process collector
 /// (process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...): no
-/// field of `Metrics` updates them.
+/// subsystem updates them.
 fn register_build_and_process(r: &Registry) {
     let build = reg(
         r,
@@ -139,311 +131,351 @@ fn register_build_and_process(r: &Registry) {
     .expect("process metrics register once");
 }
 
-// The metrics of each subsystem, declared together. `Metrics` keeps its fields flat (its
-// users name them directly); these groups only exist while `Metrics::new` assembles it.
+// The subsystems' metrics. Their declarations come first, together, as a table of name, help
+// and labels (scripts/validators/dashboard_lint.py reads them from this file); what each
+// subsystem reports follows in a second `impl` block of its own.
 
-/// Reading labelled rows: each poll, its errors, and the rows it consumed.
-struct IngestMetrics {
-    outcomes_processed: IntCounterVec,
+pub struct IngestMetrics {
     label_delay: HistogramVec,
     poll_duration: Histogram,
+    /// By model (empty for daemon-wide work: migrations, ownership) and `kind`.
     poll_errors: IntCounterVec,
     database_up: Gauge,
     watermark_lag: GaugeVec,
     rows_rejected: IntCounterVec,
-    rows_scored: IntCounterVec,
 }
 
-fn ingest_metrics(d: &Declare) -> IngestMetrics {
-    IngestMetrics {
-        outcomes_processed: d.counter(
-            "driftd_outcomes_processed_total",
-            "Labelled outcomes folded into the monitor state.",
-            &["model"],
-        ),
-        label_delay: d.histogram(
-            "driftd_label_delay_seconds",
-            "Time from a prediction being made to its label being written.",
-            &["model"],
-            prometheus::exponential_buckets(1.0, 4.0, 12).unwrap(),
-        ),
-        poll_duration: reg(
-            d.0,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "driftd_poll_duration_seconds",
-                    "Time to read, fold and commit one batch.",
+impl IngestMetrics {
+    fn declare(d: &Declare) -> Self {
+        IngestMetrics {
+            label_delay: d.histogram(
+                "driftd_label_delay_seconds",
+                "Time from a prediction being made to its label being written.",
+                &["model"],
+                prometheus::exponential_buckets(1.0, 4.0, 12).unwrap(),
+            ),
+            poll_duration: reg(
+                d.0,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "driftd_poll_duration_seconds",
+                        "Time to read, fold and commit one batch.",
+                    )
+                    .buckets(prometheus::exponential_buckets(0.001, 2.5, 12).unwrap()),
                 )
-                .buckets(prometheus::exponential_buckets(0.001, 2.5, 12).unwrap()),
-            )
-            .unwrap(),
-        ),
-        poll_errors: d.counter(
-            "driftd_poll_errors_total",
-            "Polls that failed, by model (empty: daemon-wide) and kind of error.",
-            &["model", "kind"],
-        ),
-        database_up: reg(
-            d.0,
-            Gauge::new(
-                "driftd_database_up",
-                "1 when the last database round trip succeeded.",
-            )
-            .unwrap(),
-        ),
-        watermark_lag: d.gauge(
-            "driftd_watermark_lag_seconds",
-            "Age of the newest consumed label (wall clock minus watermark).",
-            &["model"],
-        ),
-        rows_rejected: d.counter(
-            "driftd_rows_rejected_total",
-            "Rows set aside in driftd.rejected_rows, by reason.",
-            &["model", "reason"],
-        ),
-        rows_scored: d.counter(
-            "driftd_rows_scored_total",
-            "Rows without a prediction that the champion scored.",
-            &["model"],
-        ),
+                .unwrap(),
+            ),
+            poll_errors: d.counter(
+                "driftd_poll_errors_total",
+                "Polls that failed, by model (empty: daemon-wide) and kind of error.",
+                &["model", "kind"],
+            ),
+            database_up: reg(
+                d.0,
+                Gauge::new(
+                    "driftd_database_up",
+                    "1 when the last database round trip succeeded.",
+                )
+                .unwrap(),
+            ),
+            watermark_lag: d.gauge(
+                "driftd_watermark_lag_seconds",
+                "Age of the newest consumed label (wall clock minus watermark).",
+                &["model"],
+            ),
+            rows_rejected: d.counter(
+                "driftd_rows_rejected_total",
+                "Rows set aside in driftd.rejected_rows, by reason.",
+                &["model", "reason"],
+            ),
+        }
     }
 }
 
-/// The monitor's rolling quality of a model's predictions, and the floor it is held to.
-struct MonitorMetrics {
+pub struct MonitorMetrics {
+    outcomes_processed: IntCounterVec,
     rolling_accuracy: GaugeVec,
     rolling_log_loss: GaugeVec,
     rolling_brier: GaugeVec,
     accuracy_floor: GaugeVec,
 }
 
-fn monitor_metrics(d: &Declare) -> MonitorMetrics {
-    MonitorMetrics {
-        rolling_accuracy: d.gauge(
-            "driftd_rolling_accuracy",
-            "Accuracy over a window of rows (\"1000\") or of label time (\"24h\").",
-            &["model", "window"],
-        ),
-        rolling_log_loss: d.gauge(
-            "driftd_rolling_log_loss",
-            "Mean log-loss over a window, for probabilistic predictions.",
-            &["model", "window"],
-        ),
-        rolling_brier: d.gauge(
-            "driftd_rolling_brier_score",
-            "Mean Brier score over a window, for probabilistic predictions.",
-            &["model", "window"],
-        ),
-        accuracy_floor: d.gauge(
-            "driftd_accuracy_floor",
-            "The model's configured accuracy floor (triggers.threshold.min_accuracy).",
-            &["model"],
-        ),
+impl MonitorMetrics {
+    fn declare(d: &Declare) -> Self {
+        MonitorMetrics {
+            outcomes_processed: d.counter(
+                "driftd_outcomes_processed_total",
+                "Labelled outcomes folded into the monitor state.",
+                &["model"],
+            ),
+            rolling_accuracy: d.gauge(
+                "driftd_rolling_accuracy",
+                "Accuracy over a window of rows (\"1000\") or of label time (\"24h\").",
+                &["model", "window"],
+            ),
+            rolling_log_loss: d.gauge(
+                "driftd_rolling_log_loss",
+                "Mean log-loss over a window, for probabilistic predictions.",
+                &["model", "window"],
+            ),
+            rolling_brier: d.gauge(
+                "driftd_rolling_brier_score",
+                "Mean Brier score over a window, for probabilistic predictions.",
+                &["model", "window"],
+            ),
+            accuracy_floor: d.gauge(
+                "driftd_accuracy_floor",
+                "The model's configured accuracy floor (triggers.threshold.min_accuracy).",
+                &["model"],
+            ),
+        }
     }
 }
 
-/// Concept drift (the detectors on a model's errors) and data drift (its features).
-struct DriftMetrics {
+pub struct DetectorMetrics {
     drift_detected: IntCounterVec,
     drift_warning: IntGaugeVec,
     detector_estimate: GaugeVec,
     last_drift_timestamp: GaugeVec,
-    feature_drift: FeatureDriftGauges,
+}
+
+impl DetectorMetrics {
+    fn declare(d: &Declare) -> Self {
+        DetectorMetrics {
+            drift_detected: d.counter(
+                "driftd_drift_detected_total",
+                "Drifts reported by a detector.",
+                &["model", "detector"],
+            ),
+            drift_warning: d.int_gauge(
+                "driftd_drift_warning",
+                "1 while a detector is in its warning zone.",
+                &["model", "detector"],
+            ),
+            detector_estimate: d.gauge(
+                "driftd_detector_estimate",
+                "A detector's current estimate (e.g. the error rate it tracks).",
+                &["model", "detector"],
+            ),
+            last_drift_timestamp: d.gauge(
+                "driftd_last_drift_timestamp_seconds",
+                "Label time of the row at which drift was last detected.",
+                &["model"],
+            ),
+        }
+    }
+}
+
+/// One gauge per data-drift statistic (each has its own unit and range), per model and
+/// feature, and the share of a model's features that drifted.
+pub struct FeatureDriftMetrics {
+    psi: GaugeVec,
+    ks_statistic: GaugeVec,
+    ks_pvalue: GaugeVec,
+    js_distance: GaugeVec,
+    wasserstein_distance: GaugeVec,
     drifted_features_ratio: GaugeVec,
 }
 
-fn drift_metrics(d: &Declare) -> DriftMetrics {
-    DriftMetrics {
-        drift_detected: d.counter(
-            "driftd_drift_detected_total",
-            "Drifts reported by a detector.",
-            &["model", "detector"],
-        ),
-        drift_warning: d.int_gauge(
-            "driftd_drift_warning",
-            "1 while a detector is in its warning zone.",
-            &["model", "detector"],
-        ),
-        detector_estimate: d.gauge(
-            "driftd_detector_estimate",
-            "A detector's current estimate (e.g. the error rate it tracks).",
-            &["model", "detector"],
-        ),
-        last_drift_timestamp: d.gauge(
-            "driftd_last_drift_timestamp_seconds",
-            "Label time of the row at which drift was last detected.",
-            &["model"],
-        ),
-        feature_drift: feature_drift_gauges(d),
-        drifted_features_ratio: d.gauge(
-            "driftd_drifted_features_ratio",
-            "Share of a model's features whose drift exceeds its threshold.",
-            &["model"],
-        ),
+impl FeatureDriftMetrics {
+    fn declare(d: &Declare) -> Self {
+        FeatureDriftMetrics {
+            psi: d.gauge(
+                "driftd_feature_psi",
+                "Population stability index of a feature against the champion's training data.",
+                &["model", "feature"],
+            ),
+            ks_statistic: d.gauge(
+                "driftd_feature_ks_statistic",
+                "Two-sample Kolmogorov-Smirnov statistic (0-1) of a feature against the champion's training data.",
+                &["model", "feature"],
+            ),
+            ks_pvalue: d.gauge(
+                "driftd_feature_ks_pvalue",
+                "p-value of the two-sample Kolmogorov-Smirnov test of a feature.",
+                &["model", "feature"],
+            ),
+            js_distance: d.gauge(
+                "driftd_feature_js_distance",
+                "Jensen-Shannon distance (0-1) of a feature against the champion's training data.",
+                &["model", "feature"],
+            ),
+            wasserstein_distance: d.gauge(
+                "driftd_feature_wasserstein_distance",
+                "Wasserstein distance of a feature against the champion's training data, in the feature's units.",
+                &["model", "feature"],
+            ),
+            drifted_features_ratio: d.gauge(
+                "driftd_drifted_features_ratio",
+                "Share of a model's features whose drift exceeds its threshold.",
+                &["model"],
+            ),
+        }
     }
 }
 
-fn feature_drift_gauges(d: &Declare) -> FeatureDriftGauges {
-    FeatureDriftGauges {
-        psi: d.gauge(
-            "driftd_feature_psi",
-            "Population stability index of a feature against the champion's training data.",
-            &["model", "feature"],
-        ),
-        ks_statistic: d.gauge(
-            "driftd_feature_ks_statistic",
-            "Two-sample Kolmogorov-Smirnov statistic (0-1) of a feature against the champion's training data.",
-            &["model", "feature"],
-        ),
-        ks_pvalue: d.gauge(
-            "driftd_feature_ks_pvalue",
-            "p-value of the two-sample Kolmogorov-Smirnov test of a feature.",
-            &["model", "feature"],
-        ),
-        js_distance: d.gauge(
-            "driftd_feature_js_distance",
-            "Jensen-Shannon distance (0-1) of a feature against the champion's training data.",
-            &["model", "feature"],
-        ),
-        wasserstein_distance: d.gauge(
-            "driftd_feature_wasserstein_distance",
-            "Wasserstein distance of a feature against the champion's training data, in the feature's units.",
-            &["model", "feature"],
-        ),
-    }
-}
-
-/// Model updates: how many, how they ended, how long they took, when the next is due.
-struct TrainingMetrics {
+pub struct TrainingMetrics {
     retrains: IntCounterVec,
     training_duration: HistogramVec,
-    next_scheduled_retrain: GaugeVec,
     last_retrain_timestamp: GaugeVec,
 }
 
-fn training_metrics(d: &Declare) -> TrainingMetrics {
-    TrainingMetrics {
-        retrains: d.counter(
-            "driftd_retrains_total",
-            "Model updates, by what triggered them and how they ended.",
-            &["model", "trigger", "result"],
-        ),
-        training_duration: d.histogram(
-            "driftd_training_duration_seconds",
-            "Wall time of a training run, by strategy.",
-            &["strategy"],
-            prometheus::exponential_buckets(0.1, 2.5, 12).unwrap(),
-        ),
-        next_scheduled_retrain: d.gauge(
-            "driftd_next_scheduled_retrain_timestamp_seconds",
-            "When the next scheduled update fires.",
-            &["model"],
-        ),
-        last_retrain_timestamp: d.gauge(
-            "driftd_last_retrain_timestamp_seconds",
-            "When the last update finished.",
-            &["model"],
-        ),
+impl TrainingMetrics {
+    fn declare(d: &Declare) -> Self {
+        TrainingMetrics {
+            retrains: d.counter(
+                "driftd_retrains_total",
+                "Model updates, by what triggered them and how they ended.",
+                &["model", "trigger", "result"],
+            ),
+            training_duration: d.histogram(
+                "driftd_training_duration_seconds",
+                "Wall time of a training run, by strategy.",
+                &["strategy"],
+                prometheus::exponential_buckets(0.1, 2.5, 12).unwrap(),
+            ),
+            last_retrain_timestamp: d.gauge(
+                "driftd_last_retrain_timestamp_seconds",
+                "When the last update finished.",
+                &["model"],
+            ),
+        }
     }
 }
 
-/// The serving champion and which replica owns each model.
-struct ServingMetrics {
+pub struct ScheduleMetrics {
+    next_scheduled_retrain: GaugeVec,
+}
+
+impl ScheduleMetrics {
+    fn declare(d: &Declare) -> Self {
+        ScheduleMetrics {
+            next_scheduled_retrain: d.gauge(
+                "driftd_next_scheduled_retrain_timestamp_seconds",
+                "When the next scheduled update fires.",
+                &["model"],
+            ),
+        }
+    }
+}
+
+pub struct ServingMetrics {
     champion_version: IntGaugeVec,
+    rows_scored: IntCounterVec,
+}
+
+impl ServingMetrics {
+    fn declare(d: &Declare) -> Self {
+        ServingMetrics {
+            champion_version: d.int_gauge(
+                "driftd_champion_version",
+                "Version number of the serving champion.",
+                &["model"],
+            ),
+            rows_scored: d.counter(
+                "driftd_rows_scored_total",
+                "Rows without a prediction that the champion scored.",
+                &["model"],
+            ),
+        }
+    }
+}
+
+pub struct OwnershipMetrics {
     model_owner: IntGaugeVec,
     replicas: prometheus::IntGauge,
     models_known: IntGaugeVec,
 }
 
-fn serving_metrics(d: &Declare) -> ServingMetrics {
-    ServingMetrics {
-        champion_version: d.int_gauge(
-            "driftd_champion_version",
-            "Version number of the serving champion.",
-            &["model"],
-        ),
-        model_owner: d.int_gauge(
-            "driftd_model_owner",
-            "1 on the replica that owns the model.",
-            &["model"],
-        ),
-        replicas: reg(
-            d.0,
-            prometheus::IntGauge::new(
-                "driftd_replicas",
-                "Live replicas (fresh heartbeat) that share the models, as this replica sees them.",
-            )
-            .unwrap(),
-        ),
-        models_known: d.int_gauge(
-            "driftd_models",
-            "Models this replica knows, by origin: configured ([[models]]) or template (found in the outcomes table).",
-            &["origin"],
-        ),
+impl OwnershipMetrics {
+    fn declare(d: &Declare) -> Self {
+        OwnershipMetrics {
+            model_owner: d.int_gauge(
+                "driftd_model_owner",
+                "1 on the replica that owns the model.",
+                &["model"],
+            ),
+            replicas: reg(
+                d.0,
+                prometheus::IntGauge::new(
+                    "driftd_replicas",
+                    "Live replicas (fresh heartbeat) that share the models, as this replica sees them.",
+                )
+                .unwrap(),
+            ),
+            models_known: d.int_gauge(
+                "driftd_models",
+                "Models this replica knows, by origin: configured ([[models]]) or template (found in the outcomes table).",
+                &["origin"],
+            ),
+        }
     }
 }
 
-impl Metrics {
-    /// Every metric, registered on a registry of its own (the render shows them sorted by
-    /// name, so the order they are declared in does not matter).
-    pub fn new() -> Self {
-        let registry = Registry::new();
-        register_build_and_process(&registry);
-        let d = Declare(&registry);
-        let ingest = ingest_metrics(&d);
-        let monitor = monitor_metrics(&d);
-        let drift = drift_metrics(&d);
-        let training = training_metrics(&d);
-        let serving = serving_metrics(&d);
-        let m = Metrics {
-            outcomes_processed: ingest.outcomes_processed,
-            label_delay: ingest.label_delay,
-            poll_duration: ingest.poll_duration,
-            poll_errors: ingest.poll_errors,
-            database_up: ingest.database_up,
-            watermark_lag: ingest.watermark_lag,
-            rows_rejected: ingest.rows_rejected,
-            rows_scored: ingest.rows_scored,
-            rolling_accuracy: monitor.rolling_accuracy,
-            rolling_log_loss: monitor.rolling_log_loss,
-            rolling_brier: monitor.rolling_brier,
-            accuracy_floor: monitor.accuracy_floor,
-            drift_detected: drift.drift_detected,
-            drift_warning: drift.drift_warning,
-            detector_estimate: drift.detector_estimate,
-            last_drift_timestamp: drift.last_drift_timestamp,
-            feature_drift: drift.feature_drift,
-            drifted_features_ratio: drift.drifted_features_ratio,
-            retrains: training.retrains,
-            training_duration: training.training_duration,
-            next_scheduled_retrain: training.next_scheduled_retrain,
-            last_retrain_timestamp: training.last_retrain_timestamp,
-            champion_version: serving.champion_version,
-            model_owner: serving.model_owner,
-            replicas: serving.replicas,
-            models_known: serving.models_known,
-            registry,
-        };
-        // Daemon-wide errors (migrations, ownership) exist at 0 from the start.
-        m.poll_errors.with_label_values(&["", "database"]);
-        for origin in ["configured", "template"] {
-            m.models_known.with_label_values(&[origin]);
+// What each subsystem reports.
+
+impl IngestMetrics {
+    /// One batch was read, folded and committed in `seconds`.
+    pub fn poll_took(&self, seconds: f64) {
+        self.poll_duration.observe(seconds);
+    }
+
+    /// A poll of `model` failed with an error of `kind` (the error's `metric_label()`).
+    pub fn poll_failed(&self, model: &str, kind: &str) {
+        self.poll_errors.with_label_values(&[model, kind]).inc();
+    }
+
+    /// Daemon-wide database work (migrations, ownership) failed: counted with an empty model.
+    pub fn daemon_database_failed(&self) {
+        self.poll_failed("", "database");
+    }
+
+    /// The newest consumed label of `model` is `seconds` old.
+    pub fn set_watermark_lag(&self, model: &str, seconds: f64) {
+        self.watermark_lag.with_label_values(&[model]).set(seconds);
+    }
+
+    /// `n` rows of `model` were set aside for `reason` (`RejectReason::as_str`).
+    pub fn rows_rejected(&self, model: &str, reason: &str, n: u64) {
+        self.rows_rejected
+            .with_label_values(&[model, reason])
+            .inc_by(n);
+    }
+
+    /// The seconds from prediction to label of a batch's rows (a negative one counts as 0).
+    pub fn label_delays(&self, model: &str, seconds: &[f64]) {
+        let hist = self.label_delay.with_label_values(&[model]);
+        for d in seconds {
+            hist.observe(d.max(0.0));
         }
-        m
     }
 
-    /// One more model known to this replica; `from_template` when discovery found it.
-    pub fn model_adopted(&self, from_template: bool) {
-        let origin = if from_template {
-            "template"
-        } else {
-            "configured"
-        };
-        self.models_known.with_label_values(&[origin]).inc();
+    /// Only [`super::DatabaseHealth`] sets it, together with `/readyz`'s view.
+    pub(super) fn set_database_up(&self, up: bool) {
+        self.database_up.set(if up { 1.0 } else { 0.0 });
     }
 
-    /// Publishes the gauges that mirror a model's monitor state.
-    pub fn publish_monitor(&self, model: &str, state: &MonitorState) {
+    fn touch(&self, model: &str) {
+        for kind in POLL_ERROR_KINDS {
+            self.poll_errors.with_label_values(&[model, kind]);
+        }
+        for reason in crate::outcomes::RejectReason::ALL {
+            self.rows_rejected
+                .with_label_values(&[model, reason.as_str()]);
+        }
+    }
+}
+
+impl MonitorMetrics {
+    /// `n` labelled outcomes of `model` were folded into its monitor state.
+    pub fn rows_processed(&self, model: &str, n: u64) {
+        self.outcomes_processed
+            .with_label_values(&[model])
+            .inc_by(n);
+    }
+
+    /// Publishes the rolling windows of a model's monitor state.
+    pub fn publish(&self, model: &str, state: &MonitorState) {
         for (window, st) in state.window_stats() {
             let labels = [model, window.as_str()];
             if let Some(a) = st.accuracy() {
@@ -456,110 +488,6 @@ impl Metrics {
                 self.rolling_brier.with_label_values(&labels).set(b);
             }
         }
-        for slot in &state.detectors {
-            let labels = [model, slot.label.as_str()];
-            self.drift_warning
-                .with_label_values(&labels)
-                .set(i64::from(slot.warning));
-            // Touch the counter so the series exists (at 0) before the first drift.
-            self.drift_detected.with_label_values(&labels);
-            use crate::detect::DriftDetector;
-            let est = slot.detector.estimate();
-            if est.is_finite() {
-                self.detector_estimate.with_label_values(&labels).set(est);
-            }
-        }
-    }
-
-    /// A poll (or, with `model` empty, daemon-wide database work) failed with an error of
-    /// `kind` (the error's `metric_label()`).
-    pub fn poll_failed(&self, model: &str, kind: &str) {
-        self.poll_errors.with_label_values(&[model, kind]).inc();
-    }
-
-    /// A training request was coalesced into the follow-up of a running one.
-    pub fn training_coalesced(&self, model: &str, trigger: TriggerKind) {
-        self.retrains
-            .with_label_values(&[
-                model,
-                trigger.as_str(),
-                retrain_result(RunStatus::Coalesced),
-            ])
-            .inc();
-    }
-
-    /// A training ended in `status` at `at`; `new_champion` is the version it promoted.
-    pub fn training_finished(
-        &self,
-        model: &str,
-        trigger: TriggerKind,
-        status: RunStatus,
-        new_champion: Option<i64>,
-        at: chrono::DateTime<chrono::Utc>,
-    ) {
-        self.retrains
-            .with_label_values(&[model, trigger.as_str(), retrain_result(status)])
-            .inc();
-        self.last_retrain_timestamp
-            .with_label_values(&[model])
-            .set(at.timestamp() as f64);
-        if let Some(v) = new_champion {
-            self.champion_version.with_label_values(&[model]).set(v);
-        }
-    }
-
-    /// How long a training with `strategy` took.
-    pub fn training_took(&self, strategy: crate::train::Strategy, seconds: f64) {
-        self.training_duration
-            .with_label_values(&[strategy.as_str()])
-            .observe(seconds);
-    }
-
-    /// Creates a model's counters at 0, so that `increase()` and `changes()` see their first
-    /// increment (Prometheus ignores the first sample of a series): called when a model's
-    /// loop starts, with its detectors' labels.
-    pub fn touch_model_series(&self, model: &str, detectors: &[&str]) {
-        self.outcomes_processed.with_label_values(&[model]);
-        for kind in POLL_ERROR_KINDS {
-            self.poll_errors.with_label_values(&[model, kind]);
-        }
-        for detector in detectors {
-            self.drift_detected.with_label_values(&[model, detector]);
-        }
-        self.rows_scored.with_label_values(&[model]);
-        for reason in crate::outcomes::RejectReason::ALL {
-            self.rows_rejected
-                .with_label_values(&[model, reason.as_str()]);
-        }
-        for trigger in TriggerKind::ALL {
-            for result in RETRAIN_RESULTS {
-                self.retrains
-                    .with_label_values(&[model, trigger.as_str(), result]);
-            }
-        }
-    }
-
-    /// Publishes one data-drift check.
-    pub fn publish_feature_drift(
-        &self,
-        model: &str,
-        report: &crate::feature_drift::FeatureDriftReport,
-    ) {
-        let g = &self.feature_drift;
-        for f in report.features.iter().take(MAX_FEATURE_SERIES) {
-            for (gauge, v) in [
-                (&g.psi, f.psi),
-                (&g.ks_statistic, f.ks),
-                (&g.ks_pvalue, f.ks_pvalue),
-                (&g.js_distance, f.js),
-                (&g.wasserstein_distance, f.wasserstein),
-            ] {
-                gauge.with_label_values(&[model, f.feature.as_str()]).set(v);
-            }
-        }
-        self.drifted_features_ratio
-            .with_label_values(&[model])
-            .set(report.drifted_ratio);
     }
 
     /// Publishes each model's configured accuracy floor, so one alert rule serves every model.
@@ -571,7 +499,224 @@ impl Metrics {
         }
     }
 
+    fn touch(&self, model: &str) {
+        self.outcomes_processed.with_label_values(&[model]);
+    }
+}
+
+impl DetectorMetrics {
+    /// Publishes each detector of a model's monitor state: its warning zone and estimate.
+    pub fn publish(&self, model: &str, state: &MonitorState) {
+        use crate::detect::DriftDetector;
+        for slot in &state.detectors {
+            let labels = [model, slot.label.as_str()];
+            self.drift_warning
+                .with_label_values(&labels)
+                .set(i64::from(slot.warning));
+            // Touch the counter so the series exists (at 0) before the first drift.
+            self.drift_detected.with_label_values(&labels);
+            let est = slot.detector.estimate();
+            if est.is_finite() {
+                self.detector_estimate.with_label_values(&labels).set(est);
+            }
+        }
+    }
+
+    /// `detector` of `model` reported a drift at the row labelled at `labeled_at`.
+    pub fn drift_detected(
+        &self,
+        model: &str,
+        detector: &str,
+        labeled_at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.drift_detected
+            .with_label_values(&[model, detector])
+            .inc();
+        self.last_drift_timestamp
+            .with_label_values(&[model])
+            .set(labeled_at.timestamp() as f64);
+    }
+
+    fn touch(&self, model: &str, detectors: &[&str]) {
+        for detector in detectors {
+            self.drift_detected.with_label_values(&[model, detector]);
+        }
+    }
+}
+
+impl FeatureDriftMetrics {
+    /// Publishes one data-drift check of `model`.
+    pub fn publish(&self, model: &str, report: &crate::feature_drift::FeatureDriftReport) {
+        for f in report.features.iter().take(MAX_FEATURE_SERIES) {
+            for (gauge, v) in [
+                (&self.psi, f.psi),
+                (&self.ks_statistic, f.ks),
+                (&self.ks_pvalue, f.ks_pvalue),
+                (&self.js_distance, f.js),
+                (&self.wasserstein_distance, f.wasserstein),
+            ] {
+                gauge.with_label_values(&[model, f.feature.as_str()]).set(v);
+            }
+        }
+        self.drifted_features_ratio
+            .with_label_values(&[model])
+            .set(report.drifted_ratio);
+    }
+}
+
+impl TrainingMetrics {
+    /// A training request was coalesced into the follow-up of a running one.
+    pub fn coalesced(&self, model: &str, trigger: TriggerKind) {
+        self.count(model, trigger, RunStatus::Coalesced);
+    }
+
+    /// A training request was dropped: it had nothing to learn from (not a failure).
+    pub fn skipped(&self, model: &str, trigger: TriggerKind) {
+        self.count(model, trigger, RunStatus::Skipped);
+    }
+
+    /// A training of `model` ended in `status` at `at`.
+    pub fn finished(
+        &self,
+        model: &str,
+        trigger: TriggerKind,
+        status: RunStatus,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.count(model, trigger, status);
+        self.last_retrain_timestamp
+            .with_label_values(&[model])
+            .set(at.timestamp() as f64);
+    }
+
+    /// How long a training with `strategy` took.
+    pub fn took(&self, strategy: crate::train::Strategy, seconds: f64) {
+        self.training_duration
+            .with_label_values(&[strategy.as_str()])
+            .observe(seconds);
+    }
+
+    fn count(&self, model: &str, trigger: TriggerKind, status: RunStatus) {
+        self.retrains
+            .with_label_values(&[model, trigger.as_str(), retrain_result(status)])
+            .inc();
+    }
+
+    fn touch(&self, model: &str) {
+        for trigger in TriggerKind::ALL {
+            for result in RETRAIN_RESULTS {
+                self.retrains
+                    .with_label_values(&[model, trigger.as_str(), result]);
+            }
+        }
+    }
+}
+
+impl ScheduleMetrics {
+    /// The next scheduled update of `model` fires at `at`.
+    pub fn set_next(&self, model: &str, at: chrono::DateTime<chrono::Utc>) {
+        self.next_scheduled_retrain
+            .with_label_values(&[model])
+            .set(at.timestamp() as f64);
+    }
+}
+
+impl ServingMetrics {
+    /// `version` is the champion of `model`.
+    pub fn set_champion(&self, model: &str, version: i64) {
+        self.champion_version
+            .with_label_values(&[model])
+            .set(version);
+    }
+
+    /// The champion of `model` scored `n` rows that had no prediction.
+    pub fn rows_scored(&self, model: &str, n: u64) {
+        self.rows_scored.with_label_values(&[model]).inc_by(n);
+    }
+
+    fn touch(&self, model: &str) {
+        self.rows_scored.with_label_values(&[model]);
+    }
+}
+
+impl OwnershipMetrics {
+    /// Whether this replica owns `model` (runs its loop) now.
+    pub fn set_owner(&self, model: &str, owned: bool) {
+        self.model_owner
+            .with_label_values(&[model])
+            .set(i64::from(owned));
+    }
+
+    /// This replica sees `n` live replicas.
+    pub fn set_live_replicas(&self, n: usize) {
+        self.replicas.set(n as i64);
+    }
+
+    /// One more model known to this replica; `from_template` when discovery found it.
+    pub fn model_adopted(&self, from_template: bool) {
+        let origin = if from_template {
+            "template"
+        } else {
+            "configured"
+        };
+        self.models_known.with_label_values(&[origin]).inc();
+    }
+
+    fn touch_origins(&self) {
+        for origin in ["configured", "template"] {
+            self.models_known.with_label_values(&[origin]);
+        }
+    }
+}
+
+impl Metrics {
+    /// Every metric, registered on a registry of its own (the render shows them sorted by
+    /// name, so the order they are declared in does not matter).
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        register_build_and_process(&registry);
+        let d = Declare(&registry);
+        let m = Metrics {
+            ingest: IngestMetrics::declare(&d),
+            monitor: MonitorMetrics::declare(&d),
+            detectors: DetectorMetrics::declare(&d),
+            feature_drift: FeatureDriftMetrics::declare(&d),
+            training: TrainingMetrics::declare(&d),
+            schedules: ScheduleMetrics::declare(&d),
+            serving: ServingMetrics::declare(&d),
+            ownership: OwnershipMetrics::declare(&d),
+            registry,
+        };
+        // Daemon-wide errors (migrations, ownership) and both origins exist at 0 from the start.
+        m.ingest.poll_errors.with_label_values(&["", "database"]);
+        m.ownership.touch_origins();
+        m
+    }
+
+    /// Publishes the gauges that mirror a model's monitor state: its windows and detectors.
+    pub fn publish_monitor(&self, model: &str, state: &MonitorState) {
+        self.monitor.publish(model, state);
+        self.detectors.publish(model, state);
+    }
+
+    /// Creates a model's counters at 0, so that `increase()` and `changes()` see their first
+    /// increment (Prometheus ignores the first sample of a series): called when a model's
+    /// loop starts, with its detectors' labels.
+    pub fn touch_model_series(&self, model: &str, detectors: &[&str]) {
+        self.monitor.touch(model);
+        self.ingest.touch(model);
+        self.detectors.touch(model, detectors);
+        self.serving.touch(model);
+        self.training.touch(model);
+    }
+
     /// The Prometheus text exposition of every metric.
+    /// The registry `/metrics` renders, for subsystems that declare their metrics in a
+    /// struct of their own ([`super::http_metrics`]).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new()
@@ -612,7 +757,7 @@ mod tests {
             n_reference: 100,
             n_recent: 100,
         };
-        m.publish_feature_drift("m", &report);
+        m.feature_drift.publish("m", &report);
         let text = m.render();
         let series = |name: &str| {
             text.lines()
@@ -645,7 +790,7 @@ mod tests {
                     [[models]]\nname = \"b\"\nn_features = 2\n";
         let cfg = crate::config::Config::from_toml_str(toml, Vec::new()).unwrap();
         let m = Metrics::new();
-        m.publish_accuracy_floors(&cfg.models);
+        m.monitor.publish_accuracy_floors(&cfg.models);
         let text = m.render();
         assert!(
             text.contains("driftd_accuracy_floor{model=\"a\"} 0.75"),
@@ -655,5 +800,155 @@ mod tests {
             !text.contains("driftd_accuracy_floor{model=\"b\"}"),
             "b has no floor"
         );
+    }
+    /// Every family with sample values, rendered without the process collector's lines
+    /// (their values change from one render to the next).
+    fn exposition(m: &Metrics) -> String {
+        m.render()
+            .lines()
+            .filter(|l| !l.contains("process_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// A model config with probabilistic windows and two detectors, and rows that drift.
+    fn exercised() -> Metrics {
+        let toml = "[database]\nurl = \"postgres://x@h/db\"\n\
+                    [[models]]\nname = \"a\"\nn_features = 2\n\
+                    [models.triggers.threshold]\nmin_accuracy = 0.75\n";
+        let cfg = crate::config::Config::from_toml_str(toml, Vec::new()).unwrap();
+        let mc = &cfg.models[0];
+        let mut state = crate::monitor::MonitorState::new(mc);
+        let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        for i in 0..400i64 {
+            let label = u32::from(i % 3 == 0);
+            let wrong = i > 200 && i % 2 == 0;
+            state.update(&crate::outcomes::Outcome {
+                id: i + 1,
+                labeled_at: t0 + chrono::Duration::seconds(i),
+                features: vec![0.0, 1.0],
+                prediction: if (label == 1) != wrong { 0.8 } else { 0.2 },
+                label,
+                model_version: None,
+            });
+        }
+        let m = Metrics::new();
+        m.touch_model_series("a", &["adwin", "ddm"]);
+        m.publish_monitor("a", &state);
+        m.monitor.publish_accuracy_floors(&cfg.models);
+        m.ownership.model_adopted(false);
+        m.ownership.model_adopted(true);
+        m.ownership.model_adopted(true);
+        m.ingest.poll_failed("a", "conflict");
+        m.ingest.daemon_database_failed();
+        m.training.coalesced("a", TriggerKind::Drift);
+        let at = chrono::DateTime::from_timestamp(1_700_000_500, 0).unwrap();
+        m.training
+            .finished("a", TriggerKind::Manual, RunStatus::Promoted, at);
+        m.serving.set_champion("a", 3);
+        m.training
+            .finished("a", TriggerKind::Schedule, RunStatus::Running, at);
+        m.training.took(crate::train::Strategy::Auto, 2.5);
+        m.training.took(crate::train::Strategy::RefitNew, 0.05);
+        m.feature_drift.publish(
+            "a",
+            &FeatureDriftReport {
+                features: vec![FeatureStat {
+                    feature: "f0".into(),
+                    psi: 0.3,
+                    ks: 0.2,
+                    ks_pvalue: 0.01,
+                    js: 0.1,
+                    wasserstein: 4.5,
+                    drifted: true,
+                }],
+                drifted_ratio: 0.5,
+                n_reference: 100,
+                n_recent: 100,
+            },
+        );
+        // What the daemon's loops, ownership and schedules set.
+        exercise_rest(&m);
+        // The HTTP subsystem declares its metrics on the same registry (exporter/http_metrics.rs).
+        let http = super::super::http_metrics::HttpMetrics::register(m.registry());
+        http.request_answered("/v1/models/{model}/predict", 200, 0.002);
+        m
+    }
+
+    /// Every family has the type and label names that scripts/validators/driftd-metrics.txt
+    /// (what dashboards and alert rules are checked against) lists, and no other family.
+    #[test]
+    fn the_exposition_is_the_validators_list() {
+        let spec_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/validators/driftd-metrics.txt"
+        );
+        let spec = std::fs::read_to_string(spec_path).unwrap();
+        let text = exposition(&exercised());
+        let mut listed = std::collections::BTreeSet::new();
+        for line in spec
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (name, kind) = (cols[0], cols[1]);
+            let labels: std::collections::BTreeSet<&str> = match cols[2] {
+                "-" => Default::default(),
+                l => l.split(',').collect(),
+            };
+            listed.insert(name.to_string());
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name} is not a {kind}:\n{text}"
+            );
+            let samples: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter(|l| {
+                    let family = l.split(['{', ' ']).next().unwrap();
+                    family == name
+                        || (kind == "histogram"
+                            && ["_bucket", "_sum", "_count"]
+                                .iter()
+                                .any(|s| family.strip_suffix(s) == Some(name)))
+                })
+                .collect();
+            assert!(!samples.is_empty(), "no sample of {name}");
+            for sample in samples {
+                let got: std::collections::BTreeSet<&str> = sample
+                    .split_once('{')
+                    .map(|(_, rest)| rest.split_once('}').unwrap().0)
+                    .into_iter()
+                    .flat_map(|ls| ls.split("\","))
+                    .filter_map(|kv| kv.split('=').next())
+                    .map(|k| k.trim_start_matches(','))
+                    .filter(|k| !k.is_empty() && *k != "le")
+                    .collect();
+                assert_eq!(got, labels, "{sample}");
+            }
+        }
+        for line in text.lines().filter(|l| l.starts_with("# TYPE driftd_")) {
+            let name = line.split_whitespace().nth(2).unwrap();
+            assert!(listed.contains(name), "{name} is not in driftd-metrics.txt");
+        }
+    }
+
+    fn exercise_rest(m: &Metrics) {
+        m.ingest.set_watermark_lag("a", 12.5);
+        m.serving.set_champion("a", 4);
+        m.serving.rows_scored("a", 7);
+        m.ownership.set_owner("a", true);
+        m.ownership.set_owner("b", false);
+        m.ownership.set_live_replicas(3);
+        m.ingest.set_database_up(true);
+        let next = chrono::DateTime::from_timestamp(1_700_003_600, 0).unwrap();
+        m.schedules.set_next("a", next);
+        m.ingest.rows_rejected("a", "invalid_label", 2);
+        m.ingest.label_delays("a", &[0.5, 3.0, 700.0]);
+        let at = chrono::DateTime::from_timestamp(1_700_000_300, 0).unwrap();
+        m.detectors.drift_detected("a", "adwin", at);
+        m.monitor.rows_processed("a", 398);
+        m.ingest.poll_took(0.004);
+        m.ingest.poll_took(0.2);
     }
 }

@@ -4,11 +4,13 @@
 //! order with keyset pagination, and only once the label is older than the settle interval,
 //! so a transaction that commits late (with an older `labeled_at`) is still read.
 
+pub mod columns;
 mod feed;
 mod names;
 mod query;
 mod validate;
 
+pub use crate::domain::fits_f32;
 pub use crate::domain::{Outcome, RejectReason, Rejection};
 pub use query::{OutcomeSource, RawOutcome, TrainingRow};
 pub use validate::validate;

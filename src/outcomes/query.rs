@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
+use super::columns::{Casts, PredictionWrite};
 use super::Watermark;
 use crate::config::SourceConfig;
 
@@ -34,19 +35,20 @@ pub(super) fn quote_table(table: &str) -> String {
 
 /// Stamps predictions on rows still without one. Only the prediction columns are ever
 /// written (see sql/grants.sql).
-fn score_sql(cfg: &SourceConfig) -> String {
+fn score_sql(cfg: &SourceConfig, write: PredictionWrite) -> String {
     let q = |c: &str| quote_ident(c);
     let id = q(&cfg.id_column);
+    let p = write.write("u.p");
     match &cfg.model_version_column {
         Some(v) => format!(
-            "UPDATE {table} t SET {pred} = u.p, {ver} = $3 FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
+            "UPDATE {table} t SET {pred} = {p}, {ver} = $3 FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
              WHERE t.{id} = u.id AND t.{pred} IS NULL",
             table = quote_table(&cfg.table),
             pred = q(&cfg.prediction_column),
             ver = q(v),
         ),
         None => format!(
-            "UPDATE {table} t SET {pred} = u.p FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
+            "UPDATE {table} t SET {pred} = {p} FROM UNNEST($1::int8[], $2::float8[]) AS u(id, p) \
              WHERE t.{id} = u.id AND t.{pred} IS NULL AND $3::int8 IS NOT NULL",
             table = quote_table(&cfg.table),
             pred = q(&cfg.prediction_column),
@@ -86,10 +88,19 @@ pub struct OutcomeSource {
     /// What the demo feed writes and reads (see `feed.rs`).
     pub(super) feed: super::feed::FeedQueries,
     pub notify_channel: String,
+    /// `[source] table`, for messages.
+    table: String,
 }
 
 impl OutcomeSource {
+    /// The queries for a table whose value columns are all numbers (what the demo feed
+    /// writes); the daemon uses [`OutcomeSource::with_casts`] with the casts the catalog's
+    /// column types call for.
     pub fn new(cfg: &SourceConfig) -> Self {
+        Self::with_casts(cfg, &Casts::default())
+    }
+
+    pub fn with_casts(cfg: &SourceConfig, casts: &Casts) -> Self {
         let q = |c: &str| quote_ident(c);
         let features = match cfg.features_array_column() {
             Some(col) => format!("{}::float8[]", q(col)),
@@ -97,7 +108,13 @@ impl OutcomeSource {
                 "ARRAY[{}]::float8[]",
                 cfg.feature_columns
                     .iter()
-                    .map(|c| format!("{}::float8", q(c)))
+                    .enumerate()
+                    .map(|(i, c)| casts
+                        .features
+                        .get(i)
+                        .copied()
+                        .unwrap_or_default()
+                        .read(&q(c)))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -114,24 +131,25 @@ impl OutcomeSource {
             .unwrap_or_else(|| "NULL::timestamptz".into());
         let (id, at) = (q(&cfg.id_column), q(&cfg.labeled_at_column));
         let poll_sql = format!(
-            "SELECT {id}::int8, {at}, {features}, {pred}::float8, {label}::float8, {version}, {created} \
+            "SELECT {id}::int8, {at}::timestamptz, {features}, {pred}, {label}, {version}, {created} \
              FROM {table} \
              WHERE {model} = $1 AND {at} IS NOT NULL \
                AND ({at}, {id}) > ($2, $3) \
                AND {at} <= now() - $4 * interval '1 millisecond' \
              ORDER BY {at}, {id} LIMIT $5",
-            pred = q(&cfg.prediction_column),
-            label = q(&cfg.label_column),
+            pred = casts.prediction.read(&q(&cfg.prediction_column)),
+            label = casts.label.read(&q(&cfg.label_column)),
             table = quote_table(&cfg.table),
             model = q(&cfg.model_column),
         );
         // Training rows: newest first within ((after), (upto)], reversed by the caller.
         let training_sql = format!(
-            "SELECT {id}::int8, {at}, {features}, {label}::float8 FROM {table} \
+            "SELECT {id}::int8, {at}::timestamptz, {features}, {label_read} FROM {table} \
              WHERE {model} = $1 AND {at} IS NOT NULL AND {label} IS NOT NULL \
                AND ({at}, {id}) > ($2, $3) AND ({at}, {id}) <= ($4, $5) \
              ORDER BY {at} DESC, {id} DESC LIMIT $6",
             label = q(&cfg.label_column),
+            label_read = casts.label.read(&q(&cfg.label_column)),
             table = quote_table(&cfg.table),
             model = q(&cfg.model_column),
         );
@@ -142,7 +160,7 @@ impl OutcomeSource {
             table = quote_table(&cfg.table),
             model = q(&cfg.model_column),
         );
-        let score_sql = Some(score_sql(cfg));
+        let score_sql = Some(score_sql(cfg, casts.prediction_write));
         // The newest inputs, labelled or not: data drift shows before the labels do.
         let recent_sql = format!(
             "SELECT {features} FROM {table} WHERE {model} = $1 ORDER BY {id} DESC LIMIT $2",
@@ -160,6 +178,7 @@ impl OutcomeSource {
             unscored_sql,
             score_sql,
             notify_channel: cfg.notify_channel.clone(),
+            table: cfg.table.clone(),
         }
     }
 
@@ -183,6 +202,18 @@ impl OutcomeSource {
             .bind(settle_ms as f64)
             .fetch_all(conn)
             .await
+    }
+
+    /// What a failed query says to a user: a missing table is "table X does not exist",
+    /// another error the server reported names the table.
+    pub fn describe_error(&self, e: &sqlx::Error) -> String {
+        match e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => {
+                format!("table {} does not exist", self.table)
+            }
+            sqlx::Error::Database(db) => format!("table {}: {}", self.table, db.message()),
+            other => other.to_string(),
+        }
     }
 
     pub fn poll_sql(&self) -> &str {
@@ -282,10 +313,8 @@ impl OutcomeSource {
         let mut x = Vec::with_capacity(rows.len() * n_features);
         for r in &rows {
             let f: Option<Vec<Option<f64>>> = r.try_get(0)?;
-            if let Some(f) = f.filter(|f| {
-                f.len() == n_features && f.iter().all(|v| v.is_some_and(f64::is_finite))
-            }) {
-                x.extend(f.iter().map(|v| v.unwrap_or(0.0) as f32));
+            if let Ok(f) = crate::domain::features_f32(n_features, f.as_deref()) {
+                x.extend(f);
             }
         }
         Ok(x)

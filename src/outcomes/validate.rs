@@ -92,6 +92,13 @@ mod tests {
             )),
             RejectReason::NonFiniteFeature
         );
+        let beyond = validate(
+            &raw(Some(vec![Some(1.0), Some(1e39)]), Some(0.3), Some(1.0)),
+            rules(2, Task::Binary, 2),
+        )
+        .unwrap_err();
+        assert_eq!(beyond.reason, RejectReason::NonFiniteFeature);
+        assert!(beyond.detail.contains("beyond"), "{}", beyond.detail);
         assert_eq!(
             reason(raw(ok.clone(), Some(0.3), Some(2.0))),
             RejectReason::InvalidLabel

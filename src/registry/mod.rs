@@ -9,15 +9,17 @@ mod runs;
 pub use runs::{
     claim_requested as runs_claim_requested, create as runs_create,
     fail_orphans as runs_fail_orphans, finish as runs_finish, get as runs_get, list as runs_list,
-    mark_running as runs_mark_running, RunEnd, RunStatus, TrainingRun,
+    mark_running as runs_mark_running, parse_strategy, ClaimedRun, RunEnd, RunStatus, TrainingRun,
 };
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 
+use crate::feature_drift::ReferenceSample;
 use crate::outcomes::Watermark;
-use crate::train::{ModelArtifact, Scores};
+use crate::policy::TriggerKind;
+use crate::train::{ModelArtifact, Scores, Strategy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -33,6 +35,12 @@ pub enum RegistryError {
     NoSuchVersion { model: String, version: i64 },
     #[error("model {0} has no earlier champion to roll back to")]
     NothingToRollBack(String),
+    #[error("stored reference sample of {model} v{version} is unreadable: {reason}")]
+    CorruptReference {
+        model: String,
+        version: i64,
+        reason: String,
+    },
 }
 
 /// The channel every change of champion is announced on, with `{"model": …, "version": …}`
@@ -91,19 +99,47 @@ pub struct VersionInfo {
     pub holdout_metrics: HoldoutMetrics,
 }
 
+/// Where a new version comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An update driftd trained with `strategy`, on what `trigger` asked for.
+    Trained {
+        strategy: Strategy,
+        trigger: TriggerKind,
+    },
+    /// A model trained elsewhere (`driftd import`): stored with strategy and trigger `import`.
+    Imported,
+}
+
+impl Origin {
+    /// The stored `strategy` and `trigger` columns.
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            Origin::Trained { strategy, trigger } => (strategy.as_str(), trigger.as_str()),
+            Origin::Imported => ("import", "import"),
+        }
+    }
+}
+
 /// What a new version is made of.
 pub struct NewVersion<'a> {
     pub model: &'a str,
     pub parent_version: Option<i64>,
-    pub strategy: &'a str,
-    pub trigger: &'a str,
+    pub origin: Origin,
     pub n_train_rows: i64,
     pub n_holdout_rows: i64,
     pub cutoff: Watermark,
     pub holdout_metrics: HoldoutMetrics,
     pub artifact: &'a ModelArtifact,
     /// A bounded sample of the training rows, for data-drift checks.
-    pub reference_sample: Option<serde_json::Value>,
+    pub reference_sample: Option<&'a ReferenceSample>,
+}
+
+/// The champion's sample of its training rows, for data-drift checks.
+#[derive(Debug, Clone)]
+pub struct ChampionReference {
+    pub version: i64,
+    pub sample: ReferenceSample,
 }
 
 const INFO_COLUMNS: &str =
@@ -142,6 +178,7 @@ pub async fn register(
     promote: bool,
 ) -> Result<i64, RegistryError> {
     use sqlx::Connection;
+    let (strategy, trigger) = v.origin.columns();
     let mut tx = conn.begin().await?;
     // Versions are numbered per model; the row lock on the model's versions serialises writers.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('driftd.registry'), hashtext($1))")
@@ -168,9 +205,14 @@ pub async fn register(
     .bind(v.model)
     .bind(version)
     .bind(v.parent_version)
-    .bind(v.strategy)
-    .bind(v.trigger)
-    .bind(if promote { "champion" } else { "rejected" })
+    .bind(strategy)
+    .bind(trigger)
+    .bind(match (promote, &v.origin) {
+        (true, _) => "champion",
+        // Imported, waiting for `models promote`: not a candidate that lost.
+        (false, Origin::Imported) => "imported",
+        (false, _) => "rejected",
+    })
     .bind(promote)
     .bind(v.n_train_rows)
     .bind(v.n_holdout_rows)
@@ -179,7 +221,8 @@ pub async fn register(
     .bind(sqlx::types::Json(&v.holdout_metrics))
     .bind(v.artifact.sidecar_json())
     .bind(v.artifact.to_safetensors_bytes())
-    .bind(&v.reference_sample)
+    // Stored through serde_json's `Value`, as it always was (its f32s widened to f64).
+    .bind(v.reference_sample.and_then(|r| serde_json::to_value(r).ok()))
     .execute(&mut *tx)
     .await?;
     if promote {
@@ -251,18 +294,48 @@ pub async fn champion_version(
     .await
 }
 
-/// The champion's reference sample for data-drift checks, if it has one.
+/// The champion's reference sample for data-drift checks, if it has one
+/// ([`RegistryError::CorruptReference`] when the stored one cannot be read).
 pub async fn champion_reference(
     conn: &mut PgConnection,
     model: &str,
-) -> Result<Option<(i64, serde_json::Value)>, RegistryError> {
+) -> Result<Option<ChampionReference>, RegistryError> {
     let row: Option<(i64, Option<serde_json::Value>)> = sqlx::query_as(
         "SELECT version, reference_sample FROM driftd.model_versions WHERE model = $1 AND status = 'champion'",
     )
     .bind(model)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.and_then(|(v, r)| r.map(|r| (v, r))))
+    let Some((version, Some(stored))) = row else {
+        return Ok(None);
+    };
+    let sample = serde_json::from_value(stored).map_err(|e| RegistryError::CorruptReference {
+        model: model.into(),
+        version,
+        reason: e.to_string(),
+    })?;
+    Ok(Some(ChampionReference { version, sample }))
+}
+
+/// Stores a reference sample for `version`, if it has none (a champion trained before
+/// feature drift was enabled).
+pub async fn set_reference_sample(
+    conn: &mut PgConnection,
+    model: &str,
+    version: i64,
+    sample: &ReferenceSample,
+) -> Result<(), RegistryError> {
+    sqlx::query(
+        "UPDATE driftd.model_versions SET reference_sample = $3 \
+         WHERE model = $1 AND version = $2 AND reference_sample IS NULL",
+    )
+    .bind(model)
+    .bind(version)
+    // Stored through serde_json's `Value`, as `register` stores it.
+    .bind(serde_json::to_value(sample).ok())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Records one data-drift check.
@@ -272,25 +345,34 @@ pub async fn record_feature_drift(
     version: i64,
     report: &crate::feature_drift::FeatureDriftReport,
 ) -> Result<(), RegistryError> {
-    for f in &report.features {
-        sqlx::query(
-            "INSERT INTO driftd.feature_drift (model, version, feature, psi, ks, ks_pvalue, js, wasserstein, drifted, n_reference, n_recent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(model)
-        .bind(version)
-        .bind(&f.feature)
-        .bind(f.psi)
-        .bind(f.ks)
-        .bind(f.ks_pvalue)
-        .bind(f.js)
-        .bind(f.wasserstein)
-        .bind(f.drifted)
-        .bind(report.n_reference as i32)
-        .bind(report.n_recent as i32)
-        .execute(&mut *conn)
-        .await?;
+    if report.features.is_empty() {
+        return Ok(());
     }
+    let fs = &report.features;
+    let column = |v: fn(&crate::feature_drift::FeatureStat) -> f64| -> Vec<f64> {
+        fs.iter().map(v).collect()
+    };
+    // One statement for the whole check, its rows in the report's order.
+    sqlx::query(
+        "INSERT INTO driftd.feature_drift (model, version, feature, psi, ks, ks_pvalue, js, wasserstein, drifted, n_reference, n_recent) \
+         SELECT $1, $2, f, psi, ks, p, js, w, d, $10, $11 \
+         FROM UNNEST($3::text[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::bool[]) \
+              WITH ORDINALITY AS c(f, psi, ks, p, js, w, d, n) \
+         ORDER BY n",
+    )
+    .bind(model)
+    .bind(version)
+    .bind(fs.iter().map(|f| f.feature.as_str()).collect::<Vec<_>>())
+    .bind(column(|f| f.psi))
+    .bind(column(|f| f.ks))
+    .bind(column(|f| f.ks_pvalue))
+    .bind(column(|f| f.js))
+    .bind(column(|f| f.wasserstein))
+    .bind(fs.iter().map(|f| f.drifted).collect::<Vec<_>>())
+    .bind(report.n_reference as i32)
+    .bind(report.n_recent as i32)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -365,18 +447,37 @@ pub async fn promote(
     Ok(())
 }
 
-/// Puts back the champion that served before the current one.
-pub async fn rollback(conn: &mut PgConnection, model: &str) -> Result<i64, RegistryError> {
-    let previous: Option<i64> = sqlx::query_scalar(
-        "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'retired' AND promoted_at IS NOT NULL \
-         ORDER BY promoted_at DESC, version DESC LIMIT 1",
-    )
-    .bind(model)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let version = previous.ok_or_else(|| RegistryError::NothingToRollBack(model.into()))?;
-    promote(conn, model, version).await?;
-    Ok(version)
+/// Where a rollback went: from the champion `from` (if there was one) to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolledBack {
+    pub from: Option<i64>,
+    pub to: i64,
+}
+
+/// Steps back through the champion history: the newest version older than the current
+/// champion that was a champion once becomes the champion again (v3 → v2 → v1; a version
+/// that never served is skipped). `to`: that version instead.
+pub async fn rollback(
+    conn: &mut PgConnection,
+    model: &str,
+    to: Option<i64>,
+) -> Result<RolledBack, RegistryError> {
+    let from = champion_version(conn, model).await?;
+    let target = match to {
+        Some(v) => Some(v),
+        None => sqlx::query_scalar(
+            "SELECT version FROM driftd.model_versions WHERE model = $1 AND status = 'retired' \
+                   AND promoted_at IS NOT NULL AND version < coalesce($2, 9223372036854775807) \
+                 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(model)
+        .bind(from)
+        .fetch_optional(&mut *conn)
+        .await?,
+    };
+    let to = target.ok_or_else(|| RegistryError::NothingToRollBack(model.into()))?;
+    promote(conn, model, to).await?;
+    Ok(RolledBack { from, to })
 }
 
 /// Writes `<dir>/<model>-v<version>.safetensors` and its `.json` sidecar.

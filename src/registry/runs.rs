@@ -6,6 +6,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, Row};
 
 use crate::control::RowRanges;
+use crate::policy::TriggerKind;
+use crate::train::{CandidateReport, Strategy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,6 +19,8 @@ pub enum RunStatus {
     Failed,
     Cancelled,
     Coalesced,
+    /// Nothing to do: every row the run would learn from is already the champion's.
+    Skipped,
 }
 
 impl RunStatus {
@@ -29,6 +33,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Coalesced => "coalesced",
+            RunStatus::Skipped => "skipped",
         }
     }
 }
@@ -49,13 +54,30 @@ pub struct TrainingRun {
     pub error: Option<String>,
 }
 
+/// A strategy by its stored (and configured) name: `None` for a name that is none of them.
+pub fn parse_strategy(name: &str) -> Option<Strategy> {
+    use serde::de::{value, Deserialize, IntoDeserializer};
+    let name: value::StrDeserializer<'_, value::Error> = name.into_deserializer();
+    Strategy::deserialize(name).ok()
+}
+
+/// A manual request, claimed by its model's owner (now `running`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedRun {
+    pub id: i64,
+    /// The requested strategy; `None` when the stored name is not one (the model's
+    /// `manual_strategy` is used then).
+    pub strategy: Option<Strategy>,
+    pub reason: String,
+}
+
 /// Records a run in `status` and returns its id.
 pub async fn create(
     conn: &mut PgConnection,
     model: &str,
-    trigger: &str,
+    trigger: TriggerKind,
     reason: &str,
-    strategy: &str,
+    strategy: Strategy,
     status: RunStatus,
 ) -> Result<i64, sqlx::Error> {
     let id = sqlx::query_scalar(
@@ -63,9 +85,9 @@ pub async fn create(
          VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'running' THEN now() END) RETURNING id",
     )
     .bind(model)
-    .bind(trigger)
+    .bind(trigger.as_str())
     .bind(reason)
-    .bind(strategy)
+    .bind(strategy.as_str())
     .bind(status.as_str())
     .fetch_one(&mut *conn)
     .await?;
@@ -84,7 +106,7 @@ pub async fn create(
 pub async fn claim_requested(
     conn: &mut PgConnection,
     model: &str,
-) -> Result<Option<(i64, String, String)>, sqlx::Error> {
+) -> Result<Option<ClaimedRun>, sqlx::Error> {
     let row = sqlx::query(
         "UPDATE driftd.training_runs SET status = 'running', started_at = now() \
          WHERE id = (SELECT id FROM driftd.training_runs WHERE model = $1 AND status = 'requested' \
@@ -95,11 +117,11 @@ pub async fn claim_requested(
     .fetch_optional(conn)
     .await?;
     row.map(|r| {
-        Ok((
-            r.try_get("id")?,
-            r.try_get("strategy")?,
-            r.try_get("reason")?,
-        ))
+        Ok(ClaimedRun {
+            id: r.try_get("id")?,
+            strategy: parse_strategy(r.try_get("strategy")?),
+            reason: r.try_get("reason")?,
+        })
     })
     .transpose()
 }
@@ -123,7 +145,8 @@ pub async fn mark_running(
 #[derive(Debug, Clone, Default)]
 pub struct RunEnd<'a> {
     pub new_version: Option<i64>,
-    pub candidates: serde_json::Value,
+    /// Every candidate the run trained (none when it trained nothing).
+    pub candidates: &'a [CandidateReport],
     pub error: Option<&'a str>,
     /// The rows it read (none when it read nothing, or never ran).
     pub rows: RowRanges,
@@ -138,9 +161,9 @@ pub async fn finish(
 ) -> Result<(), sqlx::Error> {
     let first = |r: Option<(i64, i64)>| r.map(|r| r.0);
     let last = |r: Option<(i64, i64)>| r.map(|r| r.1);
-    let candidates = match &end.candidates {
-        serde_json::Value::Null => serde_json::json!([]),
-        c => c.clone(),
+    let candidates = match serde_json::to_value(end.candidates) {
+        Ok(serde_json::Value::Null) | Err(_) => serde_json::json!([]),
+        Ok(c) => c,
     };
     sqlx::query(
         "UPDATE driftd.training_runs SET status = $2, finished_at = now(), new_version = $3, candidates = $4, error = $5, \

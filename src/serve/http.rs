@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,9 +20,9 @@ use super::cache::{ChampionCache, Lookup, Served};
 use super::rows::{parse_predict_body, RowShape};
 use super::v2;
 use super::ServeConfig;
+use crate::api_error::{error, internal, ApiError};
+use crate::auth::{self, Access, Guard, Tokens};
 use crate::catalog::Catalog;
-use crate::config::Secret;
-use crate::exporter::admin::constant_time_eq;
 use crate::registry;
 
 #[derive(Clone)]
@@ -34,59 +34,7 @@ pub struct ServeState {
     pub max_rows: usize,
 }
 
-/// The bearer tokens that may read and predict: `http.read_token` and the admin token.
-#[derive(Clone)]
-pub struct ReadTokens(pub Arc<Vec<Secret>>);
-
-impl ReadTokens {
-    fn accepts(&self, headers: &HeaderMap) -> bool {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        // Compare with every token, so the time taken does not tell which one matched.
-        self.0.iter().fold(false, |ok, t| {
-            constant_time_eq(presented.as_bytes(), t.expose().as_bytes()) | ok
-        })
-    }
-}
-
-/// A refused request: its status and `{"error": message}`.
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
-    }
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
-    ApiError {
-        status,
-        message: message.into(),
-    }
-}
-
 type Answer = Result<Response, ApiError>;
-
-async fn require_token(State(tokens): State<ReadTokens>, req: Request, next: Next) -> Response {
-    if tokens.accepts(req.headers()) {
-        return next.run(req).await;
-    }
-    let why = if tokens.0.is_empty() {
-        "reading models and predicting need a bearer token, and none is configured: set http.read_token (or http.admin_token)"
-    } else {
-        "missing or wrong bearer token"
-    };
-    let mut r = error(StatusCode::UNAUTHORIZED, why).into_response();
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    r
-}
 
 fn champion_of(s: &ServeState, model: &str) -> Result<Arc<Served>, ApiError> {
     match s.cache.get(model) {
@@ -113,7 +61,7 @@ fn unknown_model(s: &ServeState, model: &str) -> ApiError {
     )
 }
 
-fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(super) fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
         error(
             r.status(),
@@ -407,12 +355,9 @@ async fn model_versions(State(s): State<ServeState>, Path(model): Path<String>) 
         let mut conn = s.pool.acquire().await?;
         registry::list(&mut conn, Some(&model)).await
     };
-    let versions = listed.await.map_err(|e| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot read the registry: {e}"),
-        )
-    })?;
+    let versions = listed
+        .await
+        .map_err(|e| internal("cannot read the registry", &e))?;
     let champion = versions
         .iter()
         .find(|v| v.status == "champion")
@@ -420,8 +365,11 @@ async fn model_versions(State(s): State<ServeState>, Path(model): Path<String>) 
     Ok(Json(json!({ "model": model, "champion": champion, "versions": versions })).into_response())
 }
 
-/// Every serving route; all but the health checks need a read (or admin) token.
-pub fn router(state: ServeState, tokens: ReadTokens, cfg: &ServeConfig) -> Router {
+/// Every serving route; all but the health checks need a read (or admin) token, the retrain
+/// route the admin token (see [`crate::auth`]).
+pub fn router(state: ServeState, tokens: Arc<Tokens>, cfg: &ServeConfig) -> Router {
+    let read = Guard::new(tokens.clone(), Access::Read);
+    let admin = Guard::new(tokens, Access::Admin);
     let guarded = Router::new()
         .route("/v1/models", get(list_models))
         .route("/v1/models/{model}", get(model_versions))
@@ -444,11 +392,15 @@ pub fn router(state: ServeState, tokens: ReadTokens, cfg: &ServeConfig) -> Route
             "/v2/models/{model}/versions/{version}/infer",
             post(v2_infer_version),
         )
-        .route_layer(middleware::from_fn_with_state(tokens, require_token));
+        .route_layer(middleware::from_fn_with_state(read, auth::require));
+    let admin_routes = Router::new()
+        .route("/v1/models/{model}/retrain", post(super::retrain::retrain))
+        .route_layer(middleware::from_fn_with_state(admin, auth::require));
     Router::new()
         .route("/v2/health/live", get(v2_live))
         .route("/v2/health/ready", get(v2_server_ready))
         .merge(guarded)
+        .merge(admin_routes)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .with_state(state)
 }
@@ -456,6 +408,7 @@ pub fn router(state: ServeState, tokens: ReadTokens, cfg: &ServeConfig) -> Route
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn etags_match_strong_weak_and_star() {

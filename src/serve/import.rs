@@ -351,8 +351,7 @@ pub async fn import(
         &NewVersion {
             model: &model.name,
             parent_version: None,
-            strategy: "import",
-            trigger: "import",
+            origin: registry::Origin::Imported,
             n_train_rows: 0,
             n_holdout_rows: 0,
             // Every labelled row is new to a model trained elsewhere.

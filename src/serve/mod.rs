@@ -9,13 +9,15 @@
 //! - [`predictor`]: the forward pass used for online requests (plain Rust, no libtorch).
 //! - [`rows`]: the `/v1/models/{model}/predict` body.
 //! - [`v2`]: Open Inference Protocol request parsing and response encoding.
-//! - [`http`]: the axum routes and the bearer-token guard.
+//! - [`http`]: the axum routes (their bearer tokens are checked by [`crate::auth`]).
+//! - [`retrain`]: `POST /v1/models/{model}/retrain`, behind the admin token.
 //! - [`import`]: reading, validating and registering an outside model.
 
 pub mod cache;
 pub mod http;
 pub mod import;
 pub mod predictor;
+pub mod retrain;
 pub mod rows;
 pub mod v2;
 
@@ -55,12 +57,11 @@ pub fn start(
         catalog,
         max_rows: cfg.serve.max_rows,
     };
-    let tokens = [&cfg.http.read_token, &cfg.http.admin_token]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
-    let router = http::router(state, http::ReadTokens(Arc::new(tokens)), &cfg.serve);
+    let tokens = Arc::new(crate::auth::Tokens::new(
+        cfg.http.read_token.as_ref(),
+        cfg.http.admin_token.as_ref(),
+    ));
+    let router = http::router(state, tokens, &cfg.serve);
     (router, cache, task)
 }
 

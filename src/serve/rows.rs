@@ -2,50 +2,12 @@
 //! objects keyed by the model's `feature_names`. Parsing yields the row-major f32 matrix the
 //! predictor takes, or a message saying what is wrong with the request.
 
+use std::cell::RefCell;
 use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-
-/// One row as sent: values in feature order, or `(name, value)` pairs.
-#[derive(Debug, PartialEq)]
-enum RowIn {
-    Values(Vec<f64>),
-    Named(Vec<(String, f64)>),
-}
-
-impl<'de> Deserialize<'de> for RowIn {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct RowVisitor;
-        impl<'de> Visitor<'de> for RowVisitor {
-            type Value = RowIn;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a row: an array of numbers or an object of feature name to number")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RowIn, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(16));
-                while let Some(x) = seq.next_element::<f64>()? {
-                    v.push(x);
-                }
-                Ok(RowIn::Values(v))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RowIn, A::Error> {
-                let mut v = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some((k, x)) = map.next_entry::<String, f64>()? {
-                    v.push((k, x));
-                }
-                Ok(RowIn::Named(v))
-            }
-        }
-        d.deserialize_any(RowVisitor)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PredictBody {
-    rows: Vec<RowIn>,
-}
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 /// What a model accepts.
 pub struct RowShape<'a> {
@@ -56,70 +18,212 @@ pub struct RowShape<'a> {
 }
 
 /// Row-major features, or why the body is not a valid request for this model.
+///
+/// The rows are parsed straight into the matrix: nothing is allocated from a size the
+/// request claims, a row is refused as soon as it has one value too many, and `max_rows` is
+/// enforced at the row past it. The memory a request takes is therefore bounded by
+/// `max_rows × n_features` floats, whatever the shape of the body.
 pub fn parse_predict_body(body: &[u8], shape: &RowShape<'_>) -> Result<Vec<f32>, String> {
-    let parsed: PredictBody = serde_json::from_slice(body).map_err(|e| {
-        format!("body is not {{\"rows\": [[…], …]}} or {{\"rows\": [{{…}}, …]}}: {e}")
-    })?;
-    if parsed.rows.is_empty() {
-        return Err("`rows` is empty".into());
+    let why = RefCell::new(None);
+    let mut x = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = BodySeed {
+        shape,
+        x: &mut x,
+        why: &why,
     }
-    if parsed.rows.len() > shape.max_rows {
-        return Err(format!(
-            "{} rows is more than the {} a request may carry (serve.max_rows)",
-            parsed.rows.len(),
-            shape.max_rows
-        ));
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    match (parsed, why.into_inner()) {
+        (Ok(()), _) if x.is_empty() => Err("`rows` is empty".into()),
+        (Ok(()), _) => Ok(x),
+        (Err(_), Some(why)) => Err(why),
+        (Err(e), None) => Err(format!(
+            "body is not {{\"rows\": [[…], …]}} or {{\"rows\": [{{…}}, …]}}: {e}"
+        )),
     }
-    let f = shape.n_features;
-    let mut x = Vec::with_capacity(parsed.rows.len() * f);
-    for (i, row) in parsed.rows.into_iter().enumerate() {
-        match row {
-            RowIn::Values(v) => {
-                if v.len() != f {
-                    return Err(format!(
-                        "row {i} has {} values; the model takes {f} features",
-                        v.len()
-                    ));
-                }
-                for (j, value) in v.into_iter().enumerate() {
-                    x.push(finite_f32(value, i, j)?);
-                }
-            }
-            RowIn::Named(pairs) => x.extend(named_row(pairs, i, shape)?),
-        }
-    }
-    Ok(x)
 }
 
-/// A row given as an object, in `feature_names` order.
-fn named_row(
-    pairs: Vec<(String, f64)>,
-    i: usize,
-    shape: &RowShape<'_>,
-) -> Result<Vec<f32>, String> {
-    if shape.feature_names.is_empty() {
-        return Err(format!(
-            "row {i} is an object, but the model has no feature_names configured; send rows as arrays"
-        ));
+/// The parse's state: the shape, the matrix so far, and the request's first fault (kept
+/// apart from serde's error, which would add a position to it).
+struct BodySeed<'s, 'a> {
+    shape: &'s RowShape<'a>,
+    x: &'s mut Vec<f32>,
+    why: &'s RefCell<Option<String>>,
+}
+
+impl BodySeed<'_, '_> {
+    fn fail<E: serde::de::Error>(&self, why: String) -> E {
+        let e = E::custom(&why);
+        self.why.borrow_mut().get_or_insert(why);
+        e
     }
-    let mut out: Vec<Option<f32>> = vec![None; shape.feature_names.len()];
-    for (name, value) in pairs {
-        let j = shape
-            .feature_names
-            .iter()
-            .position(|n| *n == name)
-            .ok_or_else(|| format!("row {i}: unknown feature `{name}`"))?;
-        if out[j].is_some() {
-            return Err(format!("row {i}: feature `{name}` is given twice"));
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodySeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with `rows`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key != "rows" {
+                return Err(A::Error::unknown_field(&key, &["rows"]));
+            }
+            if seen {
+                return Err(A::Error::duplicate_field("rows"));
+            }
+            seen = true;
+            map.next_value_seed(RowsSeed {
+                shape: self.shape,
+                x: &mut *self.x,
+                why: self.why,
+            })?;
         }
-        out[j] = Some(finite_f32(value, i, j)?);
+        if !seen {
+            return Err(A::Error::missing_field("rows"));
+        }
+        Ok(())
     }
-    out.into_iter()
-        .enumerate()
-        .map(|(j, v)| {
-            v.ok_or_else(|| format!("row {i}: feature `{}` is missing", shape.feature_names[j]))
-        })
-        .collect()
+}
+
+/// `[row, …]`, each row parsed into the matrix as it comes.
+struct RowsSeed<'s, 'a> {
+    shape: &'s RowShape<'a>,
+    x: &'s mut Vec<f32>,
+    why: &'s RefCell<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowsSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of rows")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        loop {
+            let row = RowSeed {
+                i,
+                shape: self.shape,
+                x: &mut *self.x,
+                why: self.why,
+            };
+            if i == self.shape.max_rows {
+                // One more row than allowed is refused without reading it.
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    let why = format!(
+                        "more than the {} rows a request may carry (serve.max_rows)",
+                        self.shape.max_rows
+                    );
+                    return Err(row.seed().fail(why));
+                }
+                return Ok(());
+            }
+            if seq.next_element_seed(row)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Row `i`: an array of numbers in feature order, or an object of feature name to number.
+struct RowSeed<'s, 'a> {
+    i: usize,
+    shape: &'s RowShape<'a>,
+    x: &'s mut Vec<f32>,
+    why: &'s RefCell<Option<String>>,
+}
+
+impl<'s, 'a> RowSeed<'s, 'a> {
+    fn seed(self) -> BodySeed<'s, 'a> {
+        BodySeed {
+            shape: self.shape,
+            x: self.x,
+            why: self.why,
+        }
+    }
+    fn fail<E: serde::de::Error>(&self, why: String) -> E {
+        let e = E::custom(&why);
+        self.why.borrow_mut().get_or_insert(why);
+        e
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a row: an array of numbers or an object of feature name to number")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let (i, f) = (self.i, self.shape.n_features);
+        let mut n = 0;
+        while n < f {
+            let Some(v) = seq.next_element::<f64>()? else {
+                break;
+            };
+            let x = finite_f32(v, i, n).map_err(|why| self.fail(why))?;
+            self.x.push(x);
+            n += 1;
+        }
+        // Count what is left without keeping it, for the message.
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            n += 1;
+        }
+        if n != f {
+            return Err(self.fail(format!(
+                "row {i} has {n} values; the model takes {f} features"
+            )));
+        }
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (i, names) = (self.i, self.shape.feature_names);
+        if names.is_empty() {
+            return Err(self.fail(format!(
+                "row {i} is an object, but the model has no feature_names configured; send rows as arrays"
+            )));
+        }
+        let mut out: Vec<Option<f32>> = vec![None; names.len()];
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let Some(j) = names.iter().position(|n| *n == name) else {
+                return Err(self.fail(format!("row {i}: unknown feature `{name}`")));
+            };
+            if out[j].is_some() {
+                return Err(self.fail(format!("row {i}: feature `{name}` is given twice")));
+            }
+            let v = map.next_value::<f64>()?;
+            out[j] = Some(finite_f32(v, i, j).map_err(|why| self.fail(why))?);
+        }
+        for (j, v) in out.into_iter().enumerate() {
+            let v =
+                v.ok_or_else(|| self.fail(format!("row {i}: feature `{}` is missing", names[j])))?;
+            self.x.push(v);
+        }
+        Ok(())
+    }
 }
 
 fn finite_f32(v: f64, row: usize, feature: usize) -> Result<f32, String> {
@@ -187,6 +291,10 @@ mod tests {
             ),
             (r#"{"rows": [{"age": 1, "age": 2}]}"#, "given twice"),
             (r#"{"rows": [7]}"#, "a row"),
+            (r#"{"rows": [[1, 2]], "rows": [[1, 2]]}"#, "duplicate field"),
+            (r#"{"rows": [[1, 2]]} x"#, "body is not"),
+            (r#"{"rows": [[1, 3.5e38]]}"#, "not a finite"),
+            (r#"{"rows": [[], [], []]}"#, "row 0 has 0 values"),
         ] {
             let err = parse(body).expect_err(body);
             assert!(err.contains(says), "{body}: {err}");
@@ -201,5 +309,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("no feature_names"), "{err}");
+    }
+
+    #[test]
+    fn the_row_limit_is_enforced_at_the_row_past_it() {
+        // The fourth row is refused unread (it is not even a row).
+        let err = parse(r#"{"rows": [[1, 2], [1, 2], [1, 2], "not a row"]}"#).unwrap_err();
+        assert!(err.contains("serve.max_rows"), "{err}");
+        let err = parse(r#"{"rows": [{}, {}, {}, {}, {}]}"#).unwrap_err();
+        assert!(err.contains("`age` is missing"), "{err}");
     }
 }

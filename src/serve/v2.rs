@@ -7,8 +7,12 @@
 //! `probabilities` (FP32, `[rows, n_classes]`; for a binary model `[1 − p, p]`) and `label`
 //! (INT64, `[rows]`, the arg-max).
 
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::predictor::Probabilities;
 
@@ -17,33 +21,178 @@ pub const OUT_PROBABILITIES: &str = "probabilities";
 pub const OUT_LABEL: &str = "label";
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
+// The request is parsed into types whose size is bounded by the body's: unknown keys and
+// parameters are skipped unread, lists that the protocol keeps short are capped, and tensor
+// data goes straight to f32. No JSON tree is built, so a hostile body of any shape takes a
+// few times its size at most.
+
 #[derive(Deserialize)]
 struct InferRequest {
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
-    parameters: Map<String, Value>,
-    inputs: Vec<InputTensor>,
+    parameters: Params,
+    inputs: Capped<InputTensor, 1>,
     #[serde(default)]
-    outputs: Option<Vec<RequestedOutput>>,
+    outputs: Option<Capped<RequestedOutput, 8>>,
 }
 
 #[derive(Deserialize)]
 struct InputTensor {
     name: String,
-    shape: Vec<i64>,
+    shape: Capped<i64, 8>,
     datatype: String,
     #[serde(default)]
-    parameters: Map<String, Value>,
+    parameters: Params,
     #[serde(default)]
-    data: Option<Value>,
+    data: Option<Data>,
 }
 
 #[derive(Deserialize)]
 struct RequestedOutput {
     name: String,
     #[serde(default)]
-    parameters: Map<String, Value>,
+    parameters: Params,
+}
+
+/// The parameters driftd reads; any others are skipped.
+#[derive(Deserialize, Default)]
+struct Params {
+    binary_data_output: Option<Param>,
+    binary_data: Option<Param>,
+    binary_data_size: Option<Param>,
+}
+
+/// A parameter's value, as far as driftd cares.
+#[derive(Clone, Copy)]
+enum Param {
+    Bool(bool),
+    Whole(u64),
+    Other,
+}
+
+impl Param {
+    fn truthy(p: Option<Param>) -> Option<bool> {
+        match p {
+            Some(Param::Bool(b)) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Param {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Param;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a parameter value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Param, E> {
+                Ok(Param::Bool(b))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Param, E> {
+                Ok(Param::Whole(n))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Param, E> {
+                Ok(Param::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Param, E> {
+                Ok(Param::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Param, E> {
+                Ok(Param::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Param, E> {
+                Ok(Param::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Param, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Param::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Param, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Param::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The first `N` items of a list, and how many it had.
+struct Capped<T, const N: usize> {
+    items: Vec<T>,
+    total: usize,
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T, const N: usize>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for V<T, N> {
+            type Value = Capped<T, N>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while items.len() < N {
+                    match a.next_element()? {
+                        Some(x) => items.push(x),
+                        None => break,
+                    }
+                }
+                let mut total = items.len();
+                while a.next_element::<IgnoredAny>()?.is_some() {
+                    total += 1;
+                }
+                Ok(Capped { items, total })
+            }
+        }
+        d.deserialize_seq(V::<T, N>(PhantomData))
+    }
+}
+
+/// Tensor `data`: flat or nested arrays of numbers, row-major, straight into f32.
+struct Data(Vec<f32>);
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut out = Vec::new();
+        d.deserialize_seq(Flatten(&mut out))?;
+        Ok(Data(out))
+    }
+}
+
+struct Flatten<'a>(&'a mut Vec<f32>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Flatten<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("numbers in `data`, flat or in nested arrays (a string, a boolean or null is not a number)")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+        while a.next_element_seed(Flatten(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.push(v as f32);
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.push(v as f32);
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.push(v as f32);
+        Ok(())
+    }
 }
 
 /// A parsed inference request.
@@ -54,10 +203,6 @@ pub struct Infer {
     pub x: Vec<f32>,
     /// The outputs to return, each with whether it goes as binary data.
     pub outputs: Vec<(&'static str, bool)>,
-}
-
-fn truthy(m: &Map<String, Value>, key: &str) -> Option<bool> {
-    m.get(key).and_then(Value::as_bool)
 }
 
 /// Parses an infer request for a model with `n_features` inputs. `header_len` is the value of
@@ -78,12 +223,12 @@ pub fn parse_infer(
         Some(n) => body.split_at(n),
         None => (body, &[][..]),
     };
-    let req: InferRequest = serde_json::from_slice(json_part)
+    let mut req: InferRequest = serde_json::from_slice(json_part)
         .map_err(|e| format!("the inference request is not valid JSON of the V2 protocol: {e}"))?;
-    let [input] = req.inputs.as_slice() else {
+    let (Some(input), 1) = (req.inputs.items.first_mut(), req.inputs.total) else {
         return Err(format!(
             "the model takes exactly one input (`{INPUT}`), the request has {}",
-            req.inputs.len()
+            req.inputs.total
         ));
     };
     let rows = check_input(input, n_features, max_rows)?;
@@ -96,7 +241,7 @@ pub fn parse_infer(
         ));
     }
     Ok(Infer {
-        id: req.id.clone(),
+        id: req.id.take(),
         x,
         outputs: requested_outputs(&req)?,
     })
@@ -116,9 +261,9 @@ fn check_input(input: &InputTensor, n_features: usize, max_rows: usize) -> Resul
             input.datatype
         ));
     }
-    let rows = match input.shape.as_slice() {
-        [r, f] if *r >= 1 && *f == n_features as i64 => *r as usize,
-        shape => {
+    let rows = match (input.shape.items.as_slice(), input.shape.total) {
+        ([r, f], 2) if *r >= 1 && *f == n_features as i64 => *r as usize,
+        (shape, _) => {
             let want = format!("[rows, {n_features}] with rows ≥ 1");
             return Err(format!(
                 "input `{INPUT}` has shape {shape:?}; the model takes {want}"
@@ -134,26 +279,26 @@ fn check_input(input: &InputTensor, n_features: usize, max_rows: usize) -> Resul
 }
 
 /// The input's `want` values, from its JSON `data` or from the binary part of the body.
-fn input_values(input: &InputTensor, binary: &[u8], want: usize) -> Result<Vec<f32>, String> {
-    let size = match (&input.data, input.parameters.get("binary_data_size")) {
-        (Some(data), None) if binary.is_empty() => return json_values(data, want),
+fn input_values(input: &mut InputTensor, binary: &[u8], want: usize) -> Result<Vec<f32>, String> {
+    let size = match (&mut input.data, input.parameters.binary_data_size) {
+        (Some(data), None) if binary.is_empty() => {
+            return json_values(std::mem::take(&mut data.0), want)
+        }
         (Some(_), None) => {
             return Err(format!(
                 "{} bytes of binary data belong to no input",
                 binary.len()
             ))
         }
-        (None, Some(size)) => {
-            size.as_u64()
-                .ok_or("binary_data_size must be a whole number")? as usize
-        }
+        (None, Some(Param::Whole(size))) => size as usize,
+        (None, Some(_)) => return Err("binary_data_size must be a whole number".into()),
         (Some(_), Some(_)) => return Err("input has both `data` and binary_data_size".into()),
         (None, None) => return Err(format!("input `{INPUT}` has no `data`")),
     };
     if size != 4 * want {
         return Err(format!(
             "binary_data_size is {size} bytes; shape {:?} of FP32 needs {}",
-            input.shape,
+            input.shape.items,
             4 * want
         ));
     }
@@ -172,14 +317,21 @@ fn input_values(input: &InputTensor, binary: &[u8], want: usize) -> Result<Vec<f
 /// The outputs to return and whether each goes as binary data: an output's own
 /// `binary_data` parameter, else the request's `binary_data_output`.
 fn requested_outputs(req: &InferRequest) -> Result<Vec<(&'static str, bool)>, String> {
-    let all_binary = truthy(&req.parameters, "binary_data_output").unwrap_or(false);
+    let all_binary = Param::truthy(req.parameters.binary_data_output).unwrap_or(false);
     let Some(list) = &req.outputs else {
         return Ok(vec![
             (OUT_PROBABILITIES, all_binary),
             (OUT_LABEL, all_binary),
         ]);
     };
-    list.iter()
+    if list.total > list.items.len() {
+        return Err(format!(
+            "{} outputs requested; the model has two (`{OUT_PROBABILITIES}`, `{OUT_LABEL}`)",
+            list.total
+        ));
+    }
+    list.items
+        .iter()
         .map(|o| {
             let name = match o.name.as_str() {
                 OUT_PROBABILITIES => OUT_PROBABILITIES,
@@ -190,37 +342,27 @@ fn requested_outputs(req: &InferRequest) -> Result<Vec<(&'static str, bool)>, St
                     ))
                 }
             };
-            Ok((name, truthy(&o.parameters, "binary_data").unwrap_or(all_binary)))
+            let binary = Param::truthy(o.parameters.binary_data).unwrap_or(all_binary);
+            Ok((name, binary))
         })
         .collect()
 }
 
-/// Flattens `data` (flat or nested arrays, row-major) and checks it has `want` numbers.
-fn json_values(data: &Value, want: usize) -> Result<Vec<f32>, String> {
-    fn walk(v: &Value, out: &mut Vec<f32>, limit: usize) -> Result<(), String> {
-        match v {
-            Value::Array(items) => items.iter().try_for_each(|i| walk(i, out, limit)),
-            Value::Number(n) => {
-                if out.len() == limit {
-                    return Err(format!(
-                        "`data` has more than the {limit} values of its shape"
-                    ));
-                }
-                out.push(n.as_f64().map(|f| f as f32).unwrap_or(f32::NAN));
-                Ok(())
-            }
-            other => Err(format!("`data` holds {other}, not a number")),
-        }
-    }
-    let mut out = Vec::with_capacity(want);
-    walk(data, &mut out, want)?;
-    if out.len() != want {
+/// Checks that `data` has the `want` numbers of its shape.
+fn json_values(data: Vec<f32>, want: usize) -> Result<Vec<f32>, String> {
+    if data.len() > want {
         return Err(format!(
-            "`data` has {} values; its shape needs {want}",
-            out.len()
+            "`data` has more than the {want} values of its shape ({})",
+            data.len()
         ));
     }
-    Ok(out)
+    if data.len() != want {
+        return Err(format!(
+            "`data` has {} values; its shape needs {want}",
+            data.len()
+        ));
+    }
+    Ok(data)
 }
 
 /// An encoded response: the JSON, then binary tensors (if any) after it.

@@ -165,6 +165,8 @@ const IO_MODULES: &[&str] = &[
     "progress",
     "systemd",
     "telemetry",
+    "auth",
+    "api_error",
 ];
 
 /// Files of the pure modules that may do what the rest may not: reading the config file
@@ -359,6 +361,153 @@ fn only_the_outcomes_module_queries_the_users_table() {
     assert!(
         offenders.is_empty(),
         "SQL on the outcomes table outside src/outcomes/:\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// Every line of every source file (tests included), as (path below src/, line, text).
+fn every_source_line() -> Vec<(String, usize, String)> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut out = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(src()).unwrap().display().to_string();
+        let text = std::fs::read_to_string(f).unwrap();
+        out.extend(
+            text.lines()
+                .enumerate()
+                .map(|(i, l)| (rel.clone(), i + 1, l.to_string())),
+        );
+    }
+    out
+}
+
+#[test]
+fn only_the_exporter_names_metric_labels_or_prometheus() {
+    // Each subsystem's metrics struct (exporter/metrics.rs) owns its label names and their
+    // order; everyone else reports through its methods.
+    let (inside, outside): (Vec<_>, Vec<_>) = every_source_line()
+        .into_iter()
+        .filter(|(_, _, l)| l.contains("with_label_values") || l.contains("prometheus::"))
+        .partition(|(rel, _, _)| rel.starts_with("exporter/"));
+    assert!(
+        inside.len() > 10,
+        "the scan finds the exporter's own labels"
+    );
+    let outside: Vec<String> = outside
+        .iter()
+        .map(|(rel, i, l)| format!("src/{rel}:{i}: {}", l.trim()))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "metric labels or the prometheus crate outside src/exporter/ (add an intent method to \
+         the subsystem's metrics struct instead):\n{}",
+        outside.join("\n")
+    );
+}
+
+/// The storage interface's public surface in `code`: each `pub fn` signature (up to its
+/// body) and each `pub` field, with its line.
+fn public_surface(code: &str) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].trim_start();
+        if t.starts_with("pub fn ") || t.starts_with("pub async fn ") {
+            let mut sig = String::new();
+            let start = i;
+            while i < lines.len() {
+                sig.push_str(lines[i].trim());
+                sig.push(' ');
+                if lines[i].contains('{') || lines[i].trim_end().ends_with(';') {
+                    break;
+                }
+                i += 1;
+            }
+            out.push((start + 1, sig));
+        } else if t.starts_with("pub ")
+            && t["pub ".len()..]
+                .split(':')
+                .next()
+                .is_some_and(|f| !f.is_empty() && f.chars().all(|c| c.is_lowercase() || c == '_'))
+        {
+            out.push((i + 1, t.to_string()));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether `ty` holds a tuple with two or more string elements (`(i64, String, String)`).
+fn has_tuple_of_strings(ty: &str) -> bool {
+    let c: Vec<char> = ty.chars().collect();
+    let mut opens = Vec::new();
+    for (i, &ch) in c.iter().enumerate() {
+        match ch {
+            '(' => opens.push(i),
+            ')' => {
+                let Some(o) = opens.pop() else { continue };
+                let inner: String = c[o + 1..i].iter().collect();
+                let strings = inner
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| *e == "String" || (e.starts_with('&') && e.ends_with("str")))
+                    .count();
+                if strings >= 2 {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+#[test]
+fn the_storage_interface_speaks_in_types() {
+    let mut files = Vec::new();
+    rust_files(&src().join("registry"), &mut files);
+    files.push(src().join("daemon/store.rs"));
+    // Read back for reports only (`models show -o json`, the demo): kept as stored.
+    let allowed = [
+        "runs.rs: pub candidates: serde_json::Value,",
+        "progress.rs: pub candidates: serde_json::Value,",
+    ];
+    let mut offenders = Vec::new();
+    let mut seen = 0;
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        for (line, item) in public_surface(&production_code(f)) {
+            seen += 1;
+            let returns = item.split("->").nth(1).unwrap_or("");
+            let typ = if item.contains("fn ") {
+                returns
+            } else {
+                item.as_str()
+            };
+            let json = item.contains("serde_json::Value") || item.contains("JsonValue");
+            if (json || has_tuple_of_strings(typ))
+                && !allowed.contains(&format!("{name}: {}", item.trim()).as_str())
+            {
+                offenders.push(format!("{}:{line}: {}", f.display(), item.trim()));
+            }
+        }
+    }
+    assert!(
+        seen > 30,
+        "the scan finds the storage interface ({seen} items)"
+    );
+    assert!(has_tuple_of_strings(
+        "Result<Option<(i64, String, String)>, sqlx::Error> {"
+    ));
+    assert!(!has_tuple_of_strings(
+        "Result<Vec<(String, i64)>, sqlx::Error>"
+    ));
+    assert!(
+        offenders.is_empty(),
+        "raw JSON or tuples of strings across the registry/store interface (parse and \
+         serialise at the storage edge; pass enums and structs):\n{}",
         offenders.join("\n")
     );
 }

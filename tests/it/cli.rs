@@ -85,10 +85,15 @@ fn check_config_accepts_the_example_and_speaks_json() {
     // DRIFTD_CONFIG stands in for --config.
     let out = check_config(&["-o", "json"], &pw, Some(&example));
     assert_eq!(code(&out), 0, "{}", text(&out));
-    // Without the credential the example names, the key is named.
+    // Without the credential the example names (it exists only inside the service): OK,
+    // with a warning that names the key.
     let out = driftd(&["check-config", "--config", &example]);
-    assert_eq!(code(&out), 2, "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("database.password_file"));
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("database.password_file"),
+        "{err}"
+    );
 
     // A bad file: exit 2, the key named, and still one JSON document on stdout.
     let bad = dir.path().join("bad.toml");
@@ -189,6 +194,27 @@ fn generate_and_backtest_report_progress_and_gate_on_accuracy() {
         err.contains("below --fail-under 0.99") && err.contains("backtest: 3000/3000 rows"),
         "{err}"
     );
+    // Every line before the last is printed a period (1 s) after the start at the earliest,
+    // so its rate is at most the rows done: no rate over a few microseconds.
+    for l in err.lines().filter(|l| l.starts_with("backtest: ")) {
+        let done: f64 = l["backtest: ".len()..]
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let rate: f64 = l
+            .split(", ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(" rows/s")
+            .parse()
+            .unwrap();
+        assert!(
+            l.contains("(100%)") || rate <= done,
+            "a rate over less than a second: {l}"
+        );
+    }
     let out = backtest("0.1");
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("prequential accuracy"));
@@ -201,8 +227,10 @@ async fn retrain_wait_exit_codes_against_the_daemon() {
     let pg = shared_pg();
     let mut db = pg.fresh_db().await;
     let dir = tempfile::tempdir().unwrap();
-    // No automatic bootstrap: every run here is a manual one.
-    let model = "[[models]]\nname = \"m\"\nn_features = 3\n[models.train]\nfit_epochs = 10\n[models.triggers]\nbootstrap_min_rows = 1000000\n";
+    // No automatic bootstrap: every run here is a manual one. Models found through the
+    // template can be imported.
+    let model = "[[models]]\nname = \"m\"\nn_features = 3\n[models.train]\nfit_epochs = 10\n[models.triggers]\nbootstrap_min_rows = 1000000\n\
+                 [[model_templates]]\npattern = \"tenant-*\"\nn_features = 3\n[model_templates.train]\nenabled = false\n";
     let cfg = write_config(dir.path(), &db.url, model);
     let cfgs = cfg.to_str().unwrap();
     let mut d = Daemon::spawn(&cfg);
@@ -223,12 +251,54 @@ async fn retrain_wait_exit_codes_against_the_daemon() {
             .unwrap_or_else(|_| panic!("no run id: {}", text(out)))
     };
 
-    // No rows at all: the run fails (nothing to fit), exit 4.
+    // An unknown model is an error in every command, listing the models there are.
+    for args in [
+        vec!["retrain", "--config", cfgs, "--model", "no-such-model"],
+        vec![
+            "models",
+            "show",
+            "--config",
+            cfgs,
+            "--model",
+            "no-such-model",
+        ],
+        vec![
+            "models",
+            "rollback",
+            "--config",
+            cfgs,
+            "--model",
+            "no-such-model",
+        ],
+        vec![
+            "models",
+            "list",
+            "--config",
+            cfgs,
+            "--model",
+            "no-such-model",
+        ],
+    ] {
+        let out = driftd(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no model named `no-such-model` (models: m;") && err.contains("tenant-*"),
+            "{args:?}: {err}"
+        );
+    }
+
+    // No rows at all: nothing to do, which is not a failure: the run is skipped, exit 7.
     let out = retrain(&["--timeout", "2m"]);
-    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert_eq!(code(&out), 7, "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to do: no labelled rows yet"),
+        "{}",
+        text(&out)
+    );
     let id = run_id(&out);
     let sql = |id: i64| {
-        format!("SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status = 'failed'")
+        format!("SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status = 'skipped'")
     };
     assert_eq!(db.scalar_i64(&sql(id)).await, 1);
 
@@ -245,6 +315,23 @@ async fn retrain_wait_exit_codes_against_the_daemon() {
         ))
         .await,
         1
+    );
+
+    // Right after the promotion nothing is new: skipped (exit 7), saying since which version.
+    let out = retrain(&["--strategy", "finetune_combined", "--timeout", "2m"]);
+    assert_eq!(code(&out), 7, "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("nothing to do: nothing new since v1 was trained"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(db.scalar_i64(&sql(run_id(&out))).await, 1);
+    assert_eq!(
+        d.metric("driftd_retrains_total{model=\"m\",trigger=\"manual\",result=\"failed\"}")
+            .unwrap_or(0.0),
+        0.0,
+        "a skipped run is no failure"
     );
 
     // Strategy none keeps the champion: exit 3.
@@ -265,6 +352,86 @@ async fn retrain_wait_exit_codes_against_the_daemon() {
             .lines()
             .any(|l| l.contains(" none ") && l.contains(" kept ")),
         "{shown}"
+    );
+    assert!(
+        !d.logs().contains("Some("),
+        "Rust debug text in the log: {}",
+        d.logs()
+    );
+
+    // Rollback steps back through the champion history and says where it went.
+    let export = dir.path().join("export");
+    let out = driftd(
+        &[
+            "models", "export", "--config", cfgs, "--model", "m", "--out",
+        ]
+        .into_iter()
+        .chain([export.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let import = |model: &str, promote: bool| {
+        let mut args = vec!["models", "import", "--config", cfgs, "--model", model];
+        args.extend(["--from", export.to_str().unwrap()]);
+        if promote {
+            args.push("--promote");
+        }
+        driftd(&args)
+    };
+    for _ in 0..2 {
+        let out = import("m", true);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+    let out = import("m", false);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = driftd(&[
+        "models", "list", "--config", cfgs, "--model", "m", "-o", "json",
+    ]);
+    let versions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status_of = |v: i64| {
+        versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["version"] == v)
+            .map(|x| x["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status_of(4).as_deref(), Some("imported"), "{versions}");
+    assert_eq!(status_of(3).as_deref(), Some("champion"), "{versions}");
+    let rollback = |extra: &[&str]| {
+        let mut args = vec!["models", "rollback", "--config", cfgs, "--model", "m"];
+        args.extend_from_slice(extra);
+        driftd(&args)
+    };
+    for (from, to) in [(3, 2), (2, 1)] {
+        let out = rollback(&[]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("m rolled back from v{from} to v{to}")
+        );
+    }
+    let out = rollback(&[]);
+    assert_eq!(code(&out), 1, "nothing before v1: {}", text(&out));
+    let out = rollback(&["--to", "3"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "m rolled back from v1 to v3"
+    );
+
+    // A model found through the template can be imported (once it has rows).
+    let out = import("tenant-b", false);
+    assert_eq!(code(&out), 2, "no rows name it yet: {}", text(&out));
+    db.insert(&binary_rows("tenant-b", 3, 0, None)).await;
+    let out = import("tenant-b", false);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = driftd(&["models", "show", "--config", cfgs, "--model", "tenant-zzz"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("found through templates: tenant-b"),
+        "{}",
+        text(&out)
     );
 
     // Nobody picks the request up: exit 5 once the timeout passes.

@@ -252,11 +252,13 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
     // LoadCredential=: the secrets, copied by "systemd" into the credentials directory.
     let password = "pw-7b3e1c0d9a";
     let token = "tok-5f0a9e4c27d1b8";
+    let read_token = "rtok-91c2d7e0b4a6";
     let mut cred_ids = Vec::new();
     for (id, source) in &unit.credentials {
         let content = match id.as_str() {
             "db-password" => password,
             "admin-token" => token,
+            "read-token" => read_token,
             other => panic!("the unit loads a credential this test does not know: {other}"),
         };
         let src = host_path(source);
@@ -265,7 +267,7 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
         cred_ids.push(id.as_str());
     }
     cred_ids.sort();
-    assert_eq!(cred_ids, ["admin-token", "db-password"]);
+    assert_eq!(cred_ids, ["admin-token", "db-password", "read-token"]);
 
     // NOTIFY_SOCKET: a datagram socket, as systemd binds for Type=notify.
     let notify_path = tmp.path().join("notify");
@@ -330,6 +332,10 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
         env.get("DRIFTD_HTTP__ADMIN_TOKEN_FILE").map(String::as_str),
         Some(creds.join("admin-token").to_str().unwrap())
     );
+    assert_eq!(
+        env.get("DRIFTD_HTTP__READ_TOKEN_FILE").map(String::as_str),
+        Some(creds.join("read-token").to_str().unwrap())
+    );
     // Only these two differ from the production environment.
     env.insert("DRIFTD_DATABASE__URL".into(), db.url.clone());
     env.insert("DRIFTD_HTTP__LISTEN".into(), "127.0.0.1:0".into());
@@ -376,7 +382,7 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
     // STATUS= says what this replica owns; WATCHDOG=1 keeps coming while the loops go round.
     let (status_line, seen) = wait_for_notify(
         &notify,
-        "STATUS=owning 1 of 1 model(s), database up",
+        "STATUS=owning 1 of 1 model(s), ready",
         Duration::from_secs(30),
     );
     assert!(status_line, "no ownership STATUS= (got {seen:?})");
@@ -447,8 +453,23 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
         .0
     };
     assert_eq!(retrain("Bearer wrong"), 401);
-    // Authorised, but no such model: nothing is requested.
+    // The read token does not open the admin API; authorised, but no such model: nothing is
+    // requested.
+    assert_eq!(retrain(&format!("Bearer {read_token}")), 401);
     assert_eq!(retrain(&format!("Bearer {token}")), 404);
+    // The credential's read token opens the serving routes.
+    let list = |auth: &str| {
+        http(
+            d.addr,
+            "GET",
+            "/v1/models",
+            None,
+            &[("Authorization", auth)],
+        )
+        .0
+    };
+    assert_eq!(list("Bearer wrong"), 401);
+    assert_eq!(list(&format!("Bearer {read_token}")), 200);
 
     // systemd stops the service with SIGTERM: STOPPING=1, then a clean exit.
     let status = d.sigterm();
@@ -462,7 +483,10 @@ async fn the_systemd_units_environment_starts_a_ready_daemon_that_notifies_syste
 
     // Human logs (the environment file overrides the ConfigMap's json), no secrets in them.
     let logs = d.logs();
-    assert!(!logs.contains(password) && !logs.contains(token), "{logs}");
+    assert!(
+        !logs.contains(password) && !logs.contains(token) && !logs.contains(read_token),
+        "{logs}"
+    );
     assert!(
         !logs.lines().any(|l| l.trim_start().starts_with('{')),
         "DRIFTD_LOG__FORMAT=human from the environment file did not win: {logs}"

@@ -136,7 +136,8 @@ async fn wait_decided(db: &mut TestDb, d: &Daemon, last_id: i64) {
 async fn daemon_updates(db: &mut TestDb) -> Vec<Update> {
     let rows = sqlx::query(
         "SELECT trigger, status, old_first_id, old_last_id, new_first_id, new_last_id, \
-                holdout_first_id, holdout_last_id FROM driftd.training_runs ORDER BY id",
+                holdout_first_id, holdout_last_id FROM driftd.training_runs \
+         WHERE status <> 'skipped' ORDER BY id",
     )
     .fetch_all(&mut db.conn)
     .await

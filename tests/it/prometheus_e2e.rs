@@ -669,7 +669,7 @@ async fn the_log_level_can_be_read_and_changed_at_run_time() {
     // Changing it needs the admin token.
     let (status, body) = http(d.addr, "PUT", "/log-level", Some("debug"), &[]);
     assert_eq!(status, 401, "{body}");
-    assert!(body.contains("admin bearer token"), "{body}");
+    assert!(body.contains("admin token (http.admin_token)"), "{body}");
     assert_eq!(get(), (200, "info,sqlx=warn\n".to_string()));
 
     let (status, body) = http(d.addr, "PUT", "/log-level", Some("debug,sqlx=warn"), &admin);

@@ -433,9 +433,9 @@ async fn http_retrain_needs_the_token_and_schedules_fire() {
         .0,
         404
     );
-    // Carried out: trained (promoted or kept; failed when it finds no new rows, as with no
+    // Carried out: trained (promoted or kept; skipped when it finds no new rows, as with no
     // rows since v1), or folded into a scheduled run already running.
-    wait_sql(&mut db, &d, "the HTTP-requested run", &format!("SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status IN ('promoted','kept','coalesced','failed')"), WAIT).await;
+    wait_sql(&mut db, &d, "the HTTP-requested run", &format!("SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status IN ('promoted','kept','coalesced','skipped')"), WAIT).await;
     wait_sql(&mut db, &d, "a scheduled run", "SELECT count(*) FROM driftd.training_runs WHERE trigger = 'schedule' AND strategy = 'finetune_new'", WAIT).await;
     let next = d
         .metric("driftd_next_scheduled_retrain_timestamp_seconds{model=\"m\"}")
