@@ -67,6 +67,25 @@ impl Trainer {
         self.running.is_some()
     }
 
+    /// Records `req` as a new run in `status` (a request with no run of its own yet: a
+    /// trigger or a schedule, not a claimed manual request).
+    async fn create_run(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        req: &TrainRequest,
+        status: RunStatus,
+    ) -> Result<i64, sqlx::Error> {
+        registry::runs_create(
+            conn,
+            &self.cfg.name,
+            req.trigger,
+            &req.reason,
+            req.strategy,
+            status,
+        )
+        .await
+    }
+
     /// Records a request the core coalesced into the follow-up of the running training.
     pub async fn coalesced(&self, req: &TrainRequest) -> Result<(), sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
@@ -77,15 +96,8 @@ impl Trainer {
                     .await?
             }
             None => {
-                registry::runs_create(
-                    &mut conn,
-                    &self.cfg.name,
-                    req.trigger,
-                    &req.reason,
-                    req.strategy,
-                    RunStatus::Coalesced,
-                )
-                .await?;
+                self.create_run(&mut conn, req, RunStatus::Coalesced)
+                    .await?;
             }
         }
         self.metrics.training.coalesced(&self.cfg.name, req.trigger);
@@ -103,17 +115,7 @@ impl Trainer {
         };
         let id = match req.run_id {
             Some(id) => id,
-            None => {
-                registry::runs_create(
-                    &mut conn,
-                    &self.cfg.name,
-                    req.trigger,
-                    &req.reason,
-                    req.strategy,
-                    RunStatus::Running,
-                )
-                .await?
-            }
+            None => self.create_run(&mut conn, req, RunStatus::Running).await?,
         };
         registry::runs_finish(&mut conn, id, RunStatus::Skipped, &end).await?;
         self.metrics.training.skipped(&self.cfg.name, req.trigger);
