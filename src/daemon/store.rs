@@ -169,27 +169,26 @@ async fn insert_events(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(
         Vec::with_capacity(n),
     );
     for e in b.events {
-        let (kind, detector, signal, row_id, row_index, labeled_at, estimate) = match e {
-            MonitorEvent::Drift {
-                detector,
-                signal,
-                row_id,
-                row_index,
-                labeled_at,
-                estimate,
-            } => (
-                "drift", detector, signal, row_id, row_index, labeled_at, estimate,
-            ),
-            MonitorEvent::Warning {
-                detector,
-                signal,
-                row_id,
-                row_index,
-                labeled_at,
-                estimate,
-            } => (
-                "warning", detector, signal, row_id, row_index, labeled_at, estimate,
-            ),
+        // Both kinds carry the same fields.
+        let (MonitorEvent::Drift {
+            detector,
+            signal,
+            row_id,
+            row_index,
+            labeled_at,
+            estimate,
+        }
+        | MonitorEvent::Warning {
+            detector,
+            signal,
+            row_id,
+            row_index,
+            labeled_at,
+            estimate,
+        }) = e;
+        let kind = match e {
+            MonitorEvent::Drift { .. } => "drift",
+            MonitorEvent::Warning { .. } => "warning",
         };
         let signal = serde_json::to_value(signal).expect("signal serialises");
         detectors.push(detector.as_str());

@@ -307,6 +307,17 @@ impl MonitorState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The row indices at which `m` reports a drift while it reads `rows`.
+    fn drift_indices(m: &mut MonitorState, rows: &[Outcome]) -> Vec<u64> {
+        rows.iter()
+            .flat_map(|o| m.update(o))
+            .filter_map(|e| match e {
+                MonitorEvent::Drift { row_index, .. } => Some(row_index),
+                _ => None,
+            })
+            .collect()
+    }
     use crate::config::Config;
     use chrono::TimeZone;
 
@@ -367,20 +378,11 @@ time_windows = ["1h"]
                 ..outcome(i, 0.8, u32::from(!wrong))
             }
         };
-        let drifts_at = |m: &mut MonitorState, rows: &[Outcome]| -> Vec<u64> {
-            rows.iter()
-                .flat_map(|o| m.update(o))
-                .filter_map(|e| match e {
-                    MonitorEvent::Drift { row_index, .. } => Some(row_index),
-                    _ => None,
-                })
-                .collect()
-        };
         let versioned: Vec<Outcome> = (0..6_000)
             .map(|i| row(i, Some(if i < 2_000 { 1 } else { 2 })))
             .collect();
         let mut m = MonitorState::new(&cfg);
-        let drifts = drifts_at(&mut m, &versioned);
+        let drifts = drift_indices(&mut m, &versioned);
         assert!(
             !drifts.is_empty() && drifts.iter().all(|&d| d >= 4_000),
             "{drifts:?}"
@@ -389,7 +391,7 @@ time_windows = ["1h"]
         // Without versions the same errors read as a drift at the switch.
         let mut unversioned = MonitorState::new(&cfg);
         let rows: Vec<Outcome> = (0..6_000).map(|i| row(i, None)).collect();
-        let unversioned_drifts = drifts_at(&mut unversioned, &rows);
+        let unversioned_drifts = drift_indices(&mut unversioned, &rows);
         assert!(
             unversioned_drifts
                 .iter()
@@ -400,7 +402,7 @@ time_windows = ["1h"]
         let mut off_cfg = cfg.clone();
         off_cfg.restart_detectors_on_new_version = false;
         let mut off = MonitorState::new(&off_cfg);
-        assert_eq!(drifts_at(&mut off, &versioned), unversioned_drifts);
+        assert_eq!(drift_indices(&mut off, &versioned), unversioned_drifts);
         // A late label for the retired version counts in the windows, not in the detectors.
         let before = serde_json::to_value(&m.detectors).unwrap();
         let rows = m.rows;
@@ -438,24 +440,18 @@ kind = "kswin"
                 })
                 .collect()
         };
-        let drifts = |m: &mut MonitorState, rows: &[Outcome]| -> Vec<u64> {
-            rows.iter()
-                .flat_map(|o| m.update(o))
-                .filter_map(|e| match e {
-                    MonitorEvent::Drift { row_index, .. } => Some(row_index),
-                    _ => None,
-                })
-                .collect()
-        };
-        let first = drifts(&mut MonitorState::new(&cfg), &rows(0, 1));
+        let first = drift_indices(&mut MonitorState::new(&cfg), &rows(0, 1));
         assert!(!first.is_empty());
         // A replay, in this process or another: the same indices.
-        assert_eq!(drifts(&mut MonitorState::new(&cfg), &rows(0, 1)), first);
+        assert_eq!(
+            drift_indices(&mut MonitorState::new(&cfg), &rows(0, 1)),
+            first
+        );
         // A restart on a new version: the detector starts over from the same seed, so the
         // same rows give the same indices (shifted by the rows before the restart).
         let mut m = MonitorState::new(&cfg);
-        drifts(&mut m, &rows(0, 1));
-        let after: Vec<u64> = drifts(&mut m, &rows(3_000, 2))
+        drift_indices(&mut m, &rows(0, 1));
+        let after: Vec<u64> = drift_indices(&mut m, &rows(3_000, 2))
             .into_iter()
             .map(|i| i - 3_000)
             .collect();
