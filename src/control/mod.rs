@@ -114,18 +114,23 @@ pub struct Skipped {
 pub struct RowRanges {
     pub old: Option<(i64, i64)>,
     pub new: Option<(i64, i64)>,
-    /// The newest `n_holdout` new rows (the time-ordered holdout).
+    /// The newest `n_holdout` new rows (the time-ordered holdout), or the newest old rows
+    /// when there is no new row (`refit_combined` with nothing new).
     pub holdout: Option<(i64, i64)>,
 }
 
 impl RowRanges {
     pub fn of(old: &Dataset, new: &Dataset, n_holdout: usize) -> RowRanges {
         let span = |ids: &[i64]| Some((*ids.first()?, *ids.last()?));
-        let n = new.ids.len();
+        let tail = |ids: &[i64]| span(&ids[ids.len() - n_holdout.min(ids.len())..]);
         RowRanges {
             old: span(&old.ids),
             new: span(&new.ids),
-            holdout: span(&new.ids[n - n_holdout.min(n)..]),
+            holdout: if new.ids.is_empty() {
+                tail(&old.ids)
+            } else {
+                tail(&new.ids)
+            },
         }
     }
 }
@@ -429,9 +434,11 @@ impl Controller {
     }
 
     /// Why `req` has nothing to learn from, if so: no row at all, or no row after the
-    /// champion's (or the drift's) split. Strategy `none` reads no new rows and still runs.
+    /// champion's (or the drift's) split. Strategy `none` reads no new rows and still runs,
+    /// and so does a manual `refit_combined` with old rows: it refits on them, holding out
+    /// their newest part (see [`Self::refits_old`]).
     fn nothing_new(&self, req: &TrainRequest) -> Option<String> {
-        if req.strategy == Strategy::None {
+        if req.strategy == Strategy::None || self.refits_old(req) {
             return None;
         }
         let upto = self.watermark;
@@ -446,12 +453,24 @@ impl Controller {
                 (!upto.is_after(split)).then(|| {
                     format!(
                         "nothing new since v{} was trained: no labelled row after id {} \
-                         (a run trains once new rows arrive)",
-                        c.version, split.id
+                         (a run trains once new rows arrive; only strategy refit_combined \
+                         trains now, on the old rows: driftd retrain --model {} --strategy \
+                         refit_combined)",
+                        c.version, split.id, self.cfg.name
                     )
                 })
             }
         }
+    }
+
+    /// A manual `refit_combined` request with nothing new but old rows: it trains on the
+    /// old rows and holds out their newest part. Automatic triggers never do.
+    fn refits_old(&self, req: &TrainRequest) -> bool {
+        req.trigger == TriggerKind::Manual
+            && req.strategy == Strategy::RefitCombined
+            && self
+                .champion
+                .is_some_and(|c| c.cutoff.is_after(Watermark::start()))
     }
 
     fn plan(&mut self, req: TrainRequest) -> TrainPlan {

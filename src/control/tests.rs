@@ -338,3 +338,48 @@ fn a_request_with_nothing_new_is_skipped_with_why_and_never_trains() {
     feed(&mut c, 30..40, |_| true);
     plan(c.on_request(req));
 }
+
+#[test]
+fn a_manual_refit_combined_with_nothing_new_trains_on_old_rows_and_others_are_skipped() {
+    let mut c = controller("");
+    feed(&mut c, 1..30, |_| true);
+    let cfg = c.config().clone();
+    let req = |strategy| manual_request(&cfg, 1, Some(strategy), "test".into());
+    let first = req(Strategy::RefitCombined);
+    let p = plan(c.on_request(first));
+    let champion = ChampionView {
+        version: 1,
+        holdout_accuracy: Some(0.9),
+        cutoff: p.upto,
+    };
+    assert_eq!(c.on_training_finished(Some(champion), t(100)), None);
+    // Nothing new: another strategy is skipped, naming the one that would train.
+    let finetune = req(Strategy::FinetuneCombined);
+    match c.on_request(finetune) {
+        Decision::Skip(s) => {
+            assert!(s.why.contains("nothing new since v1"), "{}", s.why);
+            assert!(
+                s.why
+                    .contains("driftd retrain --model m --strategy refit_combined"),
+                "{}",
+                s.why
+            );
+        }
+        other => panic!("expected a skip, got {other:?}"),
+    }
+    assert!(!c.is_training());
+    // refit_combined trains on the old rows: every row is old, none is new.
+    let p = plan(c.on_request(req(Strategy::RefitCombined)));
+    assert_eq!(p.strategy, Strategy::RefitCombined);
+    assert_eq!(p.split, Some(champion.cutoff));
+    assert_eq!(p.upto, champion.cutoff);
+    assert_eq!(p.old_rows(), Some((Watermark::start(), champion.cutoff)));
+    c.on_training_finished(None, t(110));
+    // An automatic request with refit_combined and nothing new is still skipped.
+    let auto = TrainRequest {
+        trigger: TriggerKind::Schedule,
+        run_id: None,
+        ..req(Strategy::RefitCombined)
+    };
+    assert!(matches!(c.on_request(auto), Decision::Skip(_)));
+}

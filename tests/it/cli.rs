@@ -334,6 +334,14 @@ async fn retrain_wait_exit_codes_against_the_daemon() {
         "a skipped run is no failure"
     );
 
+    // The skip names the strategy that would train now.
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("driftd retrain --model m --strategy refit_combined"),
+        "{}",
+        text(&out)
+    );
+
     // Strategy none keeps the champion: exit 3.
     let out = retrain(&["--strategy", "none", "--timeout", "2m"]);
     assert_eq!(code(&out), 3, "{}", text(&out));
@@ -442,6 +450,49 @@ async fn retrain_wait_exit_codes_against_the_daemon() {
     assert_eq!(
         db.scalar_i64(&format!(
             "SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status = 'requested'"
+        ))
+        .await,
+        1
+    );
+}
+
+/// A manual `refit_combined` right after a promotion, with nothing new, trains on the old
+/// rows (holding out their newest part) and ends promoted or kept: not skipped, not failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_refit_combined_with_nothing_new_trains() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let model = "[[models]]\nname = \"m\"\nn_features = 3\n[models.train]\nfit_epochs = 10\n[models.triggers]\nbootstrap_min_rows = 1000000\n";
+    let cfg = write_config(dir.path(), &db.url, model);
+    let cfgs = cfg.to_str().unwrap();
+    let d = Daemon::spawn(&cfg);
+    wait_until(Duration::from_secs(60), "ready", || {
+        let status = d.get("/readyz").0;
+        async move { status == 200 }
+    })
+    .await;
+    let retrain = |extra: &[&str]| {
+        let mut args = vec!["retrain", "--config", cfgs, "--model", "m", "--wait"];
+        args.extend_from_slice(extra);
+        driftd(&args)
+    };
+    db.insert(&binary_rows("m", 600, 0, None)).await;
+    db.wait_rows_processed("m", 600, Duration::from_secs(60))
+        .await;
+    let out = retrain(&["--strategy", "refit_combined", "--timeout", "3m"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // Nothing new since v1: refit_combined still trains (exit 0 promoted, 3 kept; never
+    // 7 skipped or a failure).
+    let out = retrain(&["--strategy", "refit_combined", "--timeout", "3m"]);
+    assert!(matches!(code(&out), 0 | 3), "{}", text(&out));
+    let id: i64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no run id: {}", text(&out)));
+    assert_eq!(
+        db.scalar_i64(&format!(
+            "SELECT count(*) FROM driftd.training_runs WHERE id = {id} AND status IN ('promoted', 'kept')"
         ))
         .await,
         1

@@ -218,7 +218,7 @@ pub fn run_update(
         outcome.decide(Verdict::Keep(KeepReason::StrategyNone), start);
         return Ok(outcome);
     }
-    if plan.n_new_train == 0 {
+    if plan.n_new_train == 0 && !plan.holdout_from_old {
         return Err(TrainError::InvalidInput("no new rows to train on".into()));
     }
     let specs = plan.candidates(cfg);
@@ -256,6 +256,12 @@ pub fn run_update(
     tracing::info!(strategy = %plan.strategy, chosen = %cand.spec(), promoted = verdict.promotes(), "{verdict}");
     outcome.chosen = Some(cand);
     outcome.decide(verdict, start);
+    if plan.holdout_from_old {
+        outcome.reason.push_str(
+            " (nothing new: the holdout is the newest old rows, which the champion was \
+             trained on, so the comparison favours the champion)",
+        );
+    }
     Ok(outcome)
 }
 

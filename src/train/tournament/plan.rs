@@ -19,6 +19,9 @@ pub(super) struct Plan {
     pub(super) old: Dataset,
     pub(super) new: Dataset,
     pub(super) holdout: Dataset,
+    /// `refit_combined` with no new row: the holdout is the newest old rows, which the
+    /// champion was most likely trained on (the comparison favours it; a tie keeps it).
+    pub(super) holdout_from_old: bool,
     /// New rows to train on before the window is applied.
     pub(super) n_new_train: usize,
     pub(super) pools: Pools,
@@ -55,17 +58,31 @@ impl Plan {
         new.validate_labels(n_classes)?;
         let old = old.time_ordered();
         let new = new.time_ordered();
-        let (new_train, holdout) = new.split_newest(cfg.holdout_fraction);
+        let strategy = req.strategy.unwrap_or(cfg.strategy);
         let t_now = new.max_ts().or(old.max_ts()).unwrap_or(0);
-        let pools = pools(&old, &new_train, t_now, cfg, req.seed);
+        // Nothing new: `refit_combined` refits on the old rows alone, holding out their
+        // newest part by the usual rule; every other strategy needs new rows.
+        let holdout_from_old = champion.is_some()
+            && strategy == Strategy::RefitCombined
+            && new.is_empty()
+            && !old.is_empty();
+        let (old_train, new_train, holdout) = if holdout_from_old {
+            let (old_train, holdout) = old.split_newest(cfg.holdout_fraction);
+            (old_train, Dataset::empty(n_features), holdout)
+        } else {
+            let (new_train, holdout) = new.split_newest(cfg.holdout_fraction);
+            (old.clone(), new_train, holdout)
+        };
+        let pools = pools(&old_train, &new_train, t_now, cfg, req.seed);
         Ok(Plan {
-            strategy: req.strategy.unwrap_or(cfg.strategy),
+            strategy,
             n_features,
             n_classes,
             old,
             new,
             n_new_train: new_train.len(),
             holdout,
+            holdout_from_old,
             pools,
             t_now,
             device: crate::train::device(cfg.device)?,

@@ -587,3 +587,42 @@ fn multiclass_update() {
     )
     .is_err());
 }
+
+#[test]
+fn refit_combined_with_nothing_new_holds_out_the_newest_old_rows() {
+    let cfg = quick();
+    let (champ, old) = champion(&cfg, 2);
+    let empty = Dataset::empty(12);
+    let out = run_update(
+        &UpdateRequest::new(1, Some(Strategy::RefitCombined)),
+        Some(&champ),
+        &old,
+        &empty,
+        &cfg,
+        &no(),
+    )
+    .unwrap();
+    let k = old.split_newest(cfg.holdout_fraction).1.len();
+    assert!(k > 0);
+    assert_eq!(out.n_holdout, k);
+    assert_eq!(out.n_old_rows, old.len() - k);
+    assert_eq!(out.n_new_train_rows, 0);
+    assert_eq!(out.champion_holdout.unwrap().n, k);
+    assert_eq!(out.candidates.len(), 1);
+    assert!(out.chosen.is_some());
+    assert!(
+        out.reason.contains("favours the champion"),
+        "{}",
+        out.reason
+    );
+    // Every other strategy still needs new rows.
+    let r = run_update(
+        &UpdateRequest::new(1, Some(Strategy::FinetuneCombined)),
+        Some(&champ),
+        &old,
+        &empty,
+        &cfg,
+        &no(),
+    );
+    assert!(matches!(r, Err(TrainError::InvalidInput(_))));
+}
