@@ -109,6 +109,11 @@ pub struct TrainingRuntimeConfig {
     /// their models keep being monitored. Training is CPU-bound: more than the cores helps
     /// nothing.
     pub max_concurrent: usize,
+    /// The OS priority (nice, 0..=19) of the threads that train and score with libtorch.
+    /// Training is CPU-bound and long; predictions are short and on the async runtime's
+    /// threads, which keep nice 0. Default 10: while a training runs, a prediction gets a core
+    /// first (see README, "Serving").
+    pub nice: i32,
 }
 
 impl Default for TrainingRuntimeConfig {
@@ -118,6 +123,7 @@ impl Default for TrainingRuntimeConfig {
             score_batch: 1_000,
             score_unscored: true,
             max_concurrent: 1,
+            nice: 10,
         }
     }
 }
@@ -646,6 +652,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if !(0..=19).contains(&self.training.nice) {
+            return Err(ConfigError::key(
+                "training.nice",
+                "must be between 0 and 19 (a lower priority than the serving threads, or the same)",
+            ));
+        }
         if self.poll.interval_ms == 0 {
             return Err(ConfigError::key("poll.interval_ms", "must be at least 1"));
         }
@@ -1033,6 +1045,19 @@ n_features = 3
             .unwrap_err()
             .to_string();
         assert!(msg.contains("http.max_concurrent_requests"), "{msg}");
+    }
+
+    #[test]
+    fn training_nice_is_a_lower_or_equal_priority() {
+        assert_eq!(load(MIN, &[]).unwrap().training.nice, 10);
+        let c = load(&format!("{MIN}[training]\nnice = 0\n"), &[]).unwrap();
+        assert_eq!(c.training.nice, 0);
+        for bad in ["-5", "20"] {
+            let msg = load(&format!("{MIN}[training]\nnice = {bad}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains("training.nice"), "{bad}: {msg}");
+        }
     }
 
     #[test]

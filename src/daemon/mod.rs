@@ -6,6 +6,7 @@ mod discover;
 mod listen;
 mod membership;
 mod model_loop;
+mod niced;
 mod ownership;
 mod reference;
 mod schedule;

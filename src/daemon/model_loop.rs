@@ -94,6 +94,7 @@ impl ModelLoop {
             self.source.clone(),
             self.metrics.clone(),
             self.training_slots.clone(),
+            self.runtime.nice,
         );
         // Whether the last wait ended on the clock, not on a wake-up.
         let mut on_the_clock = false;
@@ -450,7 +451,7 @@ impl ModelLoop {
         }
         let artifact = ch.artifact.clone();
         let task = self.cfg.task;
-        let preds = tokio::task::spawn_blocking(move || {
+        let preds = super::niced::run("driftd-score", self.runtime.nice, move || {
             crate::train::predict(&artifact, &x).map(|p| match task {
                 Task::Binary => p.proba.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
                 Task::Multiclass => p.labels.iter().map(|&c| f64::from(c)).collect(),
@@ -459,8 +460,12 @@ impl ModelLoop {
         .await;
         let preds = match preds {
             Ok(Ok(p)) => p,
-            other => {
-                tracing::error!(model = %self.cfg.name, error = ?other.err(), "scoring failed");
+            Ok(Err(e)) => {
+                tracing::error!(model = %self.cfg.name, error = %e, "scoring failed");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(model = %self.cfg.name, error = %e, "scoring failed");
                 return Ok(());
             }
         };
@@ -537,9 +542,17 @@ impl ModelLoop {
         let mut outcomes = Vec::with_capacity(raw.len());
         let mut rejected: Vec<Rejection> = Vec::new();
         let mut delays = Vec::with_capacity(raw.len());
+        // The ledger: rows counted now (and corrections of rows counted before).
+        let mut ledger = store::LedgerRows::with_capacity(raw.len());
         for r in raw {
+            if r.counted {
+                // A corrected label: counted once already (see README, "How rows are read").
+                ledger.corrected(r.id, r.labeled_at);
+                continue;
+            }
             match validate(r, self.cfg.row_rules()) {
                 Ok(o) => {
+                    ledger.counted(r.id, r.labeled_at);
                     outcomes.push(o);
                     if let Some(created) = r.created_at {
                         delays.push((r.labeled_at - created).num_milliseconds() as f64 / 1e3);
@@ -558,11 +571,15 @@ impl ModelLoop {
                 state: &folded.state,
                 rejected: &rejected,
                 events: &folded.events,
+                ledger: &ledger,
             },
         )
         .await?;
         let events = live.core.commit(folded);
-        self.export(&raw.len(), &rejected, &events, &delays, live);
+        self.metrics
+            .ingest
+            .label_corrections(&self.cfg.name, ledger.corrections() as u64);
+        self.export(outcomes.len(), &rejected, &events, &delays, live);
         // A batch cut before a row to score counts as full: the next round reads on at once.
         let rows = if polled > raw.len() {
             polled.max(self.poll.batch_size as usize)
@@ -607,7 +624,7 @@ impl ModelLoop {
 
     fn export(
         &self,
-        n: &usize,
+        counted: usize,
         rejected: &[Rejection],
         events: &[MonitorEvent],
         delays: &[f64],
@@ -649,6 +666,6 @@ impl ModelLoop {
             }
         }
         // Last, so that whoever sees the new count also sees everything it implies.
-        m.monitor.rows_processed(name, (n - rejected.len()) as u64);
+        m.monitor.rows_processed(name, counted as u64);
     }
 }

@@ -89,6 +89,40 @@ pub struct BatchCommit<'a> {
     pub state: &'a ModelState,
     pub rejected: &'a [Rejection],
     pub events: &'a [MonitorEvent],
+    pub ledger: &'a LedgerRows,
+}
+
+/// A batch's entries in `driftd.label_ledger`: the rows the monitor counted, and the rows
+/// that came back corrected after they were counted (`RawOutcome::counted`).
+#[derive(Debug, Default)]
+pub struct LedgerRows {
+    ids: Vec<i64>,
+    labeled_at: Vec<chrono::DateTime<chrono::Utc>>,
+    corrections: usize,
+}
+
+impl LedgerRows {
+    pub fn with_capacity(n: usize) -> Self {
+        LedgerRows {
+            ids: Vec::with_capacity(n),
+            labeled_at: Vec::with_capacity(n),
+            corrections: 0,
+        }
+    }
+
+    pub fn counted(&mut self, id: i64, at: chrono::DateTime<chrono::Utc>) {
+        self.ids.push(id);
+        self.labeled_at.push(at);
+    }
+
+    pub fn corrected(&mut self, id: i64, at: chrono::DateTime<chrono::Utc>) {
+        self.counted(id, at);
+        self.corrections += 1;
+    }
+
+    pub fn corrections(&self) -> usize {
+        self.corrections
+    }
 }
 
 /// Writes the batch atomically; the watermark only moves if it is still where we left it.
@@ -97,6 +131,7 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
     let mut tx = conn.begin().await?;
     insert_rejected(&mut tx, b).await?;
     insert_events(&mut tx, b).await?;
+    upsert_ledger(&mut tx, b).await?;
     let from_start = b.from == Watermark::start();
     let updated = sqlx::query(
         "UPDATE driftd.monitor_state SET \
@@ -123,6 +158,26 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
         return Err(StoreError::Conflict(b.model.to_string()));
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// The batch's counted and corrected rows, in one statement: a new row is entered, a
+/// correction adds one to its row's count.
+async fn upsert_ledger(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), sqlx::Error> {
+    if b.ledger.ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO driftd.label_ledger (model, source_id, last_labeled_at) \
+         SELECT $1, * FROM UNNEST($2::int8[], $3::timestamptz[]) \
+         ON CONFLICT (model, source_id) DO UPDATE \
+         SET corrections = label_ledger.corrections + 1, last_labeled_at = excluded.last_labeled_at",
+    )
+    .bind(b.model)
+    .bind(&b.ledger.ids)
+    .bind(&b.ledger.labeled_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -42,6 +42,8 @@ pub struct Trainer {
     pub metrics: Arc<Metrics>,
     /// This replica's training slots (`training.max_concurrent`), shared by every model.
     pub slots: Arc<Semaphore>,
+    /// `training.nice`: the OS priority of the training thread.
+    pub nice: i32,
     running: Option<Running>,
 }
 
@@ -52,6 +54,7 @@ impl Trainer {
         source: Arc<OutcomeSource>,
         metrics: Arc<Metrics>,
         slots: Arc<Semaphore>,
+        nice: i32,
     ) -> Self {
         Trainer {
             cfg,
@@ -59,6 +62,7 @@ impl Trainer {
             source,
             metrics,
             slots,
+            nice,
             running: None,
         }
     }
@@ -149,6 +153,7 @@ impl Trainer {
             source: self.source.clone(),
             metrics: self.metrics.clone(),
             slots: self.slots.clone(),
+            nice: self.nice,
             run_id,
             plan,
             cancel: cancel.clone(),
@@ -214,6 +219,7 @@ struct Job {
     source: Arc<OutcomeSource>,
     metrics: Arc<Metrics>,
     slots: Arc<Semaphore>,
+    nice: i32,
     run_id: i64,
     plan: TrainPlan,
     cancel: Arc<AtomicBool>,
@@ -401,8 +407,9 @@ impl Job {
         };
         let (train_cfg, cancel) = (self.cfg.train.clone(), self.cancel.clone());
         let champion_artifact = champion.as_ref().map(|(_, a)| a.clone());
-        // libtorch work never runs on the async runtime; the rows come back for the record.
-        let (outcome, data) = tokio::task::spawn_blocking(move || {
+        // libtorch work never runs on the async runtime, and runs below the serving threads'
+        // priority (see `niced`); the rows come back for the record.
+        let (outcome, data) = super::niced::run("driftd-train", self.nice, move || {
             train::run_update(
                 &req,
                 champion_artifact.as_ref(),
@@ -414,7 +421,7 @@ impl Job {
             .map(|o| (o, data))
         })
         .await
-        .map_err(|e| JobError::Other(format!("training thread: {e}")))??;
+        .map_err(|e| JobError::Other(e.to_string()))??;
         tracing::info!(model = %name, run_id = self.run_id, reason = %outcome.reason, "update decided");
         let champion_cutoff = champion
             .as_ref()

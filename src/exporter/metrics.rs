@@ -143,6 +143,7 @@ pub struct IngestMetrics {
     database_up: Gauge,
     watermark_lag: GaugeVec,
     rows_rejected: IntCounterVec,
+    label_corrections: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -187,6 +188,11 @@ impl IngestMetrics {
                 "driftd_rows_rejected_total",
                 "Rows set aside in driftd.rejected_rows, by reason.",
                 &["model", "reason"],
+            ),
+            label_corrections: d.counter(
+                "driftd_label_corrections_total",
+                "Rows read again because their label (and labeled_at) was rewritten after the monitor counted them; not counted again.",
+                &["model"],
             ),
         }
     }
@@ -442,6 +448,11 @@ impl IngestMetrics {
             .inc_by(n);
     }
 
+    /// `n` rows of `model` came back corrected after they were counted.
+    pub fn label_corrections(&self, model: &str, n: u64) {
+        self.label_corrections.with_label_values(&[model]).inc_by(n);
+    }
+
     /// The seconds from prediction to label of a batch's rows (a negative one counts as 0).
     pub fn label_delays(&self, model: &str, seconds: &[f64]) {
         let hist = self.label_delay.with_label_values(&[model]);
@@ -456,6 +467,7 @@ impl IngestMetrics {
     }
 
     fn touch(&self, model: &str) {
+        self.label_corrections.with_label_values(&[model]);
         for kind in POLL_ERROR_KINDS {
             self.poll_errors.with_label_values(&[model, kind]);
         }

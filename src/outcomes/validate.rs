@@ -49,6 +49,7 @@ mod tests {
             label,
             model_version: None,
             created_at: None,
+            counted: false,
         }
     }
 

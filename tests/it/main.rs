@@ -4,6 +4,7 @@ mod architecture;
 mod backtest;
 mod cli;
 mod conformance;
+mod corrections;
 mod demo;
 mod deploy;
 mod fidelity;

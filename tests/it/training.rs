@@ -79,6 +79,26 @@ async fn wait_sql(db: &mut TestDb, d: &Daemon, what: &str, sql: &str, timeout: D
     }
 }
 
+/// Every thread of process `pid`: its name and its nice value (`/proc/PID/task/TID/stat`,
+/// field 19).
+fn thread_nices(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after the parenthesised name start with field 3 (state).
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice: i32 = rest.split(' ').nth(19 - 3).unwrap().parse().unwrap();
+        out.push((comm.trim().to_string(), nice));
+    }
+    out
+}
+
 fn driftd(args: &[&str]) -> std::process::Output {
     Command::new(driftd_bin()).args(args).output().unwrap()
 }
@@ -486,6 +506,23 @@ async fn triggers_during_training_coalesce_and_sigterm_cancels_it() {
         WAIT,
     )
     .await;
+    // The training runs below the serving threads' priority (`training.nice`, default 10),
+    // and so do the threads it starts (libtorch's workers inherit the name and the nice).
+    let threads = thread_nices(d.child.id());
+    let train: Vec<i32> = threads
+        .iter()
+        .filter(|(name, _)| name == "driftd-train")
+        .map(|t| t.1)
+        .collect();
+    assert!(!train.is_empty(), "no driftd-train thread: {threads:?}");
+    assert!(train.iter().all(|&n| n == 10), "{threads:?}");
+    let workers: Vec<i32> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("tokio-r"))
+        .map(|t| t.1)
+        .collect();
+    assert!(!workers.is_empty(), "{threads:?}");
+    assert!(workers.iter().all(|&n| n == 0), "{threads:?}");
     for _ in 0..3 {
         assert!(driftd(&["retrain", "--config", cfgs, "--model", "m"])
             .status

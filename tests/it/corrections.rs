@@ -1,0 +1,106 @@
+//! Corrected labels against the real daemon (issue 22, item 7): a row whose label and
+//! `labeled_at` are rewritten comes past the watermark again; it is counted once, the
+//! correction is counted, and neither changes across kill -9.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+const BLOCK: &str = "[[models]]\nname = \"m\"\nn_features = 3\n[models.train]\nenabled = false\n";
+
+async fn correct(db: &mut TestDb, ids: &[i64], at_secs: i64, move_labeled_at: bool) {
+    let sql = if move_labeled_at {
+        "UPDATE outcomes SET label = 1 - label, labeled_at = to_timestamp($2) WHERE id = ANY($1)"
+    } else {
+        "UPDATE outcomes SET label = 1 - label WHERE id = ANY($1) AND $2::float8 IS NOT NULL"
+    };
+    sqlx::query(sql)
+        .bind(ids)
+        .bind((BASE_TS + at_secs) as f64)
+        .execute(&mut db.conn)
+        .await
+        .unwrap();
+}
+
+async fn ledger_corrections(db: &mut TestDb) -> i64 {
+    db.scalar_i64(
+        "SELECT coalesce(sum(corrections), 0)::int8 FROM driftd.label_ledger WHERE model = 'm'",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrected_label_is_counted_once_and_the_correction_is_counted() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &db.url, BLOCK);
+    let mut d = Daemon::spawn(&cfg);
+    let first = binary_rows("m", 200, 0, None);
+    let ids = db.insert(&first).await;
+    db.wait_rows_processed("m", 200, WAIT).await;
+
+    // 15 corrections, then 5 new rows after them: only the new rows are counted.
+    correct(&mut db, &ids[10..25], 1_000, true).await;
+    let second = binary_rows("m", 5, 2_000, None);
+    db.insert(&second).await;
+    db.wait_rows_processed("m", 205, WAIT).await;
+    wait_until(WAIT, "15 corrections counted", || {
+        let n = d.metric(r#"driftd_label_corrections_total{model="m"}"#);
+        async move { n == Some(15.0) }
+    })
+    .await;
+    assert_eq!(ledger_corrections(&mut db).await, 15);
+    assert_eq!(
+        d.metric(r#"driftd_outcomes_processed_total{model="m"}"#),
+        Some(205.0)
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM driftd.rejected_rows")
+            .await,
+        0,
+        "a correction is not a bad row"
+    );
+    // The monitor keeps the labels it first saw: its count of right predictions is that of
+    // the rows as first written.
+    let right = |rows: &[Row]| {
+        rows.iter()
+            .filter(|r| (r.prediction.unwrap() >= 0.5) == (r.label.unwrap() == 1.0))
+            .count() as u64
+    };
+    let state = db.state_json("m").await;
+    assert_eq!(state["rows"], 205);
+    assert_eq!(state["correct"], right(&first) + right(&second));
+
+    // Across kill -9: nothing is counted again. Two rows corrected a second time count as
+    // two more corrections; a label rewritten without labeled_at is not seen.
+    d.kill9();
+    let d = Daemon::spawn(&cfg);
+    correct(&mut db, &ids[10..12], 3_000, true).await;
+    correct(&mut db, &ids[40..50], 0, false).await;
+    db.insert(&binary_rows("m", 5, 4_000, None)).await;
+    db.wait_rows_processed("m", 210, WAIT).await;
+    wait_until(WAIT, "2 more corrections", || {
+        let n = d.metric(r#"driftd_label_corrections_total{model="m"}"#);
+        async move { n == Some(2.0) }
+    })
+    .await;
+    assert_eq!(ledger_corrections(&mut db).await, 17);
+    assert_eq!(
+        db.scalar_i64(
+            "SELECT count(*) FROM driftd.label_ledger WHERE model = 'm' AND corrections = 2"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM driftd.label_ledger WHERE model = 'm'")
+            .await,
+        210,
+        "one ledger row per counted row"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(db.rows_processed("m").await, 210);
+}
