@@ -956,6 +956,7 @@ mod tests {
         let next = chrono::DateTime::from_timestamp(1_700_003_600, 0).unwrap();
         m.schedules.set_next("a", next);
         m.ingest.rows_rejected("a", "invalid_label", 2);
+        m.ingest.label_corrections("a", 3);
         m.ingest.label_delays("a", &[0.5, 3.0, 700.0]);
         let at = chrono::DateTime::from_timestamp(1_700_000_300, 0).unwrap();
         m.detectors.drift_detected("a", "adwin", at);

@@ -550,6 +550,67 @@ async fn triggers_during_training_coalesce_and_sigterm_cancels_it() {
     );
 }
 
+/// Issue 27, finding 3: a request coalesced behind a training becomes a follow-up; when that
+/// training's champion has seen every row, the follow-up has nothing to do and is recorded as
+/// `skipped` (with why), never as a failure that `DriftdRetrainFailing` would count.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follow_up_with_nothing_new_is_skipped_not_failed() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Slow enough that the request arrives while the bootstrap trains.
+    let cfg = write_config(
+        dir.path(),
+        &db.url,
+        &model_block("", "").replace("fit_epochs = 15", "fit_epochs = 1500\nsample_budget = 0"),
+    );
+    let cfgs = cfg.to_str().unwrap();
+    let d = Daemon::spawn(&cfg);
+    // One batch (the tests' batch_size is 500): the bootstrap sees every row.
+    db.insert(&prelabelled(&stream(450, None, 4), 0)).await;
+    wait_sql(
+        &mut db,
+        &d,
+        "the bootstrap run",
+        "SELECT count(*) FROM driftd.training_runs WHERE status = 'running'",
+        WAIT,
+    )
+    .await;
+    let out = driftd(&["retrain", "--config", cfgs, "--model", "m"]);
+    assert!(out.status.success(), "{out:?}");
+    let follow_up: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    wait_sql(
+        &mut db,
+        &d,
+        "the follow-up ended",
+        &format!("SELECT count(*) FROM driftd.training_runs WHERE id = {follow_up} AND status NOT IN ('requested', 'running', 'coalesced')"),
+        WAIT,
+    )
+    .await;
+    let (status, why): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM driftd.training_runs WHERE id = $1")
+            .bind(follow_up)
+            .fetch_one(&mut db.conn)
+            .await
+            .unwrap();
+    assert_eq!(status, "skipped", "{why:?}\n{}", d.logs());
+    assert!(
+        why.as_deref().unwrap_or("").contains("nothing new since v1"),
+        "{why:?}"
+    );
+    assert_eq!(run_count(&mut db, "status = 'promoted'").await, 1);
+    assert_eq!(run_count(&mut db, "status = 'failed'").await, 0);
+    wait_until(Duration::from_secs(10), "the skip counted", || {
+        let n = d.metric(r#"driftd_retrains_total{model="m",result="skipped",trigger="manual"}"#);
+        async move { n == Some(1.0) }
+    })
+    .await;
+    assert_eq!(
+        d.metric(r#"driftd_retrains_total{model="m",result="failed",trigger="manual"}"#),
+        Some(0.0)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn accuracy_below_the_floor_for_the_hold_time_triggers_an_update() {
     let pg = shared_pg();
