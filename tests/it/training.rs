@@ -595,7 +595,9 @@ async fn a_follow_up_with_nothing_new_is_skipped_not_failed() {
             .unwrap();
     assert_eq!(status, "skipped", "{why:?}\n{}", d.logs());
     assert!(
-        why.as_deref().unwrap_or("").contains("nothing new since v1"),
+        why.as_deref()
+            .unwrap_or("")
+            .contains("nothing new since v1"),
         "{why:?}"
     );
     assert_eq!(run_count(&mut db, "status = 'promoted'").await, 1);
