@@ -544,8 +544,10 @@ impl ModelLoop {
         let mut delays = Vec::with_capacity(raw.len());
         // The ledger: rows counted now (and corrections of rows counted before).
         let mut ledger = store::LedgerRows::with_capacity(raw.len());
+        let ids: Vec<i64> = raw.iter().map(|r| r.id).collect();
+        let counted_before = store::counted_before(&mut conn, &self.cfg.name, &ids).await?;
         for r in raw {
-            if r.counted {
+            if counted_before.binary_search(&r.id).is_ok() {
                 // A corrected label: counted once already (see README, "How rows are read").
                 ledger.corrected(r.id, r.labeled_at);
                 continue;

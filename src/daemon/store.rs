@@ -92,8 +92,26 @@ pub struct BatchCommit<'a> {
     pub ledger: &'a LedgerRows,
 }
 
+/// Of the polled rows `ids`, those the monitor counted before (`driftd.label_ledger`),
+/// sorted: they are back because their label was corrected, and are not counted again.
+pub async fn counted_before(
+    conn: &mut PgConnection,
+    model: &str,
+    ids: &[i64],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut seen: Vec<i64> = sqlx::query_scalar(
+        "SELECT source_id FROM driftd.label_ledger WHERE model = $1 AND source_id = ANY($2)",
+    )
+    .bind(model)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    seen.sort_unstable();
+    Ok(seen)
+}
+
 /// A batch's entries in `driftd.label_ledger`: the rows the monitor counted, and the rows
-/// that came back corrected after they were counted (`RawOutcome::counted`).
+/// that came back corrected after they were counted ([`counted_before`]).
 #[derive(Debug, Default)]
 pub struct LedgerRows {
     ids: Vec<i64>,

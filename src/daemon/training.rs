@@ -1,6 +1,6 @@
-//! Carries out the decision core's trainings: one at a time, on a blocking thread, recording
-//! every run and registering the result. Which training, when and on which rows is the
-//! core's decision ([`crate::control`]); a failed or cancelled run never touches the champion.
+//! Carries out the decision core's trainings: one at a time, on a lower-priority thread of
+//! its own (`niced`), recording every run and registering the result. Which training, when
+//! and on which rows is the core's decision ([`crate::control`]); a failed or cancelled run never touches the champion.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -127,7 +127,7 @@ impl Trainer {
         Ok(())
     }
 
-    /// Starts the core's `plan` on a blocking thread.
+    /// Starts the core's `plan` on a thread of its own (`niced`).
     pub async fn start(&mut self, plan: TrainPlan) -> Result<(), sqlx::Error> {
         let run_id = match plan.run_id {
             Some(id) => id,

@@ -18,9 +18,6 @@ pub struct RawOutcome {
     pub label: Option<f64>,
     pub model_version: Option<i64>,
     pub created_at: Option<DateTime<Utc>>,
-    /// The monitor counted this row before (`driftd.label_ledger`): it is back because its
-    /// label was corrected, and is not counted again.
-    pub counted: bool,
 }
 
 pub(super) fn quote_ident(ident: &str) -> String {
@@ -134,8 +131,7 @@ impl OutcomeSource {
             .unwrap_or_else(|| "NULL::timestamptz".into());
         let (id, at) = (q(&cfg.id_column), q(&cfg.labeled_at_column));
         let poll_sql = format!(
-            "SELECT {id}::int8, {at}::timestamptz, {features}, {pred}, {label}, {version}, {created}, \
-                    EXISTS (SELECT 1 FROM driftd.label_ledger l WHERE l.model = $1 AND l.source_id = {id}::int8) \
+            "SELECT {id}::int8, {at}::timestamptz, {features}, {pred}, {label}, {version}, {created} \
              FROM {table} \
              WHERE {model} = $1 AND {at} IS NOT NULL \
                AND ({at}, {id}) > ($2, $3) \
@@ -251,7 +247,6 @@ impl OutcomeSource {
                     label: r.try_get(4)?,
                     model_version: r.try_get(5)?,
                     created_at: r.try_get(6)?,
-                    counted: r.try_get(7)?,
                 })
             })
             .collect()

@@ -49,7 +49,6 @@ mod tests {
             label,
             model_version: None,
             created_at: None,
-            counted: false,
         }
     }
 

@@ -748,7 +748,7 @@ fn only_the_exporter_uses_the_prometheus_client() {
 }
 
 #[test]
-fn the_daemon_trains_only_on_a_blocking_thread() {
+fn the_daemon_trains_only_on_a_lower_priority_thread_of_its_own() {
     let mut files = Vec::new();
     rust_files(&src().join("daemon"), &mut files);
     let mut calls = 0;
@@ -761,10 +761,10 @@ fn the_daemon_trains_only_on_a_blocking_thread() {
                 continue;
             }
             calls += 1;
-            // The call sits in a `spawn_blocking` closure opened a few lines above.
+            // The call sits in a `niced::run` closure opened a few lines above.
             let inside = lines[i.saturating_sub(5)..i]
                 .iter()
-                .any(|l| l.contains("spawn_blocking(move ||"));
+                .any(|l| l.contains("niced::run(") && l.contains("move ||"));
             if !inside {
                 offenders.push(format!("src/{}:{}", rel(f), i + 1));
             }
@@ -773,6 +773,6 @@ fn the_daemon_trains_only_on_a_blocking_thread() {
     assert!(calls > 0, "the scan finds the daemon's training call");
     assert!(
         offenders.is_empty(),
-        "train::run_update called outside spawn_blocking: {offenders:?}"
+        "train::run_update called outside niced::run: {offenders:?}"
     );
 }

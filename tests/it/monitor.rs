@@ -35,7 +35,6 @@ pub(crate) fn reference_state(
             label: r.label,
             model_version: None,
             created_at: None,
-            counted: false,
         };
         if let Ok(o) = validate(&raw, mcfg.row_rules()) {
             st.update(&o);

@@ -578,21 +578,22 @@ async fn a_follow_up_with_nothing_new_is_skipped_not_failed() {
     .await;
     let out = driftd(&["retrain", "--config", cfgs, "--model", "m"]);
     assert!(out.status.success(), "{out:?}");
-    let follow_up: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // The request is recorded as coalesced; its follow-up is a run of its own.
     wait_sql(
         &mut db,
         &d,
         "the follow-up ended",
-        &format!("SELECT count(*) FROM driftd.training_runs WHERE id = {follow_up} AND status NOT IN ('requested', 'running', 'coalesced')"),
+        "SELECT count(*) FROM driftd.training_runs WHERE trigger = 'manual' AND status NOT IN ('requested', 'running', 'coalesced')",
         WAIT,
     )
     .await;
-    let (status, why): (String, Option<String>) =
-        sqlx::query_as("SELECT status, error FROM driftd.training_runs WHERE id = $1")
-            .bind(follow_up)
-            .fetch_one(&mut db.conn)
-            .await
-            .unwrap();
+    let (status, why): (String, Option<String>) = sqlx::query_as(
+        "SELECT status, error FROM driftd.training_runs WHERE trigger = 'manual' \
+         AND status NOT IN ('requested', 'running', 'coalesced')",
+    )
+    .fetch_one(&mut db.conn)
+    .await
+    .unwrap();
     assert_eq!(status, "skipped", "{why:?}\n{}", d.logs());
     assert!(
         why.as_deref()
