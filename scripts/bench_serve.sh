@@ -40,7 +40,9 @@ name = "bench"
 n_features = 20
 [models.train]
 strategy = "refit_combined"
-fit_epochs = 2000
+# Long enough to overlap the whole measurement (no sample budget: every epoch on every row).
+fit_epochs = 4000
+sample_budget = 0
 $TRAIN_THREADS
 [models.triggers]
 bootstrap_min_rows = 1000000000000
@@ -97,7 +99,7 @@ for _ in $(seq 1 100); do
 done
 during=$(measure 1 5 2 1 "$ADDR")
 st=$(psql -qAt "$URL" -c "SELECT status FROM driftd.training_runs WHERE id = $RUN")
-row "driftd, paced, during a training (${BENCH_TRAIN_THREADS:-default} torch threads, nice $TRAIN_NICE)" 1 "$during"
+row "driftd, paced, during a training (${BENCH_TRAIN_THREADS:-cores − 1} torch threads, nice $TRAIN_NICE)" 1 "$during"
 echo
 printf 'p99 of 1-row requests at ~2000 req/s: %s µs alone, %s µs during a training (ratio %.1fx); goal < 1000 µs during a training\n' \
   "$(field "$paced" p99_us)" "$(field "$during" p99_us)" "$(echo "$(field "$during" p99_us) / $(field "$paced" p99_us)" | bc -l)"

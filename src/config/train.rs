@@ -81,7 +81,9 @@ pub struct TrainConfig {
     /// `cpu` (default), `cuda` or `auto` (CUDA when available). Training is deterministic for
     /// a seed on CPU only.
     pub device: DeviceChoice,
-    /// libtorch intra-op threads (process-wide). Default: leave libtorch's setting.
+    /// libtorch intra-op threads. Default: in the daemon, one fewer than the cores (at least
+    /// one), so that a core stays free for predictions while a model trains; in the backtest
+    /// and the CLI, libtorch's own setting.
     pub num_threads: Option<i32>,
     /// Mini-batch size. Default 32.
     pub batch_size: usize,

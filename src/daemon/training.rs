@@ -225,6 +225,16 @@ struct Job {
     cancel: Arc<AtomicBool>,
 }
 
+/// libtorch's intra-op threads for a training when `train.num_threads` is not set: one fewer
+/// than the cores this process may use (cgroup quotas included), at least one. With every
+/// core in the training's thread team, 1-row predictions at 2 000 req/s had a p99 of 2–3 ms
+/// however low the training's priority (nice 10, even `SCHED_IDLE`); with one core left
+/// free, 0.34 ms, as without a training (`scripts/bench_serve.sh`).
+fn serving_leaves_a_core() -> i32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_sub(1).max(1) as i32
+}
+
 /// The rows that pass the row rules (as the poll's validation checks them; a training read
 /// does not need a prediction), as training data.
 fn to_dataset(rows: &[TrainingRow], rules: RowRules) -> Dataset {
@@ -405,7 +415,10 @@ impl Job {
             strategy: Some(self.plan.strategy),
             n_classes: self.cfg.class_count(),
         };
-        let (train_cfg, cancel) = (self.cfg.train.clone(), self.cancel.clone());
+        let (mut train_cfg, cancel) = (self.cfg.train.clone(), self.cancel.clone());
+        train_cfg
+            .num_threads
+            .get_or_insert_with(serving_leaves_a_core);
         let champion_artifact = champion.as_ref().map(|(_, a)| a.clone());
         // libtorch work never runs on the async runtime, and runs below the serving threads'
         // priority (see `niced`); the rows come back for the record.
