@@ -109,10 +109,9 @@ pub struct TrainingRuntimeConfig {
     /// their models keep being monitored. Training is CPU-bound: more than the cores helps
     /// nothing.
     pub max_concurrent: usize,
-    /// The OS priority (nice, 0..=19) of the threads that train and score with libtorch.
+    /// The OS priority (nice, 0..=19) of the threads that train (libtorch's workers included).
     /// Training is CPU-bound and long; predictions are short and on the async runtime's
-    /// threads, which keep nice 0. Default 10: while a training runs, a prediction gets a core
-    /// first (see README, "Serving").
+    /// threads, which keep nice 0. Default 10 (see README, "Updating the model").
     pub nice: i32,
 }
 

@@ -451,7 +451,7 @@ impl ModelLoop {
         }
         let artifact = ch.artifact.clone();
         let task = self.cfg.task;
-        let preds = super::niced::run("driftd-score", self.runtime.nice, move || {
+        let preds = tokio::task::spawn_blocking(move || {
             crate::train::predict(&artifact, &x).map(|p| match task {
                 Task::Binary => p.proba.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
                 Task::Multiclass => p.labels.iter().map(|&c| f64::from(c)).collect(),
@@ -460,12 +460,8 @@ impl ModelLoop {
         .await;
         let preds = match preds {
             Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                tracing::error!(model = %self.cfg.name, error = %e, "scoring failed");
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::error!(model = %self.cfg.name, error = %e, "scoring failed");
+            other => {
+                tracing::error!(model = %self.cfg.name, error = ?other.err(), "scoring failed");
                 return Ok(());
             }
         };

@@ -1,11 +1,12 @@
-//! libtorch work (training, batch scoring) on its own OS thread at a lower priority.
+//! A training on its own OS thread at a lower priority (`[training] nice`).
 //!
-//! Predictions run on the async runtime's threads (see `serve::predictor`), which keep nice 0;
-//! a training would otherwise compete with them as an equal for the cores, and a 1-row
-//! request's p99 grew tenfold while one ran. Linux's nice value is per thread and a new
-//! thread inherits its creator's, so libtorch's intra-op (OpenMP) workers, which each master
-//! thread creates for itself, run at the training thread's priority too. tokio's blocking
-//! pool is not used: its threads are shared and would keep a changed priority.
+//! Predictions run on the async runtime's threads (see `serve::predictor`), which keep nice 0,
+//! so a training never competes with them as an equal. Linux's nice value is per thread and a
+//! new thread inherits its creator's, so libtorch's intra-op (OpenMP) workers, which each
+//! master thread creates for itself, run at the training thread's priority too. tokio's
+//! blocking pool is not used: its threads are shared and would keep a changed priority.
+//! Priority alone did not keep the prediction tail short, though: what did is leaving a core
+//! out of libtorch's thread team (see `training::serving_leaves_a_core`).
 
 use tokio::sync::oneshot;
 

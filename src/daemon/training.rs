@@ -1,6 +1,7 @@
 //! Carries out the decision core's trainings: one at a time, on a lower-priority thread of
 //! its own (`niced`), recording every run and registering the result. Which training, when
-//! and on which rows is the core's decision ([`crate::control`]); a failed or cancelled run never touches the champion.
+//! and on which rows is the core's decision ([`crate::control`]); a failed or cancelled run
+//! never touches the champion.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -229,7 +230,7 @@ struct Job {
 /// than the cores this process may use (cgroup quotas included), at least one. With every
 /// core in the training's thread team, 1-row predictions at 2 000 req/s had a p99 of 2–3 ms
 /// however low the training's priority (nice 10, even `SCHED_IDLE`); with one core left
-/// free, 0.34 ms, as without a training (`scripts/bench_serve.sh`).
+/// free, 0.34–0.45 ms, as without a training (`scripts/bench_serve.sh`, 2 cores).
 fn serving_leaves_a_core() -> i32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cores.saturating_sub(1).max(1) as i32

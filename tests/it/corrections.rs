@@ -24,6 +24,15 @@ async fn correct(db: &mut TestDb, ids: &[i64], at_secs: i64, move_labeled_at: bo
         .unwrap();
 }
 
+/// Waits until this process of the daemon has counted `n` corrections.
+async fn wait_corrections(d: &Daemon, n: f64) {
+    wait_until(WAIT, "the corrections counted", || {
+        let got = d.metric(r#"driftd_label_corrections_total{model="m"}"#);
+        async move { got == Some(n) }
+    })
+    .await;
+}
+
 async fn ledger_corrections(db: &mut TestDb) -> i64 {
     db.scalar_i64(
         "SELECT coalesce(sum(corrections), 0)::int8 FROM driftd.label_ledger WHERE model = 'm'",
@@ -47,11 +56,7 @@ async fn a_corrected_label_is_counted_once_and_the_correction_is_counted() {
     let second = binary_rows("m", 5, 2_000, None);
     db.insert(&second).await;
     db.wait_rows_processed("m", 205, WAIT).await;
-    wait_until(WAIT, "15 corrections counted", || {
-        let n = d.metric(r#"driftd_label_corrections_total{model="m"}"#);
-        async move { n == Some(15.0) }
-    })
-    .await;
+    wait_corrections(&d, 15.0).await;
     assert_eq!(ledger_corrections(&mut db).await, 15);
     assert_eq!(
         d.metric(r#"driftd_outcomes_processed_total{model="m"}"#),
@@ -82,11 +87,7 @@ async fn a_corrected_label_is_counted_once_and_the_correction_is_counted() {
     correct(&mut db, &ids[40..50], 0, false).await;
     db.insert(&binary_rows("m", 5, 4_000, None)).await;
     db.wait_rows_processed("m", 210, WAIT).await;
-    wait_until(WAIT, "2 more corrections", || {
-        let n = d.metric(r#"driftd_label_corrections_total{model="m"}"#);
-        async move { n == Some(2.0) }
-    })
-    .await;
+    wait_corrections(&d, 2.0).await;
     assert_eq!(ledger_corrections(&mut db).await, 17);
     assert_eq!(
         db.scalar_i64(
@@ -101,6 +102,13 @@ async fn a_corrected_label_is_counted_once_and_the_correction_is_counted() {
         210,
         "one ledger row per counted row"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(db.rows_processed("m").await, 210);
+    let label_only: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM driftd.label_ledger WHERE model = 'm' AND source_id = ANY($1) \
+         AND corrections = 0",
+    )
+    .bind(&ids[40..50])
+    .fetch_one(&mut db.conn)
+    .await
+    .unwrap();
+    assert_eq!(label_only, 10, "a label-only rewrite is not a correction");
 }

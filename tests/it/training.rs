@@ -54,6 +54,26 @@ fn prelabelled(rows: &[driftd::generate::StreamRow], start_secs: i64) -> Vec<Row
         .collect()
 }
 
+/// A model whose bootstrap fit runs `epochs` epochs over every row (no sample budget): slow
+/// enough that requests arrive while it runs.
+fn slow_fit_block(epochs: u32) -> String {
+    model_block("", "").replace(
+        "fit_epochs = 15",
+        &format!("fit_epochs = {epochs}\nsample_budget = 0"),
+    )
+}
+
+async fn wait_training_running(db: &mut TestDb, d: &Daemon) {
+    wait_sql(
+        db,
+        d,
+        "a running training",
+        "SELECT count(*) FROM driftd.training_runs WHERE status = 'running'",
+        WAIT,
+    )
+    .await;
+}
+
 async fn run_count(db: &mut TestDb, filter: &str) -> i64 {
     db.scalar_i64(&format!(
         "SELECT count(*) FROM driftd.training_runs WHERE {filter}"
@@ -483,11 +503,7 @@ async fn triggers_during_training_coalesce_and_sigterm_cancels_it() {
     let mut db = pg.fresh_db().await;
     let dir = tempfile::tempdir().unwrap();
     // A deliberately slow fit (many epochs) so requests arrive while it runs.
-    let cfg = write_config(
-        dir.path(),
-        &db.url,
-        &model_block("", "").replace("fit_epochs = 15", "fit_epochs = 200000\nsample_budget = 0"),
-    );
+    let cfg = write_config(dir.path(), &db.url, &slow_fit_block(200_000));
     std::fs::write(
         &cfg,
         std::fs::read_to_string(&cfg)
@@ -498,14 +514,7 @@ async fn triggers_during_training_coalesce_and_sigterm_cancels_it() {
     let cfgs = cfg.to_str().unwrap();
     let mut d = Daemon::spawn(&cfg);
     db.insert(&prelabelled(&stream(600, None, 9), 0)).await;
-    wait_sql(
-        &mut db,
-        &d,
-        "the slow bootstrap run",
-        "SELECT count(*) FROM driftd.training_runs WHERE status = 'running'",
-        WAIT,
-    )
-    .await;
+    wait_training_running(&mut db, &d).await;
     // The training runs below the serving threads' priority (`training.nice`, default 10),
     // and so do the threads it starts (libtorch's workers inherit the name and the nice).
     let threads = thread_nices(d.child.id());
@@ -559,23 +568,12 @@ async fn a_follow_up_with_nothing_new_is_skipped_not_failed() {
     let mut db = pg.fresh_db().await;
     let dir = tempfile::tempdir().unwrap();
     // Slow enough that the request arrives while the bootstrap trains.
-    let cfg = write_config(
-        dir.path(),
-        &db.url,
-        &model_block("", "").replace("fit_epochs = 15", "fit_epochs = 1500\nsample_budget = 0"),
-    );
+    let cfg = write_config(dir.path(), &db.url, &slow_fit_block(1_500));
     let cfgs = cfg.to_str().unwrap();
     let d = Daemon::spawn(&cfg);
     // One batch (the tests' batch_size is 500): the bootstrap sees every row.
     db.insert(&prelabelled(&stream(450, None, 4), 0)).await;
-    wait_sql(
-        &mut db,
-        &d,
-        "the bootstrap run",
-        "SELECT count(*) FROM driftd.training_runs WHERE status = 'running'",
-        WAIT,
-    )
-    .await;
+    wait_training_running(&mut db, &d).await;
     let out = driftd(&["retrain", "--config", cfgs, "--model", "m"]);
     assert!(out.status.success(), "{out:?}");
     // The request is recorded as coalesced; its follow-up is a run of its own.
