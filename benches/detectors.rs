@@ -76,12 +76,17 @@ struct Row {
     warning_runs: Vec<(usize, usize)>,
 }
 
-/// CPU time of this thread in seconds (Linux: `/proc/thread-self/schedstat`), so that
-/// other processes competing for the CPU do not count; wall-clock time elsewhere.
+/// CPU time of this thread in seconds (`CLOCK_THREAD_CPUTIME_ID`: nanoseconds, where
+/// `/proc/thread-self/schedstat` only advances at scheduler ticks), so that other
+/// processes competing for the CPU do not count.
 fn cpu_seconds() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
-    Some(ns as f64 * 1e-9)
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
 }
 
 /// Seconds spent running `f` (CPU time where available).

@@ -31,6 +31,8 @@ const NAME: &str = "adwin";
 /// first needs no running sums (every summary keeps where it ends) and covers the pending
 /// values too. All of this is exact: it changes how much is computed, not a single
 /// decision or bit of state (see `fold`, `flush`, `check` and `cut_possible_by_ends`).
+/// Those paths are also compiled for AVX2 and AVX-512, and the widest the CPU has is picked
+/// at run time: the same IEEE operations in the same order in more lanes, so the same bits.
 ///
 /// # River quirks reproduced
 ///
@@ -79,13 +81,8 @@ pub struct Adwin {
     max_buckets: u32,
     min_window_length: u32,
     grace_period: u32,
-    /// `max_buckets + 1`: a row overflows when it reaches this many summaries.
-    cap: usize,
-    /// Rows in use. Row `i` holds `len[i]` summaries of `2^i` values each, oldest first,
-    /// in slots `i * max_buckets ..` of `slots` (a compression never leaves more).
-    rows: usize,
-    len: Vec<usize>,
-    slots: Slots,
+    /// The exponential histogram (the summaries as of the last flush).
+    hist: Histogram,
     /// Window statistics as of the last fold: sum of the values, sum of squared deviations
     /// from the window mean, number of values (a float, as River keeps it).
     total: f64,
@@ -103,19 +100,35 @@ pub struct Adwin {
     /// takes them all in one compression once `PENDING` have gathered (or before anything
     /// reads it). Both are exact: the same operations on the same values, in an order that
     /// no result depends on.
-    pending: Box<[f64; PENDING]>,
-    pending_ends: Box<[f64; PENDING]>,
-    /// The number of window values through each pending value (written when folded).
-    pending_counts: Box<[f64; PENDING]>,
+    pending: Box<Pending>,
     folded: usize,
     n_pending: usize,
     /// River's running total including the pending values (`total` plus each pending value,
     /// in order: the same additions River makes), so the estimate costs O(1).
     total_now: f64,
-    /// Updates since the last reset, and updates left until the next check.
+    /// What the last full certificate proved about the older cut points, so that most checks
+    /// test only the newer ones (see [`Standing`]); `None` until one ran since the reset.
+    standing: Option<Standing>,
+    /// `(W, δ'(W))` as last computed for a certificate: `δ'` grows with `W`, so the value at
+    /// a smaller window is a valid (slightly looser) stand-in and saves two logarithms a check.
+    delta_prime_at: (f64, f64),
+    /// Updates from the last reset to the last check (or restore), and updates left until
+    /// the next check: River's tick is `tick + clock - until_check` (see [`Adwin::ticks`]),
+    /// so an update counts down one counter only.
     tick: u64,
     until_check: u32,
     drift: bool,
+}
+
+/// Values received but not yet in the histogram (one allocation: an update writes two of
+/// its columns).
+#[derive(Clone, Debug)]
+struct Pending {
+    values: [f64; PENDING],
+    /// River's running total after each value.
+    ends: [f64; PENDING],
+    /// The number of window values through each value (written when folded).
+    counts: [f64; PENDING],
 }
 
 /// Capacity of [`Adwin::pending`] (a power of two): the histogram is compressed once per
@@ -184,7 +197,37 @@ struct Carry<const N: usize> {
     counts: [f64; N],
 }
 
+/// Summaries entering a row, oldest first, borrowed: a [`Carry`], or the pending values.
+#[derive(Clone, Copy)]
+struct CarryRef<'a> {
+    totals: &'a [f64],
+    variances: &'a [f64],
+    ends: &'a [f64],
+    counts: &'a [f64],
+}
+
+impl CarryRef<'_> {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.totals.len()
+    }
+}
+
+/// Variances of summaries of one value.
+const ZEROS: [f64; PENDING] = [0.0; PENDING];
+
 impl<const N: usize> Carry<N> {
+    #[inline(always)]
+    fn view(&self) -> CarryRef<'_> {
+        CarryRef {
+            totals: &self.totals[..self.len],
+            variances: &self.variances[..self.len],
+            ends: &self.ends[..self.len],
+            counts: &self.counts[..self.len],
+        }
+    }
+
+    #[inline(always)]
     fn new() -> Self {
         Carry {
             len: 0,
@@ -194,6 +237,43 @@ impl<const N: usize> Carry<N> {
             counts: [0.0; N],
         }
     }
+}
+
+/// The widest vector instructions the hot paths (the fold, the first certificate, the
+/// compression) are compiled for, picked at run time. Every variant runs the same IEEE
+/// operations in the same order (Rust never fuses a multiply and an add), so results are
+/// bit-identical; only the number of lanes differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Baseline,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by a test to run one variant on its thread (one the CPU has).
+    static ISA_FOR_TESTS: std::cell::Cell<Option<Isa>> = const { std::cell::Cell::new(None) };
+}
+
+#[inline(always)]
+fn isa() -> Isa {
+    #[cfg(test)]
+    if let Some(forced) = ISA_FOR_TESTS.get() {
+        return forced;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Baseline
 }
 
 /// The serialised form of [`Adwin`]: parameters, the histogram rows oldest first (each
@@ -233,10 +313,10 @@ struct Bucket(
 impl From<Adwin> for AdwinState {
     fn from(mut a: Adwin) -> Self {
         a.flush();
-        let rows = (0..a.rows)
+        let rows = (0..a.hist.rows)
             .map(|i| {
-                (a.base(i)..a.base(i) + a.len[i])
-                    .map(|j| Bucket(a.slots.totals[j], a.slots.variances[j]))
+                (a.hist.base(i)..a.hist.base(i) + a.hist.len[i])
+                    .map(|j| Bucket(a.hist.slots.totals[j], a.hist.slots.variances[j]))
                     .collect()
             })
             .collect();
@@ -251,7 +331,7 @@ impl From<Adwin> for AdwinState {
                 total: a.total,
                 variance: a.variance,
                 width: a.width,
-                tick: a.tick,
+                tick: a.ticks(),
             },
             drift: a.drift,
         }
@@ -270,26 +350,27 @@ impl TryFrom<AdwinState> for Adwin {
             s.grace_period,
         )?;
         for (i, row) in s.window.rows.iter().enumerate() {
-            ensure(row.len() < a.cap, NAME, "window", || {
+            ensure(row.len() < a.hist.cap, NAME, "window", || {
                 format!(
                     "row {i} holds {} summaries, more than max_buckets",
                     row.len()
                 )
             })?;
-            a.activate_row();
+            a.hist.activate_row();
             for (k, b) in row.iter().enumerate() {
-                let j = a.base(i) + k;
-                a.slots.totals[j] = b.0;
-                a.slots.variances[j] = b.1;
+                let j = a.hist.base(i) + k;
+                a.hist.slots.totals[j] = b.0;
+                a.hist.slots.variances[j] = b.1;
             }
-            a.len[i] = row.len();
+            a.hist.len[i] = row.len();
         }
         a.total = s.window.total;
         a.total_now = s.window.total;
         a.variance = s.window.variance;
         a.width = s.window.width;
-        a.tick = s.window.tick;
-        a.until_check = a.clock - (a.tick % u64::from(a.clock)) as u32;
+        let since_check = s.window.tick % u64::from(a.clock);
+        a.tick = s.window.tick - since_check;
+        a.until_check = a.clock - since_check as u32;
         a.drift = s.drift;
         a.restore_ends();
         Ok(a)
@@ -335,6 +416,25 @@ fn increment(wm1: f64, t: f64, x: f64) -> f64 {
     }
 }
 
+/// `Σ|x|` in eight independent lanes. Only a bound for rounding errors needs it (never one
+/// of River's values), so the order of the additions is free, and lanes vectorise where
+/// one running sum would wait on each addition in turn.
+#[inline(always)]
+fn abs_sum(xs: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (l, x) in lanes.iter_mut().zip(c) {
+            *l += x.abs();
+        }
+    }
+    for (l, x) in lanes.iter_mut().zip(rest) {
+        *l += x.abs();
+    }
+    lanes.iter().sum()
+}
+
 /// Columns of consecutive summaries: totals, variances, ends, counts.
 struct Cols<'a>(&'a [f64], &'a [f64], &'a [f64], &'a [f64]);
 
@@ -350,142 +450,179 @@ fn merge_run<const N: usize>(
     at: usize,
 ) -> usize {
     let m = src.0.len() / 2;
-    let r = at..at + m;
-    let dst = out.totals[r.clone()]
-        .iter_mut()
-        .zip(&mut out.variances[r.clone()])
-        .zip(out.ends[r.clone()].iter_mut().zip(&mut out.counts[r]));
-    let pairs = src.0.chunks_exact(2).zip(src.1.chunks_exact(2));
-    let newer = src.2.chunks_exact(2).zip(src.3.chunks_exact(2));
-    for (((ot, ov), (oe, oc)), ((t, v), (e, c))) in dst.zip(pairs.zip(newer)) {
-        let mu0 = t[0] * inv_n;
-        let mu1 = t[1] * inv_n;
-        *ot = t[0] + t[1];
-        *ov = v[0] + v[1] + n * 0.5 * (mu0 - mu1) * (mu0 - mu1);
-        (*oe, *oc) = (e[1], c[1]);
+    // Indexed loops over slices cut to length: the compiler proves every index in bounds
+    // and vectorises the pairs (even and odd lanes) where a zip of chunks stays scalar.
+    let (ot, ov) = (&mut out.totals[at..at + m], &mut out.variances[at..at + m]);
+    let (oe, oc) = (&mut out.ends[at..at + m], &mut out.counts[at..at + m]);
+    let (t, v) = (&src.0[..2 * m], &src.1[..2 * m]);
+    let (e, c) = (&src.2[..2 * m], &src.3[..2 * m]);
+    for k in 0..m {
+        let mu0 = t[2 * k] * inv_n;
+        let mu1 = t[2 * k + 1] * inv_n;
+        ot[k] = t[2 * k] + t[2 * k + 1];
+        ov[k] = v[2 * k] + v[2 * k + 1] + n * 0.5 * (mu0 - mu1) * (mu0 - mu1);
+        oe[k] = e[2 * k + 1];
+        oc[k] = c[2 * k + 1];
     }
     at + m
 }
 
-impl Adwin {
-    /// Parameters in River's order. `delta` in (0, 1); `clock` at least 1; `max_buckets` in
-    /// 2..=1000000; `min_window_length` at least 1.
-    pub fn new(
-        delta: f64,
-        clock: u32,
-        max_buckets: u32,
-        min_window_length: u32,
-        grace_period: u32,
-    ) -> Result<Self, DetectorError> {
-        ensure_open_unit(delta, NAME, "delta")?;
-        ensure(clock >= 1, NAME, "clock", || "must be at least 1".into())?;
-        // River 0.26.1 panics with max_buckets = 1 (a merge can empty a row, and dropping the
-        // oldest summary then reads an empty row).
-        ensure(
-            (2..=1_000_000).contains(&max_buckets),
-            NAME,
-            "max_buckets",
-            || format!("must be in 2..=1000000, got {max_buckets}"),
-        )?;
-        ensure(min_window_length >= 1, NAME, "min_window_length", || {
-            "must be at least 1".into()
-        })?;
-        let cap = max_buckets as usize + 1;
-        Ok(Self {
+/// The constants of one certificate (see [`Adwin::cut_possible_by_ends`]): window width
+/// and mean, `c = 2 V δ' (1 - SLACK)`, the rounding allowance `δ` and `min_window_length`.
+#[derive(Clone, Copy, Debug)]
+struct CertificateParams {
+    w: f64,
+    mu: f64,
+    c: f64,
+    delta: f64,
+    mwl: f64,
+}
+
+impl CertificateParams {
+    /// Whether some cut point among `ends` and `counts` might pass River's test (false: none
+    /// can): `(|u0 - μ n0| + δ)² W <= c n0 n1` certifies one, and points with `n0` or `n1`
+    /// under `min_window_length` (unused slots have count 0) are not evaluated by River.
+    #[inline(always)]
+    fn possible(&self, ends: &[f64], counts: &[f64]) -> bool {
+        let CertificateParams {
+            w,
+            mu,
+            c,
             delta,
-            clock,
-            max_buckets,
-            min_window_length,
-            grace_period,
-            cap,
-            rows: 0,
-            len: Vec::new(),
-            slots: Slots::default(),
-            total: 0.0,
-            variance: 0.0,
-            width: 0.0,
-            abs_total: 0.0,
-            ends_valid: true,
-            pending: Box::new([0.0; PENDING]),
-            pending_ends: Box::new([0.0; PENDING]),
-            pending_counts: Box::new([0.0; PENDING]),
-            folded: 0,
-            n_pending: 0,
-            total_now: 0.0,
-            tick: 0,
-            until_check: clock,
-            drift: false,
-        })
+            mwl,
+        } = *self;
+        let n = ends.len().min(counts.len());
+        let (ends, counts) = (&ends[..n], &counts[..n]);
+        // An integer OR (not `bool`s) so that the loop vectorises.
+        let mut possible = 0u64;
+        for (&u0, &n0) in ends.iter().zip(counts) {
+            let n1 = w - n0;
+            let d = (u0 - mu * n0).abs() + delta;
+            // Written so that NaN counts as "possible".
+            let certified = d * d * w <= c * (n0 * n1);
+            possible |= u64::from(!certified & (n0 >= mwl) & (n1 >= mwl));
+        }
+        possible != 0
+    }
+}
+
+/// Newer cut points than this many values from the window's end are tested at every check;
+/// older ones are covered by a [`Standing`] while it lasts.
+const RECENT: f64 = 512.0;
+
+/// What a full certificate at window `W_r` (mean `μ_r`, constants `c_r`, `δ_r`) proved about
+/// its *older* cut points, those ending at or before value `N_r = W_r - RECENT -
+/// min_window_length` (so `n1 >= RECENT` for each), enough to cover them at later checks
+/// without testing them again.
+///
+/// Write `g = |u0 - μ n0| + δ` and `H = sqrt(c n0 n1 / W)`; the certificate is `g <= H`. A cut
+/// point's `u0` and `n0` never change (a merged summary ends where its newer half ended),
+/// and until the next reset the window only grows: at a later check `n1` has grown by
+/// `W - W_r`, so `H >= s H_r` with `s = sqrt(c W_r / (c_r W))`, while
+/// `g <= g_r + |μ - μ_r| n0 + max(0, δ - δ_r)`. With `ρ = max g_r / H_r`, `A = max n0 / H_r`
+/// and `H_min = min H_r` over the older points, `ρ + |μ - μ_r| A + max(0, δ - δ_r) / H_min
+/// <= s` therefore certifies every one of them again. Newer points, and values that arrived
+/// since, are tested as always. Each side keeps a relative margin of 10^-9, far above the
+/// rounding of these few operations.
+#[derive(Clone, Copy, Debug)]
+struct Standing {
+    w: f64,
+    mu: f64,
+    c: f64,
+    delta: f64,
+    /// `N_r`: the cut points covered are those with `n0 <= max_count`.
+    max_count: f64,
+    rho: f64,
+    a: f64,
+    h_min: f64,
+}
+
+impl Standing {
+    /// The standing of a certificate `p` that passed over `ends` and `counts` (the whole
+    /// histogram), or `None` where its figures are not usable.
+    #[inline(always)]
+    fn over(p: &CertificateParams, ends: &[f64], counts: &[f64]) -> Option<Standing> {
+        let max_count = p.w - RECENT - p.mwl;
+        let (mut rho2, mut a2, mut h2_min) = (0.0f64, 0.0f64, f64::INFINITY);
+        for (&u0, &n0) in ends.iter().zip(counts) {
+            let n1 = p.w - n0;
+            if !(n0 >= p.mwl && n0 <= max_count) {
+                continue;
+            }
+            let d = (u0 - p.mu * n0).abs() + p.delta;
+            let h2 = p.c * (n0 * n1) / p.w;
+            // Written so that a NaN makes the standing unusable rather than vanish.
+            let (r, q) = (d * d / h2, n0 * n0 / h2);
+            if r.is_nan() || r > rho2 {
+                rho2 = r;
+            }
+            if q.is_nan() || q > a2 {
+                a2 = q;
+            }
+            if h2.is_nan() || h2 < h2_min {
+                h2_min = h2;
+            }
+        }
+        let s = Standing {
+            w: p.w,
+            mu: p.mu,
+            c: p.c,
+            delta: p.delta,
+            max_count,
+            rho: rho2.sqrt(),
+            a: a2.sqrt(),
+            h_min: h2_min.sqrt(),
+        };
+        (s.rho.is_finite() && s.a.is_finite() && s.h_min > 0.0).then_some(s)
+    }
+
+    /// Whether the older cut points are certified again under `p` (false: test them).
+    #[inline(always)]
+    fn covers(&self, p: &CertificateParams) -> bool {
+        if p.w.is_nan() || p.w < self.w {
+            return false;
+        }
+        let s = (p.c * self.w / (self.c * p.w)).sqrt();
+        let drift = (p.mu - self.mu).abs() * self.a + (p.delta - self.delta).max(0.0) / self.h_min;
+        // Written so that NaN does not cover.
+        (self.rho + drift) * (1.0 + 1e-9) <= s * (1.0 - 1e-9)
+    }
+}
+
+/// ADWIN's exponential histogram: rows of summaries, row `i` holding `len[i]` summaries of
+/// `2^i` values each, oldest first, in slots `i * max_buckets ..` of `slots` (a compression
+/// never leaves more).
+#[derive(Clone, Debug)]
+struct Histogram {
+    max_buckets: usize,
+    /// `max_buckets + 1`: a row overflows when it reaches this many summaries.
+    cap: usize,
+    /// Rows in use.
+    rows: usize,
+    len: Vec<usize>,
+    slots: Slots,
+}
+
+impl Histogram {
+    /// The number of rows, newest first, up to the first whose summaries all end at or
+    /// before value `count` of the window (rows hold ever older summaries).
+    #[inline(always)]
+    fn rows_newer_than(&self, count: f64) -> usize {
+        let mut k = 0;
+        while k < self.rows {
+            let len = self.len[k];
+            if len > 0 && self.slots.counts[self.base(k) + len - 1] <= count {
+                break;
+            }
+            k += 1;
+        }
+        k
     }
 
     /// First slot of row `i`.
     #[inline(always)]
     fn base(&self, i: usize) -> usize {
-        i * self.max_buckets as usize
-    }
-
-    /// Window variance (sum of squared deviations) and width including the pending values.
-    fn pending_stats(&self) -> (f64, f64) {
-        let (f, n) = (self.folded, self.n_pending);
-        let mut variance = self.variance;
-        if f == n {
-            return (variance, self.width);
-        }
-        // The increments do not depend on one another (the running total before each value
-        // is the one after the previous), so their divisions overlap and vectorise (eight
-        // at a time); only their sum must be taken in order.
-        let xs = &self.pending[f..n];
-        variance += increment(self.width, self.total, xs[0]);
-        let rest = xs[1..].chunks(8).zip(self.pending_ends[f..n - 1].chunks(8));
-        for (c, (xs, before)) in rest.enumerate() {
-            let mut inc = [0.0f64; 8];
-            let widths = &IOTA[1 + 8 * c..];
-            for ((v, &x), (&t, &k)) in inc.iter_mut().zip(xs).zip(before.iter().zip(widths)) {
-                *v = increment(self.width + k, t, x);
-            }
-            for &v in &inc[..xs.len()] {
-                variance += v;
-            }
-        }
-        (variance, self.width + (n - f) as f64)
-    }
-
-    /// Folds the pending values not yet folded into the window statistics.
-    fn fold(&mut self) {
-        let (f, n) = (self.folded, self.n_pending);
-        if f == n {
-            return;
-        }
-        let w0 = self.width;
-        (self.variance, self.width) = self.pending_stats();
-        self.total = self.total_now;
-        debug_assert_eq!(self.total.to_bits(), self.pending_ends[n - 1].to_bits());
-        self.abs_total += self.pending[f..n].iter().map(|x| x.abs()).sum::<f64>();
-        for (c, &k) in self.pending_counts[f..n].iter_mut().zip(&IOTA[1..]) {
-            *c = w0 + k;
-        }
-        self.folded = n;
-    }
-
-    /// Folds the pending values into the window statistics and into the histogram.
-    fn flush(&mut self) {
-        self.fold();
-        let n = self.n_pending;
-        if n == 0 {
-            return;
-        }
-        // River's insertions into row 0: summaries of one value, variance 0.
-        let mut input = Carry::<PENDING>::new();
-        input.totals[..n].copy_from_slice(&self.pending[..n]);
-        input.ends[..n].copy_from_slice(&self.pending_ends[..n]);
-        input.counts[..n].copy_from_slice(&self.pending_counts[..n]);
-        input.len = n;
-        self.n_pending = 0;
-        self.folded = 0;
-        if self.rows == 0 {
-            self.activate_row();
-        }
-        self.compress(&input);
+        i * self.max_buckets
     }
 
     /// River's compression after row 0 receives `input`.
@@ -496,7 +633,8 @@ impl Adwin {
     /// each row until at most `max_buckets` remain (with the parity River's one-at-a-time
     /// merging leaves) produces exactly the same summaries, computed by the same
     /// arithmetic.
-    fn compress(&mut self, input: &Carry<PENDING>) {
+    #[inline(always)]
+    fn compress(&mut self, input: CarryRef) {
         let (mut a, mut b) = (Carry::<CARRY>::new(), Carry::<CARRY>::new());
         let (mut carry, mut next) = (&mut a, &mut b);
         if !self.compress_row(0, input, carry) {
@@ -508,7 +646,7 @@ impl Adwin {
             if i == self.rows {
                 self.activate_row();
             }
-            if !self.compress_row(i, carry, next) {
+            if !self.compress_row(i, carry.view(), next) {
                 return;
             }
             std::mem::swap(&mut carry, &mut next);
@@ -518,14 +656,15 @@ impl Adwin {
 
     /// Appends `carry` to row `i` and merges pairs from its front until fewer than
     /// `max_buckets + 1` remain; the merged summaries go to `next`. False if none did.
-    fn compress_row<const A: usize, const B: usize>(
+    #[inline(always)]
+    fn compress_row<const B: usize>(
         &mut self,
         i: usize,
-        carry: &Carry<A>,
+        carry: CarryRef,
         next: &mut Carry<B>,
     ) -> bool {
         let (base, len) = (self.base(i), self.len[i]);
-        let count = len + carry.len;
+        let count = len + carry.len();
         if count < self.cap {
             self.append_from(i, carry, 0);
             return false;
@@ -552,10 +691,11 @@ impl Adwin {
 
     /// River's merges of the `pairs` oldest pairs of summaries of row `i` followed by
     /// `carry` (summaries of `2^i` values each), into `out`.
-    fn merge_front<const A: usize, const B: usize>(
+    #[inline(always)]
+    fn merge_front<const B: usize>(
         &self,
         i: usize,
-        carry: &Carry<A>,
+        carry: CarryRef,
         pairs: usize,
         out: &mut Carry<B>,
     ) {
@@ -600,26 +740,197 @@ impl Adwin {
     }
 
     /// Appends `carry`'s summaries `skip..` (newest) to row `i`.
-    fn append_from<const A: usize>(&mut self, i: usize, carry: &Carry<A>, skip: usize) {
+    #[inline(always)]
+    fn append_from(&mut self, i: usize, carry: CarryRef, skip: usize) {
         let at = self.base(i) + self.len[i];
-        let n = carry.len - skip;
+        let n = carry.len() - skip;
         let s = &mut self.slots;
         let dst = s.totals[at..at + n]
             .iter_mut()
             .zip(&mut s.variances[at..at + n])
             .zip(s.ends[at..at + n].iter_mut().zip(&mut s.counts[at..at + n]));
-        let src = carry.totals[skip..carry.len]
+        let src = carry.totals[skip..carry.len()]
             .iter()
-            .zip(&carry.variances[skip..carry.len])
+            .zip(&carry.variances[skip..carry.len()])
             .zip(
-                carry.ends[skip..carry.len]
+                carry.ends[skip..carry.len()]
                     .iter()
-                    .zip(&carry.counts[skip..carry.len]),
+                    .zip(&carry.counts[skip..carry.len()]),
             );
         for (((t, v), (e, c)), ((&st, &sv), (&se, &sc))) in dst.zip(src) {
             (*t, *v, *e, *c) = (st, sv, se, sc);
         }
         self.len[i] += n;
+    }
+
+    /// Appends an empty row.
+    fn activate_row(&mut self) {
+        let r = self.rows;
+        if r == self.len.len() {
+            self.len.push(0);
+            self.slots.resize((r + 1) * self.max_buckets);
+        }
+        self.len[r] = 0;
+        let base = self.base(r);
+        self.slots.counts[base..base + self.max_buckets].fill(0.0);
+        self.rows += 1;
+    }
+}
+
+impl Adwin {
+    /// Parameters in River's order. `delta` in (0, 1); `clock` at least 1; `max_buckets` in
+    /// 2..=1000000; `min_window_length` at least 1.
+    pub fn new(
+        delta: f64,
+        clock: u32,
+        max_buckets: u32,
+        min_window_length: u32,
+        grace_period: u32,
+    ) -> Result<Self, DetectorError> {
+        ensure_open_unit(delta, NAME, "delta")?;
+        ensure(clock >= 1, NAME, "clock", || "must be at least 1".into())?;
+        // River 0.26.1 panics with max_buckets = 1 (a merge can empty a row, and dropping the
+        // oldest summary then reads an empty row).
+        ensure(
+            (2..=1_000_000).contains(&max_buckets),
+            NAME,
+            "max_buckets",
+            || format!("must be in 2..=1000000, got {max_buckets}"),
+        )?;
+        ensure(min_window_length >= 1, NAME, "min_window_length", || {
+            "must be at least 1".into()
+        })?;
+        Ok(Self {
+            delta,
+            clock,
+            max_buckets,
+            min_window_length,
+            grace_period,
+            hist: Histogram {
+                max_buckets: max_buckets as usize,
+                cap: max_buckets as usize + 1,
+                rows: 0,
+                len: Vec::new(),
+                slots: Slots::default(),
+            },
+            total: 0.0,
+            variance: 0.0,
+            width: 0.0,
+            abs_total: 0.0,
+            ends_valid: true,
+            pending: Box::new(Pending {
+                values: [0.0; PENDING],
+                ends: [0.0; PENDING],
+                counts: [0.0; PENDING],
+            }),
+            folded: 0,
+            n_pending: 0,
+            total_now: 0.0,
+            standing: None,
+            delta_prime_at: (f64::INFINITY, 0.0),
+            tick: 0,
+            until_check: clock,
+            drift: false,
+        })
+    }
+
+    /// Window variance (sum of squared deviations) and width including the pending values.
+    #[inline(always)]
+    fn pending_stats(&self) -> (f64, f64) {
+        let (f, n) = (self.folded, self.n_pending);
+        let mut variance = self.variance;
+        if f == n {
+            return (variance, self.width);
+        }
+        // The increments do not depend on one another (the running total before each value
+        // is the one after the previous), so their divisions overlap and vectorise (eight
+        // at a time); only their sum must be taken in order.
+        let xs = &self.pending.values[f..n];
+        let mut inc = [0.0f64; PENDING];
+        let inc = &mut inc[..n - f];
+        inc[0] = increment(self.width, self.total, xs[0]);
+        let before = &self.pending.ends[f..n - 1];
+        for ((v, &x), (&t, &k)) in inc[1..]
+            .iter_mut()
+            .zip(&xs[1..])
+            .zip(before.iter().zip(&IOTA[1..]))
+        {
+            *v = increment(self.width + k, t, x);
+        }
+        for &v in inc.iter() {
+            variance += v;
+        }
+        (variance, self.width + (n - f) as f64)
+    }
+
+    /// Folds the pending values not yet folded into the window statistics.
+    #[inline(always)]
+    fn fold(&mut self) {
+        let (f, n) = (self.folded, self.n_pending);
+        if f == n {
+            return;
+        }
+        let w0 = self.width;
+        (self.variance, self.width) = self.pending_stats();
+        self.total = self.total_now;
+        debug_assert_eq!(self.total.to_bits(), self.pending.ends[n - 1].to_bits());
+        self.abs_total += abs_sum(&self.pending.values[f..n]);
+        for (c, &k) in self.pending.counts[f..n].iter_mut().zip(&IOTA[1..]) {
+            *c = w0 + k;
+        }
+        self.folded = n;
+    }
+
+    /// Folds the pending values into the window statistics and into the histogram.
+    #[inline(always)]
+    fn flush(&mut self) {
+        self.fold();
+        let n = self.n_pending;
+        if n == 0 {
+            return;
+        }
+        self.n_pending = 0;
+        self.folded = 0;
+        if self.hist.rows == 0 {
+            self.hist.activate_row();
+        }
+        // River's insertions into row 0: summaries of one value, variance 0.
+        self.hist.compress(CarryRef {
+            totals: &self.pending.values[..n],
+            variances: &ZEROS[..n],
+            ends: &self.pending.ends[..n],
+            counts: &self.pending.counts[..n],
+        });
+    }
+
+    /// [`Adwin::flush`] compiled for the widest vector instructions this CPU has.
+    #[inline(never)]
+    fn flush_widest(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        match isa() {
+            // SAFETY: `isa` has checked at run time that the CPU supports the features.
+            Isa::Avx512 => return unsafe { self.flush_avx512() },
+            Isa::Avx2 => return unsafe { self.flush_avx2() },
+            Isa::Baseline => {}
+        }
+        self.flush()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn flush_avx2(&mut self) {
+        self.flush()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn flush_avx512(&mut self) {
+        self.flush()
+    }
+
+    /// Updates since the last reset (River's `tick`).
+    fn ticks(&self) -> u64 {
+        self.tick + u64::from(self.clock - self.until_check)
     }
 
     /// Number of values in the current window.
@@ -643,33 +954,20 @@ impl Adwin {
         }
     }
 
-    /// Appends an empty row.
-    fn activate_row(&mut self) {
-        let r = self.rows;
-        if r == self.len.len() {
-            self.len.push(0);
-            self.slots.resize((r + 1) * self.max_buckets as usize);
-        }
-        self.len[r] = 0;
-        let base = self.base(r);
-        self.slots.counts[base..base + self.max_buckets as usize].fill(0.0);
-        self.rows += 1;
-    }
-
     /// Recomputes every summary's end and count (oldest first) and the magnitude, from the
     /// totals alone (a restored state: the ends are then sums of totals, not of values,
     /// which the certificate's rounding bound covers).
     fn restore_ends(&mut self) {
         let (mut end, mut count, mut abs) = (0.0f64, 0.0f64, 0.0f64);
-        for i in (0..self.rows).rev() {
+        for i in (0..self.hist.rows).rev() {
             let size = (1u64 << i) as f64;
-            let base = self.base(i);
-            for j in base..base + self.len[i] {
-                end += self.slots.totals[j];
+            let base = self.hist.base(i);
+            for j in base..base + self.hist.len[i] {
+                end += self.hist.slots.totals[j];
                 count += size;
-                abs += self.slots.totals[j].abs();
-                self.slots.ends[j] = end;
-                self.slots.counts[j] = count;
+                abs += self.hist.slots.totals[j].abs();
+                self.hist.slots.ends[j] = end;
+                self.hist.slots.counts[j] = count;
             }
         }
         self.abs_total = abs;
@@ -679,13 +977,13 @@ impl Adwin {
     #[inline(always)]
     fn insert(&mut self, x: f64) {
         if self.n_pending == PENDING {
-            self.flush();
+            self.flush_widest();
         }
         // The mask keeps the index in bounds without a check (`n_pending < PENDING` here).
         let k = self.n_pending & (PENDING - 1);
         let t = self.total_now + x;
-        self.pending[k] = x;
-        self.pending_ends[k] = t;
+        self.pending.values[k] = x;
+        self.pending.ends[k] = t;
         self.total_now = t;
         self.n_pending += 1;
     }
@@ -693,10 +991,10 @@ impl Adwin {
     /// Drops the oldest summary (the first of the last row). Needs flushed statistics.
     fn drop_oldest(&mut self) {
         debug_assert_eq!(self.n_pending, 0);
-        let last = self.rows - 1;
+        let last = self.hist.rows - 1;
         let n = (1u64 << last) as f64;
-        let j = self.base(last);
-        let (u, v) = (self.slots.totals[j], self.slots.variances[j]);
+        let j = self.hist.base(last);
+        let (u, v) = (self.hist.slots.totals[j], self.hist.slots.variances[j]);
         let mu = u * inv_pow2(last);
         self.width -= n;
         self.total -= u;
@@ -704,12 +1002,12 @@ impl Adwin {
         let mu_window = self.total / self.width;
         self.variance -=
             v + n * self.width * (mu - mu_window) * (mu - mu_window) / (n + self.width);
-        let len = self.len[last];
-        self.slots.move_down(j + 1, len - 1, j);
-        self.slots.counts[j + len - 1] = 0.0;
-        self.len[last] = len - 1;
-        while self.rows > 0 && self.len[self.rows - 1] == 0 {
-            self.rows -= 1;
+        let len = self.hist.len[last];
+        self.hist.slots.move_down(j + 1, len - 1, j);
+        self.hist.slots.counts[j + len - 1] = 0.0;
+        self.hist.len[last] = len - 1;
+        while self.hist.rows > 0 && self.hist.len[self.hist.rows - 1] == 0 {
+            self.hist.rows -= 1;
         }
         // The ends now count from a summary that is gone.
         self.ends_valid = false;
@@ -719,6 +1017,31 @@ impl Adwin {
     /// for a cut.
     #[inline(never)]
     fn on_clock(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        match isa() {
+            // SAFETY: `isa` has checked at run time that the CPU supports the features.
+            Isa::Avx512 => return unsafe { self.on_clock_avx512() },
+            Isa::Avx2 => return unsafe { self.on_clock_avx2() },
+            Isa::Baseline => {}
+        }
+        self.on_clock_body()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn on_clock_avx2(&mut self) {
+        self.on_clock_body()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn on_clock_avx512(&mut self) {
+        self.on_clock_body()
+    }
+
+    #[inline(always)]
+    fn on_clock_body(&mut self) {
+        self.tick += u64::from(self.clock);
         self.until_check = self.clock;
         self.fold();
         if self.width > self.grace_period as f64 {
@@ -730,8 +1053,10 @@ impl Adwin {
     /// as it is plus the pending values: compressing them can only merge cut points away,
     /// never add one, so a certificate for this superset covers River's cut points; only
     /// when it fails is the histogram brought up to date for the exact scan.
+    #[inline(always)]
     fn check(&mut self) {
-        let (var_w, delta_prime) = self.scan_constants();
+        let var_w = self.variance / self.width;
+        let delta_prime = self.certificate_delta_prime();
         if self.ends_valid && !self.cut_possible_by_ends(var_w, delta_prime) {
             return;
         }
@@ -741,8 +1066,23 @@ impl Adwin {
         }
     }
 
+    /// `δ'` for a certificate: River's at the window of the last computation when that is at
+    /// most this one and not much smaller (a lower `δ'` only makes the certificate stricter),
+    /// computed afresh otherwise.
+    #[inline(always)]
+    fn certificate_delta_prime(&mut self) -> f64 {
+        let (at, dp) = self.delta_prime_at;
+        if self.width >= at && self.width <= at * 1.125 {
+            return dp;
+        }
+        let dp = (2.0 * self.width.ln() / self.delta).ln();
+        self.delta_prime_at = (self.width, dp);
+        dp
+    }
+
     /// River's per-scan constants: the window variance per value and
     /// `δ' = ln(2 ln(W) / delta)`.
+    #[inline(always)]
     fn scan_constants(&self) -> (f64, f64) {
         let delta_prime = (2.0 * self.width.ln() / self.delta).ln();
         (self.variance / self.width, delta_prime)
@@ -768,7 +1108,7 @@ impl Adwin {
         let mut n1 = self.width;
         let mut u0 = 0.0f64;
         let mut u1 = self.total;
-        for i in (0..self.rows).rev() {
+        for i in (0..self.hist.rows).rev() {
             let size = (1u64 << i) as f64;
             for &t in self.cut_totals(i) {
                 n0 += size;
@@ -800,11 +1140,11 @@ impl Adwin {
     /// the newest summary of the window (River never evaluates the cut with an empty `W1`).
     fn cut_totals(&self, i: usize) -> &[f64] {
         let len = if i == 0 {
-            self.len[0].saturating_sub(1)
+            self.hist.len[0].saturating_sub(1)
         } else {
-            self.len[i]
+            self.hist.len[i]
         };
-        &self.slots.totals[self.base(i)..self.base(i) + len]
+        &self.hist.slots.totals[self.hist.base(i)..self.hist.base(i) + len]
     }
 
     /// The first, cheapest whole-scan certificate: false proves that no cut point passes
@@ -822,36 +1162,46 @@ impl Adwin {
     /// `(W + 64) 2^-53 Σ|x|` each, up to second-order terms; so `δ` here adds
     /// `(W + 128) 2^-51 (|T| + Σ|x|)` to the bound of [`Adwin::cut_possible`]. The newest
     /// value's count is `W` (`n1 = 0`): masked, as River never evaluates that cut.
-    fn cut_possible_by_ends(&self, var_w: f64, delta_prime: f64) -> bool {
+    #[inline(always)]
+    fn cut_possible_by_ends(&mut self, var_w: f64, delta_prime: f64) -> bool {
+        let Some(p) = self.certificate_params(var_w, delta_prime) else {
+            return true;
+        };
+        let n = self.n_pending;
+        let pending = p.possible(&self.pending.ends[..n], &self.pending.counts[..n]);
+        let hist = &self.hist;
+        if let Some(standing) = self.standing.filter(|s| s.covers(&p)) {
+            // The older cut points are covered: test the rows holding newer ones.
+            let newer = hist.base(hist.rows_newer_than(standing.max_count));
+            return pending | p.possible(&hist.slots.ends[..newer], &hist.slots.counts[..newer]);
+        }
+        let used = hist.base(hist.rows);
+        let (ends, counts) = (&hist.slots.ends[..used], &hist.slots.counts[..used]);
+        if pending | p.possible(ends, counts) {
+            return true;
+        }
+        self.standing = Standing::over(&p, ends, counts);
+        false
+    }
+
+    /// The constants of [`Adwin::cut_possible_by_ends`]' test, or `None` where magnitudes
+    /// could under- or overflow (leave it to River's arithmetic).
+    #[inline(always)]
+    fn certificate_params(&self, var_w: f64, delta_prime: f64) -> Option<CertificateParams> {
         let (w, t) = (self.width, self.total);
-        let mwl = self.min_window_length as f64;
         let c = 2.0 * var_w * delta_prime * (1.0 - SLACK);
         let magnitude = t.abs() + self.abs_total;
         if !(c > 1e-250 && c < 1e250 && magnitude > 1e-100 && magnitude < 1e100 && w < 1e15) {
-            return true;
+            return None;
         }
         let eps = 1.0 / (1u64 << 40) as f64 + (w + 128.0) * (1.0 / (1u64 << 51) as f64);
-        let delta = magnitude * eps;
-        let mu = t / w;
-        let test = |ends: &[f64], counts: &[f64]| {
-            let n = ends.len().min(counts.len());
-            let (ends, counts) = (&ends[..n], &counts[..n]);
-            // An integer OR (not `bool`s) so that the loop vectorises.
-            let mut possible = 0u64;
-            for (&u0, &n0) in ends.iter().zip(counts) {
-                let n1 = w - n0;
-                let d = (u0 - mu * n0).abs() + delta;
-                // Written so that NaN counts as "possible".
-                let certified = d * d * w <= c * (n0 * n1);
-                possible |= u64::from(!certified & (n0 >= mwl) & (n1 >= mwl));
-            }
-            possible != 0
-        };
-        let used = self.base(self.rows);
-        let in_rows = test(&self.slots.ends[..used], &self.slots.counts[..used]);
-        // The pending values, as the summaries of one value they will be.
-        let n = self.n_pending;
-        in_rows | test(&self.pending_ends[..n], &self.pending_counts[..n])
+        Some(CertificateParams {
+            w,
+            mu: t / w,
+            c,
+            delta: magnitude * eps,
+            mwl: self.min_window_length as f64,
+        })
     }
 
     /// The second whole-scan certificate: false proves that no cut point passes River's
@@ -868,10 +1218,10 @@ impl Adwin {
         let (w, t) = (self.width, self.total);
         let mwl = self.min_window_length as f64;
         let c = 2.0 * var_w * delta_prime * (1.0 - SLACK);
-        let abs_sum: f64 = (0..self.rows)
+        let abs_sum: f64 = (0..self.hist.rows)
             .map(|i| {
-                let base = self.base(i);
-                let row = &self.slots.totals[base..base + self.len[i]];
+                let base = self.hist.base(i);
+                let row = &self.hist.slots.totals[base..base + self.hist.len[i]];
                 row.iter().map(|x| x.abs()).sum::<f64>()
             })
             .sum();
@@ -885,7 +1235,7 @@ impl Adwin {
         let mu = t / w;
         let (mut n0, mut u0) = (0.0f64, 0.0f64);
         let mut possible = false;
-        for i in (0..self.rows).rev() {
+        for i in (0..self.hist.rows).rev() {
             let size = (1u64 << i) as f64;
             for &x in self.cut_totals(i) {
                 n0 += size;
@@ -941,7 +1291,7 @@ impl Adwin {
     }
 
     fn reset(&mut self) {
-        self.rows = 0;
+        self.hist.rows = 0;
         self.abs_total = 0.0;
         self.ends_valid = true;
         self.total = 0.0;
@@ -950,6 +1300,8 @@ impl Adwin {
         self.width = 0.0;
         self.n_pending = 0;
         self.folded = 0;
+        self.standing = None;
+        self.delta_prime_at = (f64::INFINITY, 0.0);
         self.tick = 0;
         self.until_check = self.clock;
         self.drift = false;
@@ -966,7 +1318,6 @@ impl DriftDetector for Adwin {
             return;
         }
         self.insert(x);
-        self.tick += 1;
         self.until_check -= 1;
         if self.until_check == 0 {
             // River: `tick % clock == 0`.
@@ -1126,6 +1477,26 @@ mod tests {
 
     #[test]
     fn matches_the_one_value_at_a_time_reference_bit_for_bit() {
+        assert_matches_reference();
+    }
+
+    #[test]
+    fn every_instruction_set_variant_matches_the_reference_too() {
+        // The test above runs the widest variant this CPU has; this one runs each narrower
+        // one the CPU supports, down to the baseline every target has.
+        let mut variants = vec![Isa::Baseline];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            variants.push(Isa::Avx2);
+        }
+        for v in variants {
+            ISA_FOR_TESTS.set(Some(v));
+            assert_eq!(isa(), v);
+            assert_matches_reference();
+        }
+    }
+
+    fn assert_matches_reference() {
         let mut rng = SplitMix64(26);
         let mut drifts = 0;
         for case in 0..300 {
@@ -1181,6 +1552,7 @@ mod tests {
             if !reference.drift {
                 assert_eq!(rows, expected, "case {case}: histogram");
             }
+            assert_eq!(state.window.tick, reference.tick, "case {case}: tick");
         }
         assert!(
             drifts > 50,
