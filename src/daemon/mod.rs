@@ -2,6 +2,7 @@
 //! them until shutdown.
 
 mod adopt;
+pub mod counted;
 mod discover;
 mod listen;
 mod membership;

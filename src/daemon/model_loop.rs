@@ -10,6 +10,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 
+use super::counted::Corrections;
 use super::store::{self, BatchCommit, StoreError};
 use super::sweep::{Standing, SweepBoard};
 use super::training::Trainer;
@@ -538,19 +539,19 @@ impl ModelLoop {
         let mut outcomes = Vec::with_capacity(raw.len());
         let mut rejected: Vec<Rejection> = Vec::new();
         let mut delays = Vec::with_capacity(raw.len());
-        // The ledger: rows counted now (and corrections of rows counted before).
-        let mut ledger = store::LedgerRows::with_capacity(raw.len());
+        // Rows counted before are back with a corrected label (see README, "Corrected
+        // labels"): not counted again.
         let ids: Vec<i64> = raw.iter().map(|r| r.id).collect();
-        let counted_before = store::counted_before(&mut conn, &self.cfg.name, &ids).await?;
+        let mut counted = store::counted_ids(&mut conn, &self.cfg.name, &ids).await?;
+        let mut corrections = Corrections::default();
         for r in raw {
-            if counted_before.binary_search(&r.id).is_ok() {
-                // A corrected label: counted once already (see README, "How rows are read").
-                ledger.corrected(r.id, r.labeled_at);
+            if counted.contains(r.id) {
+                corrections.push(r.id, r.labeled_at);
                 continue;
             }
             match validate(r, self.cfg.row_rules()) {
                 Ok(o) => {
-                    ledger.counted(r.id, r.labeled_at);
+                    counted.insert(r.id);
                     outcomes.push(o);
                     if let Some(created) = r.created_at {
                         delays.push((r.labeled_at - created).num_milliseconds() as f64 / 1e3);
@@ -569,14 +570,15 @@ impl ModelLoop {
                 state: &folded.state,
                 rejected: &rejected,
                 events: &folded.events,
-                ledger: &ledger,
+                counted: &counted,
+                corrections: &corrections,
             },
         )
         .await?;
         let events = live.core.commit(folded);
         self.metrics
             .ingest
-            .label_corrections(&self.cfg.name, ledger.corrections() as u64);
+            .label_corrections(&self.cfg.name, corrections.len() as u64);
         self.export(outcomes.len(), &rejected, &events, &delays, live);
         // A batch cut before a row to score counts as full: the next round reads on at once.
         let rows = if polled > raw.len() {

@@ -3,6 +3,7 @@
 
 use sqlx::{PgConnection, Row};
 
+use super::counted::{self, Corrections, CorruptChunk, CountedIds};
 use crate::config::ModelConfig;
 use crate::control::ModelState;
 use crate::monitor::MonitorEvent;
@@ -19,6 +20,8 @@ pub enum StoreError {
         model: String,
         source: serde_json::Error,
     },
+    #[error("stored ledger of model {model} is unreadable: {source}")]
+    CorruptLedger { model: String, source: CorruptChunk },
     /// Another writer advanced the watermark since we loaded it; our batch was not applied.
     #[error("watermark of model {0} moved under us; reloading")]
     Conflict(String),
@@ -30,7 +33,7 @@ impl StoreError {
         match self {
             StoreError::Db(_) => "database",
             StoreError::Registry(_) => "registry",
-            StoreError::Corrupt { .. } => "corrupt_state",
+            StoreError::Corrupt { .. } | StoreError::CorruptLedger { .. } => "corrupt_state",
             StoreError::Conflict(_) => "conflict",
         }
     }
@@ -46,6 +49,10 @@ pub struct Loaded {
 
 /// Reads the model's state, creating it empty on first sight.
 pub async fn load(conn: &mut PgConnection, cfg: &ModelConfig) -> Result<Loaded, StoreError> {
+    let folded = fold_old_ledger(conn, &cfg.name).await?;
+    if folded > 0 {
+        tracing::info!(model = %cfg.name, rows = folded, "old label ledger folded into driftd.counted_ids");
+    }
     let fresh = ModelState::new(cfg);
     sqlx::query(
         "INSERT INTO driftd.monitor_state (model, state) VALUES ($1, $2) ON CONFLICT (model) DO NOTHING",
@@ -89,58 +96,76 @@ pub struct BatchCommit<'a> {
     pub state: &'a ModelState,
     pub rejected: &'a [Rejection],
     pub events: &'a [MonitorEvent],
-    pub ledger: &'a LedgerRows,
+    /// The chunks the batch's rows fall in, with the rows counted now.
+    pub counted: &'a CountedIds,
+    /// Rows counted before, back with a corrected label.
+    pub corrections: &'a Corrections,
 }
 
-/// Of the polled rows `ids`, those the monitor counted before (`driftd.label_ledger`),
-/// sorted: they are back because their label was corrected, and are not counted again.
-pub async fn counted_before(
+/// The counted ids of the chunks that the polled rows `ids` fall in
+/// (`driftd.counted_ids`): a row among them that was counted before is back because its
+/// label was corrected, and is not counted again.
+pub async fn counted_ids(
     conn: &mut PgConnection,
     model: &str,
     ids: &[i64],
-) -> Result<Vec<i64>, sqlx::Error> {
-    let mut seen: Vec<i64> = sqlx::query_scalar(
-        "SELECT source_id FROM driftd.label_ledger WHERE model = $1 AND source_id = ANY($2)",
+) -> Result<CountedIds, StoreError> {
+    let wanted = counted::chunks_of(ids.iter().copied());
+    let stored: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT chunk, ids FROM driftd.counted_ids WHERE model = $1 AND chunk = ANY($2)",
     )
     .bind(model)
-    .bind(ids)
+    .bind(&wanted)
     .fetch_all(conn)
     .await?;
-    seen.sort_unstable();
-    Ok(seen)
+    CountedIds::from_stored(&wanted, &stored).map_err(|source| StoreError::CorruptLedger {
+        model: model.to_string(),
+        source,
+    })
 }
 
-/// A batch's entries in `driftd.label_ledger`: the rows the monitor counted, and the rows
-/// that came back corrected after they were counted ([`counted_before`]).
-#[derive(Debug, Default)]
-pub struct LedgerRows {
-    ids: Vec<i64>,
-    labeled_at: Vec<chrono::DateTime<chrono::Utc>>,
-    corrections: usize,
-}
-
-impl LedgerRows {
-    pub fn with_capacity(n: usize) -> Self {
-        LedgerRows {
-            ids: Vec::with_capacity(n),
-            labeled_at: Vec::with_capacity(n),
-            corrections: 0,
+/// Folds the model's rows of the old one-row-per-id ledger (`driftd.label_ledger`, migration
+/// 0030) into `driftd.counted_ids` and `driftd.label_corrections`, and deletes them, in one
+/// transaction. Nothing to do (one index probe) once done.
+pub async fn fold_old_ledger(conn: &mut PgConnection, model: &str) -> Result<u64, StoreError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let old: Vec<(i64, i32, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "DELETE FROM driftd.label_ledger WHERE model = $1 \
+         RETURNING source_id, corrections, last_labeled_at",
+    )
+    .bind(model)
+    .fetch_all(&mut *tx)
+    .await?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = old.iter().map(|r| r.0).collect();
+    let mut counted = counted_ids(&mut tx, model, &ids).await?;
+    let mut corrected = Corrections::default();
+    for &(id, corrections, at) in &old {
+        counted.insert(id);
+        if corrections > 0 {
+            corrected.push(id, at);
         }
     }
-
-    pub fn counted(&mut self, id: i64, at: chrono::DateTime<chrono::Utc>) {
-        self.ids.push(id);
-        self.labeled_at.push(at);
-    }
-
-    pub fn corrected(&mut self, id: i64, at: chrono::DateTime<chrono::Utc>) {
-        self.counted(id, at);
-        self.corrections += 1;
-    }
-
-    pub fn corrections(&self) -> usize {
-        self.corrections
-    }
+    write_counted(&mut tx, model, &counted).await?;
+    let counts: Vec<i32> = old.iter().filter(|r| r.1 > 0).map(|r| r.1).collect();
+    sqlx::query(
+        "INSERT INTO driftd.label_corrections (model, source_id, corrections, last_labeled_at) \
+         SELECT $1, * FROM UNNEST($2::int8[], $3::int4[], $4::timestamptz[]) \
+         ON CONFLICT (model, source_id) DO UPDATE \
+         SET corrections = label_corrections.corrections + excluded.corrections, \
+             last_labeled_at = greatest(label_corrections.last_labeled_at, excluded.last_labeled_at)",
+    )
+    .bind(model)
+    .bind(&corrected.ids)
+    .bind(&counts)
+    .bind(&corrected.labeled_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(old.len() as u64)
 }
 
 /// Writes the batch atomically; the watermark only moves if it is still where we left it.
@@ -149,7 +174,8 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
     let mut tx = conn.begin().await?;
     insert_rejected(&mut tx, b).await?;
     insert_events(&mut tx, b).await?;
-    upsert_ledger(&mut tx, b).await?;
+    write_counted(&mut tx, b.model, b.counted).await?;
+    count_corrections(&mut tx, b).await?;
     let from_start = b.from == Watermark::start();
     let updated = sqlx::query(
         "UPDATE driftd.monitor_state SET \
@@ -179,21 +205,47 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
     Ok(())
 }
 
-/// The batch's counted and corrected rows, in one statement: a new row is entered, a
-/// correction adds one to its row's count.
-async fn upsert_ledger(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), sqlx::Error> {
-    if b.ledger.ids.is_empty() {
+/// The chunks of counted ids that changed, in one statement.
+async fn write_counted(
+    conn: &mut PgConnection,
+    model: &str,
+    counted: &CountedIds,
+) -> Result<(), sqlx::Error> {
+    let (chunks, bytes) = counted.changed();
+    if chunks.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO driftd.label_ledger (model, source_id, last_labeled_at) \
-         SELECT $1, * FROM UNNEST($2::int8[], $3::timestamptz[]) \
+        "INSERT INTO driftd.counted_ids (model, chunk, ids) \
+         SELECT $1, * FROM UNNEST($2::int8[], $3::bytea[]) \
+         ON CONFLICT (model, chunk) DO UPDATE SET ids = excluded.ids",
+    )
+    .bind(model)
+    .bind(&chunks)
+    .bind(&bytes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The batch's corrected rows, in one statement: one row each in `driftd.label_corrections`,
+/// whose count goes up by one per correction.
+async fn count_corrections(
+    conn: &mut PgConnection,
+    b: &BatchCommit<'_>,
+) -> Result<(), sqlx::Error> {
+    if b.corrections.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO driftd.label_corrections (model, source_id, corrections, last_labeled_at) \
+         SELECT $1, id, 1, at FROM UNNEST($2::int8[], $3::timestamptz[]) AS u(id, at) \
          ON CONFLICT (model, source_id) DO UPDATE \
-         SET corrections = label_ledger.corrections + 1, last_labeled_at = excluded.last_labeled_at",
+         SET corrections = label_corrections.corrections + 1, last_labeled_at = excluded.last_labeled_at",
     )
     .bind(b.model)
-    .bind(&b.ledger.ids)
-    .bind(&b.ledger.labeled_at)
+    .bind(&b.corrections.ids)
+    .bind(&b.corrections.labeled_at)
     .execute(conn)
     .await?;
     Ok(())
