@@ -50,9 +50,12 @@ impl WindowStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CountWindow {
     pub size: usize,
+    #[serde(with = "super::packed::bools")]
     correct: VecDeque<bool>,
     // NaN marks a row without a probability.
+    #[serde(with = "super::packed::f32s")]
     log_loss: VecDeque<f32>,
+    #[serde(with = "super::packed::f32s")]
     brier: VecDeque<f32>,
     stats: WindowStats,
     since_resum: usize,
@@ -210,6 +213,54 @@ mod tests {
                 .sum();
             assert!((st.log_loss_sum - ll).abs() < 1e-9);
         }
+    }
+
+    #[test]
+    fn a_count_window_round_trips_packed_and_reads_the_plain_form() {
+        let mut w = CountWindow::new(13);
+        for i in 0..30 {
+            w.push(&RowScore {
+                correct: i % 3 != 0,
+                log_loss: (i % 5 != 0).then_some(0.1 + i as f64 / 7.0),
+                brier: (i % 5 != 0).then_some(i as f64 / 31.0),
+            });
+        }
+        let json = serde_json::to_value(&w).unwrap();
+        assert!(
+            json["brier"].is_string() && json["correct"].is_string(),
+            "{json}"
+        );
+        let back: CountWindow = serde_json::from_value(json).unwrap();
+        // PartialEq on f32 fails on NaN: compare bits.
+        let bits = |w: &CountWindow| -> Vec<u32> {
+            w.log_loss
+                .iter()
+                .chain(&w.brier)
+                .map(|x| x.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&back), bits(&w));
+        assert_eq!(
+            (&back.correct, back.stats, back.since_resum),
+            (&w.correct, w.stats, w.since_resum)
+        );
+        // An earlier snapshot: plain arrays, NaN written as null.
+        let plain = serde_json::json!({
+            "size": 3, "correct": [true, false], "log_loss": [0.5, null], "brier": [0.25, null],
+            "stats": w.stats, "since_resum": 2
+        });
+        let old: CountWindow = serde_json::from_value(plain).unwrap();
+        assert_eq!(old.correct, [true, false]);
+        assert_eq!(old.brier[0], 0.25);
+        assert!(old.log_loss[1].is_nan());
+        let bad = serde_json::json!({
+            "size": 3, "correct": "9:AA==", "log_loss": "", "brier": "", "stats": w.stats,
+            "since_resum": 0
+        });
+        assert!(
+            serde_json::from_value::<CountWindow>(bad).is_err(),
+            "9 bits need 2 bytes"
+        );
     }
 
     #[test]
