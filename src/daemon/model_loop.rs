@@ -19,7 +19,7 @@ use crate::control::{self, ChampionView, Controller, Decision};
 use crate::db::Backoff;
 use crate::exporter::{DatabaseHealth, Metrics};
 use crate::monitor::MonitorEvent;
-use crate::outcomes::{validate, OutcomeSource, Rejection, Watermark};
+use crate::outcomes::{validate, OutcomeSource, RawOutcome, Rejection, Watermark};
 use crate::policy::TrainRequest;
 use crate::registry;
 use crate::train::ModelArtifact;
@@ -64,6 +64,24 @@ struct Live {
     reference_note: Option<i64>,
     /// The row a batch last stopped before, to be scored first (see [`ModelLoop::unscored_cut`]).
     waited_for: Option<i64>,
+    /// The next batch, being read while this one is folded and committed.
+    read_ahead: Option<ReadAhead>,
+}
+
+/// A poll started from where the batch in hand ends, before that batch is committed: after a
+/// full batch more rows are likely waiting, and reading them while the batch is validated,
+/// folded and committed keeps both PostgreSQL and driftd busy. Taken only if the watermark
+/// did get there (a failed or conflicting commit leaves it behind: the rows are read again);
+/// aborted when dropped.
+struct ReadAhead {
+    from: Watermark,
+    rows: tokio::task::JoinHandle<Result<Vec<RawOutcome>, sqlx::Error>>,
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.rows.abort();
+    }
 }
 
 struct Scorer {
@@ -504,6 +522,7 @@ impl ModelLoop {
             reference_note: None,
             scored_upto: 0,
             waited_for: None,
+            read_ahead: None,
         })
     }
 
@@ -511,18 +530,25 @@ impl ModelLoop {
     async fn step(&self, live: &mut Live) -> Result<(StepOutcome, Vec<MonitorEvent>), StoreError> {
         let started = Instant::now();
         let mut conn = self.pool.acquire().await?;
-        let raw = self
-            .source
-            .poll(
-                &mut conn,
-                &self.cfg.name,
-                live.core.watermark(),
-                self.poll.settle_ms,
-                self.poll.batch_size,
-            )
-            .await?;
+        let raw = match live.read_ahead.take() {
+            Some(mut ahead) if ahead.from == live.core.watermark() => match (&mut ahead.rows).await
+            {
+                Ok(rows) => rows?,
+                // Aborted or panicked: read the batch here.
+                Err(_) => self.poll_from(&mut conn, live.core.watermark()).await?,
+            },
+            _ => self.poll_from(&mut conn, live.core.watermark()).await?,
+        };
         let polled = raw.len();
         let raw = &raw[..self.unscored_cut(live, &raw)];
+        if polled == raw.len() && polled >= self.poll.batch_size as usize {
+            if let Some(last) = raw.last() {
+                live.read_ahead = Some(self.read_ahead(Watermark {
+                    labeled_at: last.labeled_at,
+                    id: last.id,
+                }));
+            }
+        }
         let Some(last) = raw.last() else {
             return Ok((
                 StepOutcome {
@@ -598,12 +624,44 @@ impl ModelLoop {
         ))
     }
 
+    /// One batch of rows past `from`.
+    async fn poll_from(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        from: Watermark,
+    ) -> Result<Vec<RawOutcome>, sqlx::Error> {
+        self.source
+            .poll(
+                conn,
+                &self.cfg.name,
+                from,
+                self.poll.settle_ms,
+                self.poll.batch_size,
+            )
+            .await
+    }
+
+    /// Starts reading the batch after `from` on a connection of its own (see [`ReadAhead`]).
+    fn read_ahead(&self, from: Watermark) -> ReadAhead {
+        let (source, pool, name) = (
+            self.source.clone(),
+            self.pool.clone(),
+            self.cfg.name.clone(),
+        );
+        let (settle_ms, limit) = (self.poll.settle_ms, self.poll.batch_size);
+        let rows = tokio::spawn(async move {
+            let mut conn = pool.acquire().await?;
+            source.poll(&mut conn, &name, from, settle_ms, limit).await
+        });
+        ReadAhead { from, rows }
+    }
+
     /// How many of the polled rows to take: when this loop scores the table, a labelled row
     /// that driftd has not scored yet (labelled before its prediction was written) is not
     /// rejected as `missing_prediction`: the batch stops before it, the scoring that follows
     /// the batch predicts it, and the next round reads it. A row already waited for once, and
     /// still without a prediction (the scorer could not predict it), is validated as before.
-    fn unscored_cut(&self, live: &mut Live, raw: &[crate::outcomes::RawOutcome]) -> usize {
+    fn unscored_cut(&self, live: &mut Live, raw: &[RawOutcome]) -> usize {
         let scores = self.cfg.train.enabled && self.runtime.score_unscored && live.scorer.is_some();
         let Some(k) = raw
             .iter()
