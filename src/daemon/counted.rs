@@ -68,6 +68,48 @@ impl CountedIds {
         Ok(CountedIds { chunks })
     }
 
+    /// `wanted` chunks: those `cached` holds (as the last batch committed them: this loop is
+    /// the model's only writer, so they are current), and `stored` ones for the rest (read
+    /// for [`CountedIds::missing`]).
+    pub fn assemble(
+        wanted: &[i64],
+        cached: Option<CountedIds>,
+        stored: &[(i64, Vec<u8>)],
+    ) -> Result<Self, CorruptChunk> {
+        let mut from_cache: Vec<Chunk> = cached
+            .map(|c| c.chunks)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| wanted.binary_search(&c.key).is_ok())
+            .collect();
+        let rest: Vec<i64> = wanted
+            .iter()
+            .copied()
+            .filter(|k| from_cache.binary_search_by_key(k, |c| c.key).is_err())
+            .collect();
+        let mut chunks = CountedIds::from_stored(&rest, stored)?.chunks;
+        chunks.append(&mut from_cache);
+        chunks.sort_unstable_by_key(|c| c.key);
+        Ok(CountedIds { chunks })
+    }
+
+    /// Of `wanted` chunks, those `cached` does not hold: the ones to read.
+    pub fn missing(wanted: &[i64], cached: Option<&CountedIds>) -> Vec<i64> {
+        wanted
+            .iter()
+            .copied()
+            .filter(|&k| cached.and_then(|c| c.chunk(k)).is_none())
+            .collect()
+    }
+
+    /// The same chunks, as committed (nothing changed since).
+    pub fn committed(mut self) -> Self {
+        for c in &mut self.chunks {
+            c.changed = false;
+        }
+        self
+    }
+
     fn chunk(&self, key: i64) -> Option<&Chunk> {
         let i = self.chunks.binary_search_by_key(&key, |c| c.key).ok()?;
         Some(&self.chunks[i])
@@ -169,6 +211,27 @@ mod tests {
         // A dense chunk is a bitmap: about a bit per id.
         let dense = &stored.iter().find(|(k, _)| *k == 0).unwrap().1;
         assert!(dense.len() < 8_300, "{} bytes", dense.len());
+    }
+
+    #[test]
+    fn chunks_come_from_the_cache_where_it_has_them() {
+        let mut last = CountedIds::from_stored(&[0, 1], &[]).unwrap();
+        last.insert(5);
+        last.insert(65_536 + 5);
+        let last = last.committed();
+        assert!(last.changed().0.is_empty());
+        // The next batch touches chunks 1 and 2: 1 comes from the cache, 2 is read.
+        let wanted = [1, 2];
+        assert_eq!(CountedIds::missing(&wanted, Some(&last)), [2]);
+        let stored = {
+            let mut c = CountedIds::from_stored(&[2], &[]).unwrap();
+            c.insert(2 * 65_536 + 9);
+            vec![(2, c.changed().1.remove(0))]
+        };
+        let next = CountedIds::assemble(&wanted, Some(last), &stored).unwrap();
+        assert!(next.contains(65_536 + 5) && next.contains(2 * 65_536 + 9));
+        assert!(!next.contains(5), "chunk 0 was not wanted");
+        assert!(next.changed().0.is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 
-use super::counted::Corrections;
+use super::counted::{Corrections, CountedIds};
 use super::store::{self, BatchCommit, StoreError};
 use super::sweep::{Standing, SweepBoard};
 use super::training::Trainer;
@@ -66,6 +66,9 @@ struct Live {
     waited_for: Option<i64>,
     /// The next batch, being read while this one is folded and committed.
     read_ahead: Option<ReadAhead>,
+    /// The counted-id chunks of the last committed batch (the next one mostly falls in the
+    /// same chunks); dropped when a step fails.
+    counted: Option<CountedIds>,
 }
 
 /// A poll started from where the batch in hand ends, before that batch is committed: after a
@@ -523,6 +526,7 @@ impl ModelLoop {
             scored_upto: 0,
             waited_for: None,
             read_ahead: None,
+            counted: None,
         })
     }
 
@@ -568,7 +572,8 @@ impl ModelLoop {
         // Rows counted before are back with a corrected label (see README, "Corrected
         // labels"): not counted again.
         let ids: Vec<i64> = raw.iter().map(|r| r.id).collect();
-        let mut counted = store::counted_ids(&mut conn, &self.cfg.name, &ids).await?;
+        let cached = live.counted.take();
+        let mut counted = store::counted_ids(&mut conn, &self.cfg.name, &ids, cached).await?;
         let mut corrections = Corrections::default();
         for r in raw {
             if counted.contains(r.id) {
@@ -602,6 +607,7 @@ impl ModelLoop {
         )
         .await?;
         let events = live.core.commit(folded);
+        live.counted = Some(counted.committed());
         self.metrics
             .ingest
             .label_corrections(&self.cfg.name, corrections.len() as u64);

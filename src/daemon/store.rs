@@ -104,21 +104,28 @@ pub struct BatchCommit<'a> {
 
 /// The counted ids of the chunks that the polled rows `ids` fall in
 /// (`driftd.counted_ids`): a row among them that was counted before is back because its
-/// label was corrected, and is not counted again.
+/// label was corrected, and is not counted again. Chunks in `cached` (the last batch's, as
+/// committed) are not read again.
 pub async fn counted_ids(
     conn: &mut PgConnection,
     model: &str,
     ids: &[i64],
+    cached: Option<CountedIds>,
 ) -> Result<CountedIds, StoreError> {
     let wanted = counted::chunks_of(ids.iter().copied());
-    let stored: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT chunk, ids FROM driftd.counted_ids WHERE model = $1 AND chunk = ANY($2)",
-    )
-    .bind(model)
-    .bind(&wanted)
-    .fetch_all(conn)
-    .await?;
-    CountedIds::from_stored(&wanted, &stored).map_err(|source| StoreError::CorruptLedger {
+    let missing = CountedIds::missing(&wanted, cached.as_ref());
+    let stored: Vec<(i64, Vec<u8>)> = if missing.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT chunk, ids FROM driftd.counted_ids WHERE model = $1 AND chunk = ANY($2)",
+        )
+        .bind(model)
+        .bind(&missing)
+        .fetch_all(conn)
+        .await?
+    };
+    CountedIds::assemble(&wanted, cached, &stored).map_err(|source| StoreError::CorruptLedger {
         model: model.to_string(),
         source,
     })
@@ -141,7 +148,7 @@ pub async fn fold_old_ledger(conn: &mut PgConnection, model: &str) -> Result<u64
         return Ok(0);
     }
     let ids: Vec<i64> = old.iter().map(|r| r.0).collect();
-    let mut counted = counted_ids(&mut tx, model, &ids).await?;
+    let mut counted = counted_ids(&mut tx, model, &ids, None).await?;
     let mut corrected = Corrections::default();
     for &(id, corrections, at) in &old {
         counted.insert(id);

@@ -9,6 +9,7 @@ mod feed;
 mod names;
 mod query;
 mod validate;
+mod wire;
 
 pub use crate::domain::fits_f32;
 pub use crate::domain::{Outcome, RejectReason, Rejection};

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::columns::{Casts, PredictionWrite};
+use super::wire::FeatureArray;
 use super::Watermark;
 use crate::config::SourceConfig;
 
@@ -18,6 +19,14 @@ pub struct RawOutcome {
     pub label: Option<f64>,
     pub model_version: Option<i64>,
     pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Column `i` of a row: the features, decoded from the wire in one pass (see `wire.rs`).
+fn features(
+    row: &sqlx::postgres::PgRow,
+    i: usize,
+) -> Result<Option<Vec<Option<f64>>>, sqlx::Error> {
+    Ok(row.try_get::<Option<FeatureArray>, _>(i)?.map(|f| f.0))
 }
 
 pub(super) fn quote_ident(ident: &str) -> String {
@@ -242,7 +251,7 @@ impl OutcomeSource {
                 Ok(RawOutcome {
                     id: r.try_get(0)?,
                     labeled_at: r.try_get(1)?,
-                    features: r.try_get(2)?,
+                    features: features(r, 2)?,
                     prediction: r.try_get(3)?,
                     label: r.try_get(4)?,
                     model_version: r.try_get(5)?,
@@ -288,7 +297,7 @@ impl OutcomeSource {
                 Ok(TrainingRow {
                     id: r.try_get(0)?,
                     labeled_at: r.try_get(1)?,
-                    features: r.try_get(2)?,
+                    features: features(r, 2)?,
                     label: r.try_get(3)?,
                 })
             })
@@ -312,7 +321,7 @@ impl OutcomeSource {
             .await?;
         let mut x = Vec::with_capacity(rows.len() * n_features);
         for r in &rows {
-            let f: Option<Vec<Option<f64>>> = r.try_get(0)?;
+            let f = features(r, 0)?;
             if let Ok(f) = crate::domain::features_f32(n_features, f.as_deref()) {
                 x.extend(f);
             }
@@ -335,7 +344,7 @@ impl OutcomeSource {
             .fetch_all(conn)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .map(|r| Ok((r.try_get(0)?, features(r, 1)?)))
             .collect()
     }
 
