@@ -1,7 +1,7 @@
 -- The ledger of counted rows, compact (replaces 0030's one row per counted outcome, which
 -- cost an index insert per row and about 50 bytes per row forever). For each model and each
--- 65 536 source ids (chunk = source_id >> 16), the ids the monitor has counted, as a Roaring
--- bitmap of the low 16 bits (the portable Roaring format: about 1 bit per id where ids are
+-- 2^20 source ids (chunk = source_id >> 20), the ids the monitor has counted, as a Roaring
+-- bitmap of the low 20 bits (the portable Roaring format: about 1 bit per id where ids are
 -- dense, 2 bytes per id where they are sparse). A batch rewrites the chunks it touched, in
 -- the same transaction as the watermark.
 CREATE TABLE driftd.counted_ids (

@@ -41,7 +41,7 @@ async fn ledger_corrections(db: &mut TestDb) -> i64 {
 }
 
 /// The ids the ledger says model `m` has counted, sorted (decoding the stored bitmaps with
-/// the `roaring` crate: chunk `c` holds ids `c * 65536 + low`).
+/// the `roaring` crate: chunk `c` holds ids `c * 2^20 + low`).
 async fn counted_ids(db: &mut TestDb) -> Vec<i64> {
     let chunks: Vec<(i64, Vec<u8>)> =
         sqlx::query_as("SELECT chunk, ids FROM driftd.counted_ids WHERE model = 'm'")
@@ -54,7 +54,7 @@ async fn counted_ids(db: &mut TestDb) -> Vec<i64> {
             let bitmap = roaring::RoaringBitmap::deserialize_from(&bytes[..]).unwrap();
             bitmap
                 .into_iter()
-                .map(move |low| chunk * 65_536 + i64::from(low))
+                .map(move |low| chunk * (1 << 20) + i64::from(low))
         })
         .collect();
     ids.sort_unstable();
