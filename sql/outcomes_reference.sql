@@ -14,6 +14,8 @@ CREATE TABLE IF NOT EXISTS public.outcomes (
 -- Serves the poll query: WHERE model = $1 AND (labeled_at, id) > ($2, $3) ORDER BY labeled_at, id.
 CREATE INDEX IF NOT EXISTS outcomes_poll ON public.outcomes (model, labeled_at, id)
     WHERE labeled_at IS NOT NULL;
+-- Serves the estimate (accuracy before the labels): scored rows in scoring order.
+CREATE INDEX IF NOT EXISTS outcomes_scoring ON public.outcomes (model, created_at, id);
 -- Serves the scorer: rows still waiting for a prediction.
 CREATE INDEX IF NOT EXISTS outcomes_unscored ON public.outcomes (model, id)
     WHERE prediction IS NULL;

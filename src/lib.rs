@@ -19,6 +19,7 @@ pub mod db;
 pub mod demo;
 pub mod detect;
 pub mod domain;
+pub mod estimate;
 pub mod exporter;
 pub mod feature_drift;
 pub mod generate;

@@ -27,6 +27,9 @@ pub struct History {
     pub has_timestamps: bool,
     /// Rows left out: a null or non-finite feature, a missing or invalid label, no timestamp.
     pub skipped_rows: usize,
+    /// When each row's label arrived (unix seconds, in row order), from the history's label
+    /// time column; `None` without one (labels then arrive `label_delay_rows` rows later).
+    pub label_ts: Option<Vec<i64>>,
 }
 
 impl History {
@@ -77,16 +80,23 @@ impl History {
     pub fn truncate(&mut self, n: usize) {
         if n < self.len() {
             self.rows = self.rows.slice(0, n);
+            if let Some(l) = &mut self.label_ts {
+                l.truncate(n);
+            }
         }
     }
 
     /// Stable sort by timestamp (a no-op when already ordered); ids are the new indices.
+    /// While rows are read, `ids` holds each row's label time when there is a label time
+    /// column, so that the sort carries it along.
     fn sort_by_time(&mut self) {
         let n = self.len() as i64;
-        self.rows.ids = (0..n).collect();
         if !self.rows.ts.windows(2).all(|w| w[0] <= w[1]) {
             self.rows = self.rows.time_ordered();
-            self.rows.ids = (0..n).collect();
+        }
+        let carried = std::mem::replace(&mut self.rows.ids, (0..n).collect());
+        if self.label_ts.is_some() {
+            self.label_ts = Some(carried);
         }
     }
 }
@@ -290,7 +300,13 @@ pub fn history_from_frame(
         )));
     }
     let ts_col = timestamp_column(&names, opts)?;
-    let features = feature_columns(model, df, label, ts_col.as_deref())?;
+    let label_ts_col = label_time_column(&names, opts)?;
+    let not_features: Vec<&str> = ts_col
+        .iter()
+        .chain(&label_ts_col)
+        .map(String::as_str)
+        .collect();
+    let features = feature_columns(model, df, label, &not_features)?;
     let n_classes = model.class_count() as u32;
     // Every column is read (and its type checked) before the first row is, so a bad column
     // fails the input as a whole rather than showing up as skipped rows.
@@ -303,18 +319,28 @@ pub fn history_from_frame(
         Some(c) => Some(timestamps(df, c)?),
         None => None,
     };
+    let label_ts = match &label_ts_col {
+        Some(c) if ts.is_none() => {
+            return Err(BacktestError::Input(format!(
+                "label time column `{c}` needs a timestamp column (the scoring time) too"
+            )))
+        }
+        Some(c) => Some(timestamps(df, c)?),
+        None => None,
+    };
     let nf = features.len();
     let mut h = History {
         feature_names: features,
         rows: Dataset::empty(nf),
         has_timestamps: ts.is_some(),
+        label_ts: label_ts.as_ref().map(|_| Vec::new()),
         ..Default::default()
     };
     push_usable_rows(
         &mut h,
         &labels,
         &cols,
-        ts.as_deref(),
+        (ts.as_deref(), label_ts.as_deref()),
         n_classes,
         opts.seconds_per_row,
     );
@@ -345,20 +371,36 @@ fn timestamp_column(
     }
 }
 
+/// The label time column: the configured one (which must exist), else `labeled_at` if there
+/// is one, else none (labels arrive `label_delay_rows` rows after their predictions).
+fn label_time_column(
+    names: &[String],
+    opts: &BacktestOptions,
+) -> Result<Option<String>, BacktestError> {
+    match &opts.label_time_column {
+        Some(c) if names.contains(c) => Ok(Some(c.clone())),
+        Some(c) => Err(BacktestError::Input(format!(
+            "no label time column `{c}` (columns: {})",
+            names.join(", ")
+        ))),
+        None => Ok(names.iter().find(|n| *n == "labeled_at").cloned()),
+    }
+}
+
 /// The model's `feature_names`, or, when it lists none, every numeric column but the label
-/// and the timestamp; either way as many as the model's `n_features`.
+/// and the time columns; either way as many as the model's `n_features`.
 fn feature_columns(
     model: &ModelConfig,
     df: &DataFrame,
     label: &str,
-    ts_col: Option<&str>,
+    time_cols: &[&str],
 ) -> Result<Vec<String>, BacktestError> {
     let features: Vec<String> = if model.feature_names.is_empty() {
         df.columns()
             .iter()
             .filter(|c| {
                 let n = c.name().as_str();
-                n != label && Some(n) != ts_col && numeric(c.dtype())
+                n != label && !time_cols.contains(&n) && numeric(c.dtype())
             })
             .map(|c| c.name().to_string())
             .collect()
@@ -378,6 +420,9 @@ fn feature_columns(
     Ok(features)
 }
 
+/// A row's time, unix seconds (`None`: missing).
+type Stamp = Option<i64>;
+
 /// Appends each row whose label is a class index below `n_classes`, whose features are all
 /// finite (also as `f32`) and which has a timestamp (row `i` is at `i × seconds_per_row`
 /// without a timestamp column); counts the others in `skipped_rows`. A bad row is left out,
@@ -386,7 +431,7 @@ fn push_usable_rows(
     h: &mut History,
     labels: &[Option<f64>],
     cols: &[Vec<Option<f64>>],
-    ts: Option<&[Option<i64>]>,
+    (ts, label_ts): (Option<&[Stamp]>, Option<&[Stamp]>),
     n_classes: u32,
     seconds_per_row: i64,
 ) {
@@ -420,9 +465,20 @@ fn push_usable_rows(
             },
             None => i as i64 * seconds_per_row,
         };
+        // A label that arrived before its prediction was made counts as arriving with it.
+        let label_at = match label_ts.map(|l| l[i]) {
+            Some(Some(l)) => Some(l.max(t)),
+            Some(None) => {
+                h.skipped_rows += 1;
+                continue;
+            }
+            None => None,
+        };
         h.rows.x.extend_from_slice(&row);
         h.rows.y.push(y as f32);
         h.rows.ts.push(t);
+        // Carried through the sort in `ids` (see `History::sort_by_time`).
+        h.rows.ids.push(label_at.unwrap_or(0));
     }
 }
 

@@ -7,7 +7,10 @@
 //!   champion, as the daemon's bootstrap does: `refit_combined` on the newest
 //!   `max_training_rows` of them).
 //! - Every later row is predicted by the champion of the moment *before* its label is used
-//!   for anything; its label arrives `label_delay_rows` rows later (0: at once). Rows are
+//!   for anything; its label arrives `label_delay_rows` rows later (0: at once), or, when the
+//!   history has a label time column (`labeled_at`), when that column says: the replay then
+//!   sees predictions at the timestamp (`created_at`) and labels at their own time, in
+//!   (label time, row) order, as the daemon's poll does. Rows are
 //!   taken in steps of `batch_rows`: the batch's rows are predicted, the labels that arrived
 //!   during it become [`Outcome`](crate::outcomes::Outcome)s folded into the model's
 //!   [`MonitorState`](crate::monitor::MonitorState), and then the policy sees the batch,
@@ -22,6 +25,9 @@
 //!   instantaneous on the simulated clock (no rows are predicted by the old model while it
 //!   runs); a second request in the same batch is coalesced, as in the daemon, and becomes
 //!   one follow-up update once the first is done (on the same rows, here).
+//! - Every predicted row is also estimated before its label is in ([`crate::estimate`]): the
+//!   report's `estimation` compares the estimated and the realized accuracy per
+//!   `estimate_window` rows.
 //! - Deterministic for a seed: training seeds are `seed + run number` (the bootstrap is run
 //!   0), as the daemon's are from its start.
 //!
@@ -107,8 +113,14 @@ pub struct BacktestOptions {
     pub bootstrap_rows: Option<usize>,
     /// Rows per simulated poll (the policy sees each batch). Default 100.
     pub batch_rows: usize,
-    /// A row's label arrives this many rows after its prediction. Default 0.
+    /// A row's label arrives this many rows after its prediction. Default 0. Not used when
+    /// the history has a label time column.
     pub label_delay_rows: usize,
+    /// The column of each row's label time (unix seconds, or date-times). Default:
+    /// `labeled_at` if there is one, else none.
+    pub label_time_column: Option<String>,
+    /// Rows per point of `estimation`. Default 1 000.
+    pub estimate_window: usize,
     /// Rows per point of `accuracy_series` (accuracy of the rows since the previous point).
     /// Default 500.
     pub series_every: usize,
@@ -129,6 +141,8 @@ impl Default for BacktestOptions {
             bootstrap_rows: None,
             batch_rows: 100,
             label_delay_rows: 0,
+            label_time_column: None,
+            estimate_window: 1_000,
             series_every: 500,
             seed: 0,
             policy: PolicyMode::Configured,
@@ -145,6 +159,9 @@ impl BacktestOptions {
         }
         if self.series_every == 0 {
             return bad("series_every must be at least 1");
+        }
+        if self.estimate_window == 0 {
+            return bad("estimate_window must be at least 1");
         }
         if self.seconds_per_row <= 0 {
             return bad("seconds_per_row must be positive");
@@ -204,6 +221,19 @@ pub struct DriftPoint {
     pub detector: String,
 }
 
+/// Estimated against realized accuracy over one window of predicted rows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EstimationPoint {
+    /// The last row of the window.
+    pub end_row: usize,
+    /// The mean expected correctness of the window's estimated rows.
+    pub estimated_accuracy: f64,
+    /// The accuracy of the same rows, once their labels were in.
+    pub realized_accuracy: f64,
+    /// Rows estimated (a version's first rows are not, until it is calibrated).
+    pub rows: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SeriesPoint {
     /// The last row of the span.
@@ -225,6 +255,9 @@ pub struct Report {
     pub skipped_rows: usize,
     pub bootstrap_rows: usize,
     pub label_delay_rows: usize,
+    /// `rows` (`label_delay_rows` later) or `timestamps` (the history's label time column).
+    #[serde(default)]
+    pub label_delay: String,
     pub seed: u64,
     /// Rows evaluated (predicted before their label was learnt from).
     pub rows: usize,
@@ -251,6 +284,12 @@ pub struct Report {
     pub skipped: usize,
     /// Accuracy every `series_every` rows from the first evaluated row.
     pub accuracy_series: Vec<SeriesPoint>,
+    /// Estimated against realized accuracy every `estimate_window` rows.
+    #[serde(default)]
+    pub estimation: Vec<EstimationPoint>,
+    /// Mean |estimated − realized| over `estimation`'s windows (`None`: nothing estimated).
+    #[serde(default)]
+    pub estimated_accuracy_mae: Option<f64>,
     /// All training, bootstrap included.
     pub training_seconds: f64,
     /// Champion predictions of every evaluated row.
@@ -433,6 +472,23 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), BacktestError>
 }
 
 fn summary(r: &Report) -> String {
+    let estimate = match r.estimated_accuracy_mae {
+        Some(mae) => format!(
+            "; estimated accuracy before the labels: mean absolute error {mae:.4} over {} \
+             window(s)",
+            r.estimation.len()
+        ),
+        None => String::new(),
+    };
+    let delay = if r.label_delay == "timestamps" {
+        "; labels at their own label times".to_string()
+    } else {
+        String::new()
+    };
+    summary_line(r) + &delay + &estimate
+}
+
+fn summary_line(r: &Report) -> String {
     let m = &r.metrics;
     let c = &r.update_cost;
     format!(

@@ -9,12 +9,14 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::metrics::{stream_metrics, UpdateCost};
 use super::{
-    BacktestError, BacktestOptions, DriftPoint, History, PolicyMode, Report, Retrain, SeriesPoint,
+    BacktestError, BacktestOptions, DriftPoint, EstimationPoint, History, PolicyMode, Report,
+    Retrain, SeriesPoint,
 };
 use crate::config::{ModelConfig, Task};
 use crate::control::{
     self, ChampionView, Controller, Decision, ModelState, RowRanges, TrainPlan, TriggerMode,
 };
+use crate::estimate::{Calibration, ScoredRow};
 use crate::feature_drift::{self, ReferenceSample};
 use crate::monitor::{score_row, MonitorEvent};
 use crate::outcomes::{Outcome, Watermark};
@@ -39,7 +41,8 @@ struct Served {
 struct Sim<'a> {
     model: &'a ModelConfig,
     h: &'a History,
-    /// Every row as training data; `ts` is the label's arrival time.
+    /// Every row as training data in label order ((label time, id), as the daemon reads
+    /// them); `ts` is the label's arrival time, `ids` the row's index.
     all: Dataset,
     n_classes: usize,
     training_seconds: f64,
@@ -50,27 +53,37 @@ struct Sim<'a> {
     skipped: usize,
 }
 
-/// Where a row range `(after, upto]` starts, as an index.
-fn first_index(after: Watermark) -> usize {
-    if after == Watermark::start() {
-        0
-    } else {
-        after.id as usize + 1
-    }
-}
-
 impl Sim<'_> {
-    fn watermark(&self, row: usize) -> Watermark {
+    /// The watermark of the row at `pos` in label order.
+    fn watermark(&self, pos: usize) -> Watermark {
         Watermark {
-            labeled_at: at(self.all.ts[row]),
-            id: row as i64,
+            labeled_at: at(self.all.ts[pos]),
+            id: self.all.ids[pos],
         }
     }
 
-    /// Rows `(after, upto]`, the newest `max_rows` of them.
+    /// How many rows in label order are at or before `w`.
+    fn position_after(&self, w: Watermark) -> usize {
+        if w == Watermark::start() {
+            return 0;
+        }
+        let key = (w.labeled_at.timestamp(), w.id);
+        let (mut lo, mut hi) = (0, self.all.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if (self.all.ts[mid], self.all.ids[mid]) <= key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Rows `(after, upto]` in label order, the newest `max_rows` of them.
     fn rows(&self, (after, upto): (Watermark, Watermark), max_rows: usize) -> Dataset {
-        let end = upto.id as usize + 1;
-        let start = first_index(after).max(end.saturating_sub(max_rows));
+        let end = self.position_after(upto);
+        let start = self.position_after(after).max(end.saturating_sub(max_rows));
         if start >= end {
             return Dataset::empty(self.h.n_features());
         }
@@ -78,13 +91,13 @@ impl Sim<'_> {
     }
 
     /// Runs `plan` (the newest row predicted by the old model is `index`); returns the new
-    /// champion when it is promoted.
+    /// champion and its holdout calibration when it is promoted.
     fn train(
         &mut self,
         plan: &TrainPlan,
         champion: Option<&ChampionView>,
         index: usize,
-    ) -> Result<Option<ChampionView>, BacktestError> {
+    ) -> Result<Option<(ChampionView, Option<Calibration>)>, BacktestError> {
         let old = match plan.old_rows() {
             Some(r) => self.rows(r, plan.max_rows),
             None => Dataset::empty(self.h.n_features()),
@@ -114,6 +127,7 @@ impl Sim<'_> {
                 seed: plan.seed,
                 strategy: Some(plan.strategy),
                 n_classes: self.n_classes,
+                calibration: self.model.estimate.calibration,
             },
             self.served.as_ref().map(|s| &s.artifact),
             &old,
@@ -146,6 +160,7 @@ impl Sim<'_> {
         record.recent_rows = chosen.recent_rows;
         record.holdout_accuracy = chosen.holdout.map(|s| s.accuracy);
         record.promoted = outcome.promoted;
+        let calibration = chosen.calibration.clone();
         let promoted = outcome.promoted.then(|| {
             let version = self.served.as_ref().map_or(1, |s| s.version + 1);
             self.served = Some(Served {
@@ -159,14 +174,15 @@ impl Sim<'_> {
                 artifact: chosen.artifact,
                 version,
             });
-            ChampionView {
+            let view = ChampionView {
                 version,
                 holdout_accuracy: record.holdout_accuracy,
                 cutoff: plan.cutoff(
                     new.len(),
                     champion.map_or_else(Watermark::start, |c| c.cutoff),
                 ),
-            }
+            };
+            (view, calibration)
         });
         self.retrains.push(record);
         Ok(promoted)
@@ -191,7 +207,12 @@ impl Sim<'_> {
             }
         }
         while let Some(plan) = plans.pop() {
-            let promoted = self.train(&plan, core.champion(), index)?;
+            let promoted = self
+                .train(&plan, core.champion(), index)?
+                .map(|(view, map)| {
+                    core.calibrate(view.version, map);
+                    view
+                });
             match core.on_training_finished(promoted, now) {
                 Some(Decision::Train(next)) => plans.push(next),
                 Some(Decision::Skip(_)) => self.skipped += 1,
@@ -207,13 +228,18 @@ struct Replay<'a> {
     sim: Sim<'a>,
     core: Controller,
     opts: &'a BacktestOptions,
-    label_ts: Vec<i64>,
     preds: Vec<f64>,
+    /// What the estimate reads of each prediction: P(class 1), or the predicted class's
+    /// probability.
+    scores: Vec<f64>,
+    /// Each row's expected correctness when it was predicted (`None`: not estimated).
+    expected: Vec<Option<f64>>,
     versions: Vec<i64>,
     correct: Vec<bool>,
     drift_events: Vec<DriftPoint>,
     /// Per schedule, its next firing on the simulated clock.
     schedules: Vec<Option<DateTime<Utc>>>,
+    /// The next label to fold, as a position in label order.
     next_label: usize,
     predict_seconds: f64,
     monitor_seconds: f64,
@@ -231,9 +257,10 @@ impl Replay<'_> {
         let served = self.sim.served.as_ref().expect("the bootstrap serves");
         let p = train::predict(&served.artifact, &self.sim.h.rows.x[step * nf..end * nf])?;
         for (i, row) in (step..end).enumerate() {
-            self.preds[row] = match self.sim.model.task {
-                Task::Binary => f64::from(p.proba[i]),
-                Task::Multiclass => f64::from(p.labels[i]),
+            let top = p.labels[i] as usize;
+            (self.preds[row], self.scores[row]) = match self.sim.model.task {
+                Task::Binary => (f64::from(p.proba[i]), f64::from(p.proba[i])),
+                Task::Multiclass => (top as f64, f64::from(p.prob(i, top))),
             };
             self.versions[row] = served.version;
         }
@@ -241,15 +268,45 @@ impl Replay<'_> {
         Ok(())
     }
 
-    /// Folds the labels that arrived up to `label_end` into the monitor.
+    /// Estimates rows `step..end` as the daemon estimates scored rows, before any label of
+    /// theirs is in; carries out what the estimated trigger decides.
+    fn estimate(&mut self, step: usize, end: usize) -> Result<(), BacktestError> {
+        let ts = &self.sim.h.rows.ts;
+        let rows: Vec<ScoredRow> = (step..end)
+            .map(|j| ScoredRow {
+                id: j as i64,
+                created_at: at(ts[j]),
+                score: self.scores[j],
+                version: Some(self.versions[j]),
+            })
+            .collect();
+        let to = Watermark {
+            labeled_at: at(ts[end - 1]),
+            id: end as i64 - 1,
+        };
+        let folded = self.core.fold_scored(&rows, to);
+        self.expected[step..end].copy_from_slice(&folded.expected);
+        let now = at(ts[end - 1]);
+        let decisions = self.core.commit_scored(folded, now);
+        if end == self.sim.h.len() {
+            // Nothing is left to predict: an update now could not change any prediction.
+            return Ok(());
+        }
+        self.sim.carry_out(&mut self.core, decisions, end - 1, now)
+    }
+
+    /// Folds the labels that arrived, up to position `label_end` in label order, into the
+    /// monitor.
     fn label(&mut self, label_end: usize) -> Vec<MonitorEvent> {
         let h = self.sim.h;
+        let all = &self.sim.all;
         let outcomes: Vec<Outcome> = (self.next_label..label_end)
-            .map(|j| {
+            .map(|pos| {
+                let j = all.ids[pos] as usize;
                 self.correct[j] = score_row(self.sim.model.task, self.preds[j], h.label(j)).correct;
                 Outcome {
                     id: j as i64,
-                    labeled_at: at(self.label_ts[j]),
+                    labeled_at: at(all.ts[pos]),
                     features: h.row(j).to_vec(),
                     prediction: self.preds[j],
                     label: h.label(j),
@@ -323,13 +380,8 @@ impl Replay<'_> {
         let n = self.sim.h.len();
         self.predict(step, end)?;
         let t = Instant::now();
-        // The labels that arrived meanwhile (all of them once the last row is predicted).
-        let label_end = if end == n {
-            n
-        } else {
-            end.saturating_sub(self.opts.label_delay_rows)
-                .max(self.next_label)
-        };
+        self.estimate(step, end)?;
+        let label_end = self.labels_in(end);
         let events = self.label(label_end);
         if end == n {
             // Nothing is left to predict: an update now could not change any prediction.
@@ -342,6 +394,27 @@ impl Replay<'_> {
         self.sim
             .carry_out(&mut self.core, decisions, end - 1, now)?;
         Ok(true)
+    }
+
+    /// How many labels (in label order) have arrived once rows `..end` are predicted: all of
+    /// them after the last row; with a label time column, those at or before the newest
+    /// prediction's time; else those `label_delay_rows` behind.
+    fn labels_in(&self, end: usize) -> usize {
+        let n = self.sim.h.len();
+        if end == n {
+            return n;
+        }
+        if self.sim.h.label_ts.is_some() {
+            let now = self.sim.h.rows.ts[end - 1];
+            let all = &self.sim.all;
+            // A label stamped with its own prediction's time waits for that prediction.
+            let arrived = (self.next_label..n)
+                .take_while(|&pos| all.ts[pos] <= now && (all.ids[pos] as usize) < end)
+                .count();
+            return self.next_label + arrived;
+        }
+        end.saturating_sub(self.opts.label_delay_rows)
+            .max(self.next_label)
     }
 }
 
@@ -391,19 +464,31 @@ fn bootstrap_rows(
     Ok(b)
 }
 
-/// When each row's label arrives: when the row `d` later is predicted (the bootstrap rows'
-/// labels are there from the start).
+/// When each row's label arrives: at its own label time, or when the row `d` later is
+/// predicted. The bootstrap rows' labels are there when the first model is fit (at the
+/// newest bootstrap row's time), whatever their label time.
 fn label_times(h: &History, b: usize, d: usize) -> Vec<i64> {
     let n = h.len();
+    let fit_at = h.rows.ts[b - 1];
     (0..n)
-        .map(|j| {
-            if j < b {
-                h.rows.ts[j]
-            } else {
-                h.rows.ts[(j + d).min(n - 1)]
-            }
+        .map(|j| match (&h.label_ts, j < b) {
+            (Some(l), true) => l[j].min(fit_at),
+            (Some(l), false) => l[j],
+            (None, true) => h.rows.ts[j],
+            (None, false) => h.rows.ts[(j + d).min(n - 1)],
         })
         .collect()
+}
+
+/// Every row as training data in label order: by (label time, row), as the daemon's poll
+/// reads them; `ts` is the label time, `ids` the row's index.
+fn in_label_order(h: &History, label_ts: &[i64]) -> Dataset {
+    let mut order: Vec<usize> = (0..h.len()).collect();
+    order.sort_by_key(|&j| (label_ts[j], j));
+    let mut all = h.rows.subset(&order);
+    all.ts = order.iter().map(|&j| label_ts[j]).collect();
+    all.ids = order.iter().map(|&j| j as i64).collect();
+    all
 }
 
 fn trigger_mode(policy: PolicyMode) -> TriggerMode {
@@ -422,12 +507,7 @@ fn new_replay<'a>(
 ) -> Replay<'a> {
     let n = h.len();
     let label_ts = label_times(h, b, opts.label_delay_rows);
-    // A row's id is its index (the history's ids are already).
-    let all = Dataset {
-        ts: label_ts.clone(),
-        ids: (0..n as i64).collect(),
-        ..h.rows.clone()
-    };
+    let all = in_label_order(h, &label_ts);
     let sim = Sim {
         model,
         h,
@@ -457,8 +537,9 @@ fn new_replay<'a>(
         sim,
         core,
         opts,
-        label_ts,
         preds: vec![0f64; n],
+        scores: vec![0f64; n],
+        expected: vec![None; n],
         versions: vec![0i64; n],
         correct: vec![false; n],
         drift_events: Vec::new(),
@@ -516,7 +597,53 @@ fn accuracy_series(correct: &[bool], from: usize, every: usize) -> Vec<SeriesPoi
     series
 }
 
+/// Per `every` predicted rows from `from`: the mean expected correctness of the rows that
+/// were estimated and the accuracy of those same rows.
+fn estimation_series(
+    expected: &[Option<f64>],
+    correct: &[bool],
+    from: usize,
+    every: usize,
+) -> Vec<EstimationPoint> {
+    let mut series = Vec::new();
+    let mut start = from;
+    while start < expected.len() {
+        let stop = (start + every).min(expected.len());
+        let (mut n, mut est, mut hits) = (0usize, 0f64, 0usize);
+        for j in start..stop {
+            if let Some(e) = expected[j] {
+                n += 1;
+                est += e;
+                hits += usize::from(correct[j]);
+            }
+        }
+        if n > 0 {
+            series.push(EstimationPoint {
+                end_row: stop - 1,
+                estimated_accuracy: est / n as f64,
+                realized_accuracy: hits as f64 / n as f64,
+                rows: n,
+            });
+        }
+        start = stop;
+    }
+    series
+}
+
 fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
+    let estimation = estimation_series(
+        &replay.expected,
+        &replay.correct,
+        b,
+        replay.opts.estimate_window,
+    );
+    let estimated_accuracy_mae = (!estimation.is_empty()).then(|| {
+        estimation
+            .iter()
+            .map(|p| (p.estimated_accuracy - p.realized_accuracy).abs())
+            .sum::<f64>()
+            / estimation.len() as f64
+    });
     let Replay {
         mut sim,
         opts,
@@ -555,6 +682,12 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
         skipped_rows: h.skipped_rows,
         bootstrap_rows: b,
         label_delay_rows: opts.label_delay_rows,
+        label_delay: if h.label_ts.is_some() {
+            "timestamps"
+        } else {
+            "rows"
+        }
+        .into(),
         seed: opts.seed,
         rows: evaluated,
         prequential_accuracy: hits as f64 / evaluated as f64,
@@ -568,6 +701,8 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
         coalesced: sim.coalesced,
         skipped: sim.skipped,
         accuracy_series: accuracy_series(&correct, b, opts.series_every),
+        estimation,
+        estimated_accuracy_mae,
         training_seconds: sim.training_seconds,
         predict_seconds,
         monitor_seconds,

@@ -232,9 +232,16 @@ pub struct BacktestArgs {
     /// Seconds between rows when there is no timestamp column.
     #[arg(long, default_value_t = 1)]
     pub seconds_per_row: i64,
-    /// Labels arrive this many rows after the prediction.
+    /// Labels arrive this many rows after the prediction (without a label time column).
     #[arg(long, default_value_t = 0)]
     pub label_delay_rows: usize,
+    /// Each row's label time (unix seconds or date-times): the replay then sees labels when
+    /// they arrived. Default: `labeled_at` if present.
+    #[arg(long)]
+    pub label_time_column: Option<String>,
+    /// Rows per point of the report's `estimation` (estimated against realized accuracy).
+    #[arg(long, default_value_t = 1_000)]
+    pub estimate_window: usize,
     /// Rows the first model is fit on. Default: the model's triggers.bootstrap_min_rows.
     #[arg(long)]
     pub bootstrap_rows: Option<usize>,

@@ -438,6 +438,8 @@ pub async fn backtest(args: BacktestArgs) -> Outcome {
             timestamp_column: args.timestamp_column,
             seconds_per_row: args.seconds_per_row,
             label_delay_rows: args.label_delay_rows,
+            label_time_column: args.label_time_column,
+            estimate_window: args.estimate_window,
             bootstrap_rows: args.bootstrap_rows,
             max_rows: args.max_rows,
             periodic_every_rows: args.every_rows,

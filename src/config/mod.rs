@@ -386,6 +386,9 @@ pub struct ModelConfig {
     /// Most labelled rows read back for each of "old" and "new" data in one update.
     #[serde(default = "default_max_training_rows")]
     pub max_training_rows: usize,
+    /// Accuracy before the labels arrive: calibration and the estimate of scored rows.
+    #[serde(default)]
+    pub estimate: crate::estimate::EstimateConfig,
 }
 
 /// A model key's error: the key relative to the model's table, and the reason.
@@ -418,6 +421,7 @@ impl ModelConfig {
         self.validate_shape(source)?;
         self.validate_detectors()?;
         self.validate_triggers()?;
+        self.validate_estimate()?;
         if let Some(fd) = &self.feature_drift {
             fd.validate()
                 .map_err(|(key, reason)| field(format!("feature_drift.{key}"), reason))?;
@@ -476,6 +480,34 @@ impl ModelConfig {
         Ok(())
     }
 
+    fn has_window(&self, name: &str) -> bool {
+        self.count_windows.iter().any(|w| w.to_string() == name)
+            || self.time_windows.iter().any(|w| w.as_str() == name)
+    }
+
+    /// The estimate's settings.
+    fn validate_estimate(&self) -> Result<(), FieldError> {
+        let e = &self.estimate;
+        if !(20..=1_000_000).contains(&e.calibration_rows) {
+            return Err(field(
+                "estimate.calibration_rows",
+                "must be 20 to 1000000 rows",
+            ));
+        }
+        if !(1..=1_000_000).contains(&e.gap_rows) {
+            return Err(field("estimate.gap_rows", "must be 1 to 1000000 rows"));
+        }
+        Ok(())
+    }
+
+    /// The time windows as (metric label, seconds), as the estimate's windows take them.
+    pub fn time_window_spans(&self) -> Vec<(String, i64)> {
+        self.time_windows
+            .iter()
+            .map(|w| (w.as_str().to_string(), w.secs()))
+            .collect()
+    }
+
     fn validate_triggers(&self) -> Result<(), FieldError> {
         let window = &self.triggers.threshold.window;
         let known = self.count_windows.iter().any(|w| w.to_string() == *window)
@@ -484,6 +516,19 @@ impl ModelConfig {
             return Err(field(
                 "triggers.threshold.window",
                 format!("`{window}` is none of the model's count_windows or time_windows"),
+            ));
+        }
+        let window = &self.triggers.estimated.window;
+        if self.triggers.estimated.enabled && !self.has_window(window) {
+            return Err(field(
+                "triggers.estimated.window",
+                format!("`{window}` is none of the model's count_windows or time_windows"),
+            ));
+        }
+        if self.triggers.estimated.enabled && !self.estimate.enabled {
+            return Err(field(
+                "triggers.estimated.enabled",
+                "the estimated trigger needs [models.estimate] enabled = true",
             ));
         }
         self.triggers

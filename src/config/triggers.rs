@@ -123,6 +123,38 @@ impl Default for MoreDataTriggerConfig {
     }
 }
 
+/// Accuracy before the labels: request an update when the estimated accuracy of the scored
+/// rows (`[models.estimate]`) stays below `min_accuracy` on `window` for `hold` of scoring
+/// time. Off by default: the estimate cannot see concept drift, and an update needs the
+/// labels anyway; it is for labels that arrive much later than the inputs move.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EstimatedTriggerConfig {
+    pub enabled: bool,
+    /// Which estimate window to watch (`"1000"`, `"24h"`: one of the model's windows).
+    pub window: String,
+    pub min_accuracy: f64,
+    /// Estimated rows the window must hold first.
+    pub min_rows: u64,
+    pub hold: Span,
+    pub cooldown: Span,
+    pub strategy: Strategy,
+}
+
+impl Default for EstimatedTriggerConfig {
+    fn default() -> Self {
+        EstimatedTriggerConfig {
+            enabled: false,
+            window: "1000".into(),
+            min_accuracy: 0.8,
+            min_rows: 200,
+            hold: Span::of(300, "5m"),
+            cooldown: Span::of(3_600, "1h"),
+            strategy: Strategy::Auto,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TriggerConfig {
@@ -132,6 +164,7 @@ pub struct TriggerConfig {
     pub drift: DriftTriggerConfig,
     pub threshold: ThresholdTriggerConfig,
     pub more_data: MoreDataTriggerConfig,
+    pub estimated: EstimatedTriggerConfig,
     pub manual_strategy: Strategy,
     /// With no champion, fit the first model once this many labelled rows exist.
     pub bootstrap_min_rows: u64,
@@ -145,6 +178,7 @@ impl Default for TriggerConfig {
             drift: DriftTriggerConfig::default(),
             threshold: ThresholdTriggerConfig::default(),
             more_data: MoreDataTriggerConfig::default(),
+            estimated: EstimatedTriggerConfig::default(),
             manual_strategy: Strategy::Auto,
             bootstrap_min_rows: 500,
         }
@@ -165,6 +199,7 @@ impl TriggerConfig {
         for (name, v) in [
             ("threshold.min_accuracy", self.threshold.min_accuracy),
             ("threshold.max_drop", self.threshold.max_drop),
+            ("estimated.min_accuracy", Some(self.estimated.min_accuracy)),
         ] {
             if let Some(v) = v {
                 if !(0.0..=1.0).contains(&v) {
@@ -176,6 +211,12 @@ impl TriggerConfig {
             return Err((
                 "more_data.every_rows".into(),
                 "must be at least 1 when more_data is enabled".into(),
+            ));
+        }
+        if matches!(self.estimated.strategy, Strategy::None) {
+            return Err((
+                "estimated.strategy".into(),
+                "`none` would never update".into(),
             ));
         }
         if matches!(self.more_data.strategy, Strategy::None) {

@@ -17,8 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
 use crate::domain::{Dataset, Outcome, Strategy, Watermark};
+use crate::estimate::{
+    Calibration, Calibrations, Estimates, LabelledScore, ScoredCursor, ScoredRow,
+};
 use crate::feature_drift::{FeatureDriftReport, ReferenceSample};
-use crate::monitor::{MonitorEvent, MonitorState};
+use crate::monitor::{score_row, MonitorEvent, MonitorState};
 use crate::policy::{self, BatchView, PolicyState, TrainRequest, TriggerKind};
 
 #[cfg(test)]
@@ -187,14 +190,17 @@ pub fn manual_request(
     }
 }
 
-/// What a model's controller keeps, stored as one snapshot with each watermark: the monitor
-/// and the policy's memory (cooldowns, pending drifts), in one JSON object.
+/// What a model's controller keeps, stored as one snapshot with each watermark: the monitor,
+/// the policy's memory (cooldowns, pending drifts) and the calibrations with the estimation
+/// gap, in one JSON object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelState {
     #[serde(flatten)]
     pub monitor: MonitorState,
     #[serde(default)]
     pub policy: PolicyState,
+    #[serde(default)]
+    pub calibrations: Calibrations,
 }
 
 impl ModelState {
@@ -202,6 +208,7 @@ impl ModelState {
         ModelState {
             monitor: MonitorState::new(cfg),
             policy: PolicyState::default(),
+            calibrations: Calibrations::new(&cfg.estimate),
         }
     }
 
@@ -210,8 +217,26 @@ impl ModelState {
         ModelState {
             monitor: MonitorState::restore(cfg, snapshot.monitor),
             policy: snapshot.policy,
+            calibrations: Calibrations::restore(&cfg.estimate, snapshot.calibrations),
         }
     }
+
+    fn update(&mut self, cfg: &ModelConfig, o: &Outcome) -> Vec<MonitorEvent> {
+        let events = self.monitor.update(o);
+        let correct = score_row(cfg.task, o.prediction, o.label).correct;
+        let row = LabelledScore::of(cfg.task, o, correct);
+        self.calibrations.on_label(&cfg.estimate, cfg.task, &row);
+        events
+    }
+}
+
+/// Scored rows folded into a copy of the estimates, not yet in force (see [`Folded`]).
+#[derive(Debug, Clone)]
+pub struct FoldedEstimates {
+    pub estimates: Estimates,
+    pub to: ScoredCursor,
+    /// Each row's expected correctness (`None`: no calibration yet).
+    pub expected: Vec<Option<f64>>,
 }
 
 /// A batch folded into a copy of the state, not yet in force: the daemon stores it first.
@@ -220,6 +245,10 @@ pub struct Folded {
     pub state: ModelState,
     pub events: Vec<MonitorEvent>,
     pub to: Watermark,
+}
+
+fn fresh_estimates(cfg: &ModelConfig) -> Estimates {
+    Estimates::new(&cfg.count_windows, &cfg.time_window_spans())
 }
 
 /// One model's decisions (see the module docs).
@@ -235,13 +264,14 @@ pub struct Controller {
     last_feature_check: Option<DateTime<Utc>>,
     seed: u64,
     plans: u64,
+    estimates: Estimates,
+    scored_cursor: ScoredCursor,
 }
 
 impl Controller {
     /// Resumes from a stored state and watermark; trainings are seeded `seed`, `seed + 1`, ….
     pub fn new(cfg: ModelConfig, state: ModelState, watermark: Watermark, seed: u64) -> Self {
         Controller {
-            cfg,
             mode: TriggerMode::Configured,
             state,
             watermark,
@@ -251,7 +281,23 @@ impl Controller {
             last_feature_check: None,
             seed,
             plans: 0,
+            estimates: fresh_estimates(&cfg),
+            scored_cursor: ScoredCursor::start(),
+            cfg,
         }
+    }
+
+    /// Resumes the scored side from its stored state and read position.
+    pub fn with_estimates(mut self, stored: Option<Estimates>, cursor: ScoredCursor) -> Self {
+        let fresh = fresh_estimates(&self.cfg);
+        self.estimates = match stored {
+            Some(s) => {
+                Estimates::restore(&self.cfg.count_windows, &self.cfg.time_window_spans(), s)
+            }
+            None => fresh,
+        };
+        self.scored_cursor = cursor;
+        self
     }
 
     pub fn with_mode(mut self, mode: TriggerMode) -> Self {
@@ -280,9 +326,54 @@ impl Controller {
         let mut state = self.state.clone();
         let events = outcomes
             .iter()
-            .flat_map(|o| state.monitor.update(o))
+            .flat_map(|o| state.update(&self.cfg, o))
             .collect();
         Folded { state, events, to }
+    }
+
+    pub fn estimates(&self) -> &Estimates {
+        &self.estimates
+    }
+    /// The newest scored row estimated.
+    pub fn scored_cursor(&self) -> ScoredCursor {
+        self.scored_cursor
+    }
+
+    /// Folds scored rows (in scoring order, the newest at `to`) into a copy of the estimates.
+    pub fn fold_scored(&self, rows: &[ScoredRow], to: ScoredCursor) -> FoldedEstimates {
+        let mut estimates = self.estimates.clone();
+        let expected = estimates.fold(self.cfg.task, &self.state.calibrations, rows);
+        FoldedEstimates {
+            estimates,
+            to,
+            expected,
+        }
+    }
+
+    /// The folded scored rows are stored: they are now the estimates. Returns the estimated
+    /// trigger's decision, if it fires (`now`: the newest scoring time).
+    pub fn commit_scored(&mut self, folded: FoldedEstimates, now: DateTime<Utc>) -> Vec<Decision> {
+        self.estimates = folded.estimates;
+        self.scored_cursor = folded.to;
+        if self.mode != TriggerMode::Configured || self.champion.is_none() {
+            return Vec::new();
+        }
+        let cfg = &self.cfg.triggers.estimated;
+        let watched = self.estimates.window(&cfg.window);
+        policy::on_estimate(cfg, &mut self.state.policy, watched, now)
+            .map(|r| self.request(r))
+            .into_iter()
+            .collect()
+    }
+
+    /// The serving `version`'s calibration: `Some` when it came with one (its holdout's),
+    /// `None` to fit one on its first labelled rows. In force at once, stored with the next
+    /// batch (a driver that restarts sets it again from the registry).
+    pub fn calibrate(&mut self, version: i64, map: Option<Calibration>) {
+        match map {
+            Some(m) => self.state.calibrations.set(version, m),
+            None => self.state.calibrations.expect(version),
+        }
     }
 
     /// The folded batch is stored: it is now the state.

@@ -17,9 +17,10 @@ use super::training::Trainer;
 use crate::config::{ModelConfig, PollConfig, Task, TrainingRuntimeConfig};
 use crate::control::{self, ChampionView, Controller, Decision};
 use crate::db::Backoff;
+use crate::estimate::ScoredRow;
 use crate::exporter::{DatabaseHealth, Metrics};
 use crate::monitor::MonitorEvent;
-use crate::outcomes::{validate, OutcomeSource, RawOutcome, Rejection, Watermark};
+use crate::outcomes::{validate, OutcomeSource, RawOutcome, Rejection, ScoredRaw, Watermark};
 use crate::policy::TrainRequest;
 use crate::registry;
 use crate::train::ModelArtifact;
@@ -47,6 +48,10 @@ pub struct ModelLoop {
     pub training_slots: Arc<tokio::sync::Semaphore>,
 }
 
+/// How long a scored-rows batch waits for a row driftd is about to score (see
+/// [`ModelLoop::scored_cut`]).
+const SCORING_GRACE: chrono::Duration = chrono::Duration::seconds(60);
+
 /// What one poll did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepOutcome {
@@ -69,6 +74,8 @@ struct Live {
     /// The counted-id chunks of the last committed batch (the next one mostly falls in the
     /// same chunks); dropped when a step fails.
     counted: Option<CountedIds>,
+    /// When to read scored rows for the estimate next (`None`: now).
+    estimate_due: Option<Instant>,
 }
 
 /// A poll started from where the batch in hand ends, before that batch is committed: after a
@@ -273,12 +280,13 @@ impl ModelLoop {
         trainer: &mut Trainer,
         events: &[MonitorEvent],
     ) -> Result<(), StoreError> {
+        let estimated = self.estimate_scored(live).await?;
         if !self.cfg.train.enabled {
             // Monitor only: no scoring, no triggers, no training (see `train.enabled`).
             return Ok(());
         }
         let now = Utc::now();
-        let mut decisions = Vec::new();
+        let mut decisions = estimated;
         if let Some(done) = trainer.poll().await {
             tracing::debug!(model = %self.cfg.name, run_id = done.run_id, status = done.status.as_str(), "run collected");
             decisions.extend(live.core.on_training_finished(done.new_champion, now));
@@ -308,10 +316,11 @@ impl ModelLoop {
         live: &mut Live,
         trainer: &mut Trainer,
     ) -> Result<(), StoreError> {
+        let mut decisions = self.estimate_scored(live).await?;
         if !self.cfg.train.enabled {
             return Ok(());
         }
-        let decisions = self.decide(live, &[], Utc::now()).await?;
+        decisions.extend(self.decide(live, &[], Utc::now()).await?);
         carry_out(decisions, trainer).await
     }
 
@@ -419,6 +428,8 @@ impl ModelLoop {
                     holdout_accuracy: acc,
                     cutoff: info.cutoff.unwrap_or_else(Watermark::start),
                 }));
+                live.core
+                    .calibrate(info.version, info.holdout_metrics.calibration.clone());
                 Some(Scorer {
                     version: info.version,
                     artifact,
@@ -495,9 +506,79 @@ impl ModelLoop {
         Ok(())
     }
 
+    /// Whether this model's scored rows are estimated: `[models.estimate]` is on, the table
+    /// has a scoring time (`created_at_column`), and predictions are probabilities (binary).
+    fn estimates_scored(&self) -> bool {
+        self.cfg.estimate.enabled && self.cfg.task == Task::Binary && self.source.has_scoring_time()
+    }
+
+    /// Estimates the next batch of scored rows (in scoring order, each once: windows and
+    /// read position are committed together) and returns what the estimated trigger decides.
+    async fn estimate_scored(&self, live: &mut Live) -> Result<Vec<Decision>, StoreError> {
+        if !self.estimates_scored() || live.estimate_due.is_some_and(|t| Instant::now() < t) {
+            return Ok(Vec::new());
+        }
+        let name = &self.cfg.name;
+        let mut conn = self.pool.acquire().await?;
+        let from = live.core.scored_cursor();
+        let raw = self
+            .source
+            .scored(
+                &mut conn,
+                name,
+                from,
+                self.poll.settle_ms,
+                self.poll.batch_size,
+            )
+            .await?;
+        // A full batch is followed at once by the next; otherwise, wait for the interval.
+        let full = raw.len() >= self.poll.batch_size as usize;
+        let interval = Duration::from_millis(self.cfg.estimate.interval_ms);
+        live.estimate_due = (!full).then(|| Instant::now() + interval);
+        let raw = &raw[..self.scored_cut(live, &raw)];
+        let Some(last) = raw.last() else {
+            return Ok(Vec::new());
+        };
+        let to = Watermark {
+            labeled_at: last.created_at,
+            id: last.id,
+        };
+        let rows: Vec<ScoredRow> = raw
+            .iter()
+            .filter_map(|r| {
+                Some(ScoredRow {
+                    id: r.id,
+                    created_at: r.created_at,
+                    score: r.prediction?,
+                    version: r.model_version,
+                })
+            })
+            .collect();
+        let folded = live.core.fold_scored(&rows, to);
+        store::commit_estimates(&mut conn, name, from, to, &folded.estimates).await?;
+        let n = folded.expected.iter().flatten().count() as u64;
+        let decisions = live.core.commit_scored(folded, last.created_at);
+        self.metrics
+            .estimate
+            .publish(name, live.core.estimates(), n);
+        Ok(decisions)
+    }
+
+    /// How many scored rows to estimate now: when this loop scores the table, a row that
+    /// still waits for its prediction and was written less than [`SCORING_GRACE`] ago stops
+    /// the batch (it is estimated once scored); an older one is passed over.
+    fn scored_cut(&self, live: &Live, raw: &[ScoredRaw]) -> usize {
+        let scores = self.cfg.train.enabled && self.runtime.score_unscored && live.scorer.is_some();
+        let recent = Utc::now() - SCORING_GRACE;
+        raw.iter()
+            .position(|r| r.prediction.is_none() && scores && r.created_at > recent)
+            .unwrap_or(raw.len())
+    }
+
     async fn load(&self) -> Result<Live, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let loaded = store::load(&mut conn, &self.cfg).await?;
+        let estimates = store::load_estimates(&mut conn, &self.cfg.name).await?;
         tracing::info!(
             model = %self.cfg.name,
             rows = loaded.state.monitor.rows,
@@ -519,14 +600,20 @@ impl ModelLoop {
             tracing::warn!(model = %self.cfg.name, orphans, "marked runs left by a stopped daemon as failed");
         }
         self.metrics.ownership.set_owner(&self.cfg.name, true);
+        let (estimates, cursor) = match estimates {
+            Some((e, c)) => (Some(e), c),
+            None => (None, Watermark::start()),
+        };
         Ok(Live {
-            core: Controller::new(self.cfg.clone(), loaded.state, loaded.watermark, 0),
+            core: Controller::new(self.cfg.clone(), loaded.state, loaded.watermark, 0)
+                .with_estimates(estimates, cursor),
             scorer: None,
             reference_note: None,
             scored_upto: 0,
             waited_for: None,
             read_ahead: None,
             counted: None,
+            estimate_due: None,
         })
     }
 
@@ -697,6 +784,8 @@ impl ModelLoop {
         let name = self.cfg.name.as_str();
         let m = &self.metrics;
         m.publish_monitor(name, &live.core.state().monitor);
+        m.estimate
+            .set_gap(name, live.core.state().calibrations.gap());
         if !rejected.is_empty() {
             let mut by_reason = std::collections::BTreeMap::new();
             for r in rejected {

@@ -6,6 +6,7 @@ use sqlx::{PgConnection, Row};
 use super::counted::{self, Corrections, CorruptChunk, CountedIds};
 use crate::config::ModelConfig;
 use crate::control::ModelState;
+use crate::estimate::Estimates;
 use crate::monitor::MonitorEvent;
 use crate::outcomes::{Rejection, Watermark};
 
@@ -349,5 +350,63 @@ async fn insert_events(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(
     .bind(&estimates)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// The scored side of the estimate (`driftd.estimates`): its windows and read position, or
+/// `None` before the first estimated batch.
+pub async fn load_estimates(
+    conn: &mut PgConnection,
+    model: &str,
+) -> Result<Option<(Estimates, Watermark)>, StoreError> {
+    let row: Option<(chrono::DateTime<chrono::Utc>, i64, String)> = sqlx::query_as(
+        "SELECT scored_created_at, scored_id, state::text FROM driftd.estimates WHERE model = $1",
+    )
+    .bind(model)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((labeled_at, id, text)) = row else {
+        return Ok(None);
+    };
+    let state = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+        model: model.to_string(),
+        source,
+    })?;
+    Ok(Some((state, Watermark { labeled_at, id })))
+}
+
+/// Stores the estimate after a batch of scored rows: windows and read position together, and
+/// only if the stored position is still `from` (else [`StoreError::Conflict`]: another
+/// replica got there first, and nothing is applied).
+pub async fn commit_estimates(
+    conn: &mut PgConnection,
+    model: &str,
+    from: Watermark,
+    to: Watermark,
+    estimates: &Estimates,
+) -> Result<(), StoreError> {
+    // A first batch inserts; a later one updates from `from`. A first batch that finds a row
+    // (another replica's), and a later one that finds another position, change nothing.
+    let updated = sqlx::query(
+        "INSERT INTO driftd.estimates AS e (model, scored_created_at, scored_id, rows_estimated, state) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (model) DO UPDATE SET scored_created_at = excluded.scored_created_at, \
+            scored_id = excluded.scored_id, rows_estimated = excluded.rows_estimated, \
+            state = excluded.state, updated_at = now() \
+         WHERE e.scored_created_at = $6 AND e.scored_id = $7",
+    )
+    .bind(model)
+    .bind(to.labeled_at)
+    .bind(to.id)
+    .bind(estimates.rows as i64)
+    .bind(sqlx::types::Json(estimates))
+    .bind(from.labeled_at)
+    .bind(from.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        return Err(StoreError::Conflict(model.to_string()));
+    }
     Ok(())
 }

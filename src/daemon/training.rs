@@ -415,6 +415,7 @@ impl Job {
             seed: self.plan.seed,
             strategy: Some(self.plan.strategy),
             n_classes: self.cfg.class_count(),
+            calibration: self.cfg.estimate.calibration,
         };
         let (mut train_cfg, cancel) = (self.cfg.train.clone(), self.cancel.clone());
         train_cfg
@@ -474,6 +475,7 @@ impl Job {
             champion_holdout: outcome.champion_holdout,
             n_holdout: outcome.n_holdout,
             reason: outcome.reason.clone(),
+            calibration: chosen.calibration.clone(),
         };
         let cutoff = self.plan.cutoff(data.n_new_read, champion_cutoff);
         let reference_sample = control::reference_sample(

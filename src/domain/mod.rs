@@ -9,6 +9,7 @@
 
 mod dataset;
 mod outcome;
+pub mod packed;
 mod strategy;
 mod task;
 mod watermark;

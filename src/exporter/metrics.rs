@@ -58,6 +58,8 @@ pub struct Metrics {
     pub ownership: OwnershipMetrics,
     /// The serving champion and the rows it scored.
     pub serving: ServingMetrics,
+    /// Accuracy before the labels: the estimate over scored rows, and its gap to the labels.
+    pub estimate: EstimateMetrics,
 }
 
 /// Per model, at most this many features get their own drift series (in the order of the
@@ -192,6 +194,36 @@ impl IngestMetrics {
             label_corrections: d.counter(
                 "driftd_label_corrections_total",
                 "Rows read again because their label (and labeled_at) was rewritten after the monitor counted them; not counted again.",
+                &["model"],
+            ),
+        }
+    }
+}
+
+pub struct EstimateMetrics {
+    estimated_accuracy: GaugeVec,
+    estimation_gap: GaugeVec,
+    rows_estimated: IntCounterVec,
+}
+
+impl EstimateMetrics {
+    fn declare(d: &Declare) -> Self {
+        EstimateMetrics {
+            estimated_accuracy: d.gauge(
+                "driftd_estimated_accuracy",
+                "Estimated accuracy of the scored rows, labelled or not (calibrated confidence), \
+                 over a window of rows (\"1000\") or of scoring time (\"24h\").",
+                &["model", "window"],
+            ),
+            estimation_gap: d.gauge(
+                "driftd_estimation_gap",
+                "Estimated minus realized accuracy over the newest labelled rows \
+                 (estimate.gap_rows); a gap that opens is a sign of concept drift.",
+                &["model"],
+            ),
+            rows_estimated: d.counter(
+                "driftd_rows_estimated_total",
+                "Scored rows folded into the estimate, once each.",
                 &["model"],
             ),
         }
@@ -516,6 +548,27 @@ impl MonitorMetrics {
     }
 }
 
+impl EstimateMetrics {
+    /// Publishes the estimate's windows after `n` more scored rows of `model` were estimated.
+    pub fn publish(&self, model: &str, estimates: &crate::estimate::Estimates, n: u64) {
+        for (window, mean, _) in estimates.window_means() {
+            if let Some(m) = mean {
+                self.estimated_accuracy
+                    .with_label_values(&[model, window.as_str()])
+                    .set(m);
+            }
+        }
+        self.rows_estimated.with_label_values(&[model]).inc_by(n);
+    }
+
+    /// The estimation gap of `model`'s newest labelled rows (`None`: not calibrated yet).
+    pub fn set_gap(&self, model: &str, gap: Option<f64>) {
+        if let Some(g) = gap {
+            self.estimation_gap.with_label_values(&[model]).set(g);
+        }
+    }
+}
+
 impl DetectorMetrics {
     /// Publishes each detector of a model's monitor state: its warning zone and estimate.
     pub fn publish(&self, model: &str, state: &MonitorState) {
@@ -697,6 +750,7 @@ impl Metrics {
             schedules: ScheduleMetrics::declare(&d),
             serving: ServingMetrics::declare(&d),
             ownership: OwnershipMetrics::declare(&d),
+            estimate: EstimateMetrics::declare(&d),
             registry,
         };
         // Daemon-wide errors (migrations, ownership) and both origins exist at 0 from the start.

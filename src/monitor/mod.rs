@@ -2,7 +2,6 @@
 //! Pure and serialisable: the daemon commits one snapshot with each watermark, and a restart
 //! resumes from it exactly. No I/O, no clock (time windows run on label time).
 
-mod packed;
 mod windows;
 
 pub use windows::{CountWindow, RowScore, TimeWindow, WindowStats};

@@ -50,12 +50,12 @@ impl WindowStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CountWindow {
     pub size: usize,
-    #[serde(with = "super::packed::bools")]
+    #[serde(with = "crate::domain::packed::bools")]
     correct: VecDeque<bool>,
     // NaN marks a row without a probability.
-    #[serde(with = "super::packed::f32s")]
+    #[serde(with = "crate::domain::packed::f32s")]
     log_loss: VecDeque<f32>,
-    #[serde(with = "super::packed::f32s")]
+    #[serde(with = "crate::domain::packed::f32s")]
     brier: VecDeque<f32>,
     stats: WindowStats,
     since_resum: usize,

@@ -13,7 +13,7 @@ mod wire;
 
 pub use crate::domain::fits_f32;
 pub use crate::domain::{Outcome, RejectReason, Rejection};
-pub use query::{OutcomeSource, RawOutcome, TrainingRow};
+pub use query::{OutcomeSource, RawOutcome, ScoredRaw, TrainingRow};
 pub use validate::validate;
 
 pub use crate::domain::Watermark;

@@ -89,6 +89,8 @@ pub struct OutcomeSource {
     poll_sql: String,
     training_sql: String,
     unscored_sql: String,
+    /// `None` without a `created_at_column`: scored rows have no scoring time to order by.
+    scored_sql: Option<String>,
     score_sql: Option<String>,
     recent_sql: String,
     pending_sql: String,
@@ -169,6 +171,20 @@ impl OutcomeSource {
             table = quote_table(&cfg.table),
             model = q(&cfg.model_column),
         );
+        // Scored rows, labelled or not, in scoring order: what the estimate reads.
+        let scored_sql = cfg.created_at_column.as_deref().map(|c| {
+            let created = q(c);
+            format!(
+                "SELECT {id}::int8, {created}::timestamptz, {pred}, {version} FROM {table} \
+                 WHERE {model} = $1 AND {created} IS NOT NULL \
+                   AND ({created}, {id}) > ($2, $3) \
+                   AND {created} <= now() - $4 * interval '1 millisecond' \
+                 ORDER BY {created}, {id} LIMIT $5",
+                pred = casts.prediction.read(&q(&cfg.prediction_column)),
+                table = quote_table(&cfg.table),
+                model = q(&cfg.model_column),
+            )
+        });
         let score_sql = Some(score_sql(cfg, casts.prediction_write));
         // The newest inputs, labelled or not: data drift shows before the labels do.
         let recent_sql = format!(
@@ -185,6 +201,7 @@ impl OutcomeSource {
             training_sql,
             recent_sql,
             unscored_sql,
+            scored_sql,
             score_sql,
             notify_channel: cfg.notify_channel.clone(),
             table: cfg.table.clone(),
@@ -262,6 +279,15 @@ impl OutcomeSource {
     }
 }
 
+/// A row as the estimate reads it: scored (or waiting to be), labelled or not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredRaw {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub prediction: Option<f64>,
+    pub model_version: Option<i64>,
+}
+
 /// Labelled rows read back for training, time-ordered.
 #[derive(Debug, Clone)]
 pub struct TrainingRow {
@@ -327,6 +353,44 @@ impl OutcomeSource {
             }
         }
         Ok(x)
+    }
+
+    /// Whether scored rows can be read in scoring order (there is a `created_at_column`).
+    pub fn has_scoring_time(&self) -> bool {
+        self.scored_sql.is_some()
+    }
+
+    /// Up to `limit` rows after `after` in scoring order (`created_at`, id) that settled
+    /// `settle_ms` ago, labelled or not; empty without a `created_at_column`.
+    pub async fn scored(
+        &self,
+        conn: &mut PgConnection,
+        model: &str,
+        after: Watermark,
+        settle_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<ScoredRaw>, sqlx::Error> {
+        let Some(sql) = &self.scored_sql else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql)
+            .bind(model)
+            .bind(after.labeled_at)
+            .bind(after.id)
+            .bind(settle_ms as f64)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ScoredRaw {
+                    id: r.try_get(0)?,
+                    created_at: r.try_get(1)?,
+                    prediction: r.try_get(2)?,
+                    model_version: r.try_get(3)?,
+                })
+            })
+            .collect()
     }
 
     /// Rows still waiting for a prediction, after id `after_id`.

@@ -5,8 +5,8 @@
 pub mod schedule;
 
 pub use crate::config::triggers::{
-    DriftTriggerConfig, MoreDataTriggerConfig, NewDataSince, ScheduleConfig,
-    ThresholdTriggerConfig, TriggerConfig,
+    DriftTriggerConfig, EstimatedTriggerConfig, MoreDataTriggerConfig, NewDataSince,
+    ScheduleConfig, ThresholdTriggerConfig, TriggerConfig,
 };
 
 use chrono::{DateTime, Utc};
@@ -29,13 +29,15 @@ pub enum TriggerKind {
     DriftRefresh,
     /// Enough new labelled rows since the last update: try whether more data helps.
     MoreData,
+    /// The estimated accuracy of the scored rows stayed below the floor (`[models.estimate]`).
+    Estimated,
     /// The backtest's "update every N rows" baseline; the daemon never makes it.
     Periodic,
 }
 
 impl TriggerKind {
     /// Every trigger the daemon makes (so every metric series it can have).
-    pub const ALL: [TriggerKind; 8] = [
+    pub const ALL: [TriggerKind; 9] = [
         TriggerKind::Bootstrap,
         TriggerKind::Schedule,
         TriggerKind::Drift,
@@ -44,6 +46,7 @@ impl TriggerKind {
         TriggerKind::FeatureDrift,
         TriggerKind::DriftRefresh,
         TriggerKind::MoreData,
+        TriggerKind::Estimated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +59,7 @@ impl TriggerKind {
             TriggerKind::FeatureDrift => "feature_drift",
             TriggerKind::DriftRefresh => "drift_refresh",
             TriggerKind::MoreData => "more_data",
+            TriggerKind::Estimated => "estimated",
             TriggerKind::Periodic => "periodic",
         }
     }
@@ -103,6 +107,9 @@ pub struct PolicyState {
     pub refresh_due_rows: Option<u64>,
     #[serde(default)]
     pub refresh_from: Option<Watermark>,
+    /// Since when (scoring time) the watched estimate has been below its floor.
+    #[serde(default)]
+    pub estimate_below_since: Option<DateTime<Utc>>,
 }
 
 /// What one batch showed the policy.
@@ -162,6 +169,42 @@ pub fn on_batch(
 
 /// Whether the cooldown since the last trigger has passed (whole seconds since it). The one
 /// cooldown rule: the batch triggers here and the controller's feature-drift trigger use it.
+/// After an estimated batch: an update when the watched estimate (its accuracy and rows)
+/// has stayed below `min_accuracy` for `hold` of scoring time and the cooldown has passed.
+pub fn on_estimate(
+    cfg: &EstimatedTriggerConfig,
+    st: &mut PolicyState,
+    estimate: Option<(f64, u64)>,
+    now: DateTime<Utc>,
+) -> Option<TrainRequest> {
+    if !cfg.enabled {
+        return None;
+    }
+    let below = estimate.filter(|&(acc, rows)| rows >= cfg.min_rows && acc < cfg.min_accuracy);
+    let Some((acc, _)) = below else {
+        st.estimate_below_since = None;
+        return None;
+    };
+    let since = *st.estimate_below_since.get_or_insert(now);
+    if (now - since).num_seconds() < cfg.hold.secs() || !cooled(st, &cfg.cooldown, now) {
+        return None;
+    }
+    st.last_trigger_at = Some(now);
+    st.estimate_below_since = None;
+    Some(TrainRequest {
+        trigger: TriggerKind::Estimated,
+        reason: format!(
+            "estimated accuracy {acc:.3} on window {} below {} for {}",
+            cfg.window,
+            cfg.min_accuracy,
+            cfg.hold.as_str()
+        ),
+        strategy: cfg.strategy,
+        run_id: None,
+        new_after: None,
+    })
+}
+
 pub fn cooled(st: &PolicyState, cooldown: &Span, now: DateTime<Utc>) -> bool {
     st.last_trigger_at
         .is_none_or(|t| (now - t).num_seconds() >= cooldown.secs())
@@ -574,5 +617,32 @@ mod tests {
             t0 + Duration::seconds(2)
         )
         .is_some());
+    }
+
+    #[test]
+    fn the_estimated_trigger_holds_then_fires_once_per_cooldown() {
+        let t0 = Utc::now();
+        let mut cfg = EstimatedTriggerConfig {
+            enabled: true,
+            min_accuracy: 0.8,
+            min_rows: 100,
+            ..Default::default()
+        };
+        let mut st = PolicyState::default();
+        let at = |m| t0 + Duration::minutes(m);
+        // Too few rows, then above the floor: nothing, and the hold does not start.
+        assert!(on_estimate(&cfg, &mut st, Some((0.5, 99)), at(0)).is_none());
+        assert!(on_estimate(&cfg, &mut st, Some((0.9, 500)), at(0)).is_none());
+        assert_eq!(st.estimate_below_since, None);
+        assert!(on_estimate(&cfg, &mut st, Some((0.7, 500)), at(1)).is_none());
+        assert!(on_estimate(&cfg, &mut st, Some((0.7, 500)), at(5)).is_none());
+        let r = on_estimate(&cfg, &mut st, Some((0.7, 500)), at(6)).expect("held 5 minutes");
+        assert_eq!(r.trigger, TriggerKind::Estimated);
+        assert!(r.reason.contains("0.700"), "{}", r.reason);
+        // The cooldown (1 h) holds the next one back.
+        assert!(on_estimate(&cfg, &mut st, Some((0.7, 500)), at(20)).is_none());
+        assert!(on_estimate(&cfg, &mut st, Some((0.7, 500)), at(67)).is_some());
+        cfg.enabled = false;
+        assert!(on_estimate(&cfg, &mut st, Some((0.1, 500)), at(200)).is_none());
     }
 }

@@ -74,6 +74,10 @@ pub struct HoldoutMetrics {
     pub n_holdout: usize,
     /// The update's decision, in words.
     pub reason: String,
+    /// The version's probabilities calibrated on that holdout, for the estimated accuracy
+    /// (`None`: calibrated on its first labelled rows instead; see `crate::estimate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::estimate::Calibration>,
 }
 
 impl HoldoutMetrics {

@@ -141,7 +141,14 @@ fn the_module_import_graph_has_no_cycle() {
 }
 
 /// The pure core: events in, decisions out, time passed in (ARCHITECTURE.md, Invariants).
-const CORE: &[&str] = &["control", "policy", "monitor", "detect", "feature_drift"];
+const CORE: &[&str] = &[
+    "control",
+    "policy",
+    "monitor",
+    "detect",
+    "feature_drift",
+    "estimate",
+];
 
 /// The pure modules the core stands on: its own types, configuration types, durations, the
 /// PRNG. Like the core, none of them does I/O (but `config/load.rs`, see [`PURE_EXCEPT`]).

@@ -57,6 +57,7 @@ use super::verdict::{KeepReason, Promotion, Verdict};
 use super::{Result, TrainError};
 use crate::config::train::TrainConfig;
 use crate::domain::{CandidateSpec, Dataset, Strategy};
+use crate::estimate::{Calibration, Method};
 
 /// What the daemon asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +70,8 @@ pub struct UpdateRequest {
     /// Classes of the model (the model's config); used for the first model, and checked
     /// against the champion's otherwise. Default 2.
     pub n_classes: usize,
+    /// How the chosen model's probabilities are calibrated on the holdout.
+    pub calibration: Method,
 }
 
 impl Default for UpdateRequest {
@@ -77,6 +80,7 @@ impl Default for UpdateRequest {
             seed: 0,
             strategy: None,
             n_classes: 2,
+            calibration: Method::Isotonic,
         }
     }
 }
@@ -111,6 +115,9 @@ pub struct Candidate {
     pub holdout: Option<Scores>,
     pub train_seconds: f64,
     pub n_train_rows: usize,
+    /// Its probabilities calibrated on the holdout (`None` without a holdout it was not
+    /// trained on: the bootstrap's is in-sample).
+    pub calibration: Option<Calibration>,
 }
 
 impl Candidate {
@@ -252,7 +259,8 @@ pub fn run_update(
         outcome.champion_holdout,
         cfg,
     );
-    let cand = scored.swap_remove(chosen).cand;
+    let mut cand = scored.swap_remove(chosen).cand;
+    cand.calibration = calibrate(&cand.artifact, &plan.holdout, req.calibration)?;
     tracing::info!(strategy = %plan.strategy, chosen = %cand.spec(), promoted = verdict.promotes(), "{verdict}");
     outcome.chosen = Some(cand);
     outcome.decide(verdict, start);
@@ -263,6 +271,31 @@ pub fn run_update(
         );
     }
     Ok(outcome)
+}
+
+/// The chosen model's calibration on the holdout it was not trained on (see
+/// [`crate::estimate`]); `None` without a holdout.
+fn calibrate(
+    artifact: &ModelArtifact,
+    holdout: &Dataset,
+    method: Method,
+) -> Result<Option<Calibration>> {
+    if holdout.is_empty() {
+        return Ok(None);
+    }
+    let p = super::artifact::predict(artifact, &holdout.x)?;
+    let pairs: Vec<(f64, bool)> = (0..p.len())
+        .map(|i| {
+            let label = holdout.y[i] as usize;
+            if p.n_classes <= 2 {
+                (f64::from(p.proba[i]), label == 1)
+            } else {
+                let top = p.labels[i] as usize;
+                (f64::from(p.prob(i, top)), top == label)
+            }
+        })
+        .collect();
+    Ok(Some(Calibration::fit(method, &pairs)))
 }
 
 /// No champion: one fresh model on every row (holdout included), windowed.
@@ -310,6 +343,7 @@ fn bootstrap(
         holdout: scores,
         train_seconds: t.stats.seconds,
         n_train_rows: t.stats.n_train_rows,
+        calibration: None,
     });
     outcome.n_old_rows = windowed.len();
     outcome.n_new_train_rows = 0;

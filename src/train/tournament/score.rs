@@ -129,6 +129,7 @@ pub(super) fn score_candidates(
                 holdout: scores,
                 train_seconds: stats.seconds,
                 n_train_rows: stats.n_train_rows,
+                calibration: None,
             },
             detail,
         });

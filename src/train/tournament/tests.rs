@@ -26,6 +26,7 @@ fn champion(cfg: &TrainConfig, n_classes: usize) -> (ModelArtifact, Dataset) {
         seed: 3,
         strategy: None,
         n_classes,
+        ..Default::default()
     };
     let out = run_update(&req, None, &old, &Dataset::empty(12), cfg, &no()).unwrap();
     assert!(out.bootstrap && out.promoted);

@@ -1,9 +1,9 @@
-//! Compact serde for the count windows' per-row entries in the monitor snapshot, which is
-//! written with every committed batch: a window's flags as one base64 bitset and its scores
-//! as base64 little-endian `f32`s (exact, NaN included), instead of a JSON number or boolean
-//! per row. The snapshot of the default windows (100, 1 000 and 10 000 rows) goes from about
-//! 330 KB of JSON to about 120 KB, most of it one string PostgreSQL stores without parsing.
-//! Reads the JSON arrays of earlier snapshots too.
+//! Compact serde for the per-row entries of count windows (the monitor's and the
+//! estimator's) in the snapshots written with every committed batch: flags as one base64
+//! bitset and scores as base64 little-endian `f32`s (exact, NaN included), instead of a JSON
+//! number or boolean per row. The monitor snapshot of the default windows (100, 1 000 and
+//! 10 000 rows) goes from about 330 KB of JSON to about 120 KB, most of it one string
+//! PostgreSQL stores without parsing. Reads the JSON arrays of earlier snapshots too.
 
 use std::collections::VecDeque;
 
