@@ -383,3 +383,61 @@ fn a_manual_refit_combined_with_nothing_new_trains_on_old_rows_and_others_are_sk
     };
     assert!(matches!(c.on_request(auto), Decision::Skip(_)));
 }
+
+#[test]
+fn a_low_estimate_of_scored_rows_requests_an_update_once_it_held() {
+    let mut c = controller(
+        "[models.triggers.estimated]\nenabled = true\nmin_accuracy = 0.8\nmin_rows = 50\n\
+         hold = \"1m\"\nstrategy = \"finetune_combined\"",
+    );
+    c.set_champion(Some(ChampionView {
+        version: 1,
+        holdout_accuracy: Some(0.9),
+        cutoff: wm(10),
+    }));
+    feed(&mut c, 1..21, |_| true);
+    // Version 1's holdout calibration: whatever it says, it is right 60 % of the time.
+    c.calibrate(
+        1,
+        Some(Calibration::Isotonic {
+            x: vec![0.0, 0.5, 1.0],
+            y: vec![0.4, 0.6, 0.6],
+        }),
+    );
+    let scored = |from: i64, n: i64| -> Vec<ScoredRow> {
+        (from..from + n)
+            .map(|id| ScoredRow {
+                id,
+                created_at: t(100 + id),
+                score: 0.95,
+                version: Some(1),
+            })
+            .collect()
+    };
+    let rows = scored(1, 100);
+    let folded = c.fold_scored(&rows, wm(100));
+    assert!(folded
+        .expected
+        .iter()
+        .all(|e| e.is_some_and(|e| (e - 0.6).abs() < 1e-9)));
+    assert_eq!(c.estimates().rows, 0, "not in force until committed");
+    assert!(
+        c.commit_scored(folded, t(200)).is_empty(),
+        "the hold starts"
+    );
+    assert_eq!(c.scored_cursor(), wm(100));
+    let (acc, n) = c.estimates().window("1000").unwrap();
+    assert!((acc - 0.6).abs() < 1e-6 && n == 100, "{acc} over {n}");
+    let rows = scored(101, 10);
+    let folded = c.fold_scored(&rows, wm(110));
+    let p = plan(c.commit_scored(folded, t(261)).remove(0));
+    assert_eq!(
+        (p.trigger, p.strategy),
+        (TriggerKind::Estimated, Strategy::FinetuneCombined)
+    );
+    assert!(
+        p.reason.contains("estimated accuracy 0.600"),
+        "{}",
+        p.reason
+    );
+}

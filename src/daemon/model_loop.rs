@@ -74,7 +74,7 @@ struct Live {
     /// The counted-id chunks of the last committed batch (the next one mostly falls in the
     /// same chunks); dropped when a step fails.
     counted: Option<CountedIds>,
-    /// When to read scored rows for the estimate next (`None`: now).
+    /// When to read scored rows for the estimate next (`None`: at once, a backlog).
     estimate_due: Option<Instant>,
 }
 
@@ -173,7 +173,8 @@ impl ModelLoop {
                     if let Some(l) = &live {
                         self.publish_lag(l);
                     }
-                    if step.rows as u32 >= self.poll.batch_size {
+                    let backlog = live.as_ref().is_some_and(|l| l.estimate_due.is_none());
+                    if step.rows as u32 >= self.poll.batch_size || backlog {
                         continue; // more is waiting: no pause between full batches
                     }
                     if let Some(l) = &live {
@@ -268,6 +269,10 @@ impl ModelLoop {
         if let Some(fd) = &self.cfg.feature_drift {
             let check = Duration::from_secs(fd.check_interval.secs().max(0) as u64);
             wait = wait.min(check.max(interval));
+        }
+        if self.estimates_scored() {
+            let every = Duration::from_millis(self.cfg.estimate.interval_ms);
+            wait = wait.min(every.max(interval));
         }
         wait
     }
@@ -515,7 +520,11 @@ impl ModelLoop {
     /// Estimates the next batch of scored rows (in scoring order, each once: windows and
     /// read position are committed together) and returns what the estimated trigger decides.
     async fn estimate_scored(&self, live: &mut Live) -> Result<Vec<Decision>, StoreError> {
-        if !self.estimates_scored() || live.estimate_due.is_some_and(|t| Instant::now() < t) {
+        if !self.estimates_scored() {
+            live.estimate_due = Some(Instant::now() + Duration::from_secs(3600));
+            return Ok(Vec::new());
+        }
+        if live.estimate_due.is_some_and(|t| Instant::now() < t) {
             return Ok(Vec::new());
         }
         let name = &self.cfg.name;

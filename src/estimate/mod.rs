@@ -41,7 +41,9 @@ pub struct EstimateConfig {
     pub calibration_rows: usize,
     /// Labelled rows of the estimation gap's window.
     pub gap_rows: usize,
-    /// How often the daemon reads scored rows when the last read was not a full batch.
+    /// How often the daemon reads scored rows when the last read was not a full batch (the
+    /// estimate is at most this stale; the default is the idle poll's 30 s, so a quiet
+    /// model wakes no more often than without the estimate).
     pub interval_ms: u64,
 }
 
@@ -52,7 +54,7 @@ impl Default for EstimateConfig {
             calibration: Method::Isotonic,
             calibration_rows: 500,
             gap_rows: 1_000,
-            interval_ms: 5_000,
+            interval_ms: 30_000,
         }
     }
 }

@@ -205,6 +205,19 @@ impl TestDb {
         .unwrap()
     }
 
+    /// The labels of rows `ids` arrive now.
+    pub async fn execute_bound_labels(&mut self, ids: &[i64], labels: &[f64]) {
+        sqlx::query(
+            "UPDATE outcomes o SET label = u.l, labeled_at = now() \
+             FROM UNNEST($1::int8[], $2::float8[]) AS u(id, l) WHERE o.id = u.id",
+        )
+        .bind(ids)
+        .bind(labels)
+        .execute(&mut self.conn)
+        .await
+        .unwrap();
+    }
+
     pub async fn scalar_i64(&mut self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
             .fetch_one(&mut self.conn)

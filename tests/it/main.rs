@@ -7,6 +7,7 @@ mod conformance;
 mod corrections;
 mod demo;
 mod deploy;
+mod estimate;
 mod fidelity;
 mod hardening;
 mod helpers;
