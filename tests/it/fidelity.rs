@@ -3,6 +3,9 @@
 //! through `driftd backtest` gives the same triggers, on the same train and holdout rows,
 //! with the same promotions.
 //!
+//! A second test gives every row a label time of its own (`labeled_at`, out of row order):
+//! the feed labels what has arrived by each batch's newest prediction, as the replay does.
+//!
 //! The feed makes training instantaneous for the daemon as it is for the backtest: it writes
 //! a batch of rows, waits for the champion to score them, labels them, waits for the daemon
 //! to have decided on the batch, and, while a training runs, waits for it to end.
@@ -72,9 +75,16 @@ async fn insert_unlabelled(
 
 /// Labels rows `rows` (and, for the bootstrap rows no model scored, gives them a prediction).
 async fn label(db: &mut TestDb, h: &driftd::backtest::History, rows: std::ops::Range<usize>) {
-    let ids: Vec<i64> = rows.clone().map(|i| i as i64).collect();
-    let labels: Vec<f64> = rows.clone().map(|i| f64::from(h.rows.y[i])).collect();
-    let ats: Vec<f64> = rows.map(|i| h.rows.ts[i] as f64).collect();
+    let rows: Vec<usize> = rows.collect();
+    let at: Vec<i64> = rows.iter().map(|&i| h.rows.ts[i]).collect();
+    label_at(db, h, &rows, &at).await;
+}
+
+/// Labels rows `rows`, row `rows[k]` at unix time `at[k]`.
+async fn label_at(db: &mut TestDb, h: &driftd::backtest::History, rows: &[usize], at: &[i64]) {
+    let ids: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
+    let labels: Vec<f64> = rows.iter().map(|&i| f64::from(h.rows.y[i])).collect();
+    let ats: Vec<f64> = at.iter().map(|&a| a as f64).collect();
     sqlx::query(
         "UPDATE outcomes o SET label = u.l, labeled_at = to_timestamp(u.a), \
              prediction = coalesce(o.prediction, 0.5) \
@@ -266,4 +276,130 @@ async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
     assert_eq!(triggers[0], "bootstrap");
     assert!(triggers.contains(&"drift"), "{triggers:?}");
     assert!(got.iter().filter(|u| u.1).count() >= 2, "{got:?}");
+}
+
+/// Adds a `labeled_at` column to a generated CSV: row `i`'s label arrives 0 to 249 s (rows)
+/// after its prediction, in a fixed pseudo-random pattern, so labels come out of row order.
+fn with_label_times(input: &Path, output: &Path) {
+    let text = std::fs::read_to_string(input).unwrap();
+    let mut lines = text.lines();
+    let mut out = format!("{},labeled_at\n", lines.next().unwrap());
+    for (i, line) in lines.enumerate() {
+        let ts: i64 = line.rsplit(',').next().unwrap().parse().unwrap();
+        let delay = (i as i64 * 7_919) % 250;
+        out.push_str(&format!("{line},{}\n", ts + delay));
+    }
+    std::fs::write(output, out).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_their_own_label_times_the_daemon_and_the_backtest_make_the_same_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.csv");
+    let input = dir.path().join("stream.csv");
+    let spec = driftd::backtest::generate_spec(ROWS, 4, 5);
+    driftd::backtest::generate_csv(&spec, &plain).unwrap();
+    with_label_times(&plain, &input);
+    let mut db = shared_pg().fresh_db().await;
+    let config = write_config(dir.path(), &db.url, MODEL_TOML);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[poll]", "[poll]\nidle_poll_ms = 100");
+    std::fs::write(&config, text).unwrap();
+    let cfg = driftd::config::Config::load(&config, Vec::new()).unwrap();
+    let opts = driftd::backtest::BacktestOptions::default();
+    let h = driftd::backtest::read_history(&cfg.models[0], &input, &opts).unwrap();
+    let label_ts = h.label_ts.clone().expect("the labeled_at column is read");
+    // When the backtest sees each label: the bootstrap's when the first model is fit.
+    let fit_at = h.rows.ts[BOOTSTRAP - 1];
+    let arrival: Vec<i64> = (0..ROWS)
+        .map(|j| {
+            if j < BOOTSTRAP {
+                label_ts[j].min(fit_at)
+            } else {
+                label_ts[j]
+            }
+        })
+        .collect();
+
+    let report = dir.path().join("report.json");
+    let out = Command::new(driftd_bin())
+        .args(["backtest", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(&input)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: driftd::backtest::Report =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r.label_delay, "timestamps");
+    let expected = backtest_updates(&report);
+
+    let daemon = Daemon::spawn(&config);
+    let mut labelled = vec![false; ROWS];
+    // The newest label in the poll's order, (label time, id).
+    let mut newest = (i64::MIN, -1i64);
+    let mut deliver = |due: Vec<usize>, labelled: &mut Vec<bool>| {
+        for &j in &due {
+            labelled[j] = true;
+            newest = newest.max((arrival[j], j as i64));
+        }
+        (
+            due.iter().map(|&j| arrival[j]).collect::<Vec<_>>(),
+            due,
+            newest.1,
+        )
+    };
+    insert_unlabelled(&mut db, &h, 0..BOOTSTRAP).await;
+    let (at, due, last) = deliver((0..BOOTSTRAP).collect(), &mut labelled);
+    label_at(&mut db, &h, &due, &at).await;
+    wait_decided(&mut db, &daemon, last).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let mut start = BOOTSTRAP;
+    while start + BATCH < ROWS {
+        let end = start + BATCH;
+        let runs_before = db
+            .scalar_i64("SELECT count(*) FROM driftd.training_runs")
+            .await;
+        insert_unlabelled(&mut db, &h, start..end).await;
+        let unscored = format!(
+            "SELECT count(*) FROM outcomes WHERE id >= {start} AND id < {end} AND prediction IS NULL"
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while db.scalar_i64(&unscored).await > 0 {
+            assert!(Instant::now() < deadline, "rows {start}..{end} not scored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The labels that have arrived by the newest prediction's time, as in the replay.
+        let now = h.rows.ts[end - 1];
+        let due: Vec<usize> = (0..end)
+            .filter(|&j| !labelled[j] && arrival[j] <= now)
+            .collect();
+        assert!(!due.is_empty(), "some label arrives during every batch");
+        let (at, due, last) = deliver(due, &mut labelled);
+        label_at(&mut db, &h, &due, &at).await;
+        wait_decided(&mut db, &daemon, last).await;
+        let runs_after = db
+            .scalar_i64("SELECT count(*) FROM driftd.training_runs")
+            .await;
+        if runs_after > runs_before {
+            tokio::time::sleep(Duration::from_millis(1_300)).await;
+        }
+        start = end;
+    }
+    let got = daemon_updates(&mut db).await;
+    assert_eq!(
+        got,
+        expected,
+        "daemon (left) and backtest (right) differ; daemon log:\n{}",
+        daemon.logs()
+    );
+    assert!(got.len() >= 2, "{got:?}");
 }
