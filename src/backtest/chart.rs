@@ -21,6 +21,8 @@ const COLOURS: [&str; 4] = ["#1f77b4", "#7f7f7f", "#ff7f0e", "#9467bd"];
 const DRIFT: &str = "#d62728";
 const PROMOTED: &str = "#2ca02c";
 const KEPT: &str = "#8c8c8c";
+/// The estimated accuracy (a dashed line).
+const ESTIMATE: &str = "#17becf";
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -71,6 +73,7 @@ impl Scale {
         let lowest = lines
             .iter()
             .flat_map(|r| r.accuracy_series.iter().map(|p| p.accuracy))
+            .chain(main.estimation.iter().map(|p| p.estimated_accuracy))
             .fold(1.0f64, f64::min);
         Scale {
             n: main.input_rows.max(1) as f64,
@@ -102,8 +105,9 @@ pub fn render_svg(main: &Report, others: &[&Report]) -> String {
     write_axes(&mut s, main);
     write_updates(&mut s, &sc, main);
     write_accuracy_lines(&mut s, &sc, &lines);
+    write_estimate(&mut s, &sc, main);
     write_drifts(&mut s, &sc, main);
-    write_legend(&mut s, &lines);
+    write_legend(&mut s, &lines, main);
     s.push_str("</svg>\n");
     s
 }
@@ -250,6 +254,25 @@ fn write_accuracy_lines(s: &mut String, sc: &Scale, lines: &[&Report]) {
     }
 }
 
+/// The accuracy estimated before the labels, per window: a dashed line over the realized one.
+fn write_estimate(s: &mut String, sc: &Scale, main: &Report) {
+    let pts: Vec<String> = main
+        .estimation
+        .iter()
+        .map(|p| {
+            let y = sc.y(p.estimated_accuracy);
+            format!("{:.1},{y:.1}", sc.x(p.end_row as f64 + 1.0))
+        })
+        .collect();
+    if !pts.is_empty() {
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{ESTIMATE}" stroke-dasharray="5,3" stroke-width="1.5"/>"#,
+            pts.join(" ")
+        );
+    }
+}
+
 /// Drifts: triangles along the top edge, with a tooltip naming the detector.
 fn write_drifts(s: &mut String, sc: &Scale, main: &Report) {
     for d in &main.drift_events {
@@ -267,7 +290,7 @@ fn write_drifts(s: &mut String, sc: &Scale, main: &Report) {
 /// The legend, above the plot on the right: one entry per line (policy and its accuracy),
 /// then the drift and update markers. Entries are as wide as their text (an estimate: SVG
 /// has no text metrics), laid out right-aligned, never left of the plot.
-fn write_legend(s: &mut String, lines: &[&Report]) {
+fn write_legend(s: &mut String, lines: &[&Report], main: &Report) {
     let mut entries: Vec<(String, String)> = lines
         .iter()
         .enumerate()
@@ -281,6 +304,14 @@ fn write_legend(s: &mut String, lines: &[&Report]) {
             )
         })
         .collect();
+    if let Some(mae) = main.estimated_accuracy_mae {
+        entries.push((
+            format!(
+                r#"<line x1="0" y1="0" x2="18" y2="0" stroke="{ESTIMATE}" stroke-dasharray="5,3" stroke-width="1.5"/>"#
+            ),
+            format!("estimated before the labels (MAE {mae:.3})"),
+        ));
+    }
     entries.push((
         format!(r#"<path d="M9,4 l5,-9 h-10 z" fill="{DRIFT}"/>"#),
         "drift".into(),

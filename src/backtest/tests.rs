@@ -197,6 +197,54 @@ fn a_stationary_stream_shows_no_drift_and_no_update() {
 }
 
 #[test]
+fn label_times_of_its_own_replay_what_a_fixed_delay_does_and_more() {
+    let cfg = stream_config();
+    let plain = History::from_stream(&drifting());
+    let n = plain.len();
+    let json = |r: &Report| {
+        let mut v = serde_json::to_value(r).unwrap();
+        without_timings(&mut v);
+        for k in ["label_delay", "label_delay_rows", "metrics"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    let delayed = |d: usize| BacktestOptions {
+        label_delay_rows: d,
+        ..Default::default()
+    };
+    // A label time 300 rows (seconds) after each prediction is the fixed delay of 300 rows.
+    let mut h = plain.clone();
+    h.label_ts = Some(
+        (0..n)
+            .map(|j| plain.rows.ts[(j + 300).min(n - 1)])
+            .collect(),
+    );
+    let own = run_history(&cfg.models[0], &h, &BacktestOptions::default()).unwrap();
+    assert_eq!(own.label_delay, "timestamps");
+    assert_eq!(
+        json(&own),
+        json(&run_history(&cfg.models[0], &plain, &delayed(300)).unwrap())
+    );
+    // Out of order: every other row's label waits 600 rows, the rest come at once. An update
+    // then trains on rows whose labels are in, which is no prefix of the history.
+    h.label_ts = Some(
+        (0..n)
+            .map(|j| plain.rows.ts[if j % 2 == 0 { j } else { (j + 600).min(n - 1) }])
+            .collect(),
+    );
+    let mixed = run_history(&cfg.models[0], &h, &BacktestOptions::default()).unwrap();
+    assert!(!mixed.retrains.is_empty());
+    for r in &mixed.retrains {
+        let (_, last_new) = r.rows.new.expect("new rows");
+        // The newest label in is an even row predicted by the time of the update, or an odd
+        // one 600 rows before it.
+        assert!(last_new as usize <= r.index, "{r:?}");
+    }
+    assert_ne!(json(&mixed), json(&own));
+}
+
+#[test]
 fn deterministic_for_a_seed_with_label_delay() {
     let cfg = stream_config();
     let h = History::from_stream(&drifting());
@@ -527,7 +575,10 @@ fn the_chart_shows_the_story() {
     .unwrap();
     let svg = render_svg(&c.policy, &[&c.never, &c.periodic]);
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    assert_eq!(svg.matches("<polyline").count(), 3);
+    // Three policies' accuracy, and the policy's estimate before the labels.
+    assert_eq!(svg.matches("<polyline").count(), 4);
+    assert!(c.policy.estimated_accuracy_mae.is_some());
+    assert!(svg.contains("estimated before the labels (MAE"));
     // One tooltip per drift and per update.
     assert_eq!(
         svg.matches("<title>").count(),
