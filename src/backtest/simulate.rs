@@ -269,8 +269,8 @@ impl Replay<'_> {
     }
 
     /// Estimates rows `step..end` as the daemon estimates scored rows, before any label of
-    /// theirs is in; carries out what the estimated trigger decides.
-    fn estimate(&mut self, step: usize, end: usize) -> Result<(), BacktestError> {
+    /// theirs is in (the estimated trigger looks at it with the step's decisions).
+    fn estimate(&mut self, step: usize, end: usize) {
         let ts = &self.sim.h.rows.ts;
         let rows: Vec<ScoredRow> = (step..end)
             .map(|j| ScoredRow {
@@ -286,13 +286,7 @@ impl Replay<'_> {
         };
         let folded = self.core.fold_scored(&rows, to);
         self.expected[step..end].copy_from_slice(&folded.expected);
-        let now = at(ts[end - 1]);
-        let decisions = self.core.commit_scored(folded, now);
-        if end == self.sim.h.len() {
-            // Nothing is left to predict: an update now could not change any prediction.
-            return Ok(());
-        }
-        self.sim.carry_out(&mut self.core, decisions, end - 1, now)
+        self.core.commit_scored(folded);
     }
 
     /// Folds the labels that arrived, up to position `label_end` in label order, into the
@@ -380,7 +374,7 @@ impl Replay<'_> {
         let n = self.sim.h.len();
         self.predict(step, end)?;
         let t = Instant::now();
-        self.estimate(step, end)?;
+        self.estimate(step, end);
         let label_end = self.labels_in(end);
         let events = self.label(label_end);
         if end == n {

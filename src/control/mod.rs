@@ -350,20 +350,11 @@ impl Controller {
         }
     }
 
-    /// The folded scored rows are stored: they are now the estimates. Returns the estimated
-    /// trigger's decision, if it fires (`now`: the newest scoring time).
-    pub fn commit_scored(&mut self, folded: FoldedEstimates, now: DateTime<Utc>) -> Vec<Decision> {
+    /// The folded scored rows are stored: they are now the estimates (the estimated
+    /// trigger looks at them with the next [`Self::on_batch`]).
+    pub fn commit_scored(&mut self, folded: FoldedEstimates) {
         self.estimates = folded.estimates;
         self.scored_cursor = folded.to;
-        if self.mode != TriggerMode::Configured || self.champion.is_none() {
-            return Vec::new();
-        }
-        let cfg = &self.cfg.triggers.estimated;
-        let watched = self.estimates.window(&cfg.window);
-        policy::on_estimate(cfg, &mut self.state.policy, watched, now)
-            .map(|r| self.request(r))
-            .into_iter()
-            .collect()
     }
 
     /// The serving `version`'s calibration: `Some` when it came with one (its holdout's),
@@ -388,11 +379,14 @@ impl Controller {
         self.champion = champion;
     }
 
-    /// After a committed batch (`events` are what it showed the detectors): the drift,
-    /// threshold and bootstrap triggers, or the baseline's.
+    /// After a committed batch (`events` are what it showed the detectors; none on a round
+    /// that read nothing): the drift, threshold, more-data and bootstrap triggers, then the
+    /// estimated one, or the baseline's.
     pub fn on_batch(&mut self, events: &[MonitorEvent], now: DateTime<Utc>) -> Vec<Decision> {
         let request = match self.mode {
-            TriggerMode::Configured => self.policy_request(events, now),
+            TriggerMode::Configured => self
+                .policy_request(events, now)
+                .or_else(|| self.estimated_request(now)),
             TriggerMode::Never => None,
             TriggerMode::EveryRows(n) => self.periodic_request(n),
         };
@@ -415,6 +409,15 @@ impl Controller {
             has_champion: self.champion.is_some(),
         };
         policy::on_batch(&self.cfg.triggers, &mut self.state.policy, &view, now)
+    }
+
+    /// The estimated trigger on the estimate of the scored rows (with a champion only: the
+    /// first model waits for the bootstrap).
+    fn estimated_request(&mut self, now: DateTime<Utc>) -> Option<TrainRequest> {
+        self.champion?;
+        let cfg = &self.cfg.triggers.estimated;
+        let watched = self.estimates.window(&cfg.window);
+        policy::on_estimate(cfg, &mut self.state.policy, watched, now)
     }
 
     fn periodic_request(&self, every_rows: u64) -> Option<TrainRequest> {

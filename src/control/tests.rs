@@ -421,16 +421,16 @@ fn a_low_estimate_of_scored_rows_requests_an_update_once_it_held() {
         .iter()
         .all(|e| e.is_some_and(|e| (e - 0.6).abs() < 1e-9)));
     assert_eq!(c.estimates().rows, 0, "not in force until committed");
-    assert!(
-        c.commit_scored(folded, t(200)).is_empty(),
-        "the hold starts"
-    );
+    c.commit_scored(folded);
+    assert!(c.on_batch(&[], t(200)).is_empty(), "the hold starts");
     assert_eq!(c.scored_cursor(), wm(100));
     let (acc, n) = c.estimates().window("1000").unwrap();
     assert!((acc - 0.6).abs() < 1e-6 && n == 100, "{acc} over {n}");
     let rows = scored(101, 10);
     let folded = c.fold_scored(&rows, wm(110));
-    let p = plan(c.commit_scored(folded, t(261)).remove(0));
+    c.commit_scored(folded);
+    assert!(c.on_batch(&[], t(230)).is_empty(), "still holding");
+    let p = plan(c.on_batch(&[], t(261)).remove(0));
     assert_eq!(
         (p.trigger, p.strategy),
         (TriggerKind::Estimated, Strategy::FinetuneCombined)

@@ -285,13 +285,13 @@ impl ModelLoop {
         trainer: &mut Trainer,
         events: &[MonitorEvent],
     ) -> Result<(), StoreError> {
-        let estimated = self.estimate_scored(live).await?;
+        self.estimate_scored(live).await?;
         if !self.cfg.train.enabled {
             // Monitor only: no scoring, no triggers, no training (see `train.enabled`).
             return Ok(());
         }
         let now = Utc::now();
-        let mut decisions = estimated;
+        let mut decisions = Vec::new();
         if let Some(done) = trainer.poll().await {
             tracing::debug!(model = %self.cfg.name, run_id = done.run_id, status = done.status.as_str(), "run collected");
             decisions.extend(live.core.on_training_finished(done.new_champion, now));
@@ -321,11 +321,11 @@ impl ModelLoop {
         live: &mut Live,
         trainer: &mut Trainer,
     ) -> Result<(), StoreError> {
-        let mut decisions = self.estimate_scored(live).await?;
+        self.estimate_scored(live).await?;
         if !self.cfg.train.enabled {
             return Ok(());
         }
-        decisions.extend(self.decide(live, &[], Utc::now()).await?);
+        let decisions = self.decide(live, &[], Utc::now()).await?;
         carry_out(decisions, trainer).await
     }
 
@@ -518,14 +518,15 @@ impl ModelLoop {
     }
 
     /// Estimates the next batch of scored rows (in scoring order, each once: windows and
-    /// read position are committed together) and returns what the estimated trigger decides.
-    async fn estimate_scored(&self, live: &mut Live) -> Result<Vec<Decision>, StoreError> {
+    /// read position are committed together); the estimated trigger looks at the result
+    /// with the round's decisions.
+    async fn estimate_scored(&self, live: &mut Live) -> Result<(), StoreError> {
         if !self.estimates_scored() {
             live.estimate_due = Some(Instant::now() + Duration::from_secs(3600));
-            return Ok(Vec::new());
+            return Ok(());
         }
         if live.estimate_due.is_some_and(|t| Instant::now() < t) {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let name = &self.cfg.name;
         let mut conn = self.pool.acquire().await?;
@@ -546,7 +547,7 @@ impl ModelLoop {
         live.estimate_due = (!full).then(|| Instant::now() + interval);
         let raw = &raw[..self.scored_cut(live, &raw)];
         let Some(last) = raw.last() else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let to = Watermark {
             labeled_at: last.created_at,
@@ -566,11 +567,11 @@ impl ModelLoop {
         let folded = live.core.fold_scored(&rows, to);
         store::commit_estimates(&mut conn, name, from, to, &folded.estimates).await?;
         let n = folded.expected.iter().flatten().count() as u64;
-        let decisions = live.core.commit_scored(folded, last.created_at);
+        live.core.commit_scored(folded);
         self.metrics
             .estimate
             .publish(name, live.core.estimates(), n);
-        Ok(decisions)
+        Ok(())
     }
 
     /// How many scored rows to estimate now: when this loop scores the table, a row that

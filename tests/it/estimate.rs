@@ -189,3 +189,92 @@ async fn kill_dash_nine_estimates_each_scored_row_once() {
     );
     drop(d);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_low_estimate_requests_an_update_before_the_labels_show_it() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A floor no estimate reaches, so that the trigger's path is what is tested.
+    let cfg = write_config(
+        dir.path(),
+        &db.url,
+        r#"
+[[models]]
+name = "churn"
+n_features = 3
+[models.train]
+fit_epochs = 5
+[models.estimate]
+calibration_rows = 50
+interval_ms = 100
+[models.triggers.estimated]
+enabled = true
+window = "100"
+min_accuracy = 0.999
+min_rows = 50
+hold = "1s"
+cooldown = "1s"
+strategy = "finetune_combined"
+"#,
+    );
+    db.insert(&binary_rows("churn", 500, 0, None)).await;
+    let d = Daemon::spawn(&cfg);
+    let champion = "SELECT count(*) FROM driftd.model_versions WHERE model = 'churn'";
+    let deadline = std::time::Instant::now() + WAIT;
+    while db.try_scalar_i64(champion).await.unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no first model");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // v1 has no holdout of its own: its first labelled rows calibrate it. Rows are written
+    // without a prediction, scored by the champion, then labelled.
+    let unscored = |rows: Vec<Row>| -> Vec<Row> {
+        rows.into_iter()
+            .map(|r| Row {
+                prediction: None,
+                ..r
+            })
+            .collect()
+    };
+    let first = binary_rows("churn", 100, 1_000, None);
+    let ids = db.insert(&unlabelled(&unscored(first.clone()))).await;
+    let pending = format!(
+        "SELECT count(*) FROM outcomes WHERE prediction IS NULL AND id >= {}",
+        ids[0]
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while db.scalar_i64(&pending).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "rows not scored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    label(&mut db, &ids, &first).await;
+    db.wait_rows_processed("churn", 600, WAIT).await;
+    // Scored, never labelled: the estimate alone asks for the update.
+    db.insert(&unlabelled(&unscored(binary_rows(
+        "churn", 100, 2_000, None,
+    ))))
+    .await;
+    let runs = "SELECT count(*) FROM driftd.training_runs WHERE trigger = 'estimated'";
+    let deadline = std::time::Instant::now() + WAIT;
+    while db.scalar_i64(runs).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no estimated run; estimate {:?}; log:\n{}",
+            d.metric(r#"driftd_estimated_accuracy{model="churn",window="100"}"#),
+            d.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reason: String = sqlx::query_scalar(
+        "SELECT reason FROM driftd.training_runs WHERE trigger = 'estimated' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&mut db.conn)
+    .await
+    .unwrap();
+    assert!(reason.contains("estimated accuracy"), "{reason}");
+    assert_eq!(
+        db.rows_processed("churn").await,
+        600,
+        "no label of the estimated rows came in"
+    );
+}
