@@ -916,6 +916,18 @@ mod tests {
             .finished("a", TriggerKind::Schedule, RunStatus::Running, at);
         m.training.took(crate::train::Strategy::Auto, 2.5);
         m.training.took(crate::train::Strategy::RefitNew, 0.05);
+        let mut estimates = crate::estimate::Estimates::new(&[1_000], &[("1h".into(), 3_600)]);
+        let mut maps = crate::estimate::Calibrations::default();
+        maps.set(1, crate::estimate::Calibration::Identity);
+        let scored = crate::estimate::ScoredRow {
+            id: 1,
+            created_at: t0,
+            score: 0.9,
+            version: Some(1),
+        };
+        estimates.fold(crate::config::Task::Binary, &maps, &[scored]);
+        m.estimate.publish("a", &estimates, 1);
+        m.estimate.set_gap("a", Some(-0.01));
         m.feature_drift.publish(
             "a",
             &FeatureDriftReport {
