@@ -36,6 +36,9 @@ n_features = $FEATURES
 bootstrap_min_rows = 1000000000000
 [models.triggers.drift]
 enabled = false
+# The estimate of scored rows reads the table a second time (BENCH_ESTIMATE=true measures it).
+[models.estimate]
+enabled = ${BENCH_ESTIMATE:-false}
 TOML
 "$BIN" migrate --config "$WORK/driftd.toml" --create-outcomes-table >/dev/null
 echo "filling $ROWS labelled rows with $FEATURES features ..."

@@ -43,10 +43,10 @@ for M in "${MS[@]}"; do
   {
     printf '[database]\nurl = "%s"\nmax_connections = 8\n[poll]\ninterval_ms = 1000\nbatch_size = 5000\n[log]\nlevel = "warn"\n' "$DBURL"
     if [ "${BENCH_TEMPLATES:-0}" = 1 ]; then
-      printf '[[model_templates]]\npattern = "m*"\n[model_templates.triggers]\nbootstrap_min_rows = 1000000000000\n[model_templates.triggers.drift]\nenabled = false\n'
+      printf '[[model_templates]]\npattern = "m*"\n[model_templates.triggers]\nbootstrap_min_rows = 1000000000000\n[model_templates.triggers.drift]\nenabled = false\n[model_templates.estimate]\nenabled = false\n'
     else
       for i in $(seq 0 $((M - 1))); do
-        printf '[[models]]\nname = "m%05d"\nn_features = %d\n[models.triggers]\nbootstrap_min_rows = 1000000000000\n[models.triggers.drift]\nenabled = false\n' "$i" "$F"
+        printf '[[models]]\nname = "m%05d"\nn_features = %d\n[models.triggers]\nbootstrap_min_rows = 1000000000000\n[models.triggers.drift]\nenabled = false\n[models.estimate]\nenabled = false\n' "$i" "$F"
       done
     fi
   } > "$WORK/driftd.toml"
