@@ -27,6 +27,10 @@ pub struct History {
     pub has_timestamps: bool,
     /// Rows left out: a null or non-finite feature, a missing or invalid label, no timestamp.
     pub skipped_rows: usize,
+    /// The same rows by reason (`null_feature`, `non_finite_feature`, `invalid_label`: null,
+    /// negative or not an integer, `unknown_label`: a class the model does not have,
+    /// `missing_timestamp`, `missing_label_time`).
+    pub skipped_by_reason: std::collections::BTreeMap<String, usize>,
     /// When each row's label arrived (unix seconds, in row order), from the history's label
     /// time column; `None` without one (labels then arrive `label_delay_rows` rows later).
     pub label_ts: Option<Vec<i64>>,
@@ -74,6 +78,14 @@ impl History {
             h.rows.ids.push(r.index as i64);
         }
         h
+    }
+
+    fn skip(&mut self, reason: &str) {
+        self.skipped_rows += 1;
+        *self
+            .skipped_by_reason
+            .entry(reason.to_string())
+            .or_default() += 1;
     }
 
     /// The first `n` rows.
@@ -441,16 +453,24 @@ fn push_usable_rows(
     'rows: for (i, label) in labels.iter().enumerate() {
         let y = match *label {
             Some(v) if v >= 0.0 && v.fract() == 0.0 && v < f64::from(n_classes) => v as u32,
+            Some(v) if v >= 0.0 && v.fract() == 0.0 => {
+                h.skip("unknown_label");
+                continue;
+            }
             _ => {
-                h.skipped_rows += 1;
+                h.skip("invalid_label");
                 continue;
             }
         };
         for (f, col) in cols.iter().enumerate() {
             match col[i] {
                 Some(v) if v.is_finite() && (v as f32).is_finite() => row[f] = v as f32,
-                _ => {
-                    h.skipped_rows += 1;
+                Some(_) => {
+                    h.skip("non_finite_feature");
+                    continue 'rows;
+                }
+                None => {
+                    h.skip("null_feature");
                     continue 'rows;
                 }
             }
@@ -459,7 +479,7 @@ fn push_usable_rows(
             Some(ts) => match ts[i] {
                 Some(t) => t,
                 None => {
-                    h.skipped_rows += 1;
+                    h.skip("missing_timestamp");
                     continue;
                 }
             },
@@ -469,7 +489,7 @@ fn push_usable_rows(
         let label_at = match label_ts.map(|l| l[i]) {
             Some(Some(l)) => Some(l.max(t)),
             Some(None) => {
-                h.skipped_rows += 1;
+                h.skip("missing_label_time");
                 continue;
             }
             None => None,

@@ -253,6 +253,9 @@ pub struct Report {
     /// Rows replayed (bootstrap included) and rows left out of the input.
     pub input_rows: usize,
     pub skipped_rows: usize,
+    /// The skipped rows by reason (see [`History::skipped_by_reason`]).
+    #[serde(default)]
+    pub skipped_by_reason: std::collections::BTreeMap<String, usize>,
     pub bootstrap_rows: usize,
     pub label_delay_rows: usize,
     /// `rows` (`label_delay_rows` later) or `timestamps` (the history's label time column).
@@ -485,7 +488,21 @@ fn summary(r: &Report) -> String {
     } else {
         String::new()
     };
-    summary_line(r) + &delay + &estimate
+    let skipped = if r.skipped_rows > 0 {
+        let reasons: Vec<String> = r
+            .skipped_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        format!(
+            "; {} input row(s) skipped ({})",
+            r.skipped_rows,
+            reasons.join(", ")
+        )
+    } else {
+        String::new()
+    };
+    summary_line(r) + &skipped + &delay + &estimate
 }
 
 fn summary_line(r: &Report) -> String {

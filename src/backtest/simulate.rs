@@ -674,6 +674,7 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
         feature_names: h.feature_names.clone(),
         input_rows: n,
         skipped_rows: h.skipped_rows,
+        skipped_by_reason: h.skipped_by_reason.clone(),
         bootstrap_rows: b,
         label_delay_rows: opts.label_delay_rows,
         label_delay: if h.label_ts.is_some() {

@@ -405,6 +405,12 @@ fn parquet_datetime_and_date_columns_are_timestamps() {
     };
     let h = read_history(&cfg.models[0], &path, &opts).unwrap();
     assert_eq!((h.len(), h.skipped_rows), (298, 2));
+    let reasons: Vec<(&str, usize)> = h
+        .skipped_by_reason
+        .iter()
+        .map(|(r, n)| (r.as_str(), *n))
+        .collect();
+    assert_eq!(reasons, [("null_feature", 1), ("unknown_label", 1)]);
     assert!(h.rows.ts.windows(2).all(|w| w[0] < w[1]), "sorted by time");
     // Sub-second parts are dropped, as for unix seconds in a CSV.
     assert_eq!(h.rows.ts[0], 1_700_000_000);
