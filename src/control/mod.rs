@@ -358,11 +358,15 @@ impl Controller {
     }
 
     /// The serving `version`'s calibration: `Some` when it came with one (its holdout's),
-    /// `None` to fit one on its first labelled rows. In force at once, stored with the next
+    /// `None` to fit one on its first labelled rows (multiclass: to use its raw
+    /// probabilities, see [`Calibrations::raw`]). In force at once, stored with the next
     /// batch (a driver that restarts sets it again from the registry).
     pub fn calibrate(&mut self, version: i64, map: Option<Calibration>) {
         match map {
             Some(m) => self.state.calibrations.set(version, m),
+            None if self.cfg.task == crate::domain::Task::Multiclass => {
+                self.state.calibrations.raw(version)
+            }
             None => self.state.calibrations.expect(version),
         }
     }

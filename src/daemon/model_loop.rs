@@ -512,9 +512,60 @@ impl ModelLoop {
     }
 
     /// Whether this model's scored rows are estimated: `[models.estimate]` is on, the table
-    /// has a scoring time (`created_at_column`), and predictions are probabilities (binary).
+    /// has a scoring time (`created_at_column`), and the probabilities are known: a binary
+    /// prediction is one; a multiclass one is a class index, so its probabilities are
+    /// recomputed by the champion that scored it, which only a model driftd scores has.
     fn estimates_scored(&self) -> bool {
-        self.cfg.estimate.enabled && self.cfg.task == Task::Binary && self.source.has_scoring_time()
+        let probabilities = self.cfg.task == Task::Binary
+            || (self.cfg.train.enabled && self.runtime.score_unscored);
+        self.cfg.estimate.enabled && probabilities && self.source.has_scoring_time()
+    }
+
+    /// What the estimate reads of each scored row (see `estimate::expected_correct`): the
+    /// prediction of a binary model; for a multiclass model the probability of its predicted
+    /// class, recomputed by the champion from the features of the rows it scored (others:
+    /// NaN, passed over).
+    async fn scores_of(&self, live: &Live, raw: &[ScoredRaw]) -> Vec<f64> {
+        let binary = || {
+            raw.iter()
+                .map(|r| r.prediction.unwrap_or(f64::NAN))
+                .collect()
+        };
+        let (Task::Multiclass, Some(scorer)) = (self.cfg.task, &live.scorer) else {
+            return binary();
+        };
+        let n = self.cfg.n_features;
+        let mut at = Vec::new();
+        let mut x = Vec::new();
+        for (i, r) in raw.iter().enumerate() {
+            if r.model_version != Some(scorer.version) || r.prediction.is_none() {
+                continue;
+            }
+            if let Ok(f) = crate::domain::features_f32(n, r.features.as_deref()) {
+                at.push(i);
+                x.extend(f);
+            }
+        }
+        let mut scores = vec![f64::NAN; raw.len()];
+        if at.is_empty() {
+            return scores;
+        }
+        let artifact = scorer.artifact.clone();
+        let top = tokio::task::spawn_blocking(move || {
+            crate::train::predict(&artifact, &x).map(|p| {
+                (0..p.len())
+                    .map(|i| f64::from(p.prob(i, p.labels[i] as usize)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await;
+        match top {
+            Ok(Ok(top)) => at.iter().zip(top).for_each(|(&i, p)| scores[i] = p),
+            other => {
+                tracing::error!(model = %self.cfg.name, error = ?other.err(), "estimate: predicting failed")
+            }
+        }
+        scores
     }
 
     /// Estimates the next batch of scored rows (in scoring order, each once: windows and
@@ -531,15 +582,11 @@ impl ModelLoop {
         let name = &self.cfg.name;
         let mut conn = self.pool.acquire().await?;
         let from = live.core.scored_cursor();
+        let multiclass = self.cfg.task == Task::Multiclass;
+        let limits = (self.poll.settle_ms, self.poll.batch_size);
         let raw = self
             .source
-            .scored(
-                &mut conn,
-                name,
-                from,
-                self.poll.settle_ms,
-                self.poll.batch_size,
-            )
+            .scored(&mut conn, name, from, limits, multiclass)
             .await?;
         // A full batch is followed at once by the next; otherwise, wait for the interval.
         let full = raw.len() >= self.poll.batch_size as usize;
@@ -553,15 +600,16 @@ impl ModelLoop {
             labeled_at: last.created_at,
             id: last.id,
         };
+        let scores = self.scores_of(live, raw).await;
         let rows: Vec<ScoredRow> = raw
             .iter()
-            .filter_map(|r| {
-                Some(ScoredRow {
-                    id: r.id,
-                    created_at: r.created_at,
-                    score: r.prediction?,
-                    version: r.model_version,
-                })
+            .zip(scores)
+            .filter(|(r, _)| r.prediction.is_some())
+            .map(|(r, score)| ScoredRow {
+                id: r.id,
+                created_at: r.created_at,
+                score,
+                version: r.model_version,
             })
             .collect();
         let folded = live.core.fold_scored(&rows, to);

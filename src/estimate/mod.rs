@@ -138,11 +138,24 @@ impl Calibrations {
 
     /// `version` is calibrated by `map` (fitted on its holdout); replaces what it had.
     pub fn set(&mut self, version: i64, map: Calibration) {
+        self.set_from(version, map, "holdout");
+    }
+
+    /// `version` uses its raw probabilities: a multiclass model's labelled rows carry only
+    /// the predicted class, so they cannot calibrate a version that came without a holdout.
+    /// A version that has a map keeps it.
+    pub fn raw(&mut self, version: i64) {
+        if self.versions.iter().all(|v| v.version != version) {
+            self.set_from(version, Calibration::Identity, "raw");
+        }
+    }
+
+    fn set_from(&mut self, version: i64, map: Calibration, source: &str) {
         self.versions.retain(|v| v.version != version);
         self.push(VersionCalibration {
             version,
             map: Some(map),
-            source: "holdout".into(),
+            source: source.into(),
             pending: Vec::new(),
         });
     }

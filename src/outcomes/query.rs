@@ -89,8 +89,9 @@ pub struct OutcomeSource {
     poll_sql: String,
     training_sql: String,
     unscored_sql: String,
-    /// `None` without a `created_at_column`: scored rows have no scoring time to order by.
-    scored_sql: Option<String>,
+    /// Without and with the features; `None` without a `created_at_column`: scored rows
+    /// have no scoring time to order by.
+    scored_sql: Option<[String; 2]>,
     score_sql: Option<String>,
     recent_sql: String,
     pending_sql: String,
@@ -174,8 +175,8 @@ impl OutcomeSource {
         // Scored rows, labelled or not, in scoring order: what the estimate reads.
         let scored_sql = cfg.created_at_column.as_deref().map(|c| {
             let created = q(c);
-            format!(
-                "SELECT {id}::int8, {created}::timestamptz, {pred}, {version} FROM {table} \
+            let sql = |features: &str| format!(
+                "SELECT {id}::int8, {created}::timestamptz, {pred}, {version}, {features} FROM {table} \
                  WHERE {model} = $1 AND {created} IS NOT NULL \
                    AND ({created}, {id}) > ($2, $3) \
                    AND {created} <= now() - $4 * interval '1 millisecond' \
@@ -183,7 +184,8 @@ impl OutcomeSource {
                 pred = casts.prediction.read(&q(&cfg.prediction_column)),
                 table = quote_table(&cfg.table),
                 model = q(&cfg.model_column),
-            )
+            );
+            [sql("NULL::float8[]"), sql(&features)]
         });
         let score_sql = Some(score_sql(cfg, casts.prediction_write));
         // The newest inputs, labelled or not: data drift shows before the labels do.
@@ -280,12 +282,14 @@ impl OutcomeSource {
 }
 
 /// A row as the estimate reads it: scored (or waiting to be), labelled or not.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScoredRaw {
     pub id: i64,
     pub created_at: DateTime<Utc>,
     pub prediction: Option<f64>,
     pub model_version: Option<i64>,
+    /// Read only when asked for (a multiclass model's probabilities are recomputed).
+    pub features: Option<Vec<Option<f64>>>,
 }
 
 /// Labelled rows read back for training, time-ordered.
@@ -361,18 +365,20 @@ impl OutcomeSource {
     }
 
     /// Up to `limit` rows after `after` in scoring order (`created_at`, id) that settled
-    /// `settle_ms` ago, labelled or not; empty without a `created_at_column`.
+    /// `settle_ms` ago, labelled or not, with their features if `with_features`; empty
+    /// without a `created_at_column`.
     pub async fn scored(
         &self,
         conn: &mut PgConnection,
         model: &str,
         after: Watermark,
-        settle_ms: u64,
-        limit: u32,
+        (settle_ms, limit): (u64, u32),
+        with_features: bool,
     ) -> Result<Vec<ScoredRaw>, sqlx::Error> {
         let Some(sql) = &self.scored_sql else {
             return Ok(Vec::new());
         };
+        let sql = &sql[usize::from(with_features)];
         let rows = sqlx::query(sql)
             .bind(model)
             .bind(after.labeled_at)
@@ -388,6 +394,7 @@ impl OutcomeSource {
                     created_at: r.try_get(1)?,
                     prediction: r.try_get(2)?,
                     model_version: r.try_get(3)?,
+                    features: if with_features { features(r, 4)? } else { None },
                 })
             })
             .collect()

@@ -278,3 +278,107 @@ strategy = "finetune_combined"
         "no label of the estimated rows came in"
     );
 }
+
+/// Three classes, told apart by which of the first two features is larger and by the third:
+/// about 10 % of labels are noise.
+fn three_class_rows(n: usize, seed: u64) -> Vec<Row> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 1_000_000) as f64 / 1_000_000.0
+    };
+    (0..n)
+        .map(|i| {
+            let f = vec![next(), next(), next()];
+            let mut label = if f[2] > 0.66 {
+                2.0
+            } else if f[0] > f[1] {
+                1.0
+            } else {
+                0.0
+            };
+            if next() < 0.1 {
+                label = (label + 1.0) % 3.0;
+            }
+            Row {
+                model: "tri".into(),
+                features: f,
+                prediction: Some(label),
+                label: Some(label),
+                labeled_at_secs: Some(i as i64),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multiclass_model_is_estimated_with_the_probabilities_of_the_champion_that_scored() {
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &db.url,
+        r#"
+[[models]]
+name = "tri"
+task = "multiclass"
+n_classes = 3
+n_features = 3
+[models.estimate]
+interval_ms = 100
+"#,
+    );
+    db.insert(&three_class_rows(2_000, 1)).await;
+    let d = Daemon::spawn(&cfg);
+    let champion = "SELECT count(*) FROM driftd.model_versions WHERE model = 'tri'";
+    let deadline = std::time::Instant::now() + WAIT;
+    while db.try_scalar_i64(champion).await.unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no first model");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Scored by the champion (a class index each), labels still to come.
+    let hidden = three_class_rows(1_000, 2);
+    let rows: Vec<Row> = hidden
+        .iter()
+        .map(|r| Row {
+            prediction: None,
+            label: None,
+            labeled_at_secs: None,
+            ..r.clone()
+        })
+        .collect();
+    let ids = db.insert(&rows).await;
+    wait_rows_passed(&mut db, "tri", 3_000).await;
+    let estimated = db
+        .scalar_i64("SELECT (state->>'rows')::int8 FROM driftd.estimates WHERE model = 'tri'")
+        .await;
+    assert_eq!(
+        estimated, 1_000,
+        "the rows the champion scored (the first 2 000 it did not)"
+    );
+    let est = d
+        .metric(r#"driftd_estimated_accuracy{model="tri",window="1000"}"#)
+        .expect("an estimate");
+    let predicted: Vec<f64> = sqlx::query_scalar(
+        "SELECT prediction::float8 FROM outcomes WHERE id = ANY($1) ORDER BY id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut db.conn)
+    .await
+    .unwrap();
+    let right = predicted
+        .iter()
+        .zip(&hidden)
+        .filter(|(p, r)| **p == r.label.unwrap())
+        .count();
+    let realized = right as f64 / hidden.len() as f64;
+    eprintln!("multiclass: estimated {est:.3}, realized {realized:.3}");
+    assert!(realized > 0.6, "the model learnt something: {realized:.3}");
+    assert!(
+        (est - realized).abs() < 0.06,
+        "estimated {est:.3}, realized {realized:.3}"
+    );
+}
