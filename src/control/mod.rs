@@ -260,10 +260,7 @@ pub struct Controller {
     watermark: Watermark,
     champion: Option<ChampionView>,
     training: bool,
-    follow_up: Option<TrainRequest>,
-    last_feature_check: Option<DateTime<Utc>>,
     seed: u64,
-    plans: u64,
     estimates: Estimates,
     scored_cursor: ScoredCursor,
 }
@@ -277,10 +274,7 @@ impl Controller {
             watermark,
             champion: None,
             training: false,
-            follow_up: None,
-            last_feature_check: None,
             seed,
-            plans: 0,
             estimates: fresh_estimates(&cfg),
             scored_cursor: ScoredCursor::start(),
             cfg,
@@ -449,6 +443,19 @@ impl Controller {
         self.training = true;
     }
 
+    /// After a restart with no training running: the stored follow-up, which was waiting
+    /// for a training that the restart ended, is decided on now.
+    pub fn resume(&mut self) -> Option<Decision> {
+        if self.training {
+            return None;
+        }
+        let next = self.state.policy.follow_up.take()?;
+        Some(self.request(TrainRequest {
+            run_id: None,
+            ..next
+        }))
+    }
+
     /// Whether a feature-drift check is due; if so, it counts as made now.
     pub fn feature_check_due(&mut self, now: DateTime<Utc>) -> bool {
         let Some(fd) = self.cfg.feature_drift.as_ref() else {
@@ -458,10 +465,15 @@ impl Controller {
             return false;
         }
         let interval = chrono::Duration::seconds(fd.check_interval.secs());
-        if self.last_feature_check.is_some_and(|t| now - t < interval) {
+        if self
+            .state
+            .policy
+            .last_feature_check
+            .is_some_and(|t| now - t < interval)
+        {
             return false;
         }
-        self.last_feature_check = Some(now);
+        self.state.policy.last_feature_check = Some(now);
         true
     }
 
@@ -512,7 +524,7 @@ impl Controller {
         if promoted.is_some() {
             self.champion = promoted;
         }
-        let next = self.follow_up.take()?;
+        let next = self.state.policy.follow_up.take()?;
         Some(self.request(TrainRequest {
             run_id: None,
             ..next
@@ -521,7 +533,7 @@ impl Controller {
 
     fn request(&mut self, req: TrainRequest) -> Decision {
         if self.training {
-            self.follow_up = Some(req.clone());
+            self.state.policy.follow_up = Some(req.clone());
             return Decision::Coalesce(req);
         }
         if let Some(why) = self.nothing_new(&req) {
@@ -580,8 +592,8 @@ impl Controller {
             Some(w) if upto.is_after(w) => w,
             _ => c.cutoff,
         });
-        let seed = self.seed.wrapping_add(self.plans);
-        self.plans += 1;
+        let seed = self.seed.wrapping_add(self.state.policy.plans);
+        self.state.policy.plans += 1;
         TrainPlan {
             trigger: req.trigger,
             reason: req.reason,

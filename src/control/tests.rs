@@ -441,3 +441,25 @@ fn a_low_estimate_of_scored_rows_requests_an_update_once_it_held() {
         p.reason
     );
 }
+
+#[test]
+fn a_restart_neither_reuses_a_seed_nor_loses_a_follow_up() {
+    let mut c = controller("[models.triggers]\nbootstrap_min_rows = 10");
+    feed(&mut c, 1..21, |_| true);
+    let first = plan(c.on_request(manual_request(&c.cfg, 1, None, "a".into())));
+    // A request while it trains is the follow-up; the process stops before it runs.
+    assert!(matches!(
+        c.on_request(manual_request(&c.cfg, 2, None, "b".into())),
+        Decision::Coalesce(_)
+    ));
+    let stored: ModelState =
+        serde_json::from_str(&serde_json::to_string(c.state()).unwrap()).unwrap();
+    let mut again = Controller::new(c.cfg.clone(), stored, c.watermark(), 7);
+    let next = plan(again.resume().expect("the stored follow-up"));
+    assert_eq!(next.reason, "b");
+    assert_ne!(
+        next.seed, first.seed,
+        "seeds go on from the stored plan count"
+    );
+    assert!(again.resume().is_none(), "once");
+}

@@ -146,6 +146,11 @@ impl ModelLoop {
                             // Reloaded (the watermark moved) while a training runs: the core
                             // must wait for it as before.
                             l.core.training_started_elsewhere();
+                        } else if let Some(d) = l.core.resume() {
+                            // A follow-up stored before a restart ended its training.
+                            if let Err(e) = carry_out(vec![d], &mut trainer).await {
+                                tracing::warn!(model = %name, error = %e, "could not start the stored follow-up");
+                            }
                         }
                         live = Some(l);
                         let _ = self.loaded.send(true);

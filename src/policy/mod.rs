@@ -66,7 +66,7 @@ impl TriggerKind {
 }
 
 /// A decision to update, with why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainRequest {
     pub trigger: TriggerKind,
     pub reason: String,
@@ -107,9 +107,20 @@ pub struct PolicyState {
     pub refresh_due_rows: Option<u64>,
     #[serde(default)]
     pub refresh_from: Option<Watermark>,
-    /// Since when (scoring time) the watched estimate has been below its floor.
+    /// Since when the watched estimate has been below its floor.
     #[serde(default)]
     pub estimate_below_since: Option<DateTime<Utc>>,
+    /// Trainings planned so far: the next is seeded with the controller's seed plus this, and
+    /// it is stored, so that a restart never uses a seed twice.
+    #[serde(default)]
+    pub plans: u64,
+    /// A request that arrived while a training ran: the follow-up once it ends, or once the
+    /// loop is back after a restart.
+    #[serde(default)]
+    pub follow_up: Option<TrainRequest>,
+    /// When the feature-drift check last ran.
+    #[serde(default)]
+    pub last_feature_check: Option<DateTime<Utc>>,
 }
 
 /// What one batch showed the policy.
