@@ -32,6 +32,9 @@ async fn findings(
     };
     let mut out = info.column_findings(source);
     out.extend(info.index_finding(source));
+    if cfg.models.iter().any(|m| m.estimate.enabled) {
+        out.extend(info.scoring_index_finding(source));
+    }
     out.extend(columns::grant_findings(conn, source, &info).await?);
     if out.iter().any(|f| f.fatal) {
         return Ok(out);

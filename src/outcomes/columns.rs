@@ -323,6 +323,28 @@ impl TableInfo {
     }
 
     /// Advice when no index leads with (model, labeled_at, id): the poll then scans the table.
+    /// Whether an index serves the estimate's read of scored rows (model, created_at, id),
+    /// when there is a scoring time to read them by.
+    pub fn scoring_index_finding(&self, cfg: &SourceConfig) -> Option<Finding> {
+        let created = cfg.created_at_column.as_deref()?;
+        let want = [cfg.model_column.as_str(), created, cfg.id_column.as_str()];
+        let served = self
+            .indexes
+            .iter()
+            .any(|ix| ix.len() >= 3 && ix.iter().zip(want).all(|(a, b)| a == b));
+        (!served).then(|| Finding {
+            key: "source.created_at_column".into(),
+            column: want.join(", "),
+            problem: format!(
+                "no index for the estimate of scored rows (models.estimate); create one: \
+                 CREATE INDEX ON {} ({})",
+                quote_table(&cfg.table),
+                want.join(", ")
+            ),
+            fatal: false,
+        })
+    }
+
     pub fn index_finding(&self, cfg: &SourceConfig) -> Option<Finding> {
         let want = [
             cfg.model_column.as_str(),

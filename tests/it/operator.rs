@@ -42,7 +42,8 @@ const OWN_TABLE: &str = "CREATE TABLE scored_leads (
     lead_id bigserial PRIMARY KEY, model_name text NOT NULL, scored_at timestamptz DEFAULT now(),
     age integer, visits numeric, spend real, p_convert boolean, converted LABEL_TYPE,
     converted_at timestamp, model_version int4);
-  CREATE INDEX scored_leads_poll ON scored_leads (model_name, converted_at, lead_id)";
+  CREATE INDEX scored_leads_poll ON scored_leads (model_name, converted_at, lead_id);
+  CREATE INDEX scored_leads_scoring ON scored_leads (model_name, scored_at, lead_id)";
 
 const OWN_SOURCE: &str = r#"
 [source]
@@ -228,9 +229,9 @@ async fn check_config_database_names_the_key_and_the_column() {
         "{}",
         text(&out)
     );
-    // No poll index: a warning saying which one to create, exit 0.
+    // No poll index, no index for the estimate: warnings saying which to create, exit 0.
     db.conn
-        .execute("DROP INDEX scored_leads_poll")
+        .execute("DROP INDEX scored_leads_poll; DROP INDEX scored_leads_scoring")
         .await
         .unwrap();
     let out = check(OWN_SOURCE, &db.url);
@@ -240,6 +241,15 @@ async fn check_config_database_names_the_key_and_the_column() {
             .contains("warning: source.table (model_name, converted_at, lead_id): no poll index")
             && stdout(&out)
                 .contains("CREATE INDEX ON \"scored_leads\" (model_name, converted_at, lead_id)"),
+        "{}",
+        text(&out)
+    );
+    // The estimate reads scored rows by (model, scored_at, lead_id): without that index too,
+    // the warning names the key and the index to create.
+    assert!(
+        stdout(&out).contains("warning: source.created_at_column (model_name, scored_at, lead_id)")
+            && stdout(&out)
+                .contains("CREATE INDEX ON \"scored_leads\" (model_name, scored_at, lead_id)"),
         "{}",
         text(&out)
     );
