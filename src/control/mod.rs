@@ -456,6 +456,53 @@ impl Controller {
         }))
     }
 
+    /// When the core next has something to decide on time alone, if ever (quinn-proto's
+    /// `poll_timeout`): a threshold or estimated trigger's hold that ends, a cooldown that
+    /// frees them or a pending drift, the next feature-drift check. An idle driver need not
+    /// come back before then (rows and requests wake it anyway).
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        if self.mode != TriggerMode::Configured {
+            return None;
+        }
+        let t = &self.cfg.triggers;
+        let st = &self.state.policy;
+        let after = |since: Option<DateTime<Utc>>, span: &crate::span::Span| {
+            since.map(|s| s + chrono::Duration::seconds(span.secs()))
+        };
+        // A hold's end, or later if the cooldown holds the trigger back then.
+        let held = |since, hold, cooldown| {
+            let end = after(since, hold)?;
+            Some(after(st.last_trigger_at, cooldown).map_or(end, |c| c.max(end)))
+        };
+        let threshold = t
+            .threshold
+            .enabled
+            .then(|| held(st.below_since, &t.threshold.hold, &t.threshold.cooldown))
+            .flatten();
+        let estimated = t
+            .estimated
+            .enabled
+            .then(|| {
+                held(
+                    st.estimate_below_since,
+                    &t.estimated.hold,
+                    &t.estimated.cooldown,
+                )
+            })
+            .flatten();
+        let drift = st
+            .pending_drift
+            .as_ref()
+            .and_then(|_| after(st.last_trigger_at, &t.drift.cooldown));
+        let features = self.cfg.feature_drift.as_ref().map(|fd| {
+            after(st.last_feature_check, &fd.check_interval).unwrap_or(DateTime::UNIX_EPOCH)
+        });
+        [threshold, estimated, drift, features]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// Whether a feature-drift check is due; if so, it counts as made now.
     pub fn feature_check_due(&mut self, now: DateTime<Utc>) -> bool {
         let Some(fd) = self.cfg.feature_drift.as_ref() else {

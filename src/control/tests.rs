@@ -463,3 +463,32 @@ fn a_restart_neither_reuses_a_seed_nor_loses_a_follow_up() {
     );
     assert!(again.resume().is_none(), "once");
 }
+
+#[test]
+fn the_next_deadline_is_the_earliest_hold_cooldown_or_check() {
+    let threshold = "[models.triggers.threshold]\nenabled = true\nmin_accuracy = 0.9\n\
+                     hold = \"5m\"\ncooldown = \"1h\"\n";
+    let mut c = controller(threshold);
+    assert_eq!(c.next_deadline(), None, "nothing waits on time");
+    // Below the floor since t(60): the hold ends at t(360).
+    c.state.policy.below_since = Some(t(60));
+    assert_eq!(c.next_deadline(), Some(t(360)));
+    // An update at t(100): the cooldown holds the trigger back until t(3700).
+    c.state.policy.last_trigger_at = Some(t(100));
+    assert_eq!(c.next_deadline(), Some(t(3_700)));
+    // A feature check every 10 minutes comes first; never checked, it is due at once.
+    let mut c = controller(&format!(
+        "{threshold}[models.feature_drift]\ncheck_interval = \"10m\""
+    ));
+    assert_eq!(c.next_deadline(), Some(DateTime::UNIX_EPOCH));
+    assert!(c.feature_check_due(t(0)));
+    c.state.policy.below_since = Some(t(60));
+    c.state.policy.last_trigger_at = Some(t(100));
+    assert_eq!(c.next_deadline(), Some(t(600)));
+    assert_eq!(
+        controller(threshold)
+            .with_mode(TriggerMode::Never)
+            .next_deadline(),
+        None
+    );
+}

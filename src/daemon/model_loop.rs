@@ -185,7 +185,7 @@ impl ModelLoop {
                     if let Some(l) = &live {
                         self.publish_standing(l);
                     }
-                    self.idle_wait(&trainer)
+                    self.idle_wait(&trainer, live.as_ref())
                 }
                 Err(StoreError::Conflict(_)) => {
                     tracing::warn!(model = %name, "watermark moved under us; reloading state");
@@ -260,9 +260,10 @@ impl ModelLoop {
 
     /// How long to wait with nothing to read: the sweep (or `LISTEN`) wakes the loop when
     /// there is work, so on its own it polls only every `idle_poll_ms`; more often while a
-    /// training runs (to collect it), at the feature-drift check interval, and at half the
-    /// systemd watchdog interval (the watchdog is fed only while every loop goes round).
-    fn idle_wait(&self, trainer: &Trainer) -> Duration {
+    /// training runs (to collect it), until the core's next deadline (a hold or cooldown that
+    /// ends, a feature-drift check), at the estimate's interval, and at half the systemd
+    /// watchdog interval (the watchdog is fed only while every loop goes round).
+    fn idle_wait(&self, trainer: &Trainer, live: Option<&Live>) -> Duration {
         let interval = Duration::from_millis(self.poll.interval_ms);
         if trainer.is_running() {
             return interval;
@@ -271,9 +272,9 @@ impl ModelLoop {
         if let Some(beat) = crate::systemd::beat_period() {
             wait = wait.min(beat.max(interval));
         }
-        if let Some(fd) = &self.cfg.feature_drift {
-            let check = Duration::from_secs(fd.check_interval.secs().max(0) as u64);
-            wait = wait.min(check.max(interval));
+        if let Some(deadline) = live.and_then(|l| l.core.next_deadline()) {
+            let until = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            wait = wait.min(until.max(interval));
         }
         if self.estimates_scored() {
             let every = Duration::from_millis(self.cfg.estimate.interval_ms);
