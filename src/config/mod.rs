@@ -950,6 +950,52 @@ n_features = 3
     }
 
     #[test]
+    fn the_estimate_s_settings_are_checked_and_name_their_key() {
+        let c = load(MIN, &[]).unwrap();
+        let e = &c.models[0].estimate;
+        assert!(e.enabled && e.calibration == crate::estimate::Method::Isotonic);
+        assert!(
+            !c.models[0].triggers.estimated.enabled,
+            "the trigger is off by default"
+        );
+        for (extra, key) in [
+            (
+                "[models.estimate]\ncalibration_rows = 5",
+                "models[0].estimate.calibration_rows",
+            ),
+            (
+                "[models.estimate]\ncalibration = \"beta\"",
+                "models[0].estimate.calibration",
+            ),
+            (
+                "[models.triggers.estimated]\nenabled = true\nwindow = \"500\"",
+                "models[0].triggers.estimated.window",
+            ),
+            (
+                "[models.estimate]\nenabled = false\n[models.triggers.estimated]\nenabled = true",
+                "models[0].triggers.estimated.enabled",
+            ),
+            (
+                "[models.triggers.estimated]\nmin_accuracy = 1.5",
+                "models[0].triggers.estimated.min_accuracy",
+            ),
+        ] {
+            let msg = load(&format!("{MIN}{extra}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(key), "{extra}: {msg}");
+        }
+        let platt = load(
+            &format!("{MIN}[models.estimate]\ncalibration = \"platt\"\n"),
+            &[],
+        );
+        assert_eq!(
+            platt.unwrap().models[0].estimate.calibration,
+            crate::estimate::Method::Platt
+        );
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = load(&format!("{MIN}\n[poll]\nintervall_ms = 3\n"), &[]).unwrap_err();
         let msg = err.to_string();
