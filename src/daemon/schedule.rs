@@ -38,8 +38,12 @@ impl ModelSchedules {
     /// Schedule `i` is due: request an update, plan its next firing, publish the earliest.
     fn fire(&self, i: usize) -> Option<DateTime<Utc>> {
         if let Some(req) = schedule_request(&self.cfg, i) {
-            // A full channel means a request is already waiting: this one coalesces.
-            let _ = self.tx.try_send(req);
+            // A full channel means a request is already waiting: this one coalesces into it,
+            // and is counted as such (`driftd_retrains_total{result="coalesced"}`).
+            if let Err(mpsc::error::TrySendError::Full(req)) = self.tx.try_send(req) {
+                self.metrics.training.coalesced(&self.model, req.trigger);
+                tracing::info!(model = %self.model, schedule = i, "a schedule fired while its last request waits; coalesced");
+            }
             self.wake.notify_one();
         }
         let mut plan = self.plan.lock().expect("schedule plan lock");
@@ -152,6 +156,45 @@ impl Schedules {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_firing_while_the_last_request_waits_is_counted_as_coalesced() {
+        let cfg = crate::config::Config::from_toml_str(
+            "[database]\nurl = \"postgres://x@localhost/y\"\n[[models]]\nname = \"m\"\n\
+             n_features = 2\n[[models.triggers.schedules]]\ncron = \"0 0 3 * * *\"\n",
+            Vec::new(),
+        )
+        .unwrap();
+        let m = cfg.models[0].clone();
+        let (tx, mut rx) = mpsc::channel(1);
+        let metrics = Arc::new(Metrics::new());
+        let crons = vec![m.triggers.schedules[0].cron.clone()];
+        let ms = ModelSchedules {
+            model: m.name.clone(),
+            plan: Mutex::new(Plan::new(&crons, m.triggers.timezone, Utc::now())),
+            cfg: m,
+            tx,
+            wake: Arc::new(Notify::new()),
+            metrics: metrics.clone(),
+        };
+        let coalesced = || {
+            metrics
+                .render()
+                .lines()
+                .find(|l| {
+                    l.starts_with("driftd_retrains_total{")
+                        && l.contains(r#"result="coalesced""#)
+                        && l.contains(r#"trigger="schedule""#)
+                })
+                .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        };
+        ms.fire(0);
+        assert_eq!(coalesced(), None);
+        ms.fire(0);
+        assert_eq!(coalesced().as_deref(), Some("1"));
+        assert!(rx.try_recv().is_ok(), "the first request waits");
+        assert!(rx.try_recv().is_err(), "and only it");
+    }
 
     #[test]
     fn a_one_shot_is_never_armed_before_its_time() {
