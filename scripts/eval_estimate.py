@@ -27,7 +27,6 @@ ending after the change whose |estimated - realized| exceeds 0.05).
 """
 
 import argparse
-import copy
 import json
 import os
 import subprocess
@@ -37,6 +36,8 @@ import tomllib
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import eval_streams  # noqa: E402  (its TOML writer and the recommended file's adaptation)
 SECONDS_PER_ROW = 60
 BOOTSTRAP = 1000
 CHANGE_GAP = 0.05
@@ -106,23 +107,16 @@ def write_history(path, x, y, delay_rows, seed):
 
 
 def adapt(base, feats, calibration):
-    cfg = copy.deepcopy(base)
-    cfg.get("database", {}).pop("password_file", None)
-    m = cfg["models"][0]
-    m["name"] = "eval"
-    m["n_features"] = len(feats)
-    m["feature_names"] = feats
-    m.setdefault("estimate", {})["calibration"] = calibration
+    """eval_streams' adaptation of the recommended file, with the calibration set."""
+    cfg = eval_streams.adapt(base, feats)
+    cfg["models"][0].setdefault("estimate", {})["calibration"] = calibration
     return cfg
 
 
 def run(driftd, cfg, data, out, window=1000):
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    from eval_streams import dump_toml
-
     toml = out + ".toml"
     with open(toml, "w") as f:
-        f.write(dump_toml(cfg))
+        f.write(eval_streams.dump_toml(cfg))
     report = out + ".json"
     cmd = [driftd, "backtest", "--config", toml, "--input", data, "--report", report,
            "--bootstrap-rows", str(BOOTSTRAP), "--estimate-window", str(window)]

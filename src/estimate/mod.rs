@@ -81,7 +81,7 @@ pub fn expected_correct(task: Task, map: &Calibration, score: f64) -> f64 {
 
 /// What a map is fitted on: binary (P(class 1), label is 1); multiclass (top probability,
 /// prediction was right).
-pub fn calibration_target(task: Task, score: f64, correct: bool, label: u32) -> (f64, bool) {
+fn calibration_target(task: Task, score: f64, correct: bool, label: u32) -> (f64, bool) {
     match task {
         Task::Binary => (score, label == 1),
         Task::Multiclass => (score, correct),
@@ -189,11 +189,6 @@ impl Calibrations {
         v.map.as_ref()
     }
 
-    /// The newest version's calibration record.
-    pub fn newest(&self) -> Option<&VersionCalibration> {
-        self.versions.last()
-    }
-
     /// Folds a labelled row whose score is `score` (see [`expected_correct`]): it feeds the
     /// gap if its version is calibrated, and its version's fit if it is still collecting. A
     /// row of a version newer than any known starts that version's fit.
@@ -237,11 +232,6 @@ impl Calibrations {
     /// Estimated minus realized accuracy over the gap's window (`None` while empty).
     pub fn gap(&self) -> Option<f64> {
         Some(self.gap_expected.mean()? - self.gap_correct.mean()?)
-    }
-
-    /// Labelled rows in the gap's window.
-    pub fn gap_rows(&self) -> usize {
-        self.gap_expected.len()
     }
 }
 
@@ -480,7 +470,7 @@ mod tests {
         }
         assert!((c.map_for(None).unwrap().apply(0.8) - 0.7).abs() < 1e-9);
         c.on_label(&cfg, Task::Binary, &row(Some(7), true));
-        assert_eq!(c.newest().unwrap().version, 7);
+        assert_eq!(c.versions.last().unwrap().version, 7);
         assert!(c.map_for(Some(7)).is_none(), "collecting");
         // An older version's row does not start anything.
         c.on_label(&cfg, Task::Binary, &row(Some(3), true));
@@ -496,7 +486,7 @@ mod tests {
         c.set(6, Calibration::Platt { a: 1.0, b: 0.0 });
         assert_eq!(c.versions.len(), KEEP_VERSIONS);
         assert_eq!(c.versions[0].version, 3);
-        assert_eq!(c.newest().unwrap().source, "holdout");
+        assert_eq!(c.versions.last().unwrap().source, "holdout");
         assert!(c.map_for(None).is_some());
         assert!(c.map_for(Some(5)).is_none(), "still collecting");
         let text = serde_json::to_string(&c).unwrap();

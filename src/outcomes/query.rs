@@ -22,6 +22,25 @@ pub struct RawOutcome {
 }
 
 /// Column `i` of a row: the features, decoded from the wire in one pass (see `wire.rs`).
+/// Runs a keyset read (`$1` model, rows after (`$2`, `$3`), settled `$4` ms ago, at most
+/// `$5`): the poll of labelled rows and the estimate's read of scored rows.
+async fn keyset(
+    conn: &mut PgConnection,
+    sql: &str,
+    model: &str,
+    after: Watermark,
+    (settle_ms, limit): (u64, u32),
+) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+    sqlx::query(sql)
+        .bind(model)
+        .bind(after.labeled_at)
+        .bind(after.id)
+        .bind(settle_ms as f64)
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await
+}
+
 fn features(
     row: &sqlx::postgres::PgRow,
     i: usize,
@@ -257,14 +276,7 @@ impl OutcomeSource {
         settle_ms: u64,
         limit: u32,
     ) -> Result<Vec<RawOutcome>, sqlx::Error> {
-        let rows = sqlx::query(&self.poll_sql)
-            .bind(model)
-            .bind(after.labeled_at)
-            .bind(after.id)
-            .bind(settle_ms as f64)
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await?;
+        let rows = keyset(conn, &self.poll_sql, model, after, (settle_ms, limit)).await?;
         rows.iter()
             .map(|r| {
                 Ok(RawOutcome {
@@ -379,14 +391,7 @@ impl OutcomeSource {
             return Ok(Vec::new());
         };
         let sql = &sql[usize::from(with_features)];
-        let rows = sqlx::query(sql)
-            .bind(model)
-            .bind(after.labeled_at)
-            .bind(after.id)
-            .bind(settle_ms as f64)
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await?;
+        let rows = keyset(conn, sql, model, after, (settle_ms, limit)).await?;
         rows.iter()
             .map(|r| {
                 Ok(ScoredRaw {

@@ -196,12 +196,12 @@ pub fn on_estimate(
         st.estimate_below_since = None;
         return None;
     };
-    let since = *st.estimate_below_since.get_or_insert(now);
-    if (now - since).num_seconds() < cfg.hold.secs() || !cooled(st, &cfg.cooldown, now) {
-        return None;
-    }
-    st.last_trigger_at = Some(now);
-    st.estimate_below_since = None;
+    held_below(
+        &mut st.estimate_below_since,
+        &mut st.last_trigger_at,
+        (&cfg.hold, &cfg.cooldown),
+        now,
+    )?;
     Some(TrainRequest {
         trigger: TriggerKind::Estimated,
         reason: format!(
@@ -216,9 +216,35 @@ pub fn on_estimate(
     })
 }
 
+/// The rule of the threshold and estimated triggers, once a watched value is below its
+/// floor: it fires when it has stayed there since `*since` (which starts now if unset) for
+/// `hold`, and the `cooldown` since the last trigger has passed; firing records the trigger
+/// and starts the hold over. Returns when the hold started, if it fires.
+fn held_below(
+    since: &mut Option<DateTime<Utc>>,
+    last_trigger_at: &mut Option<DateTime<Utc>>,
+    (hold, cooldown): (&Span, &Span),
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let start = *since.get_or_insert(now);
+    if (now - start).num_seconds() < hold.secs() || !cooled_after(*last_trigger_at, cooldown, now) {
+        return None;
+    }
+    *last_trigger_at = Some(now);
+    *since = None;
+    Some(start)
+}
+
 pub fn cooled(st: &PolicyState, cooldown: &Span, now: DateTime<Utc>) -> bool {
-    st.last_trigger_at
-        .is_none_or(|t| (now - t).num_seconds() >= cooldown.secs())
+    cooled_after(st.last_trigger_at, cooldown, now)
+}
+
+fn cooled_after(
+    last_trigger_at: Option<DateTime<Utc>>,
+    cooldown: &Span,
+    now: DateTime<Utc>,
+) -> bool {
+    last_trigger_at.is_none_or(|t| (now - t).num_seconds() >= cooldown.secs())
 }
 
 /// Remembers the batch's first watched drift (or warning) as pending, keeping where the first
@@ -331,12 +357,12 @@ fn threshold_request(
         st.below_since = None;
         return None;
     }
-    let since = *st.below_since.get_or_insert(now);
-    if (now - since).num_seconds() < t.hold.secs() || !cooled(st, &t.cooldown, now) {
-        return None;
-    }
-    st.last_trigger_at = Some(now);
-    st.below_since = None;
+    let since = held_below(
+        &mut st.below_since,
+        &mut st.last_trigger_at,
+        (&t.hold, &t.cooldown),
+        now,
+    )?;
     Some(TrainRequest {
         trigger: TriggerKind::Threshold,
         reason: format!(

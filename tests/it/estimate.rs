@@ -68,6 +68,25 @@ async fn wait_rows_passed(db: &mut TestDb, model: &str, n: i64) {
     }
 }
 
+/// Polls `sql` (one bigint; an error, such as a table not created yet, reads as none) until
+/// `done` holds.
+async fn wait_for(db: &mut TestDb, sql: &str, what: &str, done: impl Fn(i64) -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !db.try_scalar_i64(sql).await.is_some_and(&done) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for `model`'s first version.
+async fn wait_first_model(db: &mut TestDb, model: &str) {
+    let sql = format!("SELECT count(*) FROM driftd.model_versions WHERE model = '{model}'");
+    wait_for(db, &sql, "the first model", |n| n > 0).await;
+}
+
 /// Writes the labels of `rows` (inserted as `ids`) now.
 async fn label(db: &mut TestDb, ids: &[i64], rows: &[Row]) {
     let labels: Vec<f64> = rows.iter().map(|r| r.label.unwrap()).collect();
@@ -220,12 +239,7 @@ strategy = "finetune_combined"
     );
     db.insert(&binary_rows("churn", 500, 0, None)).await;
     let d = Daemon::spawn(&cfg);
-    let champion = "SELECT count(*) FROM driftd.model_versions WHERE model = 'churn'";
-    let deadline = std::time::Instant::now() + WAIT;
-    while db.try_scalar_i64(champion).await.unwrap_or(0) == 0 {
-        assert!(std::time::Instant::now() < deadline, "no first model");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_first_model(&mut db, "churn").await;
     // v1 has no holdout of its own: its first labelled rows calibrate it. Rows are written
     // without a prediction, scored by the champion, then labelled.
     let unscored = |rows: Vec<Row>| -> Vec<Row> {
@@ -242,11 +256,7 @@ strategy = "finetune_combined"
         "SELECT count(*) FROM outcomes WHERE prediction IS NULL AND id >= {}",
         ids[0]
     );
-    let deadline = std::time::Instant::now() + WAIT;
-    while db.scalar_i64(&pending).await > 0 {
-        assert!(std::time::Instant::now() < deadline, "rows not scored");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(&mut db, &pending, "the rows to be scored", |n| n == 0).await;
     label(&mut db, &ids, &first).await;
     db.wait_rows_processed("churn", 600, WAIT).await;
     // Scored, never labelled: the estimate alone asks for the update.
@@ -255,16 +265,12 @@ strategy = "finetune_combined"
     ))))
     .await;
     let runs = "SELECT count(*) FROM driftd.training_runs WHERE trigger = 'estimated'";
-    let deadline = std::time::Instant::now() + WAIT;
-    while db.scalar_i64(runs).await == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no estimated run; estimate {:?}; log:\n{}",
-            d.metric(r#"driftd_estimated_accuracy{model="churn",window="100"}"#),
-            d.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(&mut db, runs, "a run with trigger `estimated`", |n| n > 0).await;
+    assert!(
+        d.metric(r#"driftd_estimated_accuracy{model="churn",window="100"}"#)
+            .is_some_and(|e| e < 0.999),
+        "it came from the estimate"
+    );
     let reason: String = sqlx::query_scalar(
         "SELECT reason FROM driftd.training_runs WHERE trigger = 'estimated' ORDER BY id LIMIT 1",
     )
@@ -333,12 +339,7 @@ interval_ms = 100
     );
     db.insert(&three_class_rows(2_000, 1)).await;
     let d = Daemon::spawn(&cfg);
-    let champion = "SELECT count(*) FROM driftd.model_versions WHERE model = 'tri'";
-    let deadline = std::time::Instant::now() + WAIT;
-    while db.try_scalar_i64(champion).await.unwrap_or(0) == 0 {
-        assert!(std::time::Instant::now() < deadline, "no first model");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_first_model(&mut db, "tri").await;
     // Scored by the champion (a class index each), labels still to come.
     let hidden = three_class_rows(1_000, 2);
     let rows: Vec<Row> = hidden

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row as _;
 
+use driftd::backtest::History;
+
 use crate::helpers::*;
 
 const MODEL: &str = "m";
@@ -48,11 +50,7 @@ refresh_after_rows = 600
 /// its old, new and holdout rows.
 type Update = (String, bool, [Option<(i64, i64)>; 3]);
 
-async fn insert_unlabelled(
-    db: &mut TestDb,
-    h: &driftd::backtest::History,
-    rows: std::ops::Range<usize>,
-) {
+async fn insert_unlabelled(db: &mut TestDb, h: &History, rows: std::ops::Range<usize>) {
     let ids: Vec<i64> = rows.clone().map(|i| i as i64).collect();
     let feats: Vec<String> = rows
         .clone()
@@ -73,15 +71,9 @@ async fn insert_unlabelled(
     .unwrap();
 }
 
-/// Labels rows `rows` (and, for the bootstrap rows no model scored, gives them a prediction).
-async fn label(db: &mut TestDb, h: &driftd::backtest::History, rows: std::ops::Range<usize>) {
-    let rows: Vec<usize> = rows.collect();
-    let at: Vec<i64> = rows.iter().map(|&i| h.rows.ts[i]).collect();
-    label_at(db, h, &rows, &at).await;
-}
-
-/// Labels rows `rows`, row `rows[k]` at unix time `at[k]`.
-async fn label_at(db: &mut TestDb, h: &driftd::backtest::History, rows: &[usize], at: &[i64]) {
+/// Labels rows `rows`, row `rows[k]` at unix time `at[k]` (and, for the bootstrap rows no
+/// model scored, gives them a prediction).
+async fn label_at(db: &mut TestDb, h: &History, rows: &[usize], at: &[i64]) {
     let ids: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
     let labels: Vec<f64> = rows.iter().map(|&i| f64::from(h.rows.y[i])).collect();
     let ats: Vec<f64> = at.iter().map(|&a| a as f64).collect();
@@ -191,33 +183,26 @@ fn backtest_updates(report: &Path) -> Vec<Update> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("stream.csv");
-    // An abrupt change at row 1 200: a drift update, its refresh, and their promotions.
-    let spec = driftd::backtest::generate_spec(ROWS, 4, 5);
-    driftd::backtest::generate_csv(&spec, &input).unwrap();
-    let mut db = shared_pg().fresh_db().await;
-    let config = write_config(dir.path(), &db.url, MODEL_TOML);
-    // `wait_decided` tells a finished round by the lag gauge each round sets; an idle loop
-    // goes round on its own only every `idle_poll_ms`, so make that short here.
+/// The daemon's configuration for `input` (an idle loop goes round every 100 ms:
+/// `wait_decided` tells a finished round by the lag gauge each round sets), the rows exactly
+/// as the backtest reads them, and the updates `driftd backtest` makes on them.
+async fn replayed(dir: &Path, input: &Path) -> (TestDb, std::path::PathBuf, History, Vec<Update>) {
+    let db = shared_pg().fresh_db().await;
+    let config = write_config(dir, &db.url, MODEL_TOML);
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("[poll]", "[poll]\nidle_poll_ms = 100");
     std::fs::write(&config, text).unwrap();
     let cfg = driftd::config::Config::load(&config, Vec::new()).unwrap();
     let opts = driftd::backtest::BacktestOptions::default();
-    // The rows exactly as the backtest reads them.
-    let h = driftd::backtest::read_history(&cfg.models[0], &input, &opts).unwrap();
+    let h = driftd::backtest::read_history(&cfg.models[0], input, &opts).unwrap();
     assert_eq!(h.len(), ROWS);
-
-    let report = dir.path().join("report.json");
+    let report = dir.join("report.json");
     let out = Command::new(driftd_bin())
         .args(["backtest", "--config"])
         .arg(&config)
         .arg("--input")
-        .arg(&input)
+        .arg(input)
         .arg("--report")
         .arg(&report)
         .output()
@@ -227,41 +212,67 @@ async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let expected = backtest_updates(&report);
+    (db, config, h, backtest_updates(&report))
+}
 
-    let daemon = Daemon::spawn(&config);
-    insert_unlabelled(&mut db, &h, 0..BOOTSTRAP).await;
-    label(&mut db, &h, 0..BOOTSTRAP).await;
-    wait_decided(&mut db, &daemon, BOOTSTRAP as i64 - 1).await;
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
-    // The backtest decides nothing after its last batch: neither is it fed here.
-    let mut start = BOOTSTRAP;
-    while start + BATCH < ROWS {
-        let end = start + BATCH;
-        let runs_before = db
-            .scalar_i64("SELECT count(*) FROM driftd.training_runs")
-            .await;
-        insert_unlabelled(&mut db, &h, start..end).await;
+/// Feeds the daemon as the replay sees the history: each batch of `BATCH` rows is written,
+/// scored by the champion, and then every label that has arrived by the batch's newest
+/// prediction (`arrival[j]`: when row `j`'s label is in) is written at that time; then the
+/// round that decides on them is waited for, and after an update the cooldown (1 s of wall
+/// time in the daemon, nothing next to the replay's 100 s batches) is let pass, so that it
+/// holds back neither. The backtest decides nothing after its last batch: neither is it fed.
+async fn feed(db: &mut TestDb, daemon: &Daemon, h: &History, arrival: &[i64]) {
+    let mut labelled = vec![false; ROWS];
+    // The newest label in the poll's order, (label time, id).
+    let mut newest = (i64::MIN, -1i64);
+    let mut start = 0;
+    let mut end = BOOTSTRAP;
+    while end < ROWS {
+        let runs = "SELECT count(*) FROM driftd.training_runs";
+        // Before the daemon's migrations, no run.
+        let runs_before = db.try_scalar_i64(runs).await.unwrap_or(0);
+        insert_unlabelled(db, h, start..end).await;
         let unscored = format!(
             "SELECT count(*) FROM outcomes WHERE id >= {start} AND id < {end} AND prediction IS NULL"
         );
         let deadline = Instant::now() + Duration::from_secs(60);
-        while db.scalar_i64(&unscored).await > 0 {
+        // The bootstrap rows have no model to score them.
+        while start > 0 && db.scalar_i64(&unscored).await > 0 {
             assert!(Instant::now() < deadline, "rows {start}..{end} not scored");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        label(&mut db, &h, start..end).await;
-        wait_decided(&mut db, &daemon, end as i64 - 1).await;
-        let runs_after = db
-            .scalar_i64("SELECT count(*) FROM driftd.training_runs")
-            .await;
-        if runs_after > runs_before {
-            // Let the cooldown (1 s of wall time in the daemon, nothing next to the replay's
-            // 100 s batches) pass after an update, so that it holds back neither.
+        let now = h.rows.ts[end - 1];
+        let due: Vec<usize> = (0..end)
+            .filter(|&j| !labelled[j] && arrival[j] <= now)
+            .collect();
+        assert!(!due.is_empty(), "some label arrives during every batch");
+        for &j in &due {
+            labelled[j] = true;
+            newest = newest.max((arrival[j], j as i64));
+        }
+        let at: Vec<i64> = due.iter().map(|&j| arrival[j]).collect();
+        label_at(db, h, &due, &at).await;
+        wait_decided(db, daemon, newest.1).await;
+        if start == 0 || db.scalar_i64(runs).await > runs_before {
             tokio::time::sleep(Duration::from_millis(1_300)).await;
         }
         start = end;
+        end = start + BATCH;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("stream.csv");
+    // An abrupt change at row 1 200: a drift update, its refresh, and their promotions.
+    let spec = driftd::backtest::generate_spec(ROWS, 4, 5);
+    driftd::backtest::generate_csv(&spec, &input).unwrap();
+    let (mut db, config, h, expected) = replayed(dir.path(), &input).await;
+    assert!(h.label_ts.is_none());
+    let daemon = Daemon::spawn(&config);
+    // Each label arrives with its own row's prediction.
+    feed(&mut db, &daemon, &h, &h.rows.ts).await;
     let got = daemon_updates(&mut db).await;
     for u in &got {
         eprintln!("daemon: {u:?}");
@@ -300,15 +311,7 @@ async fn with_their_own_label_times_the_daemon_and_the_backtest_make_the_same_up
     let spec = driftd::backtest::generate_spec(ROWS, 4, 5);
     driftd::backtest::generate_csv(&spec, &plain).unwrap();
     with_label_times(&plain, &input);
-    let mut db = shared_pg().fresh_db().await;
-    let config = write_config(dir.path(), &db.url, MODEL_TOML);
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("[poll]", "[poll]\nidle_poll_ms = 100");
-    std::fs::write(&config, text).unwrap();
-    let cfg = driftd::config::Config::load(&config, Vec::new()).unwrap();
-    let opts = driftd::backtest::BacktestOptions::default();
-    let h = driftd::backtest::read_history(&cfg.models[0], &input, &opts).unwrap();
+    let (mut db, config, h, expected) = replayed(dir.path(), &input).await;
     let label_ts = h.label_ts.clone().expect("the labeled_at column is read");
     // When the backtest sees each label: the bootstrap's when the first model is fit.
     let fit_at = h.rows.ts[BOOTSTRAP - 1];
@@ -321,79 +324,8 @@ async fn with_their_own_label_times_the_daemon_and_the_backtest_make_the_same_up
             }
         })
         .collect();
-
-    let report = dir.path().join("report.json");
-    let out = Command::new(driftd_bin())
-        .args(["backtest", "--config"])
-        .arg(&config)
-        .arg("--input")
-        .arg(&input)
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: driftd::backtest::Report =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(r.label_delay, "timestamps");
-    let expected = backtest_updates(&report);
-
     let daemon = Daemon::spawn(&config);
-    let mut labelled = vec![false; ROWS];
-    // The newest label in the poll's order, (label time, id).
-    let mut newest = (i64::MIN, -1i64);
-    let mut deliver = |due: Vec<usize>, labelled: &mut Vec<bool>| {
-        for &j in &due {
-            labelled[j] = true;
-            newest = newest.max((arrival[j], j as i64));
-        }
-        (
-            due.iter().map(|&j| arrival[j]).collect::<Vec<_>>(),
-            due,
-            newest.1,
-        )
-    };
-    insert_unlabelled(&mut db, &h, 0..BOOTSTRAP).await;
-    let (at, due, last) = deliver((0..BOOTSTRAP).collect(), &mut labelled);
-    label_at(&mut db, &h, &due, &at).await;
-    wait_decided(&mut db, &daemon, last).await;
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let mut start = BOOTSTRAP;
-    while start + BATCH < ROWS {
-        let end = start + BATCH;
-        let runs_before = db
-            .scalar_i64("SELECT count(*) FROM driftd.training_runs")
-            .await;
-        insert_unlabelled(&mut db, &h, start..end).await;
-        let unscored = format!(
-            "SELECT count(*) FROM outcomes WHERE id >= {start} AND id < {end} AND prediction IS NULL"
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while db.scalar_i64(&unscored).await > 0 {
-            assert!(Instant::now() < deadline, "rows {start}..{end} not scored");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // The labels that have arrived by the newest prediction's time, as in the replay.
-        let now = h.rows.ts[end - 1];
-        let due: Vec<usize> = (0..end)
-            .filter(|&j| !labelled[j] && arrival[j] <= now)
-            .collect();
-        assert!(!due.is_empty(), "some label arrives during every batch");
-        let (at, due, last) = deliver(due, &mut labelled);
-        label_at(&mut db, &h, &due, &at).await;
-        wait_decided(&mut db, &daemon, last).await;
-        let runs_after = db
-            .scalar_i64("SELECT count(*) FROM driftd.training_runs")
-            .await;
-        if runs_after > runs_before {
-            tokio::time::sleep(Duration::from_millis(1_300)).await;
-        }
-        start = end;
-    }
+    feed(&mut db, &daemon, &h, &arrival).await;
     let got = daemon_updates(&mut db).await;
     assert_eq!(
         got,
