@@ -10,7 +10,7 @@ use polars::prelude::*;
 
 use super::{BacktestError, BacktestOptions};
 use crate::config::ModelConfig;
-use crate::domain::Dataset;
+use crate::domain::{Dataset, RejectReason, RowRules};
 use crate::generate::{Stream, StreamSpec};
 
 /// `driftd generate` stamps its rows one second apart from 2024-01-01T00:00:00Z.
@@ -319,7 +319,7 @@ pub fn history_from_frame(
         .map(String::as_str)
         .collect();
     let features = feature_columns(model, df, label, &not_features)?;
-    let n_classes = model.class_count() as u32;
+    let rules = model.row_rules();
     // Every column is read (and its type checked) before the first row is, so a bad column
     // fails the input as a whole rather than showing up as skipped rows.
     let labels = f64_values(df, label)?;
@@ -353,13 +353,25 @@ pub fn history_from_frame(
         &labels,
         &cols,
         (ts.as_deref(), label_ts.as_deref()),
-        n_classes,
+        rules,
         opts.seconds_per_row,
     );
+    // An accuracy over the rows a fixed set of classes leaves would hide every row of the
+    // classes it cannot hold: refuse, naming the keys that would.
+    if let Some(&n) = h.skipped_by_reason.get(RejectReason::UnknownLabel.as_str()) {
+        return Err(BacktestError::Input(format!(
+            "{n} rows have labels beyond the {} classes of task = \"{}\" (n_classes = {}) \
+             with classes = \"fixed\": set task = \"multiclass\" and n_classes to hold them, \
+             or classes = \"grow\" to learn them as they come",
+            model.class_count(),
+            model.task.as_str(),
+            model.n_classes,
+        )));
+    }
     if h.is_empty() {
         return Err(BacktestError::Input(format!(
             "no usable rows ({} skipped: null or non-finite features, labels that are not a \
-             class index below {n_classes}, or no timestamp)",
+             class index, or no timestamp)",
             h.skipped_rows
         )));
     }
@@ -435,7 +447,7 @@ fn feature_columns(
 /// A row's time, unix seconds (`None`: missing).
 type Stamp = Option<i64>;
 
-/// Appends each row whose label is a class index below `n_classes`, whose features are all
+/// Appends each row whose label is a class of the model's ([`RowRules::label`]), whose features are all
 /// finite (also as `f32`) and which has a timestamp (row `i` is at `i × seconds_per_row`
 /// without a timestamp column); counts the others in `skipped_rows`. A bad row is left out,
 /// never an error: one bad value must not stop a replay of millions of rows.
@@ -444,21 +456,17 @@ fn push_usable_rows(
     labels: &[Option<f64>],
     cols: &[Vec<Option<f64>>],
     (ts, label_ts): (Option<&[Stamp]>, Option<&[Stamp]>),
-    n_classes: u32,
+    rules: RowRules,
     seconds_per_row: i64,
 ) {
     let nf = cols.len();
     h.rows.x.reserve(labels.len() * nf);
     let mut row = vec![0f32; nf];
     'rows: for (i, label) in labels.iter().enumerate() {
-        let y = match *label {
-            Some(v) if v >= 0.0 && v.fract() == 0.0 && v < f64::from(n_classes) => v as u32,
-            Some(v) if v >= 0.0 && v.fract() == 0.0 => {
-                h.skip("unknown_label");
-                continue;
-            }
-            _ => {
-                h.skip("invalid_label");
+        let y = match rules.label(*label) {
+            Ok(y) => y,
+            Err(defect) => {
+                h.skip(defect.reason.as_str());
                 continue;
             }
         };

@@ -9,6 +9,56 @@ use serde::{Deserialize, Serialize};
 
 use super::Retrain;
 
+/// One class's evaluated rows: where it first appeared, its accuracy (recall) overall, and in
+/// each block of [`CLASS_BLOCK_ROWS`] stream rows from there, which shows how soon a class
+/// the model has never seen is learnt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassReport {
+    pub class: u32,
+    /// The first evaluated row labelled with it.
+    pub first_row: usize,
+    pub rows: usize,
+    pub accuracy: f64,
+    /// Its accuracy in stream rows `first_row + k·1000 .. first_row + (k+1)·1000`
+    /// (`None`: none of its rows there).
+    pub accuracy_by_block: Vec<Option<f64>>,
+}
+
+/// The blocks of [`ClassReport::accuracy_by_block`], in stream rows.
+pub const CLASS_BLOCK_ROWS: usize = 1000;
+
+/// Every class of `labels[from..]`, in class order, from the rows' correctness.
+pub fn class_reports(labels: &[u32], correct: &[bool], from: usize) -> Vec<ClassReport> {
+    let mut by_class: std::collections::BTreeMap<u32, (usize, Vec<(usize, usize)>)> =
+        Default::default();
+    for i in from..labels.len() {
+        let (first, blocks) = by_class.entry(labels[i]).or_insert((i, Vec::new()));
+        let k = (i - *first) / CLASS_BLOCK_ROWS;
+        if blocks.len() <= k {
+            blocks.resize(k + 1, (0, 0));
+        }
+        blocks[k].0 += usize::from(correct[i]);
+        blocks[k].1 += 1;
+    }
+    by_class
+        .into_iter()
+        .map(|(class, (first_row, blocks))| {
+            let hits: usize = blocks.iter().map(|b| b.0).sum();
+            let rows: usize = blocks.iter().map(|b| b.1).sum();
+            ClassReport {
+                class,
+                first_row,
+                rows,
+                accuracy: hits as f64 / rows as f64,
+                accuracy_by_block: blocks
+                    .iter()
+                    .map(|&(h, n)| (n > 0).then(|| h as f64 / n as f64))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// What the updates after the bootstrap cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateCost {

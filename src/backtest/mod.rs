@@ -56,7 +56,7 @@ pub use history::{
     generate_csv, generate_file, generate_file_named, generate_parquet, history_from_frame,
     parse_timestamp, read_history, History, InputFormat, GENERATE_START_TS,
 };
-pub use metrics::{stream_metrics, StreamMetrics, UpdateCost};
+pub use metrics::{class_reports, stream_metrics, ClassReport, StreamMetrics, UpdateCost};
 pub use simulate::run_history;
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +212,9 @@ pub struct Retrain {
     pub recent_rows: Option<usize>,
     /// Why it produced nothing (training failed); the champion was kept.
     pub error: Option<String>,
+    /// It learnt classes the champion could not output (`classes = "grow"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grew_classes: Option<crate::train::ClassGrowth>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -287,6 +290,9 @@ pub struct Report {
     pub skipped: usize,
     /// Accuracy every `series_every` rows from the first evaluated row.
     pub accuracy_series: Vec<SeriesPoint>,
+    /// Each class's accuracy, overall and per 1 000 rows from its first label.
+    #[serde(default)]
+    pub classes: Vec<ClassReport>,
     /// Estimated against realized accuracy every `estimate_window` rows.
     #[serde(default)]
     pub estimation: Vec<EstimationPoint>,
@@ -502,7 +508,43 @@ fn summary(r: &Report) -> String {
     } else {
         String::new()
     };
-    summary_line(r) + &skipped + &delay + &estimate
+    summary_line(r) + &skipped + &delay + &estimate + &grown_classes(r)
+}
+
+/// The classes the updates learnt that the bootstrap model did not have, with how soon.
+fn grown_classes(r: &Report) -> String {
+    let Some(first) = r.retrains.iter().find_map(|u| u.grew_classes) else {
+        return String::new();
+    };
+    let to = r
+        .retrains
+        .iter()
+        .filter_map(|u| u.grew_classes)
+        .map(|g| g.to)
+        .max();
+    let mut s = format!(
+        "; classes grew from {} to {}",
+        first.from,
+        to.unwrap_or(first.to)
+    );
+    if first.from <= 2 {
+        s.push_str(" (binary became multiclass)");
+    }
+    for c in r.classes.iter().filter(|c| c.class as usize >= first.from) {
+        let blocks: Vec<String> = c
+            .accuracy_by_block
+            .iter()
+            .map(|a| a.map_or("–".into(), |a| format!("{a:.2}")))
+            .collect();
+        s.push_str(&format!(
+            "; class {} from row {}: accuracy {:.3}, per 1000 rows {}",
+            c.class,
+            c.first_row,
+            c.accuracy,
+            blocks.join(" ")
+        ));
+    }
+    s
 }
 
 fn summary_line(r: &Report) -> String {

@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::metrics::{stream_metrics, UpdateCost};
+use super::metrics::{class_reports, stream_metrics, UpdateCost};
 use super::{
     BacktestError, BacktestOptions, DriftPoint, EstimationPoint, History, PolicyMode, Report,
     Retrain, SeriesPoint,
 };
-use crate::config::{ModelConfig, Task};
+use crate::config::ModelConfig;
 use crate::control::{
     self, ChampionView, Controller, Decision, ModelState, RowRanges, TrainPlan, TriggerMode,
 };
@@ -120,6 +120,7 @@ impl Sim<'_> {
             steps: 0,
             recent_rows: None,
             error: None,
+            grew_classes: None,
         };
         let started = Instant::now();
         let result = train::run_update(
@@ -128,6 +129,7 @@ impl Sim<'_> {
                 strategy: Some(plan.strategy),
                 n_classes: self.n_classes,
                 calibration: self.model.estimate.calibration,
+                grow_classes: self.model.classes == crate::domain::Classes::Grow,
             },
             self.served.as_ref().map(|s| &s.artifact),
             &old,
@@ -151,6 +153,7 @@ impl Sim<'_> {
         record.rows = RowRanges::of(&old, &new, outcome.n_holdout);
         record.champion_holdout_accuracy = outcome.champion_holdout.map(|s| s.accuracy);
         record.steps = outcome.steps;
+        record.grew_classes = outcome.grew_classes;
         let Some(chosen) = outcome.chosen else {
             record.error = Some(outcome.reason);
             self.retrains.push(record);
@@ -177,6 +180,10 @@ impl Sim<'_> {
             let view = ChampionView {
                 version,
                 holdout_accuracy: record.holdout_accuracy,
+                classes: self
+                    .served
+                    .as_ref()
+                    .map_or(2, |s| s.artifact.arch.n_classes),
                 cutoff: plan.cutoff(
                     new.len(),
                     champion.map_or_else(Watermark::start, |c| c.cutoff),
@@ -257,11 +264,7 @@ impl Replay<'_> {
         let served = self.sim.served.as_ref().expect("the bootstrap serves");
         let p = train::predict(&served.artifact, &self.sim.h.rows.x[step * nf..end * nf])?;
         for (i, row) in (step..end).enumerate() {
-            let top = p.labels[i] as usize;
-            (self.preds[row], self.scores[row]) = match self.sim.model.task {
-                Task::Binary => (f64::from(p.proba[i]), f64::from(p.proba[i])),
-                Task::Multiclass => (top as f64, f64::from(p.prob(i, top))),
-            };
+            (self.preds[row], self.scores[row]) = (p.stored(i), p.confidence(i));
             self.versions[row] = served.version;
         }
         self.predict_seconds += t.elapsed().as_secs_f64();
@@ -696,6 +699,7 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
         coalesced: sim.coalesced,
         skipped: sim.skipped,
         accuracy_series: accuracy_series(&correct, b, opts.series_every),
+        classes: class_reports(&h.labels(), &correct, b),
         estimation,
         estimated_accuracy_mae,
         training_seconds: sim.training_seconds,

@@ -363,7 +363,7 @@ fn parquet_datetime_and_date_columns_are_timestamps() {
     use polars::prelude::*;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.parquet");
-    // Out of time order, one null feature, a label outside the classes.
+    // Out of time order, one null feature, a label that is not a class index.
     let n = 300usize;
     let micros: Vec<i64> = (0..n)
         .rev()
@@ -374,7 +374,7 @@ fn parquet_datetime_and_date_columns_are_timestamps() {
         .collect();
     let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
     let y: Vec<i32> = (0..n)
-        .map(|i| if i == 9 { 7 } else { (i % 2) as i32 })
+        .map(|i| if i == 9 { -1 } else { (i % 2) as i32 })
         .collect();
     let when = Column::new("when".into(), micros)
         .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
@@ -410,7 +410,7 @@ fn parquet_datetime_and_date_columns_are_timestamps() {
         .iter()
         .map(|(r, n)| (r.as_str(), *n))
         .collect();
-    assert_eq!(reasons, [("null_feature", 1), ("unknown_label", 1)]);
+    assert_eq!(reasons, [("invalid_label", 1), ("null_feature", 1)]);
     assert!(h.rows.ts.windows(2).all(|w| w[0] < w[1]), "sorted by time");
     // Sub-second parts are dropped, as for unix seconds in a CSV.
     assert_eq!(h.rows.ts[0], 1_700_000_000);
@@ -807,4 +807,124 @@ fn elec2_full_table() {
     if let Ok(path) = std::env::var("DRIFTD_BACKTEST_CHART") {
         write_comparison_svg(&c, std::path::Path::new(&path)).unwrap();
     }
+}
+
+/// A separable stream of four classes (one cluster each, well apart) whose fourth appears at
+/// row `new_at` and never before (never at all with `None`).
+fn stream_with_new_class(rows: usize, new_at: Option<usize>, seed: u64) -> History {
+    use crate::domain::Dataset;
+    use crate::train::synth::{make_classification, Concept};
+    let concept = Concept::with_options(seed, 8, 6, 2, 4, 1, 2.0);
+    let pool = make_classification(&concept, 2 * rows, 0, seed);
+    let mut d = Dataset::empty(8);
+    for i in 0..pool.len() {
+        let at = d.len();
+        if at == rows {
+            break;
+        }
+        if pool.y[i] == 3.0 && new_at.is_none_or(|new_at| at < new_at) {
+            continue;
+        }
+        d.x.extend_from_slice(pool.row(i));
+        d.y.push(pool.y[i]);
+        d.ts.push(at as i64 * 60);
+        d.ids.push(at as i64);
+    }
+    History {
+        feature_names: (0..8).map(|i| format!("f{i}")).collect(),
+        rows: d,
+        ..Default::default()
+    }
+}
+
+/// Accuracy on the rows from `from` whose label is below `classes`.
+fn accuracy_of_classes(r: &Report, classes: u32) -> f64 {
+    let (hits, rows) = r
+        .classes
+        .iter()
+        .filter(|c| c.class < classes)
+        .fold((0.0, 0), |(h, n), c| {
+            (h + c.accuracy * c.rows as f64, n + c.rows)
+        });
+    hits / rows as f64
+}
+
+#[test]
+fn a_class_that_appears_is_learnt_and_the_old_ones_keep_their_accuracy() {
+    let (rows, new_at) = (16_000, 8_000);
+    let cfg = config(8, "task = \"multiclass\"\nn_classes = 3", "");
+    let grown = run_history(
+        &cfg.models[0],
+        &stream_with_new_class(rows, Some(new_at), 5),
+        &BacktestOptions::default(),
+    )
+    .unwrap();
+    let new = grown
+        .classes
+        .iter()
+        .find(|c| c.class == 3)
+        .expect("class 3");
+    eprintln!(
+        "{:?}\n{:?}",
+        new,
+        grown
+            .retrains
+            .iter()
+            .filter_map(|u| u.grew_classes)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(new.first_row, new_at);
+    // Learnt within 2 000 rows of its first label: its rows from there are mostly right.
+    let after: Vec<f64> = new.accuracy_by_block[2..]
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    let learnt = after.iter().sum::<f64>() / after.len() as f64;
+    assert!(
+        learnt >= 0.8,
+        "class 3 after 2 000 rows: {learnt:.3} ({new:?})"
+    );
+    let growth = grown.retrains.iter().find_map(|u| u.grew_classes);
+    assert_eq!(growth, Some(crate::train::ClassGrowth { from: 3, to: 4 }));
+    // The old classes, against the same stream without the new class.
+    let without = run_history(
+        &cfg.models[0],
+        &stream_with_new_class(rows, None, 5),
+        &BacktestOptions::default(),
+    )
+    .unwrap();
+    let (old_grown, old_without) = (
+        accuracy_of_classes(&grown, 3),
+        accuracy_of_classes(&without, 3),
+    );
+    assert!(
+        old_grown >= old_without - 0.01,
+        "old classes: {old_grown:.4} with the new class, {old_without:.4} without"
+    );
+    let text = super::summary(&grown);
+    assert!(text.contains("classes grew from 3 to 4"), "{text}");
+
+    // With `fixed`, a history the configuration cannot hold is refused, naming the keys.
+    let fixed = config(
+        8,
+        "task = \"multiclass\"\nn_classes = 3\nclasses = \"fixed\"",
+        "",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.csv");
+    let mut csv = String::from("f0,f1,f2,f3,f4,f5,f6,f7,label\n");
+    for i in 0..600 {
+        csv.push_str(&format!("{i},1,2,3,4,5,6,7,{}\n", i % 4));
+    }
+    std::fs::write(&path, csv).unwrap();
+    let e = read_history(&fixed.models[0], &path, &BacktestOptions::default()).unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("150 rows") && e.contains("task") && e.contains("n_classes"),
+        "{e}"
+    );
+    // With `grow` (the default) it is read whole.
+    let h = read_history(&cfg.models[0], &path, &BacktestOptions::default()).unwrap();
+    assert_eq!((h.len(), h.skipped_rows), (600, 0));
 }

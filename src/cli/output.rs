@@ -23,9 +23,11 @@ pub fn config_table(cfg: &Config, now: DateTime<Utc>) -> String {
     for m in &cfg.models {
         let _ = writeln!(
             s,
-            "  {}: {:?}, {} features, windows {:?} + {:?}, {} detector(s)",
+            "  {}: {:?}, {} classes ({}), {} features, windows {:?} + {:?}, {} detector(s)",
             m.name,
             m.task,
+            m.class_count(),
+            m.classes.as_str(),
             m.n_features,
             m.count_windows,
             m.time_windows,
@@ -73,6 +75,8 @@ pub fn config_json(cfg: &Config, now: DateTime<Utc>) -> Value {
             json!({
                 "name": m.name,
                 "task": m.task,
+                "n_classes": m.class_count(),
+                "classes": m.classes,
                 "n_features": m.n_features,
                 "count_windows": m.count_windows,
                 "time_windows": m.time_windows,

@@ -361,6 +361,10 @@ pub struct ModelConfig {
     /// Number of classes for `multiclass`.
     #[serde(default = "default_n_classes")]
     pub n_classes: u32,
+    /// `grow` (default): a label beyond the classes is a new class the next update learns;
+    /// `fixed`: such a row is set aside as `unknown_label`.
+    #[serde(default)]
+    pub classes: crate::domain::Classes,
     pub n_features: usize,
     /// Optional feature names, for metrics and exports.
     #[serde(default)]
@@ -410,6 +414,7 @@ impl ModelConfig {
             n_features: self.n_features,
             task: self.task,
             n_classes: self.n_classes,
+            classes: self.classes,
         }
     }
 

@@ -16,12 +16,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
-use crate::domain::{Dataset, Outcome, Strategy, Watermark};
+use crate::domain::{Dataset, Outcome, Strategy, Task, Watermark};
 use crate::estimate::{
     Calibration, Calibrations, Estimates, LabelledScore, ScoredCursor, ScoredRow,
 };
 use crate::feature_drift::{FeatureDriftReport, ReferenceSample};
-use crate::monitor::{score_row, MonitorEvent, MonitorState};
+use crate::monitor::{MonitorEvent, MonitorState};
 use crate::policy::{self, BatchView, PolicyState, TrainRequest, TriggerKind};
 
 #[cfg(test)]
@@ -35,6 +35,8 @@ pub struct ChampionView {
     /// The newest row it was trained on ([`Watermark::start`] when unknown): later rows are
     /// "new data".
     pub cutoff: Watermark,
+    /// How many classes it outputs: a label beyond them is one it has never seen.
+    pub classes: usize,
 }
 
 /// Which triggers decide (the backtest's baselines replace the configured ones).
@@ -221,11 +223,22 @@ impl ModelState {
         }
     }
 
+    /// The task the serving model has: the configured one, or multiclass once a binary
+    /// model grew a class (its predictions are class indices then).
+    pub fn task(&self) -> Task {
+        if self.monitor.known_classes > 2 {
+            Task::Multiclass
+        } else {
+            self.monitor.task
+        }
+    }
+
     fn update(&mut self, cfg: &ModelConfig, o: &Outcome) -> Vec<MonitorEvent> {
+        let correct = self.monitor.score(o).correct;
         let events = self.monitor.update(o);
-        let correct = score_row(cfg.task, o.prediction, o.label).correct;
-        let row = LabelledScore::of(cfg.task, o, correct);
-        self.calibrations.on_label(&cfg.estimate, cfg.task, &row);
+        let task = self.task();
+        let row = LabelledScore::of(task, o, correct);
+        self.calibrations.on_label(&cfg.estimate, task, &row);
         events
     }
 }
@@ -336,7 +349,7 @@ impl Controller {
     /// Folds scored rows (in scoring order, the newest at `to`) into a copy of the estimates.
     pub fn fold_scored(&self, rows: &[ScoredRow], to: ScoredCursor) -> FoldedEstimates {
         let mut estimates = self.estimates.clone();
-        let expected = estimates.fold(self.cfg.task, &self.state.calibrations, rows);
+        let expected = estimates.fold(self.state.task(), &self.state.calibrations, rows);
         FoldedEstimates {
             estimates,
             to,
@@ -358,9 +371,7 @@ impl Controller {
     pub fn calibrate(&mut self, version: i64, map: Option<Calibration>) {
         match map {
             Some(m) => self.state.calibrations.set(version, m),
-            None if self.cfg.task == crate::domain::Task::Multiclass => {
-                self.state.calibrations.raw(version)
-            }
+            None if self.state.task() == Task::Multiclass => self.state.calibrations.raw(version),
             None => self.state.calibrations.expect(version),
         }
     }
@@ -374,6 +385,9 @@ impl Controller {
 
     /// Which model serves now (the registry's word); `None` when none does.
     pub fn set_champion(&mut self, champion: Option<ChampionView>) {
+        if let Some(c) = &champion {
+            self.state.monitor.set_known_classes(c.classes);
+        }
         self.champion = champion;
     }
 
@@ -569,7 +583,7 @@ impl Controller {
         self.training = false;
         policy::on_update(&mut self.state.policy, self.state.monitor.rows, now);
         if promoted.is_some() {
-            self.champion = promoted;
+            self.set_champion(promoted);
         }
         let next = self.state.policy.follow_up.take()?;
         Some(self.request(TrainRequest {

@@ -104,6 +104,7 @@ fn the_bootstrap_reads_every_row_and_seeds_count_up() {
         version: 1,
         holdout_accuracy: Some(0.9),
         cutoff: wm(59),
+        classes: 2,
     };
     assert_eq!(c.on_training_finished(Some(champion), t(61)), None);
     assert_eq!(c.champion(), Some(&champion));
@@ -132,6 +133,7 @@ fn requests_during_a_training_coalesce_into_one_follow_up() {
         version: 3,
         holdout_accuracy: None,
         cutoff: Watermark::start(),
+        classes: 2,
     }));
     feed(&mut c, 1..10, |_| true);
     let first = plan(c.on_request(schedule_request(c.config(), 0).unwrap()));
@@ -163,6 +165,7 @@ fn a_drift_update_learns_from_the_detection_on() {
         version: 1,
         holdout_accuracy: Some(0.9),
         cutoff: wm(0),
+        classes: 2,
     }));
     let mut drift = None;
     let mut id = 1;
@@ -238,6 +241,7 @@ fn feature_drift_is_checked_every_interval_and_triggers_after_the_cooldown() {
         version: 1,
         holdout_accuracy: None,
         cutoff: Watermark::start(),
+        classes: 2,
     }));
     // Labelled rows the champion has not seen: an update has something to learn from.
     feed(&mut c, 1..20, |_| true);
@@ -271,6 +275,7 @@ fn the_periodic_baseline_counts_rows_since_the_last_update() {
         version: 1,
         holdout_accuracy: None,
         cutoff: Watermark::start(),
+        classes: 2,
     }));
     let events = feed(&mut c, 1..100, |_| true);
     assert!(c.on_batch(&events, t(100)).is_empty());
@@ -321,6 +326,7 @@ fn a_request_with_nothing_new_is_skipped_with_why_and_never_trains() {
         version: 1,
         holdout_accuracy: Some(0.9),
         cutoff: p.upto,
+        classes: 2,
     };
     match c.on_training_finished(Some(champion), t(100)) {
         Some(Decision::Skip(s)) => assert!(s.why.contains("nothing new since v1"), "{}", s.why),
@@ -351,6 +357,7 @@ fn a_manual_refit_combined_with_nothing_new_trains_on_old_rows_and_others_are_sk
         version: 1,
         holdout_accuracy: Some(0.9),
         cutoff: p.upto,
+        classes: 2,
     };
     assert_eq!(c.on_training_finished(Some(champion), t(100)), None);
     // Nothing new: another strategy is skipped, naming the one that would train.
@@ -394,6 +401,7 @@ fn a_low_estimate_of_scored_rows_requests_an_update_once_it_held() {
         version: 1,
         holdout_accuracy: Some(0.9),
         cutoff: wm(10),
+        classes: 2,
     }));
     feed(&mut c, 1..21, |_| true);
     // Version 1's holdout calibration: whatever it says, it is right 60 % of the time.

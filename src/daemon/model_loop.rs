@@ -438,6 +438,7 @@ impl ModelLoop {
                     version: info.version,
                     holdout_accuracy: acc,
                     cutoff: info.cutoff.unwrap_or_else(Watermark::start),
+                    classes: artifact.arch.n_classes,
                 }));
                 live.core
                     .calibrate(info.version, info.holdout_metrics.calibration.clone());
@@ -494,12 +495,9 @@ impl ModelLoop {
             return Ok(());
         }
         let artifact = ch.artifact.clone();
-        let task = self.cfg.task;
         let preds = tokio::task::spawn_blocking(move || {
-            crate::train::predict(&artifact, &x).map(|p| match task {
-                Task::Binary => p.proba.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
-                Task::Multiclass => p.labels.iter().map(|&c| f64::from(c)).collect(),
-            })
+            crate::train::predict(&artifact, &x)
+                .map(|p| (0..p.len()).map(|i| p.stored(i)).collect::<Vec<_>>())
         })
         .await;
         let preds = match preds {
@@ -537,7 +535,7 @@ impl ModelLoop {
                 .map(|r| r.prediction.unwrap_or(f64::NAN))
                 .collect()
         };
-        let (Task::Multiclass, Some(scorer)) = (self.cfg.task, &live.scorer) else {
+        let (Task::Multiclass, Some(scorer)) = (live.core.state().task(), &live.scorer) else {
             return binary();
         };
         let n = self.cfg.n_features;
@@ -558,11 +556,8 @@ impl ModelLoop {
         }
         let artifact = scorer.artifact.clone();
         let top = tokio::task::spawn_blocking(move || {
-            crate::train::predict(&artifact, &x).map(|p| {
-                (0..p.len())
-                    .map(|i| f64::from(p.prob(i, p.labels[i] as usize)))
-                    .collect::<Vec<_>>()
-            })
+            crate::train::predict(&artifact, &x)
+                .map(|p| (0..p.len()).map(|i| p.confidence(i)).collect::<Vec<_>>())
         })
         .await;
         match top {
@@ -588,7 +583,7 @@ impl ModelLoop {
         let name = &self.cfg.name;
         let mut conn = self.pool.acquire().await?;
         let from = live.core.scored_cursor();
-        let multiclass = self.cfg.task == Task::Multiclass;
+        let multiclass = live.core.state().task() == Task::Multiclass;
         let limits = (self.poll.settle_ms, self.poll.batch_size);
         let raw = self
             .source
@@ -743,6 +738,7 @@ impl ModelLoop {
             }
         }
         let folded = live.core.fold(&outcomes, to);
+        let unseen = folded.state.monitor.unseen_labels - live.core.state().monitor.unseen_labels;
         store::commit(
             &mut conn,
             &BatchCommit {
@@ -762,7 +758,7 @@ impl ModelLoop {
         self.metrics
             .ingest
             .label_corrections(&self.cfg.name, corrections.len() as u64);
-        self.export(outcomes.len(), &rejected, &events, &delays, live);
+        self.export(outcomes.len(), unseen, &rejected, &events, &delays, live);
         // A batch cut before a row to score counts as full: the next round reads on at once.
         let rows = if polled > raw.len() {
             polled.max(self.poll.batch_size as usize)
@@ -837,9 +833,11 @@ impl ModelLoop {
         k
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn export(
         &self,
         counted: usize,
+        unseen: u64,
         rejected: &[Rejection],
         events: &[MonitorEvent],
         delays: &[f64],
@@ -863,6 +861,12 @@ impl ModelLoop {
                 first_id = rejected[0].id, "rows set aside in driftd.rejected_rows");
         }
         m.ingest.label_delays(name, delays);
+        if unseen > 0 {
+            m.monitor.unseen_labels(name, unseen);
+            // Once per batch, as for the rows set aside.
+            tracing::warn!(model = name, unseen, known_classes = live.core.state().monitor.known_classes,
+                "labels the champion has no class for (counted as its errors; the next update learns them with classes = \"grow\")");
+        }
         for e in events {
             match e {
                 MonitorEvent::Drift {

@@ -416,6 +416,7 @@ impl Job {
             strategy: Some(self.plan.strategy),
             n_classes: self.cfg.class_count(),
             calibration: self.cfg.estimate.calibration,
+            grow_classes: self.cfg.classes == crate::domain::Classes::Grow,
         };
         let (mut train_cfg, cancel) = (self.cfg.train.clone(), self.cancel.clone());
         train_cfg
@@ -476,6 +477,7 @@ impl Job {
             n_holdout: outcome.n_holdout,
             reason: outcome.reason.clone(),
             calibration: chosen.calibration.clone(),
+            grew_classes: outcome.grew_classes,
         };
         let cutoff = self.plan.cutoff(data.n_new_read, champion_cutoff);
         let reference_sample = control::reference_sample(
@@ -509,6 +511,7 @@ impl Job {
             version,
             holdout_accuracy: chosen.holdout.map(|s| s.accuracy),
             cutoff,
+            classes: chosen.artifact.arch.n_classes,
         });
         if !outcome.promoted {
             // Why a kept run stores a version: the operator may still promote it.

@@ -64,6 +64,19 @@ impl Dataset {
     }
 
     /// Checks every label is a class index below `n_classes`.
+    /// One more than the largest label, if every label is a class index (`None` when there
+    /// are no rows, or a label is not a class index: [`Self::validate_labels`] says which).
+    pub fn n_label_classes(&self) -> Option<usize> {
+        let mut top = None::<f32>;
+        for &v in &self.y {
+            if !(v >= 0.0 && v.fract() == 0.0) {
+                return None;
+            }
+            top = Some(top.map_or(v, |t| t.max(v)));
+        }
+        top.map(|t| t as usize + 1)
+    }
+
     pub fn validate_labels(&self, n_classes: usize) -> Result<()> {
         for (i, &v) in self.y.iter().enumerate() {
             if !(v >= 0.0 && v < n_classes as f32 && v.fract() == 0.0) {

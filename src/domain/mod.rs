@@ -17,5 +17,5 @@ mod watermark;
 pub use dataset::{Dataset, ShapeError};
 pub use outcome::{features_f32, fits_f32, Outcome, RejectReason, Rejection, RowDefect, RowRules};
 pub use strategy::{CandidateSpec, Strategy};
-pub use task::Task;
+pub use task::{Classes, Task, MAX_CLASSES};
 pub use watermark::Watermark;

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Task;
+use super::{Classes, Task, MAX_CLASSES};
 
 /// A labelled row that passed validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,17 +26,20 @@ pub enum RejectReason {
     NonFiniteFeature,
     WrongFeatureCount,
     InvalidLabel,
+    /// A class index beyond the configured classes, with `classes = "fixed"`.
+    UnknownLabel,
     MissingPrediction,
     InvalidPrediction,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 7] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::NullFeatures,
         RejectReason::NullFeature,
         RejectReason::NonFiniteFeature,
         RejectReason::WrongFeatureCount,
         RejectReason::InvalidLabel,
+        RejectReason::UnknownLabel,
         RejectReason::MissingPrediction,
         RejectReason::InvalidPrediction,
     ];
@@ -49,6 +52,7 @@ impl RejectReason {
             RejectReason::NonFiniteFeature => "non_finite_feature",
             RejectReason::WrongFeatureCount => "wrong_feature_count",
             RejectReason::InvalidLabel => "invalid_label",
+            RejectReason::UnknownLabel => "unknown_label",
             RejectReason::MissingPrediction => "missing_prediction",
             RejectReason::InvalidPrediction => "invalid_prediction",
         }
@@ -82,6 +86,8 @@ pub struct RowRules {
     pub task: Task,
     /// The configured class count (used by multiclass models only).
     pub n_classes: u32,
+    /// Whether a class index beyond the configured ones is a new class or an unknown label.
+    pub classes: Classes,
 }
 
 /// Whether a feature value stays finite as the f32 the models take (a finite f64 beyond
@@ -140,32 +146,52 @@ impl RowRules {
         features_f32(self.n_features, features)
     }
 
-    /// Whether `v` is a class of the task: 0 or 1 (binary), a class index (multiclass).
-    fn is_class(&self, v: f64) -> bool {
-        match self.task {
-            Task::Binary => v == 0.0 || v == 1.0,
-            Task::Multiclass => v.fract() == 0.0 && v >= 0.0 && v < f64::from(self.n_classes),
-        }
+    /// The configured classes: 2 (binary) or `n_classes` (multiclass).
+    fn configured(&self) -> u32 {
+        self.task.classes(self.n_classes) as u32
     }
 
-    /// The label as a class index, if it is one of the task's classes.
+    /// The label as a class index: one of the configured classes, or with
+    /// [`Classes::Grow`] any class index below [`MAX_CLASSES`].
     pub fn label(&self, label: Option<f64>) -> Result<u32, RowDefect> {
-        match label {
-            None => Err(defect(RejectReason::InvalidLabel, "label is NULL".into())),
-            Some(l) if self.is_class(l) => Ok(l as u32),
-            Some(l) => Err(defect(
+        let Some(l) = label else {
+            return Err(defect(RejectReason::InvalidLabel, "label is NULL".into()));
+        };
+        if !(l >= 0.0 && l.fract() == 0.0) {
+            return Err(defect(
                 RejectReason::InvalidLabel,
-                format!("label {l} is not a valid class for this model"),
+                format!("label {l} is not a class index (0, 1, 2, …)"),
+            ));
+        }
+        let configured = self.configured();
+        match self.classes {
+            _ if l < f64::from(configured) => Ok(l as u32),
+            Classes::Grow if l < f64::from(MAX_CLASSES) => Ok(l as u32),
+            Classes::Grow => Err(defect(
+                RejectReason::InvalidLabel,
+                format!("label {l} is beyond the {MAX_CLASSES} classes a model can grow to"),
+            )),
+            Classes::Fixed => Err(defect(
+                RejectReason::UnknownLabel,
+                format!(
+                    "label {l} is not one of the model's {configured} classes (classes = \"fixed\")"
+                ),
             )),
         }
     }
 
     /// The prediction, if there is one in the task's range: a probability in [0, 1]
-    /// (binary), a class index (multiclass).
+    /// (binary), a class index (multiclass, and a binary model that grew a class).
     pub fn prediction(&self, prediction: Option<f64>) -> Result<f64, RowDefect> {
+        // A class index: below the configured classes, or any a grown model can have.
+        let limit = match self.classes {
+            Classes::Grow => MAX_CLASSES,
+            Classes::Fixed => self.configured(),
+        };
+        let is_class = |p: f64| p >= 0.0 && p.fract() == 0.0 && p < f64::from(limit);
         let in_range = |p: f64| match self.task {
-            Task::Binary => (0.0..=1.0).contains(&p),
-            Task::Multiclass => self.is_class(p),
+            Task::Binary => (0.0..=1.0).contains(&p) || is_class(p),
+            Task::Multiclass => is_class(p),
         };
         match prediction {
             None => Err(defect(

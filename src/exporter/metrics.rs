@@ -232,6 +232,7 @@ impl EstimateMetrics {
 
 pub struct MonitorMetrics {
     outcomes_processed: IntCounterVec,
+    unseen_labels: IntCounterVec,
     rolling_accuracy: GaugeVec,
     rolling_log_loss: GaugeVec,
     rolling_brier: GaugeVec,
@@ -244,6 +245,12 @@ impl MonitorMetrics {
             outcomes_processed: d.counter(
                 "driftd_outcomes_processed_total",
                 "Labelled outcomes folded into the monitor state.",
+                &["model"],
+            ),
+            unseen_labels: d.counter(
+                "driftd_unseen_labels_total",
+                "Labelled outcomes whose label the serving model has no class for (counted as \
+                 its errors; with classes = \"grow\" the next update learns the class).",
                 &["model"],
             ),
             rolling_accuracy: d.gauge(
@@ -518,6 +525,11 @@ impl MonitorMetrics {
             .inc_by(n);
     }
 
+    /// `n` of `model`'s labelled outcomes had a label its champion could not output.
+    pub fn unseen_labels(&self, model: &str, n: u64) {
+        self.unseen_labels.with_label_values(&[model]).inc_by(n);
+    }
+
     /// Publishes the rolling windows of a model's monitor state.
     pub fn publish(&self, model: &str, state: &MonitorState) {
         for (window, st) in state.window_stats() {
@@ -545,6 +557,7 @@ impl MonitorMetrics {
 
     fn touch(&self, model: &str) {
         self.outcomes_processed.with_label_values(&[model]);
+        self.unseen_labels.with_label_values(&[model]);
     }
 }
 
@@ -1027,6 +1040,7 @@ mod tests {
         let at = chrono::DateTime::from_timestamp(1_700_000_300, 0).unwrap();
         m.detectors.drift_detected("a", "adwin", at);
         m.monitor.rows_processed("a", 398);
+        m.monitor.unseen_labels("a", 2);
         m.ingest.poll_took(0.004);
         m.ingest.poll_took(0.2);
     }

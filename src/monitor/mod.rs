@@ -19,6 +19,9 @@ const PROB_EPS: f64 = 1e-15;
 pub fn score_row(task: Task, prediction: f64, label: u32) -> RowScore {
     let correct = task.predicted_class(prediction) == label;
     match task {
+        // A binary model that grew a class: a label or a class-index prediction beyond 1 has
+        // no probability of class 1 to score, so it scores as a hard prediction.
+        Task::Binary if label > 1 || prediction > 1.0 => hard_score(correct),
         Task::Binary => {
             let y = f64::from(label);
             let p = prediction.clamp(PROB_EPS, 1.0 - PROB_EPS);
@@ -33,6 +36,17 @@ pub fn score_row(task: Task, prediction: f64, label: u32) -> RowScore {
             log_loss: None,
             brier: None,
         },
+    }
+}
+
+/// A hard prediction's scores: all of the probability on the predicted class (log-loss
+/// clipped as [`PROB_EPS`] clips a confident miss; Brier over the classes, 0 or 2).
+fn hard_score(correct: bool) -> RowScore {
+    let p_true = if correct { 1.0 - PROB_EPS } else { PROB_EPS };
+    RowScore {
+        correct,
+        log_loss: Some(-p_true.ln()),
+        brier: Some(if correct { 0.0 } else { 2.0 }),
     }
 }
 
@@ -127,6 +141,13 @@ pub struct MonitorState {
     /// `restart_detectors_on_new_version` from the model's config (not stored).
     #[serde(skip, default = "restart_by_default")]
     pub restart_on_new_version: bool,
+    /// How many classes the serving model can output (the configured ones until a champion
+    /// with more serves; see [`Self::set_known_classes`]). A label at or beyond it is unseen.
+    #[serde(default)]
+    pub known_classes: usize,
+    /// Rows whose label the serving model could not output, all time.
+    #[serde(default)]
+    pub unseen_labels: u64,
 }
 
 fn restart_by_default() -> bool {
@@ -160,6 +181,8 @@ impl MonitorState {
             newest_labeled_at: None,
             detected_version: None,
             restart_on_new_version: cfg.restart_detectors_on_new_version,
+            known_classes: classes,
+            unseen_labels: 0,
         }
     }
 
@@ -167,7 +190,7 @@ impl MonitorState {
     /// detectors with the same configuration. Anything new starts empty.
     pub fn restore(cfg: &ModelConfig, snapshot: MonitorState) -> Self {
         let fresh = MonitorState::new(cfg);
-        if snapshot.task != fresh.task || snapshot.confusion.len() != fresh.confusion.len() {
+        if snapshot.task != fresh.task {
             return fresh;
         }
         let take_count = |w: &CountWindow| {
@@ -197,22 +220,57 @@ impl MonitorState {
                 })
                 .unwrap_or_else(|| d.clone())
         };
-        MonitorState {
+        let mut restored = MonitorState {
             count_windows: fresh.count_windows.iter().map(take_count).collect(),
             time_windows: fresh.time_windows.iter().map(take_time).collect(),
             detectors: fresh.detectors.iter().map(take_det).collect(),
             restart_on_new_version: fresh.restart_on_new_version,
+            // Classes only grow: a snapshot from before `known_classes` (0) or a config with
+            // more classes than the snapshot's model.
+            known_classes: snapshot.known_classes.max(fresh.known_classes),
             ..snapshot
+        };
+        restored.fit_confusion(restored.known_classes);
+        restored
+    }
+
+    /// The serving model outputs `n` classes (a champion that learnt a new one serves).
+    pub fn set_known_classes(&mut self, n: usize) {
+        self.known_classes = self.known_classes.max(n);
+        self.fit_confusion(self.known_classes);
+    }
+
+    /// Whether the serving model could not have output `label`.
+    pub fn is_unseen(&self, label: u32) -> bool {
+        label as usize >= self.known_classes
+    }
+
+    /// A row's scores; a label the model could not output is an error whatever it predicted.
+    pub fn score(&self, o: &Outcome) -> RowScore {
+        if self.is_unseen(o.label) {
+            return hard_score(false);
+        }
+        score_row(self.task, o.prediction, o.label)
+    }
+
+    /// Grows the confusion matrix to at least `n` × `n`.
+    fn fit_confusion(&mut self, n: usize) {
+        let n = n.max(self.confusion.len());
+        self.confusion.resize_with(n, Vec::new);
+        for row in &mut self.confusion {
+            row.resize(n, 0);
         }
     }
 
     /// Folds one valid row into the state and returns what the detectors saw.
     pub fn update(&mut self, o: &Outcome) -> Vec<MonitorEvent> {
-        let s = score_row(self.task, o.prediction, o.label);
+        let s = self.score(o);
         let row_index = self.rows;
         self.rows += 1;
         self.correct += u64::from(s.correct);
+        self.unseen_labels += u64::from(self.is_unseen(o.label));
         let predicted = self.task.predicted_class(o.prediction) as usize;
+        self.fit_confusion(1 + predicted.max(o.label as usize));
         self.confusion[o.label as usize][predicted] += 1;
         for w in &mut self.count_windows {
             w.push(&s);
@@ -335,6 +393,32 @@ time_windows = ["1h"]
             .unwrap()
             .models
             .remove(0)
+    }
+
+    #[test]
+    fn a_label_the_model_cannot_output_is_an_unseen_error_until_a_model_can() {
+        let cfg = model_cfg();
+        let mut m = MonitorState::new(&cfg);
+        assert_eq!(m.known_classes, 2);
+        // A binary model that "predicts" class 1 with certainty on a row of class 2.
+        m.update(&outcome(1, 1.0, 2));
+        m.update(&outcome(2, 0.9, 1));
+        assert_eq!((m.rows, m.correct, m.unseen_labels), (2, 1, 1));
+        assert_eq!(m.confusion.len(), 3);
+        assert_eq!(m.confusion[2][1], 1);
+        assert_eq!(m.window_accuracy("10"), Some(0.5));
+        // A champion with three classes serves: class 2 is one it can get right.
+        m.set_known_classes(3);
+        m.update(&outcome(3, 2.0, 2));
+        assert_eq!((m.correct, m.unseen_labels), (2, 1));
+        assert_eq!(m.confusion[2][2], 1);
+        // Class indices only grow, and a restored snapshot keeps them.
+        m.set_known_classes(2);
+        assert_eq!(m.known_classes, 3);
+        let back: MonitorState = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        let restored = MonitorState::restore(&cfg, back);
+        assert_eq!((restored.known_classes, restored.unseen_labels), (3, 1));
+        assert_eq!(restored.confusion, m.confusion);
     }
 
     fn outcome(i: i64, pred: f64, label: u32) -> Outcome {

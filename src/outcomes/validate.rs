@@ -33,7 +33,7 @@ pub fn validate(raw: &RawOutcome, rules: RowRules) -> Result<Outcome, Rejection>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{RejectReason, Task};
+    use crate::domain::{Classes, RejectReason, Task};
     use chrono::Utc;
 
     fn raw(
@@ -57,6 +57,7 @@ mod tests {
             n_features,
             task,
             n_classes,
+            classes: Classes::Fixed,
         }
     }
 
@@ -101,6 +102,10 @@ mod tests {
         assert!(beyond.detail.contains("beyond"), "{}", beyond.detail);
         assert_eq!(
             reason(raw(ok.clone(), Some(0.3), Some(2.0))),
+            RejectReason::UnknownLabel
+        );
+        assert_eq!(
+            reason(raw(ok.clone(), Some(0.3), Some(0.5))),
             RejectReason::InvalidLabel
         );
         assert_eq!(
@@ -130,6 +135,38 @@ mod tests {
             rules(2, Task::Multiclass, 3),
         )
         .unwrap_err();
-        assert_eq!(e.reason, RejectReason::InvalidLabel);
+        assert_eq!(e.reason, RejectReason::UnknownLabel);
+        assert!(e.detail.contains("fixed"), "{}", e.detail);
+    }
+
+    #[test]
+    fn a_growing_model_keeps_labels_beyond_its_classes() {
+        let ok = Some(vec![Some(1.0), Some(2.0)]);
+        let grow = RowRules {
+            classes: Classes::Grow,
+            ..rules(2, Task::Binary, 2)
+        };
+        let o = validate(&raw(ok.clone(), Some(0.8), Some(2.0)), grow).unwrap();
+        assert_eq!(o.label, 2);
+        // Once it grew, a binary model's predictions may be class indices.
+        assert_eq!(
+            validate(&raw(ok.clone(), Some(2.0), Some(2.0)), grow)
+                .unwrap()
+                .prediction,
+            2.0
+        );
+        for (label, why) in [
+            (-1.0, "class index"),
+            (2.5, "class index"),
+            (1e6, "grow to"),
+        ] {
+            let e = validate(&raw(ok.clone(), Some(0.8), Some(label)), grow).unwrap_err();
+            assert_eq!(e.reason, RejectReason::InvalidLabel, "{label}");
+            assert!(e.detail.contains(why), "{}", e.detail);
+        }
+        let e = validate(&raw(ok, Some(1.5), Some(1.0)), grow).unwrap_err();
+        assert_eq!(e.reason, RejectReason::InvalidPrediction);
+        assert_eq!(Task::Binary.predicted_class(2.0), 2);
+        assert_eq!(Task::Binary.predicted_class(0.7), 1);
     }
 }

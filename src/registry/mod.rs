@@ -78,6 +78,10 @@ pub struct HoldoutMetrics {
     /// (`None`: calibrated on its first labelled rows instead; see `crate::estimate`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<crate::estimate::Calibration>,
+    /// The update learnt classes its parent could not output (a binary model that became
+    /// multiclass among them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grew_classes: Option<crate::train::ClassGrowth>,
 }
 
 impl HoldoutMetrics {

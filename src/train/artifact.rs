@@ -171,6 +171,26 @@ impl Predictions {
         self.labels.is_empty()
     }
 
+    /// Row `i`'s prediction as the outcomes table holds it: P(class 1) for a two-class
+    /// model, the predicted class index otherwise.
+    pub fn stored(&self, i: usize) -> f64 {
+        if self.n_classes <= 2 {
+            f64::from(self.proba[i])
+        } else {
+            f64::from(self.labels[i])
+        }
+    }
+
+    /// What the estimate reads of row `i`'s prediction: P(class 1) for a two-class model,
+    /// the predicted class's probability otherwise.
+    pub fn confidence(&self, i: usize) -> f64 {
+        if self.n_classes <= 2 {
+            f64::from(self.proba[i])
+        } else {
+            f64::from(self.prob(i, self.labels[i] as usize))
+        }
+    }
+
     /// Probability of class `c` for row `i`.
     pub fn prob(&self, i: usize, c: usize) -> f32 {
         if self.n_classes <= 2 {

@@ -22,6 +22,7 @@
 //! - [`verdict`]: the gate's typed [`Verdict`] (`Promote`, `Keep(reason)`), whose `Display`
 //!   is the stored reason.
 //! - [`artifact`]: [`ModelArtifact`], safetensors export/import, JSON sidecar, prediction.
+//! - [`widen`]: a champion's output layer widened for a class it has never output.
 //! - [`synth`]: a `make_classification`-style generator for tests, examples and benches.
 
 pub mod artifact;
@@ -33,6 +34,7 @@ pub mod strategy;
 pub mod synth;
 pub mod tournament;
 pub mod verdict;
+pub mod widen;
 
 pub use crate::config::train::{DeviceChoice, EarlyStopping, SelectionMetric, TrainConfig, Window};
 pub use crate::domain::{CandidateSpec, Dataset, Strategy};
@@ -43,7 +45,8 @@ pub use batched::{fit, FitOptions, FitStats};
 pub use mlp::{Activation, Arch};
 pub use scaler::Scaler;
 pub use tournament::{
-    run_update, score, Candidate, CandidateReport, Scores, UpdateOutcome, UpdateRequest,
+    run_update, score, Candidate, CandidateReport, ClassGrowth, Scores, UpdateOutcome,
+    UpdateRequest,
 };
 pub use verdict::{Comparison, KeepReason, Promotion, Verdict};
 

@@ -72,6 +72,10 @@ pub struct UpdateRequest {
     pub n_classes: usize,
     /// How the chosen model's probabilities are calibrated on the holdout.
     pub calibration: Method,
+    /// `classes = "grow"`: labels beyond the classes are new classes, which the update
+    /// learns (a refit sizes its output from the rows, a fine-tune or an ensemble widens the
+    /// champion's, see [`crate::train::widen`]). Otherwise they are an error.
+    pub grow_classes: bool,
 }
 
 impl Default for UpdateRequest {
@@ -81,6 +85,7 @@ impl Default for UpdateRequest {
             strategy: None,
             n_classes: 2,
             calibration: Method::Isotonic,
+            grow_classes: false,
         }
     }
 }
@@ -179,12 +184,35 @@ pub struct UpdateOutcome {
     pub total_seconds: f64,
     /// `verdict.to_string()`.
     pub reason: String,
+    /// When the rows held labels the champion (or the configuration, for a first model)
+    /// had no class for: its classes before and after.
+    pub grew_classes: Option<ClassGrowth>,
+}
+
+/// A model's classes before and after an update that learnt new ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassGrowth {
+    pub from: usize,
+    pub to: usize,
+}
+
+impl std::fmt::Display for ClassGrowth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "classes grew from {} to {}", self.from, self.to)?;
+        if self.from <= 2 && self.to > 2 {
+            f.write_str(" (binary became multiclass)")?;
+        }
+        Ok(())
+    }
 }
 
 impl UpdateOutcome {
     fn decide(&mut self, verdict: Verdict, start: Instant) {
         self.promoted = verdict.promotes();
         self.reason = verdict.to_string();
+        if let Some(g) = self.grew_classes {
+            self.reason.push_str(&format!("; {g}"));
+        }
         self.verdict = verdict;
         self.total_seconds = start.elapsed().as_secs_f64();
     }
@@ -214,6 +242,12 @@ pub fn run_update(
         return bootstrap(&plan, req, cfg, cancel, start);
     };
     champion.validate()?;
+    // A class the champion never output: every candidate starts from the widened champion,
+    // which the holdout also scores (it cannot predict the new class yet).
+    let widened = (plan.n_classes > champion.arch.n_classes)
+        .then(|| super::widen::widen(champion, plan.n_classes))
+        .transpose()?;
+    let champion = widened.as_ref().unwrap_or(champion);
     let mut outcome = plan.outcome(Some(champion));
     let champ_detail = if plan.holdout.is_empty() {
         None

@@ -16,6 +16,9 @@ pub(super) struct Plan {
     pub(super) strategy: Strategy,
     pub(super) n_features: usize,
     pub(super) n_classes: usize,
+    /// The champion's classes (the request's for a first model): fewer than `n_classes`
+    /// when the rows hold new classes.
+    pub(super) classes_before: usize,
     pub(super) old: Dataset,
     pub(super) new: Dataset,
     pub(super) holdout: Dataset,
@@ -53,7 +56,7 @@ impl Plan {
                 )));
             }
         }
-        let n_classes = check_classes(req, champion)?;
+        let n_classes = check_classes(req, champion, [old, new])?;
         old.validate_labels(n_classes)?;
         new.validate_labels(n_classes)?;
         let old = old.time_ordered();
@@ -78,6 +81,7 @@ impl Plan {
             strategy,
             n_features,
             n_classes,
+            classes_before: champion.map_or(req.n_classes, |c| c.arch.n_classes),
             old,
             new,
             n_new_train: new_train.len(),
@@ -104,6 +108,10 @@ impl Plan {
             steps: 0,
             total_seconds: 0.0,
             reason: String::new(),
+            grew_classes: (self.n_classes > self.classes_before).then_some(super::ClassGrowth {
+                from: self.classes_before,
+                to: self.n_classes,
+            }),
         }
     }
 
@@ -135,10 +143,12 @@ impl Plan {
     }
 }
 
-/// The request's classes, which must be the champion's.
+/// The update's classes: the request's, which must be the champion's, or with
+/// `grow_classes` the most of the request's, the champion's and the rows' labels.
 pub(super) fn check_classes(
     req: &UpdateRequest,
     champion: Option<&ModelArtifact>,
+    rows: [&Dataset; 2],
 ) -> Result<usize> {
     if req.n_classes < 2 {
         return Err(TrainError::InvalidInput(format!(
@@ -146,12 +156,23 @@ pub(super) fn check_classes(
             req.n_classes
         )));
     }
-    let n_classes = champion.map_or(req.n_classes, |c| c.arch.n_classes);
-    if n_classes != req.n_classes {
+    let champion_classes = champion.map_or(req.n_classes, |c| c.arch.n_classes);
+    if req.grow_classes {
+        let labels = rows.iter().filter_map(|d| d.n_label_classes()).max();
+        let n = champion_classes.max(req.n_classes).max(labels.unwrap_or(0));
+        if n > crate::domain::MAX_CLASSES as usize {
+            return Err(TrainError::InvalidInput(format!(
+                "the labels need {n} classes, more than the {} a model can grow to",
+                crate::domain::MAX_CLASSES
+            )));
+        }
+        return Ok(n);
+    }
+    if champion_classes != req.n_classes {
         return Err(TrainError::InvalidInput(format!(
-            "the champion has {n_classes} classes, the request {}",
+            "the champion has {champion_classes} classes, the request {}",
             req.n_classes
         )));
     }
-    Ok(n_classes)
+    Ok(champion_classes)
 }

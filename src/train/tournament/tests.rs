@@ -590,6 +590,79 @@ fn multiclass_update() {
 }
 
 #[test]
+fn a_new_class_is_learnt_by_every_strategy_with_grow_and_refused_without() {
+    let cfg = quick();
+    // A world of three classes, of which the champion saw only two.
+    let world = make_classification(&Concept::new(1, 12, 9, 3), 1400, 0, 12);
+    let first: Vec<usize> = (0..800).filter(|&i| world.y[i] < 2.0).collect();
+    let old = world.subset(&first);
+    let new = world.subset(&(800..1400).collect::<Vec<_>>());
+    assert!(new.y.contains(&2.0));
+    let boot = run_update(
+        &UpdateRequest::default(),
+        None,
+        &old,
+        &Dataset::empty(12),
+        &cfg,
+        &no(),
+    );
+    let champ = boot.unwrap().chosen.unwrap().artifact;
+    assert_eq!(champ.arch.n_classes, 2);
+    let fixed = UpdateRequest::default();
+    let e = run_update(&fixed, Some(&champ), &old, &new, &cfg, &no()).unwrap_err();
+    assert!(e.to_string().contains("not a class index below 2"), "{e}");
+    let grow = UpdateRequest {
+        grow_classes: true,
+        ..Default::default()
+    };
+    for strategy in [
+        Strategy::Auto,
+        Strategy::FinetuneNew,
+        Strategy::FinetuneCombined,
+        Strategy::RefitNew,
+        Strategy::EnsembleNew,
+    ] {
+        let req = UpdateRequest {
+            strategy: Some(strategy),
+            ..grow.clone()
+        };
+        let out = run_update(&req, Some(&champ), &old, &new, &cfg, &no()).unwrap();
+        assert_eq!(
+            out.grew_classes,
+            Some(ClassGrowth { from: 2, to: 3 }),
+            "{strategy}"
+        );
+        assert!(
+            out.reason.contains("binary became multiclass"),
+            "{}",
+            out.reason
+        );
+        let art = out.chosen.expect("a model").artifact;
+        art.validate().unwrap();
+        assert_eq!(art.arch.n_classes, 3, "{strategy}");
+        // The new class is predicted on rows of it, far better than by the champion, which
+        // never output it (its widened copy could, by chance).
+        let recall = |a: &ModelArtifact| {
+            let p = predict(a, &new.x).unwrap();
+            let of_new: Vec<usize> = (0..new.len()).filter(|&i| new.y[i] == 2.0).collect();
+            let right = of_new.iter().filter(|&&i| p.labels[i] == 2).count();
+            right as f64 / of_new.len() as f64
+        };
+        let before = recall(&crate::train::widen::widen(&champ, 3).unwrap());
+        let after = recall(&art);
+        eprintln!("{strategy}: class 2 recall {before:.3} → {after:.3}");
+        assert!(after > before + 0.2, "{strategy}: {before:.3} → {after:.3}");
+        if strategy == Strategy::Auto {
+            assert!(after > 0.8, "auto: {after:.3}");
+        }
+    }
+    // A first model sizes its output from the rows.
+    let out = run_update(&grow, None, &new, &Dataset::empty(12), &cfg, &no()).unwrap();
+    assert_eq!(out.chosen.unwrap().artifact.arch.n_classes, 3);
+    assert_eq!(out.grew_classes, Some(ClassGrowth { from: 2, to: 3 }));
+}
+
+#[test]
 fn refit_combined_with_nothing_new_holds_out_the_newest_old_rows() {
     let cfg = quick();
     let (champ, old) = champion(&cfg, 2);
