@@ -22,6 +22,8 @@ pub struct ClassReport {
     /// Its accuracy in stream rows `first_row + k·1000 .. first_row + (k+1)·1000`
     /// (`None`: none of its rows there).
     pub accuracy_by_block: Vec<Option<f64>>,
+    /// Its rows in each of those blocks.
+    pub rows_by_block: Vec<usize>,
 }
 
 /// The blocks of [`ClassReport::accuracy_by_block`], in stream rows.
@@ -54,6 +56,7 @@ pub fn class_reports(labels: &[u32], correct: &[bool], from: usize) -> Vec<Class
                     .iter()
                     .map(|&(h, n)| (n > 0).then(|| h as f64 / n as f64))
                     .collect(),
+                rows_by_block: blocks.iter().map(|b| b.1).collect(),
             }
         })
         .collect()

@@ -123,6 +123,27 @@ impl Default for MoreDataTriggerConfig {
     }
 }
 
+/// A class the champion has never output: request an update once `min_rows` labelled rows
+/// since the last update had a label it has no class for (`classes = "grow"`). No detector
+/// is needed to know that such a model is wrong on them; on by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NewClassTriggerConfig {
+    pub enabled: bool,
+    pub min_rows: u64,
+    pub strategy: Strategy,
+}
+
+impl Default for NewClassTriggerConfig {
+    fn default() -> Self {
+        NewClassTriggerConfig {
+            enabled: true,
+            min_rows: 100,
+            strategy: Strategy::Auto,
+        }
+    }
+}
+
 /// Accuracy before the labels: request an update when the estimated accuracy of the scored
 /// rows (`[models.estimate]`) stays below `min_accuracy` on `window` for `hold` of scoring
 /// time. Off by default: the estimate cannot see concept drift, and an update needs the
@@ -165,6 +186,7 @@ pub struct TriggerConfig {
     pub threshold: ThresholdTriggerConfig,
     pub more_data: MoreDataTriggerConfig,
     pub estimated: EstimatedTriggerConfig,
+    pub new_class: NewClassTriggerConfig,
     pub manual_strategy: Strategy,
     /// With no champion, fit the first model once this many labelled rows exist.
     pub bootstrap_min_rows: u64,
@@ -179,6 +201,7 @@ impl Default for TriggerConfig {
             threshold: ThresholdTriggerConfig::default(),
             more_data: MoreDataTriggerConfig::default(),
             estimated: EstimatedTriggerConfig::default(),
+            new_class: NewClassTriggerConfig::default(),
             manual_strategy: Strategy::Auto,
             bootstrap_min_rows: 500,
         }
@@ -217,6 +240,18 @@ impl TriggerConfig {
             return Err((
                 "estimated.strategy".into(),
                 "`none` would never update".into(),
+            ));
+        }
+        if self.new_class.enabled && self.new_class.min_rows == 0 {
+            return Err((
+                "new_class.min_rows".into(),
+                "must be at least 1 when new_class is enabled".into(),
+            ));
+        }
+        if matches!(self.new_class.strategy, Strategy::None) {
+            return Err((
+                "new_class.strategy".into(),
+                "`none` would never learn the class".into(),
             ));
         }
         if matches!(self.more_data.strategy, Strategy::None) {

@@ -419,6 +419,7 @@ impl Controller {
                 .window_accuracy(&self.cfg.triggers.threshold.window),
             champion_holdout_accuracy: self.champion.and_then(|c| c.holdout_accuracy),
             has_champion: self.champion.is_some(),
+            unseen_labels: self.state.monitor.unseen_labels,
         };
         policy::on_batch(&self.cfg.triggers, &mut self.state.policy, &view, now)
     }
@@ -581,7 +582,13 @@ impl Controller {
         now: DateTime<Utc>,
     ) -> Option<Decision> {
         self.training = false;
-        policy::on_update(&mut self.state.policy, self.state.monitor.rows, now);
+        let monitor = &self.state.monitor;
+        policy::on_update(
+            &mut self.state.policy,
+            monitor.rows,
+            monitor.unseen_labels,
+            now,
+        );
         if promoted.is_some() {
             self.set_champion(promoted);
         }

@@ -31,13 +31,15 @@ pub enum TriggerKind {
     MoreData,
     /// The estimated accuracy of the scored rows stayed below the floor (`[models.estimate]`).
     Estimated,
+    /// Labels the champion has no class for (`[models.triggers.new_class]`).
+    NewClass,
     /// The backtest's "update every N rows" baseline; the daemon never makes it.
     Periodic,
 }
 
 impl TriggerKind {
     /// Every trigger the daemon makes (so every metric series it can have).
-    pub const ALL: [TriggerKind; 9] = [
+    pub const ALL: [TriggerKind; 10] = [
         TriggerKind::Bootstrap,
         TriggerKind::Schedule,
         TriggerKind::Drift,
@@ -47,6 +49,7 @@ impl TriggerKind {
         TriggerKind::DriftRefresh,
         TriggerKind::MoreData,
         TriggerKind::Estimated,
+        TriggerKind::NewClass,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +63,7 @@ impl TriggerKind {
             TriggerKind::DriftRefresh => "drift_refresh",
             TriggerKind::MoreData => "more_data",
             TriggerKind::Estimated => "estimated",
+            TriggerKind::NewClass => "new_class",
             TriggerKind::Periodic => "periodic",
         }
     }
@@ -121,6 +125,10 @@ pub struct PolicyState {
     /// When the feature-drift check last ran.
     #[serde(default)]
     pub last_feature_check: Option<DateTime<Utc>>,
+    /// The monitor's unseen labels (a class the champion could not output) at the last
+    /// update: the new-class trigger counts from here.
+    #[serde(default)]
+    pub unseen_at_last_update: u64,
 }
 
 /// What one batch showed the policy.
@@ -131,10 +139,13 @@ pub struct BatchView<'a> {
     pub watched_accuracy: Option<f64>,
     pub champion_holdout_accuracy: Option<f64>,
     pub has_champion: bool,
+    /// Labelled rows so far whose label the serving model has no class for.
+    pub unseen_labels: u64,
 }
 
-/// The batch's update, if a trigger fires: the bootstrap without a champion; else the drift
-/// trigger, its refresh, then the accuracy threshold (the first that fires wins).
+/// The batch's update, if a trigger fires: the bootstrap without a champion; else a new
+/// class, the drift trigger, its refresh, the accuracy threshold, then more data (the first
+/// that fires wins).
 pub fn on_batch(
     cfg: &TriggerConfig,
     st: &mut PolicyState,
@@ -147,6 +158,9 @@ pub fn on_batch(
             return Some(bootstrap_request(b.rows));
         }
         return None;
+    }
+    if let Some(r) = new_class_request(cfg, st, b, now) {
+        return Some(r);
     }
     if cfg.drift.enabled {
         note_drift(&cfg.drift, st, b);
@@ -386,9 +400,35 @@ pub fn bootstrap_request(rows: u64) -> TrainRequest {
     }
 }
 
-/// Records that an update finished, so `min_new_rows` counts from here.
-pub fn on_update(st: &mut PolicyState, rows: u64, now: DateTime<Utc>) {
+/// An update once `new_class.min_rows` rows since the last one had a label the champion
+/// cannot output: it has to learn the class, and no detector needs to confirm that.
+fn new_class_request(
+    cfg: &TriggerConfig,
+    st: &mut PolicyState,
+    b: &BatchView<'_>,
+    now: DateTime<Utc>,
+) -> Option<TrainRequest> {
+    let unseen = b.unseen_labels.saturating_sub(st.unseen_at_last_update);
+    if !cfg.new_class.enabled || unseen < cfg.new_class.min_rows {
+        return None;
+    }
+    st.last_trigger_at = Some(now);
+    Some(TrainRequest {
+        trigger: TriggerKind::NewClass,
+        reason: format!(
+            "{unseen} labelled rows since the last update have a class the champion cannot output"
+        ),
+        strategy: cfg.new_class.strategy,
+        run_id: None,
+        new_after: None,
+    })
+}
+
+/// Records that an update finished, so `min_new_rows` (and the unseen labels of the
+/// new-class trigger) count from here.
+pub fn on_update(st: &mut PolicyState, rows: u64, unseen_labels: u64, now: DateTime<Utc>) {
     st.rows_at_last_update = rows;
+    st.unseen_at_last_update = unseen_labels;
     st.last_trigger_at = Some(now);
 }
 
@@ -421,7 +461,38 @@ mod tests {
             watched_accuracy: acc,
             champion_holdout_accuracy: Some(0.9),
             has_champion: true,
+            unseen_labels: 0,
         }
+    }
+
+    #[test]
+    fn labels_the_champion_cannot_output_ask_for_an_update_before_any_detector() {
+        let cfg = TriggerConfig::default();
+        let mut st = PolicyState::default();
+        let now = Utc::now();
+        on_update(&mut st, 1_000, 30, now);
+        let unseen = |n| BatchView {
+            unseen_labels: n,
+            ..view(1_050, &[], Some(0.7))
+        };
+        assert!(on_batch(&cfg, &mut st, &unseen(129), now).is_none());
+        let r = on_batch(&cfg, &mut st, &unseen(130), now).unwrap();
+        assert_eq!(
+            (r.trigger, r.strategy),
+            (TriggerKind::NewClass, Strategy::Auto)
+        );
+        assert!(r.reason.contains("100 labelled rows"), "{}", r.reason);
+        // Once an update learnt it, it counts from there.
+        on_update(&mut st, 1_100, 130, now);
+        assert!(on_batch(&cfg, &mut st, &unseen(130), now).is_none());
+        let off = TriggerConfig {
+            new_class: crate::config::triggers::NewClassTriggerConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            ..TriggerConfig::default()
+        };
+        assert!(on_batch(&off, &mut st, &unseen(10_000), now).is_none());
     }
 
     #[test]
@@ -435,6 +506,7 @@ mod tests {
             watched_accuracy: None,
             champion_holdout_accuracy: None,
             has_champion: false,
+            unseen_labels: 0,
         };
         assert!(on_batch(&cfg, &mut st, &v(499), now).is_none());
         let r = on_batch(&cfg, &mut st, &v(500), now).unwrap();
@@ -459,7 +531,7 @@ mod tests {
             (TriggerKind::Drift, Strategy::Auto)
         );
         assert!(r.reason.contains("adwin"));
-        on_update(&mut st, 1_000, t0);
+        on_update(&mut st, 1_000, 0, t0);
         assert!(
             on_batch(
                 &cfg,
@@ -510,7 +582,7 @@ mod tests {
             })
         );
         assert!(st.pending_drift_at.is_none());
-        on_update(&mut st, 1_500, t0);
+        on_update(&mut st, 1_500, 0, t0);
 
         cfg.drift.new_data_since = NewDataSince::LastUpdate;
         let later = t0 + Duration::hours(1);
@@ -535,14 +607,14 @@ mod tests {
         .is_none());
         let r = on_batch(&cfg, &mut st, &view(1_300, &[], None), t0).unwrap();
         assert_eq!(r.trigger, TriggerKind::Drift);
-        on_update(&mut st, 1_300, t0);
+        on_update(&mut st, 1_300, 0, t0);
         let later = t0 + Duration::minutes(10);
         assert!(on_batch(&cfg, &mut st, &view(3_200, &[], None), later).is_none());
         let r = on_batch(&cfg, &mut st, &view(3_300, &[], None), later).unwrap();
         assert_eq!(r.trigger, TriggerKind::DriftRefresh);
         // Everything since the drift, not since the first update's cut-off.
         assert_eq!(r.new_after.map(|w| w.id), Some(990));
-        on_update(&mut st, 3_300, later);
+        on_update(&mut st, 3_300, 0, later);
         assert!(
             on_batch(
                 &cfg,
@@ -581,7 +653,7 @@ mod tests {
             (TriggerKind::MoreData, Strategy::Auto, None)
         );
         assert_eq!(r.reason, "1000 labelled rows since the last update");
-        on_update(&mut st, 1_000, t0);
+        on_update(&mut st, 1_000, 0, t0);
         assert!(on_batch(&cfg, &mut st, &view(1_900, &[], None), t0).is_none());
         // A pending drift goes first (here: still waiting for rows after the drift).
         cfg.drift.min_rows_after_drift = 500;

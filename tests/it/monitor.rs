@@ -177,7 +177,9 @@ async fn bad_rows_are_set_aside_and_do_not_stall_the_watermark() {
     let pg = shared_pg();
     let mut db = pg.fresh_db().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), &db.url, ONE_MODEL);
+    // `fixed`: a label beyond the classes is set aside too (with `grow` it is a new class).
+    let model = format!("{ONE_MODEL}classes = \"fixed\"\n");
+    let cfg = write_config(dir.path(), &db.url, &model);
     let good = |i: i64| Row {
         model: "churn".into(),
         features: vec![1.0, 2.0, 3.0],
@@ -222,17 +224,18 @@ async fn bad_rows_are_set_aside_and_do_not_stall_the_watermark() {
     assert_eq!(
         reasons,
         vec![
-            ("invalid_label", 2),
+            ("invalid_label", 1),
             ("invalid_prediction", 1),
             ("missing_prediction", 1),
             ("non_finite_feature", 1),
             ("null_feature", 1),
+            ("unknown_label", 1),
             ("wrong_feature_count", 1),
         ]
     );
     assert_eq!(
-        d.metric("driftd_rows_rejected_total{model=\"churn\",reason=\"invalid_label\"}"),
-        Some(2.0)
+        d.metric("driftd_rows_rejected_total{model=\"churn\",reason=\"unknown_label\"}"),
+        Some(1.0)
     );
     assert!(d.logs().contains("rows set aside"), "{}", d.logs());
     // The watermark is past every row: the last good one.

@@ -347,7 +347,7 @@ fn bad_rows(start_secs: i64) -> Vec<Row> {
     };
     bad(0, &|r| r.features = vec![1.0, 2.0]);
     bad(1, &|r| r.features = vec![1.0, f64::NAN, 3.0]);
-    bad(2, &|r| r.label = Some(2.0));
+    bad(2, &|r| r.label = Some(0.5));
     bad(3, &|r| r.prediction = Some(1.7));
     rows
 }

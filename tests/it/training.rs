@@ -771,3 +771,127 @@ async fn shifted_inputs_raise_feature_drift_before_any_label() {
     let drifted = db.scalar_i64("SELECT count(DISTINCT feature) FROM driftd.feature_drift WHERE model = 'm' AND drifted").await;
     assert_eq!(drifted, 6);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_class_the_champion_never_saw_is_counted_then_learnt_and_served() {
+    use driftd::train::synth::{make_classification, Concept};
+    let pg = shared_pg();
+    let mut db = pg.fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A binary model (the default task, `classes = "grow"` by default); only manual updates.
+    let block = model_block("", "[models.triggers.drift]\nenabled = false");
+    let cfg = write_config(dir.path(), &db.url, &block);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[http]\n", "[http]\nread_token = \"r\"\n"),
+    )
+    .unwrap();
+    let cfgs = cfg.to_str().unwrap();
+    // A world of three well-separated classes, of which the first rows show two.
+    let world = make_classification(&Concept::with_options(7, 6, 4, 2, 3, 1, 2.0), 3_000, 0, 7);
+    let row = |i: usize, labelled: bool| Row {
+        model: "m".into(),
+        features: world.row(i).iter().map(|&v| f64::from(v)).collect(),
+        prediction: labelled.then_some(0.8),
+        label: labelled.then(|| f64::from(world.y[i])),
+        labeled_at_secs: labelled.then_some(i as i64),
+    };
+    let first: Vec<Row> = (0..800)
+        .filter(|&i| world.y[i] < 2.0)
+        .map(|i| row(i, true))
+        .collect();
+    let d = Daemon::spawn(&cfg);
+    db.insert(&first).await;
+    let champion =
+        "SELECT count(*) FROM driftd.model_versions WHERE model = 'm' AND status = 'champion'";
+    wait_sql(&mut db, &d, "the bootstrap champion", champion, WAIT).await;
+
+    // Then the third class arrives: its rows are counted as unseen, and as errors.
+    let next: Vec<Row> = (800..1_800).map(|i| row(i, true)).collect();
+    let new_class = (800..1_800).filter(|&i| world.y[i] == 2.0).count();
+    assert!(new_class > 200, "{new_class}");
+    db.insert(&next).await;
+    db.wait_rows_processed("m", (first.len() + next.len()) as i64, WAIT)
+        .await;
+    let unseen = "driftd_unseen_labels_total{model=\"m\"}";
+    assert_eq!(d.metric(unseen), Some(new_class as f64));
+    assert!(
+        d.logs().contains("labels the champion has no class for"),
+        "{}",
+        d.logs()
+    );
+
+    // The next update learns it: the champion becomes a three-class model.
+    let out = driftd(&["retrain", "--config", cfgs, "--model", "m"]);
+    assert!(out.status.success(), "{out:?}");
+    let run_id: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let done = format!("SELECT count(*) FROM driftd.training_runs WHERE id = {run_id} AND status IN ('promoted','kept','failed','skipped')");
+    wait_sql(&mut db, &d, "the manual run", &done, WAIT).await;
+    let (status, grew, reason): (String, Option<serde_json::Value>, String) = sqlx::query_as(
+        "SELECT r.status, v.holdout_metrics->'grew_classes', v.holdout_metrics->>'reason' \
+         FROM driftd.training_runs r JOIN driftd.model_versions v ON v.model = r.model AND v.version = r.new_version \
+         WHERE r.id = $1",
+    )
+    .bind(run_id)
+    .fetch_one(&mut db.conn)
+    .await
+    .unwrap();
+    assert_eq!(status, "promoted", "{reason}");
+    assert_eq!(grew, Some(serde_json::json!({"from": 2, "to": 3})));
+    assert!(reason.contains("binary became multiclass"), "{reason}");
+
+    // It serves three classes, and scores new rows with class indices.
+    wait_until(WAIT, "the grown champion served", || {
+        let v = d.metric("driftd_champion_version{model=\"m\"}");
+        async move { v == Some(2.0) }
+    })
+    .await;
+    let (code, meta) = http(
+        d.addr,
+        "GET",
+        "/v2/models/m",
+        None,
+        &[("Authorization", "Bearer r")],
+    );
+    assert_eq!(code, 200, "{meta}");
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert!(meta["outputs"].to_string().contains("[-1,3]"), "{meta}");
+    let unscored: Vec<Row> = (1_800..2_400).map(|i| row(i, false)).collect();
+    let ids = db.insert(&unscored).await;
+    let pending = format!(
+        "SELECT (count(*) = 0)::int::int8 FROM outcomes WHERE id >= {} AND prediction IS NULL",
+        ids[0]
+    );
+    wait_sql(&mut db, &d, "the new rows scored", &pending, WAIT).await;
+    let preds: Vec<f64> =
+        sqlx::query_scalar("SELECT prediction::float8 FROM outcomes WHERE id >= $1 ORDER BY id")
+            .bind(ids[0])
+            .fetch_all(&mut db.conn)
+            .await
+            .unwrap();
+    let of_new: Vec<usize> = (0..preds.len())
+        .filter(|&k| world.y[1_800 + k] == 2.0)
+        .collect();
+    let right = of_new.iter().filter(|&&k| preds[k] == 2.0).count();
+    assert!(
+        right as f64 >= 0.8 * of_new.len() as f64,
+        "class 2 predicted on {right} of its {} rows",
+        of_new.len()
+    );
+    // Labelled now, its class is no longer unseen.
+    let labels: Vec<f64> = (1_800..2_400).map(|i| f64::from(world.y[i])).collect();
+    sqlx::query("UPDATE outcomes o SET label = u.l, labeled_at = now() FROM UNNEST($1::int8[], $2::float8[]) AS u(id, l) WHERE o.id = u.id")
+        .bind(&ids)
+        .bind(&labels)
+        .execute(&mut db.conn)
+        .await
+        .unwrap();
+    db.wait_rows_processed(
+        "m",
+        (first.len() + next.len() + unscored.len()) as i64,
+        WAIT,
+    )
+    .await;
+    assert_eq!(d.metric(unseen), Some(new_class as f64));
+}
