@@ -103,25 +103,7 @@ impl Sim<'_> {
             None => Dataset::empty(self.h.n_features()),
         };
         let new = self.rows(plan.new_rows(), plan.max_rows);
-        let mut record = Retrain {
-            index,
-            trained_upto: plan.upto.id as usize,
-            trigger: plan.trigger.as_str().into(),
-            reason: plan.reason.clone(),
-            requested_strategy: plan.strategy,
-            strategy: plan.strategy,
-            promoted: false,
-            holdout_accuracy: None,
-            champion_holdout_accuracy: None,
-            n_old_rows: old.len(),
-            n_new_rows: new.len(),
-            rows: RowRanges::of(&old, &new, 0),
-            train_seconds: 0.0,
-            steps: 0,
-            recent_rows: None,
-            error: None,
-            grew_classes: None,
-        };
+        let mut record = Retrain::planned(plan, index, &old, &new);
         let started = Instant::now();
         let result = train::run_update(
             &UpdateRequest {
@@ -250,6 +232,31 @@ struct Replay<'a> {
     next_label: usize,
     predict_seconds: f64,
     monitor_seconds: f64,
+}
+
+impl Retrain {
+    /// The record of `plan`'s update after the row at `index`, before it trains.
+    fn planned(plan: &TrainPlan, index: usize, old: &Dataset, new: &Dataset) -> Retrain {
+        Retrain {
+            index,
+            trained_upto: plan.upto.id as usize,
+            trigger: plan.trigger.as_str().into(),
+            reason: plan.reason.clone(),
+            requested_strategy: plan.strategy,
+            strategy: plan.strategy,
+            promoted: false,
+            holdout_accuracy: None,
+            champion_holdout_accuracy: None,
+            n_old_rows: old.len(),
+            n_new_rows: new.len(),
+            rows: RowRanges::of(old, new, 0),
+            train_seconds: 0.0,
+            steps: 0,
+            recent_rows: None,
+            error: None,
+            grew_classes: None,
+        }
+    }
 }
 
 impl Replay<'_> {
