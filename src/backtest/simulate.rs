@@ -106,13 +106,7 @@ impl Sim<'_> {
         let mut record = Retrain::planned(plan, index, &old, &new);
         let started = Instant::now();
         let result = train::run_update(
-            &UpdateRequest {
-                seed: plan.seed,
-                strategy: Some(plan.strategy),
-                n_classes: self.n_classes,
-                calibration: self.model.estimate.calibration,
-                grow_classes: self.model.classes == crate::domain::Classes::Grow,
-            },
+            &UpdateRequest::for_model(self.model, plan.seed, Some(plan.strategy)),
             self.served.as_ref().map(|s| &s.artifact),
             &old,
             &new,

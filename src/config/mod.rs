@@ -369,6 +369,15 @@ pub struct ModelConfig {
     /// Optional feature names, for metrics and exports.
     #[serde(default)]
     pub feature_names: Vec<String>,
+    /// Features (named in `feature_names`) whose values are categories, not numbers: read as
+    /// text and coded (see `domain::category`), one-hot encoded for the MLP with a
+    /// vocabulary per version, and compared by category frequencies for feature drift.
+    #[serde(default)]
+    pub categorical_features: Vec<String>,
+    /// The most categories a categorical feature's vocabulary keeps (its most frequent in the
+    /// training rows); the rest, and anything unseen, share one "other" input.
+    #[serde(default = "default_max_categories")]
+    pub max_categories: usize,
     #[serde(default = "default_count_windows")]
     pub count_windows: Vec<usize>,
     /// Durations such as `"1h"`, `"24h"`, `"7d"`, measured in label time.
@@ -403,6 +412,24 @@ fn field(key: impl Into<String>, reason: impl Into<String>) -> FieldError {
 }
 
 impl ModelConfig {
+    /// The positions of `categorical_features` among the features, in feature order.
+    pub fn categorical_indices(&self) -> Vec<usize> {
+        let mut at: Vec<usize> = self
+            .categorical_features
+            .iter()
+            .filter_map(|c| self.feature_names.iter().position(|n| n == c))
+            .collect();
+        at.sort_unstable();
+        at
+    }
+
+    /// Whether feature `i` is categorical.
+    pub fn is_categorical(&self, i: usize) -> bool {
+        self.feature_names
+            .get(i)
+            .is_some_and(|n| self.categorical_features.contains(n))
+    }
+
     /// How many classes the model has: 2 for a binary task, `n_classes` for multiclass.
     pub fn class_count(&self) -> usize {
         self.task.classes(self.n_classes)
@@ -455,6 +482,7 @@ impl ModelConfig {
         if !self.feature_names.is_empty() && self.feature_names.len() != self.n_features {
             return Err(field("feature_names", "must have n_features entries"));
         }
+        self.validate_categorical()?;
         if self.task == Task::Multiclass && self.n_classes < 2 {
             return Err(field("n_classes", "must be at least 2"));
         }
@@ -463,6 +491,24 @@ impl ModelConfig {
                 "count_windows",
                 "each window must be 1 to 1000000 rows",
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_categorical(&self) -> Result<(), FieldError> {
+        for (i, c) in self.categorical_features.iter().enumerate() {
+            if !self.feature_names.contains(c) {
+                return Err(field(
+                    format!("categorical_features[{i}]"),
+                    format!("`{c}` is not one of feature_names (categorical features are named there)"),
+                ));
+            }
+            if self.categorical_features[..i].contains(c) {
+                return Err(field(format!("categorical_features[{i}]"), format!("`{c}` is listed twice")));
+            }
+        }
+        if !(1..=10_000).contains(&self.max_categories) {
+            return Err(field("max_categories", "must be 1 to 10000"));
         }
         Ok(())
     }
@@ -544,6 +590,10 @@ impl ModelConfig {
 
 fn default_max_training_rows() -> usize {
     100_000
+}
+
+fn default_max_categories() -> usize {
+    32
 }
 
 fn default_n_classes() -> u32 {

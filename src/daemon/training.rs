@@ -411,13 +411,7 @@ impl Job {
         }
         let data = self.read(&mut conn).await?;
         drop(conn);
-        let req = UpdateRequest {
-            seed: self.plan.seed,
-            strategy: Some(self.plan.strategy),
-            n_classes: self.cfg.class_count(),
-            calibration: self.cfg.estimate.calibration,
-            grow_classes: self.cfg.classes == crate::domain::Classes::Grow,
-        };
+        let req = UpdateRequest::for_model(&self.cfg, self.plan.seed, Some(self.plan.strategy));
         let (mut train_cfg, cancel) = (self.cfg.train.clone(), self.cancel.clone());
         train_cfg
             .num_threads

@@ -7,6 +7,7 @@
 //! here, not from the I/O modules that produce or consume them (`outcomes`, `train`);
 //! `tests/it/architecture.rs` checks it.
 
+pub mod category;
 mod dataset;
 mod outcome;
 pub mod packed;
@@ -14,6 +15,7 @@ mod strategy;
 mod task;
 mod watermark;
 
+pub use category::category_code;
 pub use dataset::{Dataset, ShapeError};
 pub use outcome::{features_f32, fits_f32, Outcome, RejectReason, Rejection, RowDefect, RowRules};
 pub use strategy::{CandidateSpec, Strategy};

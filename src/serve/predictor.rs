@@ -30,8 +30,11 @@ struct MemberNet {
 /// A validated artifact, laid out for inference.
 #[derive(Debug, Clone)]
 pub struct Predictor {
+    /// Raw features per row (codes at categorical positions).
     n_features: usize,
     n_classes: usize,
+    /// The categorical vocabularies: raw rows are encoded first.
+    encoding: Option<crate::train::encoding::Encoding>,
     members: Vec<MemberNet>,
     member_weights: Vec<f32>,
 }
@@ -104,8 +107,9 @@ impl Predictor {
             })
             .collect::<Result<Vec<_>, TrainError>>()?;
         Ok(Predictor {
-            n_features: arch.n_features,
+            n_features: artifact.encoding.as_ref().map_or(arch.n_features, |e| e.n_raw),
             n_classes: arch.n_classes,
+            encoding: artifact.encoding.clone(),
             members,
             member_weights: artifact.ensemble.weights.clone(),
         })
@@ -113,6 +117,20 @@ impl Predictor {
 
     pub fn n_features(&self) -> usize {
         self.n_features
+    }
+
+    /// Which raw features are categorical (their values are codes).
+    pub fn is_categorical(&self, i: usize) -> bool {
+        self.encoding
+            .as_ref()
+            .is_some_and(|e| e.vocabularies.iter().any(|v| v.feature == i))
+    }
+
+    /// Whether a categorical feature's code is outside the vocabulary (answered as "other").
+    pub fn is_unknown(&self, feature: usize, code: f32) -> bool {
+        self.encoding
+            .as_ref()
+            .is_some_and(|e| e.is_unknown(feature, code))
     }
 
     pub fn n_classes(&self) -> usize {
@@ -142,12 +160,21 @@ impl Predictor {
             .max()
             .unwrap_or(0);
         let (mut a, mut b) = (vec![0f32; widest], vec![0f32; widest]);
+        let mut encoded = Vec::new();
         for (row, out) in x
             .chunks_exact(self.n_features)
             .zip(values.chunks_exact_mut(width))
         {
+            let inputs = match &self.encoding {
+                Some(e) => {
+                    encoded.clear();
+                    e.encode_row(row, &mut encoded);
+                    &encoded[..]
+                }
+                None => row,
+            };
             for (member, &weight) in self.members.iter().zip(&self.member_weights) {
-                let logits = member.forward(row, &mut a, &mut b);
+                let logits = member.forward(inputs, &mut a, &mut b);
                 accumulate_output(logits, weight, out);
             }
         }
@@ -242,6 +269,7 @@ mod tests {
                 method: "weighted_mean_proba".into(),
                 weights,
             },
+            encoding: None,
         }
     }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use super::mlp::{forward_proba, Activation, Arch, Linear};
+use super::encoding::Encoding;
 use super::scaler::Scaler;
 use super::{Result, TrainError};
 
@@ -118,9 +119,14 @@ impl Ensemble {
 /// A trained model version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelArtifact {
+    /// Its inputs: the encoded width when there is an `encoding`.
     pub arch: Arch,
     pub members: Vec<Member>,
     pub ensemble: Ensemble,
+    /// Categorical features' vocabularies: raw rows (codes at categorical positions) are
+    /// encoded into `arch.n_features` inputs first. `None`: every feature is numeric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<Encoding>,
 }
 
 /// Architecture as written in the sidecar.
@@ -150,6 +156,9 @@ pub struct Sidecar {
     pub arch: SidecarArch,
     pub members: Vec<SidecarMember>,
     pub ensemble: Ensemble,
+    /// The categorical vocabularies (see [`ModelArtifact::encoding`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<Encoding>,
 }
 
 /// Predictions for `n` rows.
@@ -212,6 +221,7 @@ impl ModelArtifact {
             arch,
             members: vec![member],
             ensemble: Ensemble::single(),
+            encoding: None,
         }
     }
 
@@ -232,6 +242,17 @@ impl ModelArtifact {
         }
         for m in &self.members {
             m.layers(&self.arch)?;
+        }
+        if let Some(e) = &self.encoding {
+            if e.width() != self.arch.n_features
+                || e.vocabularies.iter().any(|v| v.feature >= e.n_raw)
+            {
+                return Err(TrainError::Artifact(format!(
+                    "the categorical encoding gives {} inputs, the network takes {}",
+                    e.width(),
+                    self.arch.n_features
+                )));
+            }
         }
         Ok(())
     }
@@ -261,6 +282,7 @@ impl ModelArtifact {
                 })
                 .collect(),
             ensemble: self.ensemble.clone(),
+            encoding: self.encoding.clone(),
         }
     }
 
@@ -407,19 +429,37 @@ impl ModelArtifact {
             arch,
             members,
             ensemble: sidecar.ensemble.clone(),
+            encoding: sidecar.encoding.clone(),
         };
         art.validate()?;
         Ok(art)
     }
 }
 
-/// Predicted probabilities and labels of `artifact` for raw (unscaled) rows `x`
+/// Predicted probabilities and labels of `artifact` for raw (unscaled, not encoded) rows `x`
 /// (`[n, n_features]` row-major).
 pub fn predict(artifact: &ModelArtifact, x: &[f32]) -> Result<Predictions> {
     predict_on(artifact, x, Device::Cpu)
 }
 
 pub(crate) fn predict_on(
+    artifact: &ModelArtifact,
+    x: &[f32],
+    device: Device,
+) -> Result<Predictions> {
+    match &artifact.encoding {
+        Some(e) if x.len() % e.n_raw.max(1) != 0 => Err(TrainError::InvalidInput(format!(
+            "{} values is not a multiple of {} features",
+            x.len(),
+            e.n_raw
+        ))),
+        Some(e) => predict_encoded(artifact, &e.encode(x), device),
+        None => predict_encoded(artifact, x, device),
+    }
+}
+
+/// [`predict_on`] for rows already encoded (the inputs of `arch`).
+pub(crate) fn predict_encoded(
     artifact: &ModelArtifact,
     x: &[f32],
     device: Device,
@@ -498,6 +538,7 @@ mod tests {
                     method: "weighted_mean_proba".into(),
                     weights: w,
                 },
+                encoding: None,
             },
             d.x,
         )

@@ -22,11 +22,13 @@
 //! - [`verdict`]: the gate's typed [`Verdict`] (`Promote`, `Keep(reason)`), whose `Display`
 //!   is the stored reason.
 //! - [`artifact`]: [`ModelArtifact`], safetensors export/import, JSON sidecar, prediction.
+//! - [`encoding`]: categorical features' one-hot inputs and vocabularies.
 //! - [`widen`]: a champion's output layer widened for a class it has never output.
 //! - [`synth`]: a `make_classification`-style generator for tests, examples and benches.
 
 pub mod artifact;
 pub mod batched;
+pub mod encoding;
 pub mod mlp;
 pub mod recency;
 pub mod scaler;

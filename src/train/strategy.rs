@@ -242,6 +242,7 @@ pub(crate) fn assemble(
                 arch: champion.arch.clone(),
                 members,
                 ensemble: champion.ensemble.clone(),
+                encoding: champion.encoding.clone(),
             })
         }
         Strategy::RefitNew | Strategy::RefitCombined => {
@@ -277,6 +278,7 @@ pub(crate) fn assemble(
                     method: "weighted_mean_proba".into(),
                     weights,
                 },
+                encoding: champion.encoding.clone(),
             })
         }
         Strategy::None | Strategy::Auto => Ok(champion.clone()),

@@ -40,6 +40,7 @@ pub fn widen(artifact: &ModelArtifact, n_classes: usize) -> Result<ModelArtifact
         arch,
         members,
         ensemble: artifact.ensemble.clone(),
+        encoding: artifact.encoding.clone(),
     })
 }
 

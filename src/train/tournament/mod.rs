@@ -51,6 +51,7 @@ use score::{report, score_candidates, score_detail};
 use select::select;
 
 use super::artifact::ModelArtifact;
+use super::encoding::{widen_inputs, Encoding};
 use super::mlp::Arch;
 use super::strategy::{pools, JobKey, Rows};
 use super::verdict::{KeepReason, Promotion, Verdict};
@@ -76,6 +77,11 @@ pub struct UpdateRequest {
     /// learns (a refit sizes its output from the rows, a fine-tune or an ensemble widens the
     /// champion's, see [`crate::train::widen`]). Otherwise they are an error.
     pub grow_classes: bool,
+    /// Positions of the categorical features (their values are codes): one-hot encoded
+    /// over a vocabulary of at most `max_categories` codes each (see
+    /// [`crate::train::encoding`]).
+    pub categorical: Vec<usize>,
+    pub max_categories: usize,
 }
 
 impl Default for UpdateRequest {
@@ -86,11 +92,31 @@ impl Default for UpdateRequest {
             n_classes: 2,
             calibration: Method::Isotonic,
             grow_classes: false,
+            categorical: Vec::new(),
+            max_categories: 32,
         }
     }
 }
 
 impl UpdateRequest {
+    /// What `model`'s configuration asks of an update (its classes, their policy, its
+    /// calibration and categorical features), seeded with `seed`.
+    pub fn for_model(
+        model: &crate::config::ModelConfig,
+        seed: u64,
+        strategy: Option<Strategy>,
+    ) -> Self {
+        UpdateRequest {
+            seed,
+            strategy,
+            n_classes: model.class_count(),
+            calibration: model.estimate.calibration,
+            grow_classes: model.classes == crate::domain::Classes::Grow,
+            categorical: model.categorical_indices(),
+            max_categories: model.max_categories,
+        }
+    }
+
     pub fn new(seed: u64, strategy: Option<Strategy>) -> Self {
         UpdateRequest {
             seed,
@@ -224,7 +250,58 @@ impl UpdateOutcome {
 ///
 /// Errors: [`TrainError::Cancelled`], invalid input, and a bootstrap fit that diverges. A
 /// candidate that diverges is reported in its [`CandidateReport::error`] instead.
+///
+/// With categorical features, the update's vocabulary is learnt from `old` and `new` (the
+/// champion's codes first), every row is encoded with it, and the champion takes the wider
+/// inputs ([`crate::train::encoding::widen_inputs`]); the stages run on encoded rows, and
+/// the chosen model carries the vocabulary. A champion without one (trained before its
+/// features were declared categorical, or imported) keeps reading codes as numbers.
 pub fn run_update(
+    req: &UpdateRequest,
+    champion: Option<&ModelArtifact>,
+    old: &Dataset,
+    new: &Dataset,
+    cfg: &TrainConfig,
+    cancel: &AtomicBool,
+) -> Result<UpdateOutcome> {
+    let encodes = !req.categorical.is_empty() && champion.is_none_or(|c| c.encoding.is_some());
+    if !encodes {
+        return run_encoded(req, champion, old, new, cfg, cancel);
+    }
+    let n_raw = champion
+        .and_then(|c| c.encoding.as_ref())
+        .map_or(if new.is_empty() { old.n_features } else { new.n_features }, |e| e.n_raw);
+    if req.categorical.iter().any(|&i| i >= n_raw) {
+        return Err(TrainError::InvalidInput(format!(
+            "a categorical feature's position is beyond the {n_raw} features"
+        )));
+    }
+    let previous = champion.and_then(|c| c.encoding.as_ref());
+    let encoding = Encoding::learn(&[old, new], n_raw, &req.categorical, req.max_categories, previous);
+    let inputs = match (champion, previous) {
+        (Some(c), Some(from)) => {
+            let mut wide = widen_inputs(c, from, &encoding)?;
+            wide.encoding = None;
+            Some(wide)
+        }
+        _ => None,
+    };
+    let mut outcome = run_encoded(
+        req,
+        inputs.as_ref(),
+        &encoding.encode_dataset(old),
+        &encoding.encode_dataset(new),
+        cfg,
+        cancel,
+    )?;
+    if let Some(c) = outcome.chosen.as_mut() {
+        c.artifact.encoding = Some(encoding);
+    }
+    Ok(outcome)
+}
+
+/// [`run_update`] on rows that are the network's inputs (encoded, or all numeric).
+fn run_encoded(
     req: &UpdateRequest,
     champion: Option<&ModelArtifact>,
     old: &Dataset,
@@ -317,7 +394,7 @@ fn calibrate(
     if holdout.is_empty() {
         return Ok(None);
     }
-    let p = super::artifact::predict(artifact, &holdout.x)?;
+    let p = super::artifact::predict_encoded(artifact, &holdout.x, tch::Device::Cpu)?;
     let pairs: Vec<(f64, bool)> = (0..p.len())
         .map(|i| {
             let label = holdout.y[i] as usize;
