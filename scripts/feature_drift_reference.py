@@ -4,13 +4,15 @@
 Reads one JSON file (argv[1]):
     {"cases": [{"name": str, "n_features": int, "bins": int,
                 "reference": [row-major floats], "recent": [row-major floats]}, ...],
-     "kstwo": [[n, x], ...]}
+     "kstwo": [[n, x], ...],
+     "categorical": [{"reference": [codes], "recent": [codes]}, ...]}
 and prints one JSON object:
     {"scipy": version, "numpy": version,
      "cases": [{"name": str, "features": [{"lower": e0, "upper": [...],
                  "ref_counts": [...], "rec_counts": [...], "psi": .., "ks": ..,
                  "ks_pvalue": .., "js": .., "wasserstein": ..}, ...]}, ...],
-     "kstwo": [scipy.stats.kstwo.sf(x, n), ...]}
+     "kstwo": [scipy.stats.kstwo.sf(x, n), ...],
+     "categorical": [{"chi2": .., "chi2_pvalue": .., "psi": .., "js": .., "unseen_share": ..}, ...]}
 
 Per feature (reference column a, recent column b, both float64):
 - bins: e = unique(np.quantile(a, arange(bins + 1) / bins)) (NumPy's default 'linear');
@@ -19,6 +21,11 @@ Per feature (reference column a, recent column b, both float64):
 - ks, ks_pvalue: scipy.stats.ks_2samp(a, b) (two-sided, method='auto');
 - js: scipy.spatial.distance.jensenshannon(ref_counts, rec_counts, base=2);
 - wasserstein: scipy.stats.wasserstein_distance(a, b).
+
+Per categorical feature (codes): the 2 x K table of counts over the K codes seen on either side
+(in code order); chi2, chi2_pvalue: scipy.stats.chi2_contingency(table, correction=False)
+(statistic 0 and p-value 1 with a single category); psi and js as above on the two rows;
+unseen_share: the share of recent values whose code the reference does not have.
 """
 
 from __future__ import annotations
@@ -75,6 +82,23 @@ def feature(a: np.ndarray, b: np.ndarray, bins: int) -> dict:
     }
 
 
+def categorical(a: np.ndarray, b: np.ndarray) -> dict:
+    codes = np.unique(np.concatenate([a, b]))
+    table = np.array([[np.sum(a == c) for c in codes], [np.sum(b == c) for c in codes]])
+    if len(codes) > 1:
+        res = stats.chi2_contingency(table, correction=False)
+        chi2, p = float(res.statistic), float(res.pvalue)
+    else:
+        chi2, p = 0.0, 1.0
+    return {
+        "chi2": chi2,
+        "chi2_pvalue": p,
+        "psi": psi_of(table[0], table[1]),
+        "js": float(jensenshannon(table[0], table[1], base=2)),
+        "unseen_share": float(np.mean(~np.isin(b, a))),
+    }
+
+
 def main() -> None:
     with open(sys.argv[1]) as f:
         spec = json.load(f)
@@ -90,8 +114,13 @@ def main() -> None:
             }
         )
     kstwo = [float(stats.kstwo.sf(x, n)) for n, x in spec.get("kstwo", [])]
+    cats = [
+        categorical(np.asarray(c["reference"], dtype=np.float64), np.asarray(c["recent"], dtype=np.float64))
+        for c in spec.get("categorical", [])
+    ]
     json.dump(
-        {"scipy": scipy.__version__, "numpy": np.__version__, "cases": cases, "kstwo": kstwo},
+        {"scipy": scipy.__version__, "numpy": np.__version__, "cases": cases, "kstwo": kstwo,
+         "categorical": cats},
         sys.stdout,
     )
 

@@ -8,8 +8,12 @@ CREATE TABLE IF NOT EXISTS public.outcomes (
     prediction    real,
     model_version bigint,
     label         real,
-    labeled_at    timestamptz
+    labeled_at    timestamptz,
+    -- Categorical features, after the numbers of `features` (`categorical_features`).
+    categories    text[]
 );
+-- Tables made before categorical features keep working; they gain the (nullable) column.
+ALTER TABLE public.outcomes ADD COLUMN IF NOT EXISTS categories text[];
 
 -- Serves the poll query: WHERE model = $1 AND (labeled_at, id) > ($2, $3) ORDER BY labeled_at, id.
 CREATE INDEX IF NOT EXISTS outcomes_poll ON public.outcomes (model, labeled_at, id)

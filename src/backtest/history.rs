@@ -202,6 +202,24 @@ fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, BacktestEr
     Ok(ca.iter().collect())
 }
 
+/// A categorical column's values as their codes (see `domain::category`): each value's
+/// text, as PostgreSQL would print it (`3`, `true`, `basic`); nulls stay null.
+fn category_values(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, BacktestError> {
+    let col = df
+        .column(name)
+        .map_err(|_| BacktestError::Input(format!("no column `{name}`")))?;
+    let text = col
+        .cast(&DataType::String)
+        .map_err(|e| BacktestError::Input(format!("column `{name}` as text: {e}")))?;
+    let ca = text
+        .str()
+        .map_err(|e| BacktestError::Input(format!("column `{name}`: {e}")))?;
+    Ok(ca
+        .iter()
+        .map(|v| v.map(|t| f64::from(crate::domain::category_code(t))))
+        .collect())
+}
+
 /// Unix seconds from `1700000000`, `1700000000.5`, RFC 3339, `YYYY-MM-DD[ HH:MM:SS]`
 /// (naive times are UTC).
 pub fn parse_timestamp(s: &str) -> Option<i64> {
@@ -325,7 +343,14 @@ pub fn history_from_frame(
     let labels = f64_values(df, label)?;
     let cols: Vec<Vec<Option<f64>>> = features
         .iter()
-        .map(|f| f64_values(df, f))
+        .enumerate()
+        .map(|(i, f)| {
+            if model.is_categorical(i) {
+                category_values(df, f)
+            } else {
+                f64_values(df, f)
+            }
+        })
         .collect::<Result<_, _>>()?;
     let ts = match &ts_col {
         Some(c) => Some(timestamps(df, c)?),

@@ -34,6 +34,7 @@ impl Config {
         let mut cfg = deserialize_with_overrides(&file, &overrides)?;
         cfg.resolve_secrets()?;
         cfg.validate()?;
+        cfg.source.categorical = cfg.categorical_positions()?;
         cfg.model_templates = std::mem::take(&mut cfg.template_tables)
             .into_iter()
             .enumerate()

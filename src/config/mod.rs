@@ -258,6 +258,13 @@ pub struct SourceConfig {
     pub model_version_column: Option<String>,
     /// Channel the outcomes trigger notifies on.
     pub notify_channel: String,
+    /// With categorical features in the array layout: the `text[]` column holding them
+    /// (they follow the numbers of `features_column`, in order). Default `categories`.
+    pub categories_column: Option<String>,
+    /// The feature positions read as category codes (from the models'
+    /// `categorical_features`, set at load; not a key).
+    #[serde(skip)]
+    pub categorical: Vec<usize>,
 }
 
 impl Default for SourceConfig {
@@ -273,6 +280,8 @@ impl Default for SourceConfig {
             labeled_at_column: "labeled_at".into(),
             created_at_column: Some("created_at".into()),
             model_version_column: Some("model_version".into()),
+            categories_column: None,
+            categorical: Vec::new(),
             notify_channel: "driftd_outcomes".into(),
         }
     }
@@ -500,11 +509,16 @@ impl ModelConfig {
             if !self.feature_names.contains(c) {
                 return Err(field(
                     format!("categorical_features[{i}]"),
-                    format!("`{c}` is not one of feature_names (categorical features are named there)"),
+                    format!(
+                        "`{c}` is not one of feature_names (categorical features are named there)"
+                    ),
                 ));
             }
             if self.categorical_features[..i].contains(c) {
-                return Err(field(format!("categorical_features[{i}]"), format!("`{c}` is listed twice")));
+                return Err(field(
+                    format!("categorical_features[{i}]"),
+                    format!("`{c}` is listed twice"),
+                ));
             }
         }
         if !(1..=10_000).contains(&self.max_categories) {
@@ -790,6 +804,44 @@ impl Config {
         Ok(())
     }
 
+    /// The feature positions the table's reads code as categories: those of the models
+    /// with `categorical_features`, which must agree (one read serves every model), and in
+    /// the array layout come after the numeric features (they are read from
+    /// `source.categories_column`).
+    fn categorical_positions(&self) -> Result<Vec<usize>, ConfigError> {
+        let mut positions: Option<(usize, Vec<usize>)> = None;
+        for (i, m) in self.models.iter().enumerate() {
+            let at = m.categorical_indices();
+            if at.is_empty() {
+                continue;
+            }
+            match &positions {
+                Some((j, p)) if *p != at => return Err(ConfigError::key(
+                    format!("models[{i}].categorical_features"),
+                    format!(
+                        "names features at positions {at:?}, models[{j}]'s at {p:?}: the table's \
+                             columns are read once for every model, so they must agree"
+                    ),
+                )),
+                Some(_) => {}
+                None => positions = Some((i, at.clone())),
+            }
+            let trailing = (m.n_features - at.len()..m.n_features).collect::<Vec<_>>();
+            if self.source.feature_columns.is_empty() && at != trailing {
+                return Err(ConfigError::key(
+                    format!("models[{i}].categorical_features"),
+                    format!(
+                        "must be the last of feature_names with an array column: the numbers are \
+                         read from `{}`, the categories after them from `{}` (text[])",
+                        self.source.features_array_column().unwrap_or("features"),
+                        self.source.categories_array_column()
+                    ),
+                ));
+            }
+        }
+        Ok(positions.map(|(_, p)| p).unwrap_or_default())
+    }
+
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
         self.models.iter().find(|m| m.name == name)
     }
@@ -837,6 +889,9 @@ impl SourceConfig {
         if let Some(c) = &self.created_at_column {
             validate_identifier("source.created_at_column", c)?;
         }
+        if let Some(c) = &self.categories_column {
+            validate_identifier("source.categories_column", c)?;
+        }
         if let Some(c) = &self.model_version_column {
             validate_identifier("source.model_version_column", c)?;
         }
@@ -858,6 +913,11 @@ impl SourceConfig {
             (None, true) => {}
         }
         Ok(())
+    }
+
+    /// The `text[]` column of categorical features in the array layout.
+    pub fn categories_array_column(&self) -> &str {
+        self.categories_column.as_deref().unwrap_or("categories")
     }
 
     pub fn features_array_column(&self) -> Option<&str> {

@@ -155,7 +155,8 @@ pub fn reference_sample(
         return None;
     }
     let sample =
-        ReferenceSample::from_rows(&all.x, all.n_features, fd.reference_sample_rows, plan.seed);
+        ReferenceSample::from_rows(&all.x, all.n_features, fd.reference_sample_rows, plan.seed)
+            .with_categorical(cfg.categorical_indices());
     if feature_names.len() == all.n_features {
         sample.with_feature_names(feature_names.to_vec()).ok()
     } else {

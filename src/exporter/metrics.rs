@@ -319,6 +319,8 @@ pub struct FeatureDriftMetrics {
     ks_pvalue: GaugeVec,
     js_distance: GaugeVec,
     wasserstein_distance: GaugeVec,
+    chi2_pvalue: GaugeVec,
+    unseen_share: GaugeVec,
     drifted_features_ratio: GaugeVec,
 }
 
@@ -348,6 +350,16 @@ impl FeatureDriftMetrics {
             wasserstein_distance: d.gauge(
                 "driftd_feature_wasserstein_distance",
                 "Wasserstein distance of a feature against the champion's training data, in the feature's units.",
+                &["model", "feature"],
+            ),
+            chi2_pvalue: d.gauge(
+                "driftd_feature_chi2_pvalue",
+                "p-value of Pearson's chi-square test of a categorical feature's category frequencies against the champion's training data.",
+                &["model", "feature"],
+            ),
+            unseen_share: d.gauge(
+                "driftd_feature_unseen_category_share",
+                "Share of a categorical feature's recent values in no category of the champion's training data.",
                 &["model", "feature"],
             ),
             drifted_features_ratio: d.gauge(
@@ -635,6 +647,15 @@ impl FeatureDriftMetrics {
             ] {
                 gauge.with_label_values(&[model, f.feature.as_str()]).set(v);
             }
+            // Only categorical features have these.
+            for (gauge, v) in [
+                (&self.chi2_pvalue, f.chi2_pvalue),
+                (&self.unseen_share, f.unseen_share),
+            ] {
+                if let Some(v) = v {
+                    gauge.with_label_values(&[model, f.feature.as_str()]).set(v);
+                }
+            }
         }
         self.drifted_features_ratio
             .with_label_values(&[model])
@@ -828,6 +849,9 @@ mod tests {
                 js: 0.1,
                 wasserstein: 4.5,
                 drifted: i % 2 == 0,
+                chi2: None,
+                chi2_pvalue: None,
+                unseen_share: None,
             })
             .collect();
         let report = FeatureDriftReport {
@@ -952,6 +976,9 @@ mod tests {
                     js: 0.1,
                     wasserstein: 4.5,
                     drifted: true,
+                    chi2: Some(12.0),
+                    chi2_pvalue: Some(0.002),
+                    unseen_share: Some(0.2),
                 }],
                 drifted_ratio: 0.5,
                 n_reference: 100,

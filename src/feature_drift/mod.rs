@@ -51,6 +51,7 @@
 //! - Non-finite values are [`FeatureDriftError::NonFinite`] (the outcomes reader rejects such
 //!   rows before they reach here). `-0.0` and `0.0` are the same value.
 
+mod categorical;
 mod frame;
 mod ks;
 pub(crate) use ks::prob_outside_square;
@@ -97,6 +98,12 @@ pub struct FeatureDriftConfig {
     /// Request an update of the model when at least this fraction (0–1] of the features drifted
     /// (default: unset, alert only).
     pub drifted_ratio_trigger: Option<f64>,
+    /// A categorical feature drifted when its chi-square p-value is below this (default 0.01;
+    /// 0 turns the test off) …
+    pub chi2_pvalue_threshold: f64,
+    /// … or more than this share of the recent values is in no reference category (default
+    /// 0.05).
+    pub unseen_share_threshold: f64,
 }
 
 impl Default for FeatureDriftConfig {
@@ -112,6 +119,8 @@ impl Default for FeatureDriftConfig {
             window_rows: 5_000,
             check_interval: Span::of(300, "5m"),
             drifted_ratio_trigger: None,
+            chi2_pvalue_threshold: 0.01,
+            unseen_share_threshold: 0.05,
         }
     }
 }
@@ -172,6 +181,18 @@ impl FeatureDriftConfig {
                 format!("{} is below min_rows ({})", self.window_rows, self.min_rows),
             );
         }
+        if !(0.0..1.0).contains(&self.chi2_pvalue_threshold) {
+            return err(
+                "chi2_pvalue_threshold",
+                format!("{} is not in [0, 1)", self.chi2_pvalue_threshold),
+            );
+        }
+        if !(self.unseen_share_threshold > 0.0 && self.unseen_share_threshold <= 1.0) {
+            return err(
+                "unseen_share_threshold",
+                format!("{} is not in (0, 1]", self.unseen_share_threshold),
+            );
+        }
         if let Some(r) = self.drifted_ratio_trigger {
             if !(r > 0.0 && r <= 1.0) {
                 return err("drifted_ratio_trigger", format!("{r} is not in (0, 1]"));
@@ -189,6 +210,10 @@ pub struct ReferenceSample {
     pub rows: Vec<f32>,
     /// One per feature (unique); [`from_rows`](Self::from_rows) names them `f0`, `f1`, ….
     pub feature_names: Vec<String>,
+    /// The positions of categorical features (their values are codes), compared by category
+    /// frequencies (see `categorical.rs`).
+    #[serde(default)]
+    pub categorical: Vec<usize>,
 }
 
 impl ReferenceSample {
@@ -228,7 +253,14 @@ impl ReferenceSample {
             n_features,
             rows,
             feature_names: (0..n_features).map(|i| format!("f{i}")).collect(),
+            categorical: Vec::new(),
         }
+    }
+
+    /// Marks the features at `positions` categorical.
+    pub fn with_categorical(mut self, positions: Vec<usize>) -> Self {
+        self.categorical = positions;
+        self
     }
 
     /// Names the features (as many names as features, all different).
@@ -286,6 +318,15 @@ pub struct FeatureStat {
     pub wasserstein: f64,
     /// Some configured threshold was crossed (see the module docs).
     pub drifted: bool,
+    /// A categorical feature's chi-square statistic, its p-value and the share of recent
+    /// values in no reference category (`None` for a numeric feature; a categorical one has
+    /// no KS or Wasserstein: 0, p-value 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chi2: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chi2_pvalue: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_share: Option<f64>,
 }
 
 /// A whole check: every feature, in the reference's order.
@@ -385,11 +426,16 @@ pub fn check(
     let ref_cols = frame::reference_columns(&df, cfg.bins)
         .map_err(|e| FeatureDriftError::Frame(e.to_string()))?;
 
+    let ref_by_feature = transpose(&reference.rows, nf);
     let features: Vec<FeatureStat> = ref_cols
         .iter()
         .zip(recent_cols)
         .zip(&reference.feature_names)
-        .map(|((rc, mut col), name)| {
+        .enumerate()
+        .map(|(i, ((rc, mut col), name))| {
+            if reference.categorical.contains(&i) {
+                return categorical_stat(name, &ref_by_feature[i], &col, cfg);
+            }
             stats::sort_f32(&mut col);
             feature_stat(name, rc, &col, cfg)
         })
@@ -429,6 +475,35 @@ fn feature_stat(
         js,
         wasserstein,
         drifted,
+        chi2: None,
+        chi2_pvalue: None,
+        unseen_share: None,
+    }
+}
+
+/// One categorical feature (see `categorical.rs`): χ², PSI, JS and the unseen share.
+fn categorical_stat(
+    name: &str,
+    reference: &[f32],
+    recent: &[f32],
+    cfg: &FeatureDriftConfig,
+) -> FeatureStat {
+    let c = categorical::compare(reference, recent);
+    let drifted = c.psi > cfg.psi_threshold
+        || c.js > cfg.js_threshold
+        || c.chi2_pvalue < cfg.chi2_pvalue_threshold
+        || c.unseen_share > cfg.unseen_share_threshold;
+    FeatureStat {
+        feature: name.to_string(),
+        psi: c.psi,
+        ks: 0.0,
+        ks_pvalue: 1.0,
+        js: c.js,
+        wasserstein: 0.0,
+        drifted,
+        chi2: Some(c.chi2),
+        chi2_pvalue: Some(c.chi2_pvalue),
+        unseen_share: Some(c.unseen_share),
     }
 }
 
@@ -601,6 +676,7 @@ mod tests {
             n_features: 1,
             rows: vec![],
             feature_names: vec!["x".into()],
+            categorical: Vec::new(),
         };
         let err = check(&empty, &[1.0; 500], &cfg(1)).unwrap_err();
         assert!(matches!(

@@ -59,8 +59,21 @@ fn run_reference(spec: &serde_json::Value) -> Output {
 #[derive(Deserialize)]
 struct Output {
     scipy: String,
+    #[serde(default)]
     cases: Vec<CaseOut>,
+    #[serde(default)]
     kstwo: Vec<f64>,
+    #[serde(default)]
+    categorical: Vec<CategoricalOut>,
+}
+
+#[derive(Deserialize)]
+struct CategoricalOut {
+    chi2: f64,
+    chi2_pvalue: f64,
+    psi: f64,
+    js: f64,
+    unseen_share: f64,
 }
 
 #[derive(Deserialize)]
@@ -448,4 +461,64 @@ fn kstwo_sf_matches_scipy() {
         "kstwo.sf: {} points, largest relative deviation from SciPy {worst:e}",
         grid.len()
     );
+}
+
+/// Codes of `k` categories with frequencies skewed by `skew` (0: uniform), `n` values.
+fn categories(rng: &mut SmallRng, n: usize, k: u32, skew: f64) -> Vec<f32> {
+    let weights: Vec<f64> = (0..k).map(|i| (-(skew * f64::from(i))).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    (0..n)
+        .map(|_| {
+            let mut u = rng.gen::<f64>() * total;
+            let mut c = 0;
+            while c + 1 < k as usize && u >= weights[c] {
+                u -= weights[c];
+                c += 1;
+            }
+            crate::domain::category_code(&format!("cat{c}"))
+        })
+        .collect()
+}
+
+#[test]
+fn categorical_statistics_match_scipy_to_1e_9() {
+    let mut rng = SmallRng::seed_from_u64(20_261_203);
+    let r = &mut rng;
+    let pairs = [
+        // The same frequencies; a shift in frequencies; categories the reference never had;
+        // one category only; two categories (1 degree of freedom); small and large samples.
+        (categories(r, 2000, 5, 0.3), categories(r, 2000, 5, 0.3)),
+        (categories(r, 5000, 8, 0.2), categories(r, 3000, 8, 0.6)),
+        (categories(r, 1000, 4, 0.0), categories(r, 800, 7, 0.0)),
+        (
+            vec![crate::domain::category_code("x"); 300],
+            vec![crate::domain::category_code("x"); 200],
+        ),
+        (categories(r, 150, 2, 0.1), categories(r, 120, 2, 0.9)),
+        (categories(r, 40, 12, 0.1), categories(r, 60_000, 12, 0.15)),
+    ];
+    let spec = json!({
+        "categorical": pairs.iter().map(|(a, b)| json!({"reference": a, "recent": b})).collect::<Vec<_>>()
+    });
+    let out = run_reference(&spec);
+    assert_eq!(out.categorical.len(), pairs.len());
+    for (i, ((a, b), want)) in pairs.iter().zip(&out.categorical).enumerate() {
+        let got = super::categorical::compare(a, b);
+        for (what, g, w) in [
+            ("chi2", got.chi2, want.chi2),
+            ("chi2_pvalue", got.chi2_pvalue, want.chi2_pvalue),
+            ("psi", got.psi, want.psi),
+            ("js", got.js, want.js),
+            ("unseen_share", got.unseen_share, want.unseen_share),
+        ] {
+            let tol = 1e-9
+                * w.abs()
+                    .max(if what == "chi2_pvalue" { 1e-300 } else { 1.0 });
+            assert!(
+                (g - w).abs() <= tol.max(1e-300),
+                "pair {i} {what}: {g} vs SciPy {w} ({})",
+                out.scipy
+            );
+        }
+    }
 }

@@ -22,6 +22,10 @@ pub enum Kind {
     TimestampTz,
     /// An array of integers or floats (the features array column).
     NumberArray,
+    /// An array of text (the categories array column).
+    TextArray,
+    /// Anything else: an enum, a domain, … (a categorical feature may be one: it is read
+    /// as its text).
     Other,
 }
 
@@ -35,6 +39,7 @@ impl Kind {
             "timestamp" => Kind::Timestamp,
             "timestamptz" => Kind::TimestampTz,
             "_int2" | "_int4" | "_int8" | "_numeric" | "_float4" | "_float8" => Kind::NumberArray,
+            "_text" | "_varchar" | "_bpchar" => Kind::TextArray,
             _ => Kind::Other,
         }
     }
@@ -48,6 +53,8 @@ pub enum ValueCast {
     Number,
     /// boolean: false → 0, true → 1.
     Boolean,
+    /// A categorical feature: its text's code (see `domain::category`), any type.
+    Category,
 }
 
 impl ValueCast {
@@ -56,6 +63,7 @@ impl ValueCast {
         match self {
             ValueCast::Number => format!("{expr}::float8"),
             ValueCast::Boolean => format!("{expr}::int4::float8"),
+            ValueCast::Category => crate::domain::category::sql_code(expr),
         }
     }
 }
@@ -254,19 +262,38 @@ fn roles(cfg: &SourceConfig) -> Vec<Role<'_>> {
         out.push(role("source.model_version_column", c, &[Integer], ints));
     }
     match cfg.features_array_column() {
-        Some(c) => out.push(role(
-            "source.features_column",
-            c,
-            &[NumberArray],
-            "an array of smallint, integer, bigint, numeric, real or double precision",
-        )),
-        None => out.extend(cfg.feature_columns.iter().map(|c| {
-            role(
-                "source.feature_columns",
+        Some(c) => {
+            out.push(role(
+                "source.features_column",
                 c,
-                &[Boolean, Integer, Float],
-                &value,
-            )
+                &[NumberArray],
+                "an array of smallint, integer, bigint, numeric, real or double precision",
+            ));
+            if !cfg.categorical.is_empty() {
+                out.push(role(
+                    "source.categories_column",
+                    cfg.categories_array_column(),
+                    &[TextArray],
+                    "text[] or varchar[] (the categorical features, after the numeric ones)",
+                ));
+            }
+        }
+        None => out.extend(cfg.feature_columns.iter().enumerate().map(|(i, c)| {
+            if cfg.categorical.contains(&i) {
+                role(
+                    "source.feature_columns",
+                    c,
+                    &[Boolean, Integer, Float, Text, Other],
+                    "a categorical feature: text, varchar, an integer, boolean or an enum",
+                )
+            } else {
+                role(
+                    "source.feature_columns",
+                    c,
+                    &[Boolean, Integer, Float],
+                    &value,
+                )
+            }
         })),
     }
     out
@@ -318,7 +345,18 @@ impl TableInfo {
             label: value(&cfg.label_column),
             prediction: value(&cfg.prediction_column),
             prediction_write,
-            features: cfg.feature_columns.iter().map(|c| value(c)).collect(),
+            features: cfg
+                .feature_columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if cfg.categorical.contains(&i) {
+                        ValueCast::Category
+                    } else {
+                        value(c)
+                    }
+                })
+                .collect(),
         })
     }
 

@@ -134,6 +134,16 @@ impl OutcomeSource {
     pub fn with_casts(cfg: &SourceConfig, casts: &Casts) -> Self {
         let q = |c: &str| quote_ident(c);
         let features = match cfg.features_array_column() {
+            Some(col) if !cfg.categorical.is_empty() => {
+                let (col, cats) = (q(col), q(cfg.categories_array_column()));
+                // The numbers, then each category's code, in the array's order (a NULL
+                // element stays NULL: a null feature).
+                format!(
+                    "CASE WHEN {col} IS NULL THEN NULL ELSE {col}::float8[] || ARRAY(SELECT {code} \
+                     FROM unnest({cats}) WITH ORDINALITY AS u(c, i) ORDER BY i) END",
+                    code = crate::domain::category::sql_code("u.c")
+                )
+            }
             Some(col) => format!("{}::float8[]", q(col)),
             None => format!(
                 "ARRAY[{}]::float8[]",

@@ -107,7 +107,10 @@ impl Predictor {
             })
             .collect::<Result<Vec<_>, TrainError>>()?;
         Ok(Predictor {
-            n_features: artifact.encoding.as_ref().map_or(arch.n_features, |e| e.n_raw),
+            n_features: artifact
+                .encoding
+                .as_ref()
+                .map_or(arch.n_features, |e| e.n_raw),
             n_classes: arch.n_classes,
             encoding: artifact.encoding.clone(),
             members,

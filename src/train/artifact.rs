@@ -16,8 +16,8 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use super::mlp::{forward_proba, Activation, Arch, Linear};
 use super::encoding::Encoding;
+use super::mlp::{forward_proba, Activation, Arch, Linear};
 use super::scaler::Scaler;
 use super::{Result, TrainError};
 

@@ -169,7 +169,11 @@ impl Encoding {
 
 /// `artifact` (encoded with `from`) taking `to`'s wider inputs: each new input starts with
 /// zero weights (and an identity scaler), so a fine-tune or an ensemble starts from it.
-pub fn widen_inputs(artifact: &ModelArtifact, from: &Encoding, to: &Encoding) -> Result<ModelArtifact> {
+pub fn widen_inputs(
+    artifact: &ModelArtifact,
+    from: &Encoding,
+    to: &Encoding,
+) -> Result<ModelArtifact> {
     let cols = from.columns_in(to)?;
     let width = to.width();
     let arch = Arch {
@@ -225,7 +229,8 @@ mod tests {
     fn the_most_frequent_codes_get_inputs_and_the_rest_is_other() {
         // Feature 1 is categorical: code 7 ×3, 5 ×2, 9 ×1.
         let d = rows(vec![
-            0.5, 7.0, 1.0, 0.1, 5.0, 2.0, 0.2, 7.0, 3.0, 0.3, 9.0, 4.0, 0.4, 5.0, 5.0, 0.6, 7.0, 6.0,
+            0.5, 7.0, 1.0, 0.1, 5.0, 2.0, 0.2, 7.0, 3.0, 0.3, 9.0, 4.0, 0.4, 5.0, 5.0, 0.6, 7.0,
+            6.0,
         ]);
         let e = Encoding::learn(&[&d], 3, &[1], 2, None);
         assert_eq!(e.vocabularies[0].codes, vec![7.0, 5.0]);

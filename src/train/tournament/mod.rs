@@ -268,16 +268,27 @@ pub fn run_update(
     if !encodes {
         return run_encoded(req, champion, old, new, cfg, cancel);
     }
-    let n_raw = champion
-        .and_then(|c| c.encoding.as_ref())
-        .map_or(if new.is_empty() { old.n_features } else { new.n_features }, |e| e.n_raw);
+    let n_raw = champion.and_then(|c| c.encoding.as_ref()).map_or(
+        if new.is_empty() {
+            old.n_features
+        } else {
+            new.n_features
+        },
+        |e| e.n_raw,
+    );
     if req.categorical.iter().any(|&i| i >= n_raw) {
         return Err(TrainError::InvalidInput(format!(
             "a categorical feature's position is beyond the {n_raw} features"
         )));
     }
     let previous = champion.and_then(|c| c.encoding.as_ref());
-    let encoding = Encoding::learn(&[old, new], n_raw, &req.categorical, req.max_categories, previous);
+    let encoding = Encoding::learn(
+        &[old, new],
+        n_raw,
+        &req.categorical,
+        req.max_categories,
+        previous,
+    );
     let inputs = match (champion, previous) {
         (Some(c), Some(from)) => {
             let mut wide = widen_inputs(c, from, &encoding)?;
