@@ -4,11 +4,13 @@
 Usage: export_check.py MODEL.safetensors SIDECAR.json INPUT.json EXPECTED.json
 
 Loads the safetensors weights with PyTorch, rebuilds the network from the sidecar
-(architecture, per-member scaler, ensemble weights), predicts the rows of INPUT.json
-({"x": [[...], ...]}) and compares with EXPECTED.json ({"proba": [...]} with P(class 1)
+(architecture, per-member scaler, ensemble weights, categorical vocabularies), predicts the
+rows of INPUT.json ({"x": [[...], ...]}; a categorical feature's value is its text, or its
+code as a number) and compares with EXPECTED.json ({"proba": [...]} with P(class 1)
 per row for binary models, or one probability row per input row for softmax models).
 Exits non-zero if any probability differs by more than 1e-5 (or on a malformed export).
 """
+import hashlib
 import json
 import sys
 
@@ -17,6 +19,33 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 TOL = 1e-5
+
+
+def code(v):
+    """A categorical value's code: the first 24 bits of the MD5 of its text (driftd's)."""
+    if isinstance(v, str):
+        return float(int(hashlib.md5(v.encode()).hexdigest()[:6], 16))
+    return float(v)
+
+
+def encode(rows, encoding):
+    """Raw rows into the network's inputs: the numeric features, then one one-hot block per
+    categorical feature over its vocabulary, its last input "other"."""
+    if encoding is None:
+        return torch.tensor(rows, dtype=torch.float32)
+    cat = {v["feature"]: v["codes"] for v in encoding["vocabularies"]}
+    out = []
+    for row in rows:
+        if len(row) != encoding["n_raw"]:
+            raise SystemExit(f"a row has {len(row)} values, the model takes {encoding['n_raw']}")
+        enc = [float(v) for i, v in enumerate(row) if i not in cat]
+        for v in encoding["vocabularies"]:
+            c = code(row[v["feature"]])
+            block = [0.0] * (len(v["codes"]) + 1)
+            block[v["codes"].index(c) if c in v["codes"] else len(v["codes"])] = 1.0
+            enc.extend(block)
+        out.append(enc)
+    return torch.tensor(out, dtype=torch.float32)
 
 
 def member_proba(tensors, sidecar, m, x):
@@ -54,7 +83,7 @@ def main():
     with open(sidecar_path) as fh:
         sidecar = json.load(fh)
     with open(input_path) as fh:
-        x = torch.tensor(json.load(fh)["x"], dtype=torch.float32)
+        x = encode(json.load(fh)["x"], sidecar.get("encoding"))
     with open(expected_path) as fh:
         expected = torch.tensor(json.load(fh)["proba"], dtype=torch.float64)
     if sidecar.get("format") != "driftd-mlp":

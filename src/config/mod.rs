@@ -816,13 +816,15 @@ impl Config {
                 continue;
             }
             match &positions {
-                Some((j, p)) if *p != at => return Err(ConfigError::key(
-                    format!("models[{i}].categorical_features"),
-                    format!(
+                Some((j, p)) if *p != at => {
+                    return Err(ConfigError::key(
+                        format!("models[{i}].categorical_features"),
+                        format!(
                         "names features at positions {at:?}, models[{j}]'s at {p:?}: the table's \
                              columns are read once for every model, so they must agree"
                     ),
-                )),
+                    ))
+                }
                 Some(_) => {}
                 None => positions = Some((i, at.clone())),
             }

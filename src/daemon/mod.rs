@@ -138,6 +138,7 @@ async fn start_http(
     let (serving, champions, keep_fresh) = serve::start(
         cfg,
         catalog.clone(),
+        http_state.metrics.clone(),
         pool.clone(),
         reloads_rx,
         shutdown.clone(),

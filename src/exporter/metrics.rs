@@ -419,6 +419,7 @@ impl ScheduleMetrics {
 pub struct ServingMetrics {
     champion_version: IntGaugeVec,
     rows_scored: IntCounterVec,
+    unknown_categories: IntCounterVec,
 }
 
 impl ServingMetrics {
@@ -433,6 +434,11 @@ impl ServingMetrics {
                 "driftd_rows_scored_total",
                 "Rows without a prediction that the champion scored.",
                 &["model"],
+            ),
+            unknown_categories: d.counter(
+                "driftd_serve_unknown_categories_total",
+                "Categorical values in prediction requests outside the champion's vocabulary (answered as its \"other\" category).",
+                &["model", "feature"],
             ),
         }
     }
@@ -721,6 +727,13 @@ impl ScheduleMetrics {
 }
 
 impl ServingMetrics {
+    /// `n` values of `model`'s categorical `feature` in requests were not in its vocabulary.
+    pub fn unknown_categories(&self, model: &str, feature: &str, n: u64) {
+        self.unknown_categories
+            .with_label_values(&[model, feature])
+            .inc_by(n);
+    }
+
     /// `version` is the champion of `model`.
     pub fn set_champion(&self, model: &str, version: i64) {
         self.champion_version
@@ -1068,6 +1081,7 @@ mod tests {
         m.detectors.drift_detected("a", "adwin", at);
         m.monitor.rows_processed("a", 398);
         m.monitor.unseen_labels("a", 2);
+        m.serving.unknown_categories("a", "f0", 1);
         m.ingest.poll_took(0.004);
         m.ingest.poll_took(0.2);
     }

@@ -32,6 +32,8 @@ pub struct ServeState {
     /// The known models (their `feature_names` name the columns of object rows).
     pub catalog: Arc<Catalog>,
     pub max_rows: usize,
+    /// Counts the categories answered as "other".
+    pub metrics: Arc<crate::exporter::Metrics>,
 }
 
 type Answer = Result<Response, ApiError>;
@@ -44,6 +46,33 @@ fn champion_of(s: &ServeState, model: &str) -> Result<Arc<Served>, ApiError> {
             format!("model `{model}` has no champion yet"),
         )),
         Lookup::Unknown => Err(unknown_model(s, model)),
+    }
+}
+
+/// The served model's categorical feature positions.
+fn categorical_of(p: &super::predictor::Predictor) -> Vec<usize> {
+    (0..p.n_features())
+        .filter(|&i| p.is_categorical(i))
+        .collect()
+}
+
+/// Counts each categorical value outside the champion's vocabulary (answered as "other").
+fn count_unknown(
+    s: &ServeState,
+    model: &str,
+    names: &[String],
+    p: &super::predictor::Predictor,
+    x: &[f32],
+) {
+    let nf = p.n_features();
+    for i in categorical_of(p) {
+        let n = x.chunks_exact(nf).filter(|r| p.is_unknown(i, r[i])).count();
+        if n > 0 {
+            let feature = names.get(i).cloned().unwrap_or_else(|| format!("f{i}"));
+            s.metrics
+                .serving
+                .unknown_categories(model, &feature, n as u64);
+        }
     }
 }
 
@@ -103,12 +132,15 @@ async fn predict(
         .as_deref()
         .map(|m| m.feature_names.as_slice())
         .unwrap_or(&[]);
+    let categorical = categorical_of(&served.predictor);
     let shape = RowShape {
         n_features: served.predictor.n_features(),
         feature_names: names,
         max_rows: s.max_rows,
+        categorical: &categorical,
     };
     let x = parse_predict_body(&body, &shape).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    count_unknown(&s, &model, names, &served.predictor, &x);
     let p = served.predictor.predict(&x);
     let labels;
     let predictions = if p.width == 1 {

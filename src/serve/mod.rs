@@ -35,6 +35,7 @@ use crate::config::Config;
 pub fn start(
     cfg: &Config,
     catalog: Arc<Catalog>,
+    metrics: Arc<crate::exporter::Metrics>,
     pool: PgPool,
     reloads: mpsc::UnboundedReceiver<cache::Reload>,
     shutdown: watch::Receiver<bool>,
@@ -56,6 +57,7 @@ pub fn start(
         pool,
         catalog,
         max_rows: cfg.serve.max_rows,
+        metrics,
     };
     let tokens = Arc::new(crate::auth::Tokens::new(
         cfg.http.read_token.as_ref(),

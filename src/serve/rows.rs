@@ -15,6 +15,9 @@ pub struct RowShape<'a> {
     /// Empty when the model has no `feature_names` configured.
     pub feature_names: &'a [String],
     pub max_rows: usize,
+    /// Positions of categorical features: they take a string (or a number or a boolean, as
+    /// its text), answered as its code (see `domain::category`).
+    pub categorical: &'a [usize],
 }
 
 /// Row-major features, or why the body is not a valid request for this model.
@@ -165,6 +168,39 @@ impl<'s, 'a> RowSeed<'s, 'a> {
     }
 }
 
+/// One value of a row as it came.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Scalar<'a> {
+    Number(f64),
+    Bool(bool),
+    #[serde(borrow)]
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl RowSeed<'_, '_> {
+    /// Feature `j`'s input: a number, or for a categorical feature the code of its text.
+    fn value(&self, v: Scalar<'_>, j: usize) -> Result<f32, String> {
+        let i = self.i;
+        if self.shape.categorical.contains(&j) {
+            let text = match v {
+                Scalar::Text(t) => t.into_owned(),
+                Scalar::Bool(b) => b.to_string(),
+                // As PostgreSQL prints an integer; other numbers as Rust prints them.
+                Scalar::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", n as i64),
+                Scalar::Number(n) => n.to_string(),
+            };
+            return Ok(crate::domain::category_code(&text));
+        }
+        match v {
+            Scalar::Number(n) => finite_f32(n, i, j),
+            _ => Err(format!(
+                "row {i}, feature {j}: not a number (only categorical features take text)"
+            )),
+        }
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -181,10 +217,10 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_> {
         let (i, f) = (self.i, self.shape.n_features);
         let mut n = 0;
         while n < f {
-            let Some(v) = seq.next_element::<f64>()? else {
+            let Some(v) = seq.next_element::<Scalar>()? else {
                 break;
             };
-            let x = finite_f32(v, i, n).map_err(|why| self.fail(why))?;
+            let x = self.value(v, n).map_err(|why| self.fail(why))?;
             self.x.push(x);
             n += 1;
         }
@@ -214,8 +250,8 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_> {
             if out[j].is_some() {
                 return Err(self.fail(format!("row {i}: feature `{name}` is given twice")));
             }
-            let v = map.next_value::<f64>()?;
-            out[j] = Some(finite_f32(v, i, j).map_err(|why| self.fail(why))?);
+            let v = map.next_value::<Scalar>()?;
+            out[j] = Some(self.value(v, j).map_err(|why| self.fail(why))?);
         }
         for (j, v) in out.into_iter().enumerate() {
             let v =
@@ -253,8 +289,32 @@ mod tests {
                 n_features: 2,
                 feature_names: &n,
                 max_rows: 3,
+                categorical: &[],
             },
         )
+    }
+
+    #[test]
+    fn categorical_features_take_text_numbers_and_booleans_as_their_codes() {
+        let n = vec!["age".to_string(), "plan".to_string()];
+        let shape = RowShape {
+            n_features: 2,
+            feature_names: &n,
+            max_rows: 3,
+            categorical: &[1],
+        };
+        let code = crate::domain::category_code;
+        let x = parse_predict_body(
+            br#"{"rows": [[30, "pro"], {"plan": 3, "age": 1}, [2, true]]}"#,
+            &shape,
+        )
+        .unwrap();
+        assert_eq!(
+            x,
+            vec![30.0, code("pro"), 1.0, code("3"), 2.0, code("true")]
+        );
+        let err = parse_predict_body(br#"{"rows": [["thirty", "pro"]]}"#, &shape).unwrap_err();
+        assert!(err.contains("only categorical features take text"), "{err}");
     }
 
     #[test]
@@ -305,6 +365,7 @@ mod tests {
                 n_features: 1,
                 feature_names: &[],
                 max_rows: 9,
+                categorical: &[],
             },
         )
         .unwrap_err();

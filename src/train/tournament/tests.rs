@@ -700,3 +700,107 @@ fn refit_combined_with_nothing_new_holds_out_the_newest_old_rows() {
     );
     assert!(matches!(r, Err(TrainError::InvalidInput(_))));
 }
+
+/// Rows of (x0 numeric, plan categorical, x2 numeric): the label is 1 for plans "pro" and
+/// "team", and the plans seen are `plans`.
+fn plan_rows(n: usize, plans: &[&str], t0: i64, seed: u64) -> (Dataset, Vec<&'static str>) {
+    use rand::{Rng, SeedableRng};
+    const ALL: [&str; 5] = ["free", "basic", "pro", "team", "edu"];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut d = Dataset::empty(3);
+    let mut names = Vec::new();
+    for i in 0..n {
+        let plan = *ALL
+            .iter()
+            .filter(|p| plans.contains(p))
+            .nth(rng.gen_range(0..plans.len()))
+            .unwrap();
+        let y = u8::from(plan == "pro" || plan == "team" || plan == "edu");
+        d.x.extend([
+            rng.gen::<f32>(),
+            crate::domain::category_code(plan),
+            rng.gen::<f32>(),
+        ]);
+        d.y.push(f32::from(y));
+        d.ts.push(t0 + i as i64);
+        d.ids.push(t0 + i as i64);
+        names.push(plan);
+    }
+    (d, names)
+}
+
+#[test]
+fn a_categorical_feature_is_one_hot_its_vocabulary_grows_and_pytorch_reproduces_it() {
+    let cfg = quick();
+    let req = UpdateRequest {
+        categorical: vec![1],
+        max_categories: 8,
+        ..Default::default()
+    };
+    let (old, _) = plan_rows(600, &["free", "basic", "pro", "team"], 0, 1);
+    let boot = run_update(&req, None, &old, &Dataset::empty(3), &cfg, &no()).unwrap();
+    let champ = boot.chosen.unwrap().artifact;
+    let enc = champ.encoding.clone().expect("a vocabulary");
+    assert_eq!(enc.vocabularies[0].codes.len(), 4);
+    assert_eq!(champ.arch.n_features, 2 + 5);
+    let (test, _) = plan_rows(400, &["free", "basic", "pro", "team"], 1000, 2);
+    let p = predict(&champ, &test.x).unwrap();
+    let right = (0..test.len())
+        .filter(|&i| p.labels[i] as f32 == test.y[i])
+        .count();
+    assert!(
+        right as f64 > 0.95 * test.len() as f64,
+        "{right} of {}",
+        test.len()
+    );
+    // A plan it never saw is "other"; a fine-tune over new rows with it widens the inputs.
+    let (new, _) = plan_rows(400, &["free", "basic", "pro", "team", "edu"], 2000, 3);
+    for strategy in [Strategy::FinetuneNew, Strategy::EnsembleNew, Strategy::Auto] {
+        let r = UpdateRequest {
+            strategy: Some(strategy),
+            ..req.clone()
+        };
+        let out = run_update(&r, Some(&champ), &old, &new, &cfg, &no()).unwrap();
+        let art = out.chosen.unwrap().artifact;
+        art.validate().unwrap();
+        let grown = art.encoding.as_ref().unwrap();
+        assert_eq!(
+            grown.vocabularies[0].codes[..4],
+            enc.vocabularies[0].codes[..],
+            "{strategy}"
+        );
+        assert_eq!(grown.vocabularies[0].codes.len(), 5, "{strategy}");
+        assert_eq!(art.arch.n_features, 2 + 6);
+    }
+    // The export, in PyTorch, from the plans' text.
+    let Ok(python) = std::env::var("DRIFTD_PYTHON") else {
+        panic!("DRIFTD_PYTHON is not set: the PyTorch export check cannot run");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, plans) = plan_rows(50, &["free", "basic", "pro", "team", "edu"], 5000, 4);
+    let p = predict(&champ, &rows.x).unwrap();
+    let x: Vec<serde_json::Value> = (0..rows.len())
+        .map(|i| serde_json::json!([rows.row(i)[0], plans[i], rows.row(i)[2]]))
+        .collect();
+    let path = |f: &str| dir.path().join(f);
+    std::fs::write(path("m.safetensors"), champ.to_safetensors_bytes()).unwrap();
+    std::fs::write(path("m.json"), champ.sidecar_json()).unwrap();
+    std::fs::write(path("in.json"), serde_json::json!({ "x": x }).to_string()).unwrap();
+    std::fs::write(
+        path("exp.json"),
+        serde_json::json!({ "proba": p.proba }).to_string(),
+    )
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/export_check.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(["m.safetensors", "m.json", "in.json", "exp.json"].map(path))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
