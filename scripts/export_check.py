@@ -5,8 +5,8 @@ Usage: export_check.py MODEL.safetensors SIDECAR.json INPUT.json EXPECTED.json
 
 Loads the safetensors weights with PyTorch, rebuilds the network from the sidecar
 (architecture, per-member scaler, ensemble weights, categorical vocabularies), predicts the
-rows of INPUT.json ({"x": [[...], ...]}; a categorical feature's value is its text, or its
-code as a number) and compares with EXPECTED.json ({"proba": [...]} with P(class 1)
+rows of INPUT.json ({"x": [[...], ...]}; a categorical feature's value is its text, or a
+number or boolean taken as its text) and compares with EXPECTED.json ({"proba": [...]} with P(class 1)
 per row for binary models, or one probability row per input row for softmax models).
 Exits non-zero if any probability differs by more than 1e-5 (or on a malformed export).
 """
@@ -22,10 +22,13 @@ TOL = 1e-5
 
 
 def code(v):
-    """A categorical value's code: the first 24 bits of the MD5 of its text (driftd's)."""
-    if isinstance(v, str):
-        return float(int(hashlib.md5(v.encode()).hexdigest()[:6], 16))
-    return float(v)
+    """A categorical value's code: the first 24 bits of the MD5 of its text (driftd's); a
+    number or a boolean is taken as its text, as `/v1` takes it (`3`, `true`)."""
+    if isinstance(v, bool):
+        v = "true" if v else "false"
+    elif isinstance(v, (int, float)):
+        v = str(int(v)) if float(v).is_integer() else repr(float(v))
+    return float(int(hashlib.md5(v.encode()).hexdigest()[:6], 16))
 
 
 def encode(rows, encoding):

@@ -33,6 +33,14 @@ pub fn config_table(cfg: &Config, now: DateTime<Utc>) -> String {
             m.time_windows,
             m.detectors.len()
         );
+        if !m.categorical_features.is_empty() {
+            let _ = writeln!(
+                s,
+                "    categorical: {} (up to {} categories each); numeric: the others",
+                m.categorical_features.join(", "),
+                m.max_categories
+            );
+        }
         for sch in &m.triggers.schedules {
             let next = next_firings(m, &sch.cron, now).join(", ");
             let _ = writeln!(
@@ -78,6 +86,9 @@ pub fn config_json(cfg: &Config, now: DateTime<Utc>) -> Value {
                 "n_classes": m.class_count(),
                 "classes": m.classes,
                 "n_features": m.n_features,
+                "feature_kinds": (0..m.n_features)
+                    .map(|i| if m.is_categorical(i) { "categorical" } else { "numeric" })
+                    .collect::<Vec<_>>(),
                 "count_windows": m.count_windows,
                 "time_windows": m.time_windows,
                 "detectors": m.detectors.len(),

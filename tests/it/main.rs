@@ -2,6 +2,7 @@
 
 mod architecture;
 mod backtest;
+mod categorical;
 mod cli;
 mod conformance;
 mod corrections;
