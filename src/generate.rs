@@ -18,7 +18,15 @@ pub struct StreamSpec {
     /// Probability that a label is flipped at random.
     pub label_noise: f64,
     pub seed: u64,
+    /// Categorical features after the numeric ones (`c0`, `c1`, …; values `v0`…`v5`), each
+    /// category moving the decision by its own effect. With any, the abrupt change is in
+    /// `c0`: its categories' effects are permuted and their frequencies reversed, while the
+    /// numeric concept stays.
+    pub categorical: usize,
 }
+
+/// Categories of each categorical feature of a generated stream.
+pub const GENERATED_CATEGORIES: usize = 6;
 
 impl Default for StreamSpec {
     fn default() -> Self {
@@ -29,6 +37,7 @@ impl Default for StreamSpec {
             gradual: Some((14_000, 17_000)),
             label_noise: 0.05,
             seed: 7,
+            categorical: 0,
         }
     }
 }
@@ -40,12 +49,16 @@ pub struct StreamRow {
     pub label: u32,
     /// Which concept produced the label (0, 1, 2): the ground truth for change points.
     pub concept: u8,
+    /// Each categorical feature's category index (`v{k}`).
+    pub categories: Vec<usize>,
 }
 
 pub struct Stream {
     spec: StreamSpec,
     rng: StdRng,
     concepts: [Vec<f64>; 3],
+    /// Per categorical feature, each category's effect on the decision.
+    effects: Vec<Vec<f64>>,
     next: usize,
 }
 
@@ -67,10 +80,19 @@ impl Stream {
         let c0 = concept(&mut rng);
         let c1 = concept(&mut rng);
         let c2 = concept(&mut rng);
+        // Drawn after the concepts, so a stream without categoricals is what it always was.
+        let effects = (0..spec.categorical)
+            .map(|_| {
+                (0..GENERATED_CATEGORIES)
+                    .map(|_| 1.5 * gaussian(&mut rng))
+                    .collect()
+            })
+            .collect();
         Stream {
             spec,
             rng,
             concepts: [c0, c1, c2],
+            effects,
             next: 0,
         }
     }
@@ -81,7 +103,9 @@ impl Stream {
     }
 
     fn weights_at(&self, i: usize) -> (Vec<f64>, u8) {
-        let after_abrupt = self.spec.abrupt_at.is_some_and(|a| i >= a);
+        // With categoricals the abrupt change is theirs (see `categorical_part`).
+        let after_abrupt =
+            self.spec.categorical == 0 && self.spec.abrupt_at.is_some_and(|a| i >= a);
         let base = if after_abrupt { 1 } else { 0 };
         match self.spec.gradual {
             Some((s, e)) if i >= s => {
@@ -114,8 +138,12 @@ impl Iterator for Stream {
         let x: Vec<f64> = (0..self.spec.n_features)
             .map(|_| gaussian(&mut self.rng))
             .collect();
-        let (w, concept) = self.weights_at(i);
-        let margin: f64 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
+        let (w, mut concept) = self.weights_at(i);
+        let (categories, effect) = self.categorical_part(i);
+        if self.spec.categorical > 0 && self.spec.abrupt_at.is_some_and(|a| i >= a) {
+            concept = concept.max(1);
+        }
+        let margin: f64 = w.iter().zip(&x).map(|(a, b)| a * b).sum::<f64>() + effect;
         let mut label = u32::from(margin > 0.0);
         if self.rng.gen::<f64>() < self.spec.label_noise {
             label = 1 - label;
@@ -125,7 +153,38 @@ impl Iterator for Stream {
             features: x.iter().map(|&v| v as f32).collect(),
             label,
             concept,
+            categories,
         })
+    }
+}
+
+impl Stream {
+    /// Row `i`'s categories and their effect on the decision. Category `k` is drawn with
+    /// weight `k + 1` (the last most often); after the abrupt change, `c0`'s weights are
+    /// reversed and its effects rotated by one category.
+    fn categorical_part(&mut self, i: usize) -> (Vec<usize>, f64) {
+        let changed = self.spec.abrupt_at.is_some_and(|a| i >= a);
+        let k = GENERATED_CATEGORIES;
+        let total = (k * (k + 1) / 2) as f64;
+        let mut effect = 0.0;
+        let mut cats = Vec::with_capacity(self.spec.categorical);
+        for j in 0..self.spec.categorical {
+            let reversed = changed && j == 0;
+            let mut u = self.rng.gen::<f64>() * total;
+            let mut c = 0;
+            while c + 1 < k {
+                let weight = if reversed { k - c } else { c + 1 } as f64;
+                if u < weight {
+                    break;
+                }
+                u -= weight;
+                c += 1;
+            }
+            let e = if reversed { (c + 1) % k } else { c };
+            effect += self.effects[j][e];
+            cats.push(c);
+        }
+        (cats, effect)
     }
 }
 

@@ -66,13 +66,18 @@ impl History {
     /// The first `rows` rows of a generated stream, stamped as [`generate_csv`] stamps them.
     pub fn from_stream(spec: &StreamSpec) -> Self {
         let mut h = History {
-            feature_names: (0..spec.n_features).map(|f| format!("f{f}")).collect(),
-            rows: Dataset::empty(spec.n_features),
+            feature_names: default_names(spec),
+            rows: Dataset::empty(spec.n_features + spec.categorical),
             has_timestamps: true,
             ..Default::default()
         };
         for r in Stream::new(spec.clone()) {
             h.rows.x.extend_from_slice(&r.features);
+            h.rows.x.extend(
+                r.categories
+                    .iter()
+                    .map(|&c| crate::domain::category_code(&category_text(c))),
+            );
             h.rows.y.push(r.label as f32);
             h.rows.ts.push(GENERATE_START_TS + r.index as i64);
             h.rows.ids.push(r.index as i64);
@@ -541,9 +546,18 @@ pub fn generate_csv(spec: &StreamSpec, path: &Path) -> Result<usize, BacktestErr
     generate_csv_named(spec, path, &default_names(spec))
 }
 
-/// `f0..f{n-1}`: the feature columns' names when no model names them.
+/// `f0..f{n-1}`, then `c0..c{m-1}` for the categorical ones: the feature columns' names when
+/// no model names them.
 fn default_names(spec: &StreamSpec) -> Vec<String> {
-    (0..spec.n_features).map(|f| format!("f{f}")).collect()
+    (0..spec.n_features)
+        .map(|f| format!("f{f}"))
+        .chain((0..spec.categorical).map(|c| format!("c{c}")))
+        .collect()
+}
+
+/// A generated category's text.
+fn category_text(k: usize) -> String {
+    format!("v{k}")
 }
 
 fn generate_csv_named(
@@ -565,6 +579,10 @@ fn generate_csv_named(
         for v in &r.features {
             // `Display` of f32 is the shortest string that reads back to the same value.
             line.push_str(&v.to_string());
+            line.push(',');
+        }
+        for &c in &r.categories {
+            line.push_str(&category_text(c));
             line.push(',');
         }
         line.push_str(&r.label.to_string());
@@ -591,12 +609,27 @@ fn generate_parquet_named(
 ) -> Result<usize, BacktestError> {
     let h = History::from_stream(spec);
     let nf = h.n_features();
-    let mut columns: Vec<Column> = (0..nf)
+    let mut columns: Vec<Column> = (0..spec.n_features)
         .map(|f| {
             let values: Vec<f32> = (0..h.len()).map(|i| h.rows.x[i * nf + f]).collect();
             Column::new(names[f].as_str().into(), values)
         })
         .collect();
+    let rows: Vec<crate::generate::StreamRow> = if spec.categorical > 0 {
+        Stream::new(spec.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    for c in 0..spec.categorical {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|r| category_text(r.categories[c]))
+            .collect();
+        columns.push(Column::new(
+            names[spec.n_features + c].as_str().into(),
+            values,
+        ));
+    }
     let labels: Vec<i64> = h.labels().iter().map(|&y| i64::from(y)).collect();
     columns.push(Column::new("label".into(), labels));
     columns.push(Column::new("ts".into(), h.rows.ts.clone()));
@@ -622,11 +655,11 @@ pub fn generate_file_named(
     path: &Path,
     names: &[String],
 ) -> Result<usize, BacktestError> {
-    if names.len() != spec.n_features {
+    if names.len() != spec.n_features + spec.categorical {
         return Err(BacktestError::Config(format!(
             "{} feature names for {} features",
             names.len(),
-            spec.n_features
+            spec.n_features + spec.categorical
         )));
     }
     match InputFormat::by_extension(path) {

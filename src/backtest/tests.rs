@@ -48,6 +48,7 @@ fn drifting() -> StreamSpec {
         gradual: Some((8_000, 9_000)),
         label_noise: 0.05,
         seed: 11,
+        categorical: 0,
     }
 }
 
@@ -699,6 +700,7 @@ fn speed_100k_rows_20_features() {
         gradual: Some((60_000, 70_000)),
         label_noise: 0.05,
         seed: 3,
+        categorical: 0,
     };
     let t = std::time::Instant::now();
     let h = History::from_stream(&spec);
@@ -750,6 +752,7 @@ fn synthetic_settings_table() {
         gradual: Some((60_000, 70_000)),
         label_noise: 0.05,
         seed: 3,
+        categorical: 0,
     };
     let h = History::from_stream(&spec);
     for (name, model_keys, drift_keys) in [
@@ -927,4 +930,84 @@ fn a_class_that_appears_is_learnt_and_the_old_ones_keep_their_accuracy() {
     // With `grow` (the default) it is read whole.
     let h = read_history(&cfg.models[0], &path, &BacktestOptions::default()).unwrap();
     assert_eq!((h.len(), h.skipped_rows), (600, 0));
+}
+
+#[test]
+fn text_columns_of_csv_and_parquet_histories_are_categorical_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = StreamSpec {
+        rows: 2_000,
+        n_features: 2,
+        categorical: 2,
+        ..drifting()
+    };
+    let cfg = config(
+        4,
+        "feature_names = [\"f0\", \"f1\", \"c0\", \"c1\"]\ncategorical_features = [\"c0\", \"c1\"]",
+        "",
+    );
+    let opts = BacktestOptions {
+        timestamp_column: Some("ts".into()),
+        ..Default::default()
+    };
+    let want = History::from_stream(&spec);
+    for file in ["s.csv", "s.parquet"] {
+        let path = dir.path().join(file);
+        generate_file(&spec, &path).unwrap();
+        let h = read_history(&cfg.models[0], &path, &opts).unwrap();
+        assert_eq!(h.rows.x, want.rows.x, "{file}");
+        assert_eq!(
+            h.rows.x[2],
+            crate::domain::category_code(&format!(
+                "v{}",
+                crate::generate::Stream::new(spec.clone())
+                    .next()
+                    .unwrap()
+                    .categories[0]
+            ))
+        );
+    }
+    // Undeclared, a text column is refused, naming it.
+    let numeric = config(4, "feature_names = [\"f0\", \"f1\", \"c0\", \"c1\"]", "");
+    let e = read_history(&numeric.models[0], &dir.path().join("s.csv"), &opts).unwrap_err();
+    assert!(e.to_string().contains("`c0`"), "{e}");
+}
+
+#[test]
+fn a_categorical_change_is_found_and_learnt() {
+    let spec = StreamSpec {
+        rows: 12_000,
+        n_features: 3,
+        categorical: 2,
+        abrupt_at: Some(6_000),
+        gradual: None,
+        label_noise: 0.02,
+        ..drifting()
+    };
+    let names = "feature_names = [\"f0\", \"f1\", \"f2\", \"c0\", \"c1\"]";
+    let declared = config(
+        5,
+        &format!("{names}\ncategorical_features = [\"c0\", \"c1\"]"),
+        "",
+    );
+    let h = History::from_stream(&spec);
+    let r = run_history(&declared.models[0], &h, &BacktestOptions::default()).unwrap();
+    assert!(!drifts_in(&r, 6_000, 7_500).is_empty(), "{:?}", r.drifts);
+    let after: Vec<f64> = r
+        .accuracy_series
+        .iter()
+        .filter(|p| p.index >= 8_000)
+        .map(|p| p.accuracy)
+        .collect();
+    let mean = after.iter().sum::<f64>() / after.len() as f64;
+    // The same rows with the codes as numbers learn the categories far worse.
+    let numeric = config(5, names, "");
+    let n = run_history(&numeric.models[0], &h, &BacktestOptions::default()).unwrap();
+    assert!(
+        r.prequential_accuracy > n.prequential_accuracy + 0.02,
+        "one-hot {:.4} vs codes as numbers {:.4}",
+        r.prequential_accuracy,
+        n.prequential_accuracy
+    );
+    assert!(mean > 0.8, "after the change: {mean:.3}");
 }

@@ -172,6 +172,11 @@ pub enum Command {
         model: Option<String>,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Categorical features after the numeric ones (text columns `c0`…, values `v0`…`v5`);
+        /// the abrupt change is then in `c0`'s categories. With `--config`: the model's
+        /// `categorical_features` (the last of its `feature_names`).
+        #[arg(long)]
+        categorical: Option<usize>,
     },
     /// Stream a synthetic drifting workload into the outcomes table (the demo's model service).
     DemoFeed(DemoFeedArgs),

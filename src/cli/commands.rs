@@ -470,10 +470,11 @@ pub async fn backtest(args: BacktestArgs) -> Outcome {
 }
 
 /// The feature names `generate` writes: `--config`'s model's, or `f0..` (`None`).
+/// The columns of `--config`'s model and how many of them (the last) are categorical.
 fn generate_names(
     config: Option<&Path>,
     model: Option<&str>,
-) -> Result<Option<Vec<String>>, Outcome> {
+) -> Result<Option<(Vec<String>, usize)>, Outcome> {
     let Some(path) = config else {
         return Ok(None);
     };
@@ -485,22 +486,33 @@ fn generate_names(
             .first()
             .ok_or_else(|| no_such_model(&cfg, "(any)"))?,
     };
-    Ok(Some(if m.feature_names.len() == m.n_features {
+    let categorical = m.categorical_indices();
+    let trailing: Vec<usize> = (m.n_features - categorical.len()..m.n_features).collect();
+    if categorical != trailing {
+        return Err(Outcome::BadConfig(format!(
+            "model `{}`: generate writes the categorical features last; list them last in \
+             feature_names",
+            m.name
+        )));
+    }
+    let names = if m.feature_names.len() == m.n_features {
         m.feature_names.clone()
     } else {
         (0..m.n_features).map(|f| format!("f{f}")).collect()
-    }))
+    };
+    Ok(Some((names, categorical.len())))
 }
 
 pub fn generate(
     out: &Path,
     rows: usize,
-    n_features: Option<usize>,
+    (n_features, categorical): (Option<usize>, Option<usize>),
     (config, model): (Option<PathBuf>, Option<String>),
     seed: u64,
 ) -> Outcome {
-    let names = attempt!(generate_names(config.as_deref(), model.as_deref()));
-    if let (Some(names), Some(n)) = (&names, n_features) {
+    let named = attempt!(generate_names(config.as_deref(), model.as_deref()));
+    let names = named.as_ref().map(|(names, _)| names);
+    if let (Some(names), Some(n)) = (names, n_features) {
         if names.len() != n {
             return Outcome::BadConfig(format!(
                 "--n-features {n}: the model of --config has {} features",
@@ -508,16 +520,33 @@ pub fn generate(
             ));
         }
     }
-    let n_features = names.as_ref().map_or(n_features.unwrap_or(8), Vec::len);
-    let spec = crate::backtest::generate_spec(rows, n_features, seed);
-    let written = crate::progress::with_terminal_reporter("generate", || match &names {
+    let model_categorical = named.as_ref().map(|(_, c)| *c);
+    if let (Some(m), Some(c)) = (model_categorical, categorical) {
+        if m != c {
+            return Outcome::BadConfig(format!(
+                "--categorical {c}: the model of --config has {m} categorical features"
+            ));
+        }
+    }
+    let categorical = model_categorical.or(categorical).unwrap_or(0);
+    let n_features = names.map_or(n_features.unwrap_or(8), |n| {
+        n.len().saturating_sub(categorical)
+    });
+    let mut spec = crate::backtest::generate_spec(rows, n_features, seed);
+    spec.categorical = categorical;
+    let written = crate::progress::with_terminal_reporter("generate", || match names {
         Some(names) => crate::backtest::generate_file_named(&spec, out, names),
         None => crate::backtest::generate_file(&spec, out),
     });
     match written {
         Ok(n) => {
+            let change = if categorical > 0 {
+                " in c0's categories"
+            } else {
+                ""
+            };
             println!(
-                "{n} rows written to {} (abrupt change at row {}, gradual over rows {}..{})",
+                "{n} rows written to {} (abrupt change{change} at row {}, gradual over rows {}..{})",
                 out.display(),
                 spec.abrupt_at.unwrap_or(0),
                 spec.gradual.map_or(0, |g| g.0),
@@ -540,6 +569,7 @@ pub async fn demo_feed(args: DemoFeedArgs) -> Outcome {
         abrupt_at: Some(rows * 3 / 10),
         gradual: Some((rows * 13 / 20, rows * 3 / 4)),
         seed: args.seed,
+        categorical: 0,
         ..Default::default()
     };
     let opts = crate::demo::FeedOptions {

@@ -130,7 +130,8 @@ async fn dispatch(cmd: Command) -> Outcome {
             config,
             model,
             seed,
-        } => commands::generate(&out, rows, n_features, (config, model), seed),
+            categorical,
+        } => commands::generate(&out, rows, (n_features, categorical), (config, model), seed),
         Command::DemoFeed(args) => commands::demo_feed(args).await,
         Command::Completions { shell } => commands::completions(shell),
     }

@@ -54,6 +54,7 @@ fn prelabelled(rows: usize) -> Vec<Row> {
         gradual: None,
         label_noise: 0.02,
         seed: 5,
+        categorical: 0,
     })
     .map(|r| Row {
         model: "m".into(),

@@ -37,6 +37,7 @@ fn stream(rows: usize, abrupt_at: Option<usize>, seed: u64) -> Vec<driftd::gener
         gradual: None,
         label_noise: 0.02,
         seed,
+        categorical: 0,
     })
     .collect()
 }
