@@ -207,8 +207,15 @@ async fn v2_infer(
         }
     };
     let n_features = served.predictor.n_features();
-    let req = v2::parse_infer(&body, header_len, n_features, s.max_rows)
+    let categorical = categorical_of(&served.predictor);
+    let req = v2::parse_infer_with(&body, header_len, n_features, &categorical, s.max_rows)
         .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    let names = s
+        .catalog
+        .get(&model)
+        .map(|m| m.feature_names.clone())
+        .unwrap_or_default();
+    count_unknown(&s, &model, &names, &served.predictor, &req.x);
     let p = served.predictor.predict(&req.x);
     let enc = v2::encode_response(
         &model,
@@ -256,7 +263,7 @@ fn v2_metadata_of(s: &ServeState, model: &str, version: Option<&str>) -> Answer 
     Ok(Json(v2::model_metadata(
         model,
         c.version(),
-        c.predictor.n_features(),
+        (c.predictor.n_features(), categorical_of(&c.predictor).len()),
         c.predictor.n_classes(),
     ))
     .into_response())

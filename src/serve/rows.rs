@@ -176,12 +176,19 @@ enum Scalar<'a> {
     Bool(bool),
     #[serde(borrow)]
     Text(std::borrow::Cow<'a, str>),
+    /// null, an array, an object: never a feature's value.
+    Other(IgnoredAny),
 }
 
 impl RowSeed<'_, '_> {
     /// Feature `j`'s input: a number, or for a categorical feature the code of its text.
     fn value(&self, v: Scalar<'_>, j: usize) -> Result<f32, String> {
         let i = self.i;
+        if matches!(v, Scalar::Other(_)) {
+            return Err(format!(
+                "row {i}, feature {j}: is not a number (nor a text, for a categorical feature)"
+            ));
+        }
         if self.shape.categorical.contains(&j) {
             let text = match v {
                 Scalar::Text(t) => t.into_owned(),
@@ -189,6 +196,7 @@ impl RowSeed<'_, '_> {
                 // As PostgreSQL prints an integer; other numbers as Rust prints them.
                 Scalar::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", n as i64),
                 Scalar::Number(n) => n.to_string(),
+                Scalar::Other(_) => unreachable!("refused above"),
             };
             return Ok(crate::domain::category_code(&text));
         }
@@ -337,8 +345,11 @@ mod tests {
             (r#"{"rows": []}"#, "empty"),
             (r#"{"rows": [[1, 2, 3]]}"#, "row 0 has 3 values"),
             (r#"{"rows": [[1, 2], [1]]}"#, "row 1 has 1 values"),
-            (r#"{"rows": [[1, "a"]]}"#, "invalid type"),
-            (r#"{"rows": [[1, null]]}"#, "invalid type"),
+            (
+                r#"{"rows": [[1, "a"]]}"#,
+                "only categorical features take text",
+            ),
+            (r#"{"rows": [[1, null]]}"#, "is not a number"),
             (r#"{"rows": [[1, 1e300]]}"#, "not a finite"),
             (
                 r#"{"rows": [[1, 2], [1, 2], [1, 2], [1, 2]]}"#,

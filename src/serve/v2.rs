@@ -3,7 +3,10 @@
 //! extension that Triton's clients use by default, as little-endian bytes after a JSON header
 //! whose length is in the `Inference-Header-Content-Length` HTTP header.
 //!
-//! A model has one input, `input` (FP32, `[rows, n_features]`), and two outputs:
+//! A model has one input, `input` (FP32, `[rows, n_features]`), and, with categorical
+//! features, a second, `categorical` (BYTES, `[rows, n_categorical]`: each value's text, as
+//! JSON strings or in the binary extension as a 4-byte little-endian length and the bytes),
+//! the numeric features then being `input`'s; and two outputs:
 //! `probabilities` (FP32, `[rows, n_classes]`; for a binary model `[1 − p, p]`) and `label`
 //! (INT64, `[rows]`, the arg-max).
 
@@ -17,6 +20,7 @@ use serde_json::{json, Value};
 use super::predictor::Probabilities;
 
 pub const INPUT: &str = "input";
+pub const INPUT_CATEGORICAL: &str = "categorical";
 pub const OUT_PROBABILITIES: &str = "probabilities";
 pub const OUT_LABEL: &str = "label";
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -32,7 +36,7 @@ struct InferRequest {
     id: Option<String>,
     #[serde(default)]
     parameters: Params,
-    inputs: Capped<InputTensor, 1>,
+    inputs: Capped<InputTensor, 2>,
     #[serde(default)]
     outputs: Option<Capped<RequestedOutput, 8>>,
 }
@@ -152,18 +156,19 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N>
     }
 }
 
-/// Tensor `data`: flat or nested arrays of numbers, row-major, straight into f32.
-struct Data(Vec<f32>);
+/// Tensor `data`: flat or nested arrays of numbers, row-major, straight into f32; strings
+/// (a BYTES tensor's) become their category codes, and are counted.
+struct Data(Vec<f32>, usize);
 
 impl<'de> Deserialize<'de> for Data {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut out = Vec::new();
-        d.deserialize_seq(Flatten(&mut out))?;
-        Ok(Data(out))
+        let (mut out, mut texts) = (Vec::new(), 0);
+        d.deserialize_seq(Flatten(&mut out, &mut texts))?;
+        Ok(Data(out, texts))
     }
 }
 
-struct Flatten<'a>(&'a mut Vec<f32>);
+struct Flatten<'a>(&'a mut Vec<f32>, &'a mut usize);
 
 impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
     type Value = ();
@@ -175,10 +180,18 @@ impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
 impl<'de> Visitor<'de> for Flatten<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("numbers in `data`, flat or in nested arrays (a string, a boolean or null is not a number)")
+        f.write_str("numbers (strings for BYTES) in `data`, flat or in nested arrays (a boolean or null is neither)")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
-        while a.next_element_seed(Flatten(&mut *self.0))?.is_some() {}
+        while a
+            .next_element_seed(Flatten(&mut *self.0, &mut *self.1))?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.0.push(crate::domain::category_code(v));
+        *self.1 += 1;
         Ok(())
     }
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
@@ -205,12 +218,26 @@ pub struct Infer {
     pub outputs: Vec<(&'static str, bool)>,
 }
 
-/// Parses an infer request for a model with `n_features` inputs. `header_len` is the value of
-/// `Inference-Header-Content-Length` (binary tensor data follows the JSON), if sent.
+/// Parses an infer request for a model with `n_features` numeric inputs. `header_len` is
+/// the value of `Inference-Header-Content-Length` (binary tensor data follows the JSON), if
+/// sent.
 pub fn parse_infer(
     body: &[u8],
     header_len: Option<usize>,
     n_features: usize,
+    max_rows: usize,
+) -> Result<Infer, String> {
+    parse_infer_with(body, header_len, n_features, &[], max_rows)
+}
+
+/// [`parse_infer`] for a model whose features at `categorical` (of `n_features`) take text:
+/// `input` then holds the others and `categorical` those, and `x` is every feature in order
+/// (a category as its code).
+pub fn parse_infer_with(
+    body: &[u8],
+    header_len: Option<usize>,
+    n_features: usize,
+    categorical: &[usize],
     max_rows: usize,
 ) -> Result<Infer, String> {
     let (json_part, binary) = match header_len {
@@ -225,21 +252,74 @@ pub fn parse_infer(
     };
     let mut req: InferRequest = serde_json::from_slice(json_part)
         .map_err(|e| format!("the inference request is not valid JSON of the V2 protocol: {e}"))?;
-    let (Some(input), 1) = (req.inputs.items.first_mut(), req.inputs.total) else {
+    let n_numeric = n_features - categorical.len();
+    let wanted: Vec<(&str, &str, usize)> = [
+        (INPUT, "FP32", n_numeric),
+        (INPUT_CATEGORICAL, "BYTES", categorical.len()),
+    ]
+    .into_iter()
+    .filter(|&(_, _, width)| width > 0)
+    .collect();
+    let names: Vec<String> = wanted
+        .iter()
+        .map(|w| format!("`{}` ({})", w.0, w.1))
+        .collect();
+    if req.inputs.total != wanted.len() || req.inputs.items.len() != wanted.len() {
         return Err(format!(
-            "the model takes exactly one input (`{INPUT}`), the request has {}",
+            "the model takes {} input(s), {}; the request has {}",
+            wanted.len(),
+            names.join(" and "),
             req.inputs.total
         ));
-    };
-    let rows = check_input(input, n_features, max_rows)?;
-    let x = input_values(input, binary, rows * n_features)?;
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+    }
+    let mut rows = None;
+    let mut binary = binary;
+    let mut parts: Vec<Vec<f32>> = vec![Vec::new(); wanted.len()];
+    // Binary data comes in the order of the request's inputs.
+    for input in req.inputs.items.iter_mut() {
+        let Some(k) = wanted.iter().position(|w| w.0 == input.name) else {
+            return Err(format!(
+                "unknown input `{}`; the model's inputs are {}",
+                input.name,
+                names.join(" and ")
+            ));
+        };
+        let (name, datatype, width) = wanted[k];
+        let r = check_input(input, name, datatype, width, max_rows)?;
+        if rows.is_some_and(|n| n != r) {
+            return Err(format!(
+                "the inputs have different numbers of rows ({} and {r})",
+                rows.unwrap_or(0)
+            ));
+        }
+        rows = Some(r);
+        let (values, rest) = input_values(input, binary, r * width, datatype == "BYTES")?;
+        binary = rest;
+        parts[k] = values;
+    }
+    if !binary.is_empty() {
         return Err(format!(
-            "input `{INPUT}`: value {i} (row {}, feature {}) is not finite",
-            i / n_features,
-            i % n_features
+            "{} bytes of binary data belong to no input",
+            binary.len()
         ));
     }
+    let numeric = if n_numeric > 0 {
+        parts.remove(0)
+    } else {
+        Vec::new()
+    };
+    if let Some(i) = numeric.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "input `{INPUT}`: value {i} (row {}, feature {}) is not finite",
+            i / n_numeric,
+            i % n_numeric
+        ));
+    }
+    let codes = parts
+        .pop()
+        .filter(|_| !categorical.is_empty())
+        .unwrap_or_default();
+    let x = merge(&numeric, &codes, n_features, categorical, rows.unwrap_or(0));
     Ok(Infer {
         id: req.id.take(),
         x,
@@ -247,26 +327,54 @@ pub fn parse_infer(
     })
 }
 
-/// The number of rows, once name, datatype and shape are right.
-fn check_input(input: &InputTensor, n_features: usize, max_rows: usize) -> Result<usize, String> {
-    if input.name != INPUT {
-        return Err(format!(
-            "unknown input `{}`; the model's input is `{INPUT}`",
-            input.name
-        ));
+/// Rows of every feature in order, from the numeric ones and the categorical codes.
+fn merge(
+    numeric: &[f32],
+    codes: &[f32],
+    n_features: usize,
+    categorical: &[usize],
+    rows: usize,
+) -> Vec<f32> {
+    if categorical.is_empty() {
+        return numeric.to_vec();
     }
-    if input.datatype != "FP32" {
+    let (n_num, n_cat) = (n_features - categorical.len(), categorical.len());
+    let mut x = Vec::with_capacity(rows * n_features);
+    for r in 0..rows {
+        let (mut a, mut b) = (r * n_num, r * n_cat);
+        for j in 0..n_features {
+            if categorical.contains(&j) {
+                x.push(codes[b]);
+                b += 1;
+            } else {
+                x.push(numeric[a]);
+                a += 1;
+            }
+        }
+    }
+    x
+}
+
+/// The number of rows, once name, datatype and shape are right.
+fn check_input(
+    input: &InputTensor,
+    name: &str,
+    datatype: &str,
+    width: usize,
+    max_rows: usize,
+) -> Result<usize, String> {
+    if input.datatype != datatype {
         return Err(format!(
-            "input `{INPUT}` has datatype {}; the model takes FP32",
+            "input `{name}` has datatype {}; the model takes {datatype}",
             input.datatype
         ));
     }
     let rows = match (input.shape.items.as_slice(), input.shape.total) {
-        ([r, f], 2) if *r >= 1 && *f == n_features as i64 => *r as usize,
+        ([r, f], 2) if *r >= 1 && *f == width as i64 => *r as usize,
         (shape, _) => {
-            let want = format!("[rows, {n_features}] with rows ≥ 1");
+            let want = format!("[rows, {width}] with rows ≥ 1");
             return Err(format!(
-                "input `{INPUT}` has shape {shape:?}; the model takes {want}"
+                "input `{name}` has shape {shape:?}; the model takes {want}"
             ));
         }
     };
@@ -278,23 +386,46 @@ fn check_input(input: &InputTensor, n_features: usize, max_rows: usize) -> Resul
     Ok(rows)
 }
 
-/// The input's `want` values, from its JSON `data` or from the binary part of the body.
-fn input_values(input: &mut InputTensor, binary: &[u8], want: usize) -> Result<Vec<f32>, String> {
+/// The input's `want` values, from its JSON `data` or from the front of the body's binary
+/// part (the rest is returned for the next input). A BYTES input's values are the codes of
+/// its texts.
+fn input_values<'b>(
+    input: &mut InputTensor,
+    binary: &'b [u8],
+    want: usize,
+    bytes: bool,
+) -> Result<(Vec<f32>, &'b [u8]), String> {
+    let name = input.name.clone();
     let size = match (&mut input.data, input.parameters.binary_data_size) {
-        (Some(data), None) if binary.is_empty() => {
-            return json_values(std::mem::take(&mut data.0), want)
-        }
-        (Some(_), None) => {
-            return Err(format!(
-                "{} bytes of binary data belong to no input",
-                binary.len()
-            ))
+        (Some(data), None) => {
+            let Data(values, texts) = std::mem::replace(data, Data(Vec::new(), 0));
+            if bytes && texts != values.len() {
+                return Err(format!(
+                    "input `{name}` is BYTES: its `data` must be strings"
+                ));
+            }
+            if !bytes && texts > 0 {
+                return Err(format!(
+                    "input `{name}` is FP32: its `data` must be numbers"
+                ));
+            }
+            return Ok((json_values(values, want)?, binary));
         }
         (None, Some(Param::Whole(size))) => size as usize,
         (None, Some(_)) => return Err("binary_data_size must be a whole number".into()),
         (Some(_), Some(_)) => return Err("input has both `data` and binary_data_size".into()),
-        (None, None) => return Err(format!("input `{INPUT}` has no `data`")),
+        (None, None) => return Err(format!("input `{name}` has no `data`")),
     };
+    if binary.len() < size {
+        return Err(format!(
+            "the body carries {} bytes of binary data, input `{name}` needs {size}",
+            binary.len()
+        ));
+    }
+    let (mine, rest) = binary.split_at(size);
+    if bytes {
+        return Ok((bytes_values(mine, want, &name)?, rest));
+    }
     if size != 4 * want {
         return Err(format!(
             "binary_data_size is {size} bytes; shape {:?} of FP32 needs {}",
@@ -302,16 +433,36 @@ fn input_values(input: &mut InputTensor, binary: &[u8], want: usize) -> Result<V
             4 * want
         ));
     }
-    if binary.len() != size {
-        return Err(format!(
-            "the body carries {} bytes of binary data, the input needs {size}",
-            binary.len()
-        ));
-    }
-    Ok(binary
+    let values = mine
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().expect("chunks of 4")))
-        .collect())
+        .collect();
+    Ok((values, rest))
+}
+
+/// A binary BYTES tensor: `want` elements, each a 4-byte little-endian length and its bytes.
+fn bytes_values(mut b: &[u8], want: usize, name: &str) -> Result<Vec<f32>, String> {
+    let mut out = Vec::with_capacity(want);
+    while !b.is_empty() {
+        let bad = || format!("input `{name}`: malformed BYTES element {}", out.len());
+        let len = b.get(..4).ok_or_else(bad)?;
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let text = b.get(4..4 + len).ok_or_else(bad)?;
+        let text = std::str::from_utf8(text)
+            .map_err(|_| format!("input `{name}`: element {} is not UTF-8", out.len()))?;
+        out.push(crate::domain::category_code(text));
+        b = &b[4 + len..];
+        if out.len() > want {
+            break;
+        }
+    }
+    if out.len() != want {
+        return Err(format!(
+            "input `{name}` has {} elements; its shape needs {want}",
+            out.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// The outputs to return and whether each goes as binary data: an output's own
@@ -437,12 +588,28 @@ pub fn encode_response(
 }
 
 /// `GET /v2/models/{model}`.
-pub fn model_metadata(model: &str, version: i64, n_features: usize, n_classes: usize) -> Value {
+pub fn model_metadata(
+    model: &str,
+    version: i64,
+    (n_features, n_categorical): (usize, usize),
+    n_classes: usize,
+) -> Value {
+    let mut inputs = Vec::new();
+    if n_features > n_categorical {
+        inputs.push(
+            json!({ "name": INPUT, "datatype": "FP32", "shape": [-1, n_features - n_categorical] }),
+        );
+    }
+    if n_categorical > 0 {
+        inputs.push(
+            json!({ "name": INPUT_CATEGORICAL, "datatype": "BYTES", "shape": [-1, n_categorical] }),
+        );
+    }
     json!({
         "name": model,
         "versions": [version.to_string()],
         "platform": "driftd_mlp",
-        "inputs": [{ "name": INPUT, "datatype": "FP32", "shape": [-1, n_features] }],
+        "inputs": inputs,
         "outputs": [
             { "name": OUT_PROBABILITIES, "datatype": "FP32", "shape": [-1, n_classes] },
             { "name": OUT_LABEL, "datatype": "INT64", "shape": [-1] },
@@ -522,11 +689,46 @@ mod tests {
     }
 
     #[test]
+    fn a_bytes_input_carries_the_categorical_features_as_json_or_binary() {
+        let code = crate::domain::category_code;
+        let json = r#"{"inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 2], "data": [1, 2, 3, 4]},
+            {"name": "categorical", "datatype": "BYTES", "shape": [2, 1], "data": ["pro", "free"]}]}"#;
+        // Features: numeric, categorical, numeric.
+        let r = parse_infer_with(json.as_bytes(), None, 3, &[1], 10).unwrap();
+        assert_eq!(r.x, vec![1.0, code("pro"), 2.0, 3.0, code("free"), 4.0]);
+        // Binary: the categorical input first, then the numbers.
+        let head = r#"{"inputs": [{"name": "categorical", "datatype": "BYTES", "shape": [2, 1], "parameters": {"binary_data_size": 15}},
+            {"name": "input", "datatype": "FP32", "shape": [2, 2], "parameters": {"binary_data_size": 16}}]}"#;
+        let mut body = head.as_bytes().to_vec();
+        for t in ["pro", "free"] {
+            body.extend((t.len() as u32).to_le_bytes());
+            body.extend(t.as_bytes());
+        }
+        [1f32, 2.0, 3.0, 4.0]
+            .iter()
+            .for_each(|v| body.extend(v.to_le_bytes()));
+        let b = parse_infer_with(&body, Some(head.len()), 3, &[1], 10).unwrap();
+        assert_eq!(b.x, r.x);
+        let meta = model_metadata("m", 1, (3, 1), 2);
+        assert_eq!(meta["inputs"][1]["datatype"], "BYTES");
+        assert_eq!(meta["inputs"][0]["shape"], json!([-1, 2]));
+        for (body, says) in [
+            (json.replace(r#""pro", "free""#, "5, 6"), "must be strings"),
+            (json.replace("[2, 1]", "[3, 1]"), "different numbers of rows"),
+            (json.replace(r#",
+            {"name": "categorical", "datatype": "BYTES", "shape": [2, 1], "data": ["pro", "free"]}"#, ""), "takes 2 input(s)"),
+        ] {
+            let err = parse_infer_with(body.as_bytes(), None, 3, &[1], 10).map(|_| ()).unwrap_err();
+            assert!(err.contains(says), "{body}: {err}");
+        }
+    }
+
+    #[test]
     fn every_bad_request_says_why() {
         let bin_head = r#"{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": 8}}]}"#;
         for (body, header_len, says) in [
             ("nope".to_string(), None, "not valid JSON"),
-            (r#"{"inputs": []}"#.into(), None, "exactly one input"),
+            (r#"{"inputs": []}"#.into(), None, "takes 1 input(s)"),
             (
                 json_req("[1, 2]", "[1, 2]").replace("\"input\"", "\"x\""),
                 None,
@@ -542,7 +744,7 @@ mod tests {
             (json_req("[0, 2]", "[]"), None, "rows ≥ 1"),
             (json_req("[1, 2]", "[1]"), None, "has 1 values"),
             (json_req("[1, 2]", "[1, 2, 3]"), None, "more than the 2"),
-            (json_req("[1, 2]", "[1, \"a\"]"), None, "not a number"),
+            (json_req("[1, 2]", "[1, \"a\"]"), None, "must be numbers"),
             (json_req("[1, 2]", "[1, 1e300]"), None, "not finite"),
             (
                 json_req("[20, 2]", &format!("[{}]", vec!["1"; 40].join(","))),

@@ -125,10 +125,39 @@ async fn text_enum_and_code_columns_are_learnt_served_and_watched_for_drift() {
         "{p:?}\n{}",
         d.logs()
     );
-    // A plan it never saw is answered (as its "other" category) and counted.
+    // The Open Inference Protocol with tritonclient: FP32 numbers and BYTES categories.
+    let rows = serde_json::json!({
+        "numeric": [[3.0], [3.0], [3.0], [3.0]],
+        "categorical": [["pro", "eu", "2"], ["free", "us", "2"], ["team", "apac", "1"], ["enterprise", "eu", "1"]],
+        "expected": p,
+    });
+    let rows_path = dir.path().join("rows.json");
+    std::fs::write(&rows_path, rows.to_string()).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/serve_check_categorical.py"
+    );
+    let out = std::process::Command::new(venv_python())
+        .args([
+            script,
+            &d.addr.to_string(),
+            "acct",
+            "r",
+            rows_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A plan it never saw is answered (as its "other" category) and counted: once by /v1,
+    // twice by the two tritonclient requests.
     assert!((0.0..=1.0).contains(&p[3]));
     let unknown = "driftd_serve_unknown_categories_total{feature=\"plan\",model=\"acct\"}";
-    assert_eq!(d.metric(unknown), Some(1.0));
+    assert_eq!(d.metric(unknown), Some(3.0));
     let (code, out) = predict(&d, r#"{"rows": [["lots", "pro", "eu", 1]]}"#);
     assert_eq!(code, 400, "{out}");
     assert!(
