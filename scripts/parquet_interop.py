@@ -65,7 +65,8 @@ def write_history(src_csv, out_parquet, out_csv):
         when.append(start + dt.timedelta(minutes=i))
         for j, f in enumerate(features):
             cols[f].append(None if i == 3 else float(r[j]))
-        ys.append(7 if i == 11 else int(r[label_at]))
+        # -1 is no class index (a label beyond the classes would be a new class).
+        ys.append(-1 if i == 11 else int(r[label_at]))
     table = pa.table(
         {"when": pa.array(when, type=pa.timestamp("us", tz="UTC")),
          **{f: pa.array(v, type=pa.float64()) for f, v in cols.items()},

@@ -810,28 +810,58 @@ impl Config {
     /// `source.categories_column`).
     fn categorical_positions(&self) -> Result<Vec<usize>, ConfigError> {
         let mut positions: Option<(usize, Vec<usize>)> = None;
-        for (i, m) in self.models.iter().enumerate() {
-            let at = m.categorical_indices();
+        // A template's positions from its own keys (it is checked as a model later).
+        let templates = self.template_tables.iter().map(|t| {
+            let strings = |key: &str| -> Vec<String> {
+                t.get(key)
+                    .and_then(toml::Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let (names, cats) = (strings("feature_names"), strings("categorical_features"));
+            let at: Vec<usize> = (0..names.len())
+                .filter(|&i| cats.contains(&names[i]))
+                .collect();
+            (names.len(), at)
+        });
+        let models = self
+            .models
+            .iter()
+            .map(|m| (m.n_features, m.categorical_indices()));
+        let n_models = self.models.len();
+        let block = |i: usize| {
+            if i < n_models {
+                format!("models[{i}]")
+            } else {
+                format!("model_templates[{}]", i - n_models)
+            }
+        };
+        for (i, (n_features, at)) in models.chain(templates).enumerate() {
             if at.is_empty() {
                 continue;
             }
             match &positions {
                 Some((j, p)) if *p != at => {
                     return Err(ConfigError::key(
-                        format!("models[{i}].categorical_features"),
+                        format!("{}.categorical_features", block(i)),
                         format!(
-                        "names features at positions {at:?}, models[{j}]'s at {p:?}: the table's \
-                             columns are read once for every model, so they must agree"
-                    ),
+                            "names features at positions {at:?}, {}'s at {p:?}: the table's \
+                             columns are read once for every model, so they must agree",
+                            block(*j)
+                        ),
                     ))
                 }
                 Some(_) => {}
                 None => positions = Some((i, at.clone())),
             }
-            let trailing = (m.n_features - at.len()..m.n_features).collect::<Vec<_>>();
+            let trailing = (n_features - at.len()..n_features).collect::<Vec<_>>();
             if self.source.feature_columns.is_empty() && at != trailing {
                 return Err(ConfigError::key(
-                    format!("models[{i}].categorical_features"),
+                    format!("{}.categorical_features", block(i)),
                     format!(
                         "must be the last of feature_names with an array column: the numbers are \
                          read from `{}`, the categories after them from `{}` (text[])",
@@ -1064,6 +1094,57 @@ n_features = 3
         assert_eq!(c.poll.settle_ms, 5_000);
         assert_eq!(c.models[0].count_windows, vec![100, 1_000, 10_000]);
         assert_eq!(c.source.features_array_column(), Some("features"));
+    }
+
+    #[test]
+    fn categorical_features_are_checked_and_read_where_the_layout_puts_them() {
+        let model = |extra: &str| {
+            format!(
+                "[database]\nurl = \"postgres://x@y/z\"\n[[models]]\nname = \"m\"\nn_features = 3\n\
+                 feature_names = [\"spend\", \"plan\", \"region\"]\n{extra}"
+            )
+        };
+        let key = |text: &str| match load(text, &[]) {
+            Err(ConfigError::Key { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        // Array layout: the categorical features come last (from `categories`).
+        let c = load(
+            &model("categorical_features = [\"region\", \"plan\"]\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.source.categorical, vec![1, 2]);
+        assert_eq!(c.models[0].categorical_indices(), vec![1, 2]);
+        assert_eq!(
+            key(&model("categorical_features = [\"spend\"]\n")),
+            "models[0].categorical_features"
+        );
+        assert_eq!(
+            key(&model("categorical_features = [\"plans\"]\n")),
+            "models[0].categorical_features[0]"
+        );
+        assert_eq!(
+            key(&model("categorical_features = [\"plan\", \"plan\"]\n")),
+            "models[0].categorical_features[1]"
+        );
+        assert_eq!(
+            key(&model("max_categories = 0\n")),
+            "models[0].max_categories"
+        );
+        // Listed columns: any position, and every model must agree.
+        let cols = "[source]\nfeature_columns = [\"spend\", \"plan\", \"region\"]\n";
+        let c = load(
+            &(cols.to_string() + &model("categorical_features = [\"plan\"]\n")),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.source.categorical, vec![1]);
+        let two = cols.to_string()
+            + &model("categorical_features = [\"plan\"]\n")
+            + "[[models]]\nname = \"k\"\nn_features = 3\nfeature_names = [\"a\", \"b\", \"c\"]\ncategorical_features = [\"c\"]\n";
+        assert_eq!(key(&two), "models[1].categorical_features");
+        assert_eq!(c.models[0].classes, crate::domain::Classes::Grow);
     }
 
     #[test]

@@ -103,6 +103,46 @@ fn pending_sql(cfg: &SourceConfig) -> String {
     )
 }
 
+/// The poll's features, `float8[]`: the array column, or the listed columns with their
+/// casts; categorical features as their codes (see `domain::category`).
+fn features_expr(cfg: &SourceConfig, casts: &Casts) -> String {
+    let q = |c: &str| quote_ident(c);
+    match cfg.features_array_column() {
+        Some(col) if !cfg.categorical.is_empty() => {
+            let (col, cats) = (q(col), q(cfg.categories_array_column()));
+            // The numbers, then each category's code, in the array's order (a NULL
+            // element stays NULL: a null feature).
+            format!(
+                "CASE WHEN {col} IS NULL THEN NULL ELSE {col}::float8[] || ARRAY(SELECT {code} \
+                 FROM unnest({cats}) WITH ORDINALITY AS u(c, i) ORDER BY i) END",
+                code = crate::domain::category::sql_code("u.c")
+            )
+        }
+        Some(col) => format!("{}::float8[]", q(col)),
+        None => format!(
+            "ARRAY[{}]::float8[]",
+            cfg.feature_columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let default = if cfg.categorical.contains(&i) {
+                        super::columns::ValueCast::Category
+                    } else {
+                        super::columns::ValueCast::Number
+                    };
+                    casts
+                        .features
+                        .get(i)
+                        .copied()
+                        .unwrap_or(default)
+                        .read(&q(c))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OutcomeSource {
     poll_sql: String,
@@ -133,33 +173,7 @@ impl OutcomeSource {
 
     pub fn with_casts(cfg: &SourceConfig, casts: &Casts) -> Self {
         let q = |c: &str| quote_ident(c);
-        let features = match cfg.features_array_column() {
-            Some(col) if !cfg.categorical.is_empty() => {
-                let (col, cats) = (q(col), q(cfg.categories_array_column()));
-                // The numbers, then each category's code, in the array's order (a NULL
-                // element stays NULL: a null feature).
-                format!(
-                    "CASE WHEN {col} IS NULL THEN NULL ELSE {col}::float8[] || ARRAY(SELECT {code} \
-                     FROM unnest({cats}) WITH ORDINALITY AS u(c, i) ORDER BY i) END",
-                    code = crate::domain::category::sql_code("u.c")
-                )
-            }
-            Some(col) => format!("{}::float8[]", q(col)),
-            None => format!(
-                "ARRAY[{}]::float8[]",
-                cfg.feature_columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| casts
-                        .features
-                        .get(i)
-                        .copied()
-                        .unwrap_or_default()
-                        .read(&q(c)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
+        let features = features_expr(cfg, casts);
         let version = cfg
             .model_version_column
             .as_deref()

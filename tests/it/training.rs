@@ -779,7 +779,7 @@ async fn a_class_the_champion_never_saw_is_counted_then_learnt_and_served() {
     let pg = shared_pg();
     let mut db = pg.fresh_db().await;
     let dir = tempfile::tempdir().unwrap();
-    // A binary model (the default task, `classes = "grow"` by default); only manual updates.
+    // A binary model (the default task, `classes = "grow"` by default); no drift updates.
     let block = model_block("", "[models.triggers.drift]\nenabled = false");
     let cfg = write_config(dir.path(), &db.url, &block);
     let text = std::fs::read_to_string(&cfg).unwrap();
@@ -788,7 +788,6 @@ async fn a_class_the_champion_never_saw_is_counted_then_learnt_and_served() {
         text.replace("[http]\n", "[http]\nread_token = \"r\"\n"),
     )
     .unwrap();
-    let cfgs = cfg.to_str().unwrap();
     // A world of three well-separated classes, of which the first rows show two.
     let world = make_classification(&Concept::with_options(7, 6, 4, 2, 3, 1, 2.0), 3_000, 0, 7);
     let row = |i: usize, labelled: bool| Row {
@@ -823,29 +822,36 @@ async fn a_class_the_champion_never_saw_is_counted_then_learnt_and_served() {
         d.logs()
     );
 
-    // The next update learns it: the champion becomes a three-class model.
-    let out = driftd(&["retrain", "--config", cfgs, "--model", "m"]);
-    assert!(out.status.success(), "{out:?}");
-    let run_id: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let done = format!("SELECT count(*) FROM driftd.training_runs WHERE id = {run_id} AND status IN ('promoted','kept','failed','skipped')");
-    wait_sql(&mut db, &d, "the manual run", &done, WAIT).await;
-    let (status, grew, reason): (String, Option<serde_json::Value>, String) = sqlx::query_as(
-        "SELECT r.status, v.holdout_metrics->'grew_classes', v.holdout_metrics->>'reason' \
+    // The new-class trigger asks for the update that learns it, no detector needed: the
+    // champion becomes a three-class model.
+    let learnt = "SELECT count(*) FROM driftd.training_runs WHERE model = 'm' \
+                  AND trigger = 'new_class' AND status = 'promoted'";
+    wait_sql(&mut db, &d, "the new-class update", learnt, WAIT).await;
+    let (grew, reason): (Option<serde_json::Value>, String) = sqlx::query_as(
+        "SELECT v.holdout_metrics->'grew_classes', v.holdout_metrics->>'reason' \
          FROM driftd.training_runs r JOIN driftd.model_versions v ON v.model = r.model AND v.version = r.new_version \
-         WHERE r.id = $1",
+         WHERE r.model = 'm' AND r.trigger = 'new_class' AND r.status = 'promoted' ORDER BY r.id LIMIT 1",
     )
-    .bind(run_id)
     .fetch_one(&mut db.conn)
     .await
     .unwrap();
-    assert_eq!(status, "promoted", "{reason}");
-    assert_eq!(grew, Some(serde_json::json!({"from": 2, "to": 3})));
+    assert_eq!(
+        grew,
+        Some(serde_json::json!({"from": 2, "to": 3})),
+        "{reason}"
+    );
     assert!(reason.contains("binary became multiclass"), "{reason}");
 
     // It serves three classes, and scores new rows with class indices.
     wait_until(WAIT, "the grown champion served", || {
-        let v = d.metric("driftd_champion_version{model=\"m\"}");
-        async move { v == Some(2.0) }
+        let (code, meta) = http(
+            d.addr,
+            "GET",
+            "/v2/models/m",
+            None,
+            &[("Authorization", "Bearer r")],
+        );
+        async move { code == 200 && meta.contains("[-1,3]") }
     })
     .await;
     let (code, meta) = http(
