@@ -17,7 +17,10 @@
 //!   `<prefix><index>.weight|bias`; layers are taken in index order.
 //!
 //! Either way the weights must be finite, the shapes must chain, the input width must be the
-//! model's `n_features` and the output must fit its task. The imported version then serves,
+//! model's `n_features` (for an export with categorical vocabularies: its raw features, its
+//! categorical positions the model's `categorical_features`; a `state_dict` has none and
+//! reads codes as numbers) and the output must fit its task (or have more classes, with
+//! `classes = "grow"`). The imported version then serves,
 //! and is updated (fine-tuned, ensembled) like one driftd trained.
 
 use std::path::{Path, PathBuf};
@@ -298,11 +301,24 @@ pub fn from_state_dict(
 
 /// Whether the artifact fits the configured model's features and task.
 pub fn check_fits(a: &ModelArtifact, model: &ModelConfig) -> Result<(), String> {
-    if a.arch.n_features != model.n_features {
+    // Raw features: a model with categorical vocabularies takes codes and encodes them.
+    let n_raw = a.encoding.as_ref().map_or(a.arch.n_features, |e| e.n_raw);
+    if n_raw != model.n_features {
         return Err(format!(
-            "the model takes {} features; {} is configured with n_features = {}",
-            a.arch.n_features, model.name, model.n_features
+            "the model takes {n_raw} features; {} is configured with n_features = {}",
+            model.name, model.n_features
         ));
+    }
+    if let Some(e) = &a.encoding {
+        let at: Vec<usize> = e.vocabularies.iter().map(|v| v.feature).collect();
+        if at != model.categorical_indices() {
+            return Err(format!(
+                "the model's categorical features are at positions {at:?}; {}'s \
+                 categorical_features are at {:?}",
+                model.name,
+                model.categorical_indices()
+            ));
+        }
     }
     let (want_classes, what) = match model.task {
         Task::Binary => (2, "one output (a logit: binary task)".to_string()),
@@ -311,7 +327,9 @@ pub fn check_fits(a: &ModelArtifact, model: &ModelConfig) -> Result<(), String> 
             format!("{} outputs (multiclass)", model.n_classes),
         ),
     };
-    if a.arch.n_classes != want_classes {
+    // A model that learnt classes beyond the configured ones fits a model that may grow.
+    let grown = model.classes == crate::domain::Classes::Grow && a.arch.n_classes > want_classes;
+    if a.arch.n_classes != want_classes && !grown {
         return Err(format!(
             "the model has {} output(s); {} needs {what}",
             a.arch.n_outputs(),
@@ -382,8 +400,13 @@ mod tests {
     }
 
     fn net() -> Vec<Param> {
+        net_of(3)
+    }
+
+    /// `inputs → 4 relu → 1`.
+    fn net_of(inputs: usize) -> Vec<Param> {
         vec![
-            param("0.weight", &[4, 3], 0.1),
+            param("0.weight", &[4, inputs], 0.1),
             param("0.bias", &[4], 0.0),
             param("2.weight", &[1, 4], -0.2),
             param("2.bias", &[1], 0.3),
@@ -502,5 +525,46 @@ mod tests {
         assert!(check_fits(&a, &narrow)
             .unwrap_err()
             .contains("n_features = 5"));
+        // A grown model fits a model that may grow, not a fixed one.
+        let grown = crate::train::widen::widen(&a, 3).unwrap();
+        assert!(check_fits(&grown, &cfg.models[0]).is_ok());
+        let mut fixed = cfg.models[0].clone();
+        fixed.classes = crate::domain::Classes::Fixed;
+        assert!(check_fits(&grown, &fixed)
+            .unwrap_err()
+            .contains("output(s)"));
+    }
+
+    #[test]
+    fn a_model_with_vocabularies_fits_by_its_raw_features_and_categorical_positions() {
+        let text =
+            "[database]\nurl = \"postgres://x@y/z\"\n[[models]]\nname = \"m\"\nn_features = 3\n\
+                    feature_names = [\"a\", \"b\", \"c\"]\ncategorical_features = [\"c\"]\n";
+        let cfg = crate::config::Config::from_toml_str(text, Vec::new()).unwrap();
+        let rows = crate::domain::Dataset {
+            x: vec![0.1, 0.2, 7.0, 0.3, 0.1, 9.0, 0.2, 0.4, 7.0],
+            n_features: 3,
+            y: vec![0.0, 1.0, 0.0],
+            ts: vec![1, 2, 3],
+            ids: vec![1, 2, 3],
+        };
+        let enc = crate::train::encoding::Encoding::learn(&[&rows], 3, &[2], 8, None);
+        let plain = from_state_dict(
+            net_of(enc.width()),
+            &vec![0.0; enc.width()],
+            &vec![1.0; enc.width()],
+        )
+        .unwrap();
+        let a = ModelArtifact {
+            encoding: Some(enc),
+            ..plain
+        };
+        a.validate().unwrap();
+        assert!(check_fits(&a, &cfg.models[0]).is_ok());
+        let mut numeric = cfg.models[0].clone();
+        numeric.categorical_features.clear();
+        assert!(check_fits(&a, &numeric)
+            .unwrap_err()
+            .contains("categorical features are at positions [2]"));
     }
 }
