@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sqlx::Executor;
 
 use crate::helpers::*;
 
@@ -329,7 +330,30 @@ min_accuracy = 0.7
 check_interval = "1s"
 window_rows = 300
 min_rows = 100
+
+# A model with a categorical feature (the reference table's `categories`), for the
+# categorical drift gauges.
+[[models]]
+name = "plans"
+n_features = 2
+feature_names = ["spend", "plan"]
+categorical_features = ["plan"]
+[models.train]
+fit_epochs = 5
+[models.triggers]
+bootstrap_min_rows = 300
+[models.feature_drift]
+check_interval = "1s"
+window_rows = 200
+min_rows = 100
 "#;
+
+/// 400 labelled rows of the `plans` model: one number, one plan (a category).
+const PLANS_ROWS: &str =
+    "INSERT INTO outcomes (model, features, categories, prediction, label, labeled_at) \
+     SELECT 'plans', ARRAY[(i % 7)::real], ARRAY[(ARRAY['free', 'pro', 'team'])[1 + i % 3]], 0.5, \
+            (i % 3 > 0)::int, to_timestamp(1767225600 + i) \
+     FROM generate_series(1, 400) AS i";
 
 fn bad_rows(start_secs: i64) -> Vec<Row> {
     let good = |i: i64| Row {
@@ -462,6 +486,7 @@ async fn every_dashboard_and_alert_expression_runs_against_prometheus_scraping_d
     let n = 2_000;
     let all = binary_rows(MODEL, n, 0, Some(n / 2));
     db.insert(&bad_rows(-10)).await;
+    db.conn.execute(PLANS_ROWS).await.unwrap();
     db.insert(&all[..n / 2]).await;
     wait_until(WAIT, "the stable half processed", || {
         let got = d.metric("driftd_outcomes_processed_total{model=\"churn\"}");
