@@ -188,10 +188,14 @@ fn numeric(dtype: &DataType) -> bool {
 }
 
 /// Values of a numeric column as `f64` (nulls as `None`).
+/// Column `name`, or an error naming it.
+fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column, BacktestError> {
+    df.column(name)
+        .map_err(|_| BacktestError::Input(format!("no column `{name}`")))
+}
+
 fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, BacktestError> {
-    let col = df
-        .column(name)
-        .map_err(|_| BacktestError::Input(format!("no column `{name}`")))?;
+    let col = column(df, name)?;
     if !numeric(col.dtype()) {
         return Err(BacktestError::Input(format!(
             "column `{name}` is {}, not numeric",
@@ -210,9 +214,7 @@ fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, BacktestEr
 /// A categorical column's values as their codes (see `domain::category`): each value's
 /// text, as PostgreSQL would print it (`3`, `true`, `basic`); nulls stay null.
 fn category_values(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, BacktestError> {
-    let col = df
-        .column(name)
-        .map_err(|_| BacktestError::Input(format!("no column `{name}`")))?;
+    let col = column(df, name)?;
     let text = col
         .cast(&DataType::String)
         .map_err(|e| BacktestError::Input(format!("column `{name}` as text: {e}")))?;

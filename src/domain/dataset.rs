@@ -63,7 +63,6 @@ impl Dataset {
         Ok(())
     }
 
-    /// Checks every label is a class index below `n_classes`.
     /// One more than the largest label, if every label is a class index (`None` when there
     /// are no rows, or a label is not a class index: [`Self::validate_labels`] says which).
     pub fn n_label_classes(&self) -> Option<usize> {
@@ -77,6 +76,7 @@ impl Dataset {
         top.map(|t| t as usize + 1)
     }
 
+    /// Checks every label is a class index below `n_classes`.
     pub fn validate_labels(&self, n_classes: usize) -> Result<()> {
         for (i, &v) in self.y.iter().enumerate() {
             if !(v >= 0.0 && v < n_classes as f32 && v.fract() == 0.0) {

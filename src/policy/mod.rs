@@ -159,11 +159,15 @@ pub fn on_batch(
         }
         return None;
     }
+    // A drift is noted first, so that a new-class update in the same batch defers it
+    // rather than drops it.
+    if cfg.drift.enabled {
+        note_drift(&cfg.drift, st, b);
+    }
     if let Some(r) = new_class_request(cfg, st, b, now) {
         return Some(r);
     }
     if cfg.drift.enabled {
-        note_drift(&cfg.drift, st, b);
         if let Some(r) = drift_request(&cfg.drift, st, b, now) {
             return Some(r);
         }
@@ -476,12 +480,19 @@ mod tests {
             ..view(1_050, &[], Some(0.7))
         };
         assert!(on_batch(&cfg, &mut st, &unseen(129), now).is_none());
-        let r = on_batch(&cfg, &mut st, &unseen(130), now).unwrap();
+        // A drift in the same batch is kept for later, not dropped.
+        let events = [drift("adwin")];
+        let both = BatchView {
+            unseen_labels: 130,
+            ..view(1_050, &events, Some(0.7))
+        };
+        let r = on_batch(&cfg, &mut st, &both, now).unwrap();
         assert_eq!(
             (r.trigger, r.strategy),
             (TriggerKind::NewClass, Strategy::Auto)
         );
         assert!(r.reason.contains("100 labelled rows"), "{}", r.reason);
+        assert!(st.pending_drift.is_some());
         // Once an update learnt it, it counts from there.
         on_update(&mut st, 1_100, 130, now);
         assert!(on_batch(&cfg, &mut st, &unseen(130), now).is_none());

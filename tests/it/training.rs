@@ -843,27 +843,26 @@ async fn a_class_the_champion_never_saw_is_counted_then_learnt_and_served() {
     assert!(reason.contains("binary became multiclass"), "{reason}");
 
     // It serves three classes, and scores new rows with class indices.
-    wait_until(WAIT, "the grown champion served", || {
-        let (code, meta) = http(
+    let metadata = || {
+        http(
             d.addr,
             "GET",
             "/v2/models/m",
             None,
             &[("Authorization", "Bearer r")],
-        );
+        )
+    };
+    wait_until(WAIT, "the grown champion served", || {
+        let (code, meta) = metadata();
         async move { code == 200 && meta.contains("[-1,3]") }
     })
     .await;
-    let (code, meta) = http(
-        d.addr,
-        "GET",
-        "/v2/models/m",
-        None,
-        &[("Authorization", "Bearer r")],
+    let meta: serde_json::Value = serde_json::from_str(&metadata().1).unwrap();
+    assert_eq!(
+        meta["outputs"][0]["shape"],
+        serde_json::json!([-1, 3]),
+        "{meta}"
     );
-    assert_eq!(code, 200, "{meta}");
-    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
-    assert!(meta["outputs"].to_string().contains("[-1,3]"), "{meta}");
     let unscored: Vec<Row> = (1_800..2_400).map(|i| row(i, false)).collect();
     let ids = db.insert(&unscored).await;
     let pending = format!(
