@@ -12,7 +12,8 @@ real elec2), it runs in the same session:
   * River's Adaptive Random Forest, forest.ARFClassifier(seed=7), learning the same
     bootstrap rows first and then prequentially (predict, then learn) row by row;
 and prints one Markdown table: accuracy, Cohen's kappa, kappa-temporal, updates (drift-
-triggered ones in brackets), seconds per update, the references, ARF and the no-change and
+triggered ones in brackets), versions promoted per 10 000 predicted rows, drift events,
+seconds per update, the references, ARF and the no-change and
 majority baselines. Every figure is prequential accuracy after the same bootstrap.
 
 Usage:
@@ -201,6 +202,8 @@ def summary(r):
         "updates": len(r["retrains"]),
         "drift_updates": sum(1 for x in r["retrains"] if x["trigger"] == "drift"),
         "promoted": r["promotions"],
+        "versions_per_10k": r["promotions"] * 10000 / max(1, r["rows"]),
+        "drift_events": len(r["drift_events"]),
         "s_per_update": u["mean_seconds"],
         "wall": r["wall_seconds"],
     }
@@ -257,15 +260,17 @@ def evaluate(args, base, name, data, label, spr, rows, tag):
 
 def table(results):
     refs = ["never", "periodic_refit", "drift_finetune", "drift_refit"]
-    head = ("| stream | driftd | κ | κ-temporal | updates (drift) | s/update | never | "
-            "periodic refit | drift fine-tune | drift refit | ARF | ARF κ-t | no-change | majority |")
-    lines = [head, "|" + "---|" + "---:|" * 13]
+    head = ("| stream | driftd | κ | κ-temporal | updates (drift) | versions / 10k rows | "
+            "drift events | s/update | never | periodic refit | drift fine-tune | drift refit | "
+            "ARF | ARF κ-t | no-change | majority |")
+    lines = [head, "|" + "---|" + "---:|" * 15]
     for r in results:
         d = r["driftd"]
         a = r.get("arf")
         lines.append(
             f"| {r['stream']} | **{d['accuracy']:.3f}** | {d['kappa']:.3f} | {d['kappa_temporal']:.3f} "
-            f"| {d['updates']} ({d['drift_updates']}) | {d['s_per_update']:.2f} | "
+            f"| {d['updates']} ({d['drift_updates']}) | {d['versions_per_10k']:.1f} "
+            f"| {d['drift_events']} | {d['s_per_update']:.2f} | "
             + " | ".join(f"{r[k]['accuracy']:.3f}" for k in refs)
             + (f" | {a['accuracy']:.3f} | {a['kappa_temporal']:.3f}" if a else " | – | –")
             + f" | {d['no_change']:.3f} | {d['majority']:.3f} |")

@@ -16,6 +16,7 @@ use crate::config::ModelConfig;
 use crate::control::{
     self, ChampionView, Controller, Decision, ModelState, RowRanges, TrainPlan, TriggerMode,
 };
+use crate::domain::HoldoutTrace;
 use crate::estimate::{Calibration, ScoredRow};
 use crate::feature_drift::{self, ReferenceSample};
 use crate::monitor::{score_row, MonitorEvent};
@@ -91,13 +92,13 @@ impl Sim<'_> {
     }
 
     /// Runs `plan` (the newest row predicted by the old model is `index`); returns the new
-    /// champion and its holdout calibration when it is promoted.
+    /// champion when it is promoted.
     fn train(
         &mut self,
         plan: &TrainPlan,
         champion: Option<&ChampionView>,
         index: usize,
-    ) -> Result<Option<(ChampionView, Option<Calibration>)>, BacktestError> {
+    ) -> Result<Option<Promoted>, BacktestError> {
         let old = match plan.old_rows() {
             Some(r) => self.rows(r, plan.max_rows),
             None => Dataset::empty(self.h.n_features()),
@@ -139,7 +140,7 @@ impl Sim<'_> {
         record.recent_rows = chosen.recent_rows;
         record.holdout_accuracy = chosen.holdout.map(|s| s.accuracy);
         record.promoted = outcome.promoted;
-        let calibration = chosen.calibration.clone();
+        let (calibration, trace) = (chosen.calibration.clone(), chosen.holdout_trace.clone());
         let promoted = outcome.promoted.then(|| {
             let version = self.served.as_ref().map_or(1, |s| s.version + 1);
             self.served = Some(Served {
@@ -165,7 +166,11 @@ impl Sim<'_> {
                     champion.map_or_else(Watermark::start, |c| c.cutoff),
                 ),
             };
-            (view, calibration)
+            Promoted {
+                view,
+                calibration,
+                trace,
+            }
         });
         self.retrains.push(record);
         Ok(promoted)
@@ -190,12 +195,11 @@ impl Sim<'_> {
             }
         }
         while let Some(plan) = plans.pop() {
-            let promoted = self
-                .train(&plan, core.champion(), index)?
-                .map(|(view, map)| {
-                    core.calibrate(view.version, map);
-                    view
-                });
+            let promoted = self.train(&plan, core.champion(), index)?.map(|p| {
+                core.calibrate(p.view.version, p.calibration);
+                core.prime_detectors(p.view.version, p.trace);
+                p.view
+            });
             match core.on_training_finished(promoted, now) {
                 Some(Decision::Train(next)) => plans.push(next),
                 Some(Decision::Skip(_)) => self.skipped += 1,
@@ -204,6 +208,14 @@ impl Sim<'_> {
         }
         Ok(())
     }
+}
+
+/// A promoted update: the new champion and what its holdout gives the core (its
+/// calibration, the errors its detectors start from).
+struct Promoted {
+    view: ChampionView,
+    calibration: Option<Calibration>,
+    trace: Option<HoldoutTrace>,
 }
 
 /// The replay's moving parts between batches.

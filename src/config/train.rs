@@ -128,6 +128,10 @@ pub struct TrainConfig {
     /// If set, `auto` also requires an exact/chi² McNemar test on paired holdout predictions
     /// (candidate vs champion) to reject equality at this level. Default: off.
     pub mcnemar_alpha: Option<f64>,
+    /// A candidate whose holdout accuracy only equals the champion's keeps the champion, even
+    /// with a lower log-loss: a promotion needs a model that is right more often. Default
+    /// false.
+    pub ties_keep_champion: bool,
     /// Apply the gate of `auto` to fixed strategies too (otherwise a fixed strategy's model is
     /// promoted whenever it trains successfully). Default false.
     pub gate_fixed_strategies: bool,
@@ -188,6 +192,7 @@ impl Default for TrainConfig {
             selection_tolerance_se: 1.0,
             min_improvement: 0.0,
             mcnemar_alpha: None,
+            ties_keep_champion: false,
             gate_fixed_strategies: false,
             replay_fraction: 0.0,
             window: Window::default(),

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
-use crate::domain::{Dataset, Outcome, Strategy, Task, Watermark};
+use crate::domain::{Dataset, HoldoutTrace, Outcome, Strategy, Task, Watermark};
 use crate::estimate::{
     Calibration, Calibrations, Estimates, LabelledScore, ScoredCursor, ScoredRow,
 };
@@ -274,6 +274,9 @@ pub struct Controller {
     watermark: Watermark,
     champion: Option<ChampionView>,
     training: bool,
+    /// The trigger of the training this controller planned and is waiting for (`None`
+    /// while none is, or for one started elsewhere).
+    in_flight: Option<TriggerKind>,
     seed: u64,
     estimates: Estimates,
     scored_cursor: ScoredCursor,
@@ -288,6 +291,7 @@ impl Controller {
             watermark,
             champion: None,
             training: false,
+            in_flight: None,
             seed,
             estimates: fresh_estimates(&cfg),
             scored_cursor: ScoredCursor::start(),
@@ -374,6 +378,16 @@ impl Controller {
             Some(m) => self.state.calibrations.set(version, m),
             None if self.state.task() == Task::Multiclass => self.state.calibrations.raw(version),
             None => self.state.calibrations.expect(version),
+        }
+    }
+
+    /// The serving `version`'s errors on its holdout, for its detectors to start from (see
+    /// [`crate::monitor::MonitorState::prime`]). Stored with the next batch, like the
+    /// calibration; a driver that restarts sets it again, and a version already watched
+    /// ignores it.
+    pub fn prime_detectors(&mut self, version: i64, trace: Option<HoldoutTrace>) {
+        if let Some(t) = trace {
+            self.state.monitor.prime(version, t);
         }
     }
 
@@ -583,12 +597,14 @@ impl Controller {
         now: DateTime<Utc>,
     ) -> Option<Decision> {
         self.training = false;
+        let kept_drift = promoted.is_none() && self.in_flight.take() == Some(TriggerKind::Drift);
         let monitor = &self.state.monitor;
         policy::on_update(
             &mut self.state.policy,
             monitor.rows,
             monitor.unseen_labels,
             now,
+            kept_drift,
         );
         if promoted.is_some() {
             self.set_champion(promoted);
@@ -609,6 +625,7 @@ impl Controller {
             return Decision::Skip(Skipped { request: req, why });
         }
         self.training = true;
+        self.in_flight = Some(req.trigger);
         Decision::Train(self.plan(req))
     }
 

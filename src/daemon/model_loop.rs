@@ -442,6 +442,8 @@ impl ModelLoop {
                 }));
                 live.core
                     .calibrate(info.version, info.holdout_metrics.calibration.clone());
+                live.core
+                    .prime_detectors(info.version, info.holdout_metrics.trace.clone());
                 Some(Scorer {
                     version: info.version,
                     artifact,

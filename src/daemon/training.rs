@@ -471,6 +471,7 @@ impl Job {
             n_holdout: outcome.n_holdout,
             reason: outcome.reason.clone(),
             calibration: chosen.calibration.clone(),
+            trace: chosen.holdout_trace.clone(),
             grew_classes: outcome.grew_classes,
         };
         let cutoff = self.plan.cutoff(data.n_new_read, champion_cutoff);

@@ -1,6 +1,7 @@
 //! The core's own types, pure: the read position ([`Watermark`]), a validated row
 //! ([`Outcome`]) and the rules that make one ([`RowRules`]), a model's [`Task`], the update
-//! [`Strategy`], and the row-major labelled rows that training reads ([`Dataset`]).
+//! [`Strategy`], the row-major labelled rows that training reads ([`Dataset`]) and what a
+//! version predicted on its holdout ([`HoldoutTrace`]).
 //!
 //! Everything here is plain data and arithmetic: no database, no async, no libtorch, no
 //! files. `control`, `policy`, `monitor`, `detect` and `feature_drift` import these from
@@ -9,6 +10,7 @@
 
 pub mod category;
 mod dataset;
+mod holdout_trace;
 mod outcome;
 pub mod packed;
 mod strategy;
@@ -17,6 +19,7 @@ mod watermark;
 
 pub use category::category_code;
 pub use dataset::{Dataset, ShapeError};
+pub use holdout_trace::HoldoutTrace;
 pub use outcome::{features_f32, fits_f32, Outcome, RejectReason, Rejection, RowDefect, RowRules};
 pub use strategy::{CandidateSpec, Strategy};
 pub use task::{Classes, Task, MAX_CLASSES};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{DetectorSlotConfig, ModelConfig, Signal, Task};
 use crate::detect::{AnyDetector, DriftDetector};
-use crate::domain::Outcome;
+use crate::domain::{HoldoutTrace, Outcome};
 
 /// Probabilities are clipped before the log so a confident miss costs a large, finite loss.
 const PROB_EPS: f64 = 1e-15;
@@ -36,6 +36,14 @@ pub fn score_row(task: Task, prediction: f64, label: u32) -> RowScore {
             log_loss: None,
             brier: None,
         },
+    }
+}
+
+/// What a detector on `signal` reads of a row's scores (`None`: the row has no log-loss).
+fn signal_value(signal: Signal, s: &RowScore) -> Option<f64> {
+    match signal {
+        Signal::Error => Some(f64::from(u8::from(!s.correct))),
+        Signal::LogLoss => s.log_loss,
     }
 }
 
@@ -148,6 +156,17 @@ pub struct MonitorState {
     /// Rows whose label the serving model could not output, all time.
     #[serde(default)]
     pub unseen_labels: u64,
+    /// The errors a version made on its holdout, for its detectors to start from when its
+    /// first row arrives (see [`Self::prime`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primer: Option<Primer>,
+}
+
+/// A version's holdout errors, waiting for the version's first labelled row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Primer {
+    pub version: i64,
+    pub trace: HoldoutTrace,
 }
 
 fn restart_by_default() -> bool {
@@ -183,6 +202,7 @@ impl MonitorState {
             restart_on_new_version: cfg.restart_detectors_on_new_version,
             known_classes: classes,
             unseen_labels: 0,
+            primer: None,
         }
     }
 
@@ -295,17 +315,14 @@ impl MonitorState {
                     self.detectors.iter_mut().for_each(DetectorSlot::restart);
                 }
                 self.detected_version = Some(v);
+                self.start_from_primer(v);
             }
             _ => {}
         }
         let mut events = Vec::new();
         for slot in &mut self.detectors {
-            let x = match slot.signal {
-                Signal::Error => f64::from(u8::from(!s.correct)),
-                Signal::LogLoss => match s.log_loss {
-                    Some(ll) => ll,
-                    None => continue,
-                },
+            let Some(x) = signal_value(slot.signal, &s) else {
+                continue;
             };
             slot.detector.update(x);
             let estimate = slot.detector.estimate();
@@ -334,6 +351,46 @@ impl MonitorState {
             slot.warning = warning;
         }
         events
+    }
+
+    /// `version` made `trace`'s errors on its holdout, rows it was not trained on: when its
+    /// first row arrives, its detectors start from them instead of from nothing. A restart
+    /// on each promotion would otherwise leave them no reference, and a change just after a
+    /// promotion would go unseen. Ignored for a version the detectors already watch (a
+    /// driver that restarts primes again) and when they do not restart on a new version.
+    pub fn prime(&mut self, version: i64, trace: HoldoutTrace) {
+        let watched = self.detected_version.is_some_and(|seen| seen >= version);
+        if !self.restart_on_new_version || watched || trace.is_empty() {
+            return;
+        }
+        self.primer = Some(Primer { version, trace });
+    }
+
+    /// Feeds the primer's errors to the restarted detectors when it is `version`'s; what
+    /// they notice on it is not an event (those rows are history, not the live stream).
+    fn start_from_primer(&mut self, version: i64) {
+        let Some(primer) = self.primer.take() else {
+            return;
+        };
+        if primer.version != version {
+            // An older version's (superseded before it served) or a newer one's: keep only
+            // a newer one.
+            if primer.version > version {
+                self.primer = Some(primer);
+            }
+            return;
+        }
+        for (prediction, label) in primer.trace.rows() {
+            let s = score_row(self.task, prediction, label);
+            for slot in &mut self.detectors {
+                if let Some(x) = signal_value(slot.signal, &s) {
+                    slot.detector.update(x);
+                }
+            }
+        }
+        for slot in &mut self.detectors {
+            slot.warning = slot.detector.warning_detected();
+        }
     }
 
     pub fn accuracy(&self) -> Option<f64> {
@@ -493,6 +550,48 @@ time_windows = ["1h"]
         assert!(m.update(&row(6_000, Some(1))).is_empty());
         assert_eq!(m.rows, rows + 1);
         assert_eq!(serde_json::to_value(&m.detectors).unwrap(), before);
+    }
+
+    #[test]
+    fn a_primed_version_sees_a_change_that_comes_with_it() {
+        // v1 serves rows 0..2 000 (wrong on 1 in 20). v2, promoted at row 2 000, was wrong on
+        // 1 in 20 of its holdout too, but the world changes with it: from row 2 000 it is
+        // wrong on every other row.
+        let cfg = model_cfg();
+        let wrong = |i: i64| if i < 2_000 { i % 20 == 0 } else { i % 2 == 0 };
+        let rows: Vec<Outcome> = (0..2_400)
+            .map(|i| Outcome {
+                model_version: Some(if i < 2_000 { 1 } else { 2 }),
+                ..outcome(i, 0.8, u32::from(!wrong(i)))
+            })
+            .collect();
+        let holdout = HoldoutTrace::newest((0..200).map(|i| (0.8f32, u32::from(i % 20 != 0))));
+        // Unprimed, v2's detectors start over on the new error rate: nothing to compare with.
+        let mut blind = MonitorState::new(&cfg);
+        assert_eq!(drift_indices(&mut blind, &rows), Vec::<u64>::new());
+        // Primed with v2's holdout errors, the change is seen within a few hundred rows.
+        let mut primed = MonitorState::new(&cfg);
+        let (before, after) = rows.split_at(2_000);
+        assert!(drift_indices(&mut primed, before).is_empty());
+        primed.prime(2, holdout.clone());
+        let drifts = drift_indices(&mut primed, after);
+        assert!(
+            matches!(drifts.first(), Some(&d) if (2_000..2_300).contains(&d)),
+            "{drifts:?}"
+        );
+        assert_eq!(
+            (primed.primer.as_ref(), primed.detectors[0].drifts),
+            (None, drifts.len() as u64)
+        );
+        // A version already watched is not primed again (a driver that restarts sets it
+        // again); nor are the detectors when they do not restart on a new version.
+        primed.prime(2, holdout.clone());
+        assert!(primed.primer.is_none());
+        let mut off_cfg = cfg.clone();
+        off_cfg.restart_detectors_on_new_version = false;
+        let mut off = MonitorState::new(&off_cfg);
+        off.prime(2, holdout);
+        assert!(off.primer.is_none());
     }
 
     #[test]

@@ -429,9 +429,20 @@ fn new_class_request(
 }
 
 /// Records that an update finished, so `min_new_rows` (and the unseen labels of the
-/// new-class trigger) count from here.
-pub fn on_update(st: &mut PolicyState, rows: u64, unseen_labels: u64, now: DateTime<Utc>) {
-    st.rows_at_last_update = rows;
+/// new-class trigger) count from here. A drift update that kept the champion learnt from the
+/// rows since the drift alone, often too few to show a better model: the rows still count
+/// from the update before it, so that the more-data trigger's try on every new row is not
+/// put off by it.
+pub fn on_update(
+    st: &mut PolicyState,
+    rows: u64,
+    unseen_labels: u64,
+    now: DateTime<Utc>,
+    kept_drift_update: bool,
+) {
+    if !kept_drift_update {
+        st.rows_at_last_update = rows;
+    }
     st.unseen_at_last_update = unseen_labels;
     st.last_trigger_at = Some(now);
 }
@@ -474,7 +485,7 @@ mod tests {
         let cfg = TriggerConfig::default();
         let mut st = PolicyState::default();
         let now = Utc::now();
-        on_update(&mut st, 1_000, 30, now);
+        on_update(&mut st, 1_000, 30, now, false);
         let unseen = |n| BatchView {
             unseen_labels: n,
             ..view(1_050, &[], Some(0.7))
@@ -494,7 +505,7 @@ mod tests {
         assert!(r.reason.contains("100 labelled rows"), "{}", r.reason);
         assert!(st.pending_drift.is_some());
         // Once an update learnt it, it counts from there.
-        on_update(&mut st, 1_100, 130, now);
+        on_update(&mut st, 1_100, 130, now, false);
         assert!(on_batch(&cfg, &mut st, &unseen(130), now).is_none());
         let off = TriggerConfig {
             new_class: crate::config::triggers::NewClassTriggerConfig {
@@ -542,7 +553,7 @@ mod tests {
             (TriggerKind::Drift, Strategy::Auto)
         );
         assert!(r.reason.contains("adwin"));
-        on_update(&mut st, 1_000, 0, t0);
+        on_update(&mut st, 1_000, 0, t0, false);
         assert!(
             on_batch(
                 &cfg,
@@ -593,7 +604,7 @@ mod tests {
             })
         );
         assert!(st.pending_drift_at.is_none());
-        on_update(&mut st, 1_500, 0, t0);
+        on_update(&mut st, 1_500, 0, t0, false);
 
         cfg.drift.new_data_since = NewDataSince::LastUpdate;
         let later = t0 + Duration::hours(1);
@@ -618,14 +629,14 @@ mod tests {
         .is_none());
         let r = on_batch(&cfg, &mut st, &view(1_300, &[], None), t0).unwrap();
         assert_eq!(r.trigger, TriggerKind::Drift);
-        on_update(&mut st, 1_300, 0, t0);
+        on_update(&mut st, 1_300, 0, t0, false);
         let later = t0 + Duration::minutes(10);
         assert!(on_batch(&cfg, &mut st, &view(3_200, &[], None), later).is_none());
         let r = on_batch(&cfg, &mut st, &view(3_300, &[], None), later).unwrap();
         assert_eq!(r.trigger, TriggerKind::DriftRefresh);
         // Everything since the drift, not since the first update's cut-off.
         assert_eq!(r.new_after.map(|w| w.id), Some(990));
-        on_update(&mut st, 3_300, 0, later);
+        on_update(&mut st, 3_300, 0, later, false);
         assert!(
             on_batch(
                 &cfg,
@@ -664,7 +675,7 @@ mod tests {
             (TriggerKind::MoreData, Strategy::Auto, None)
         );
         assert_eq!(r.reason, "1000 labelled rows since the last update");
-        on_update(&mut st, 1_000, 0, t0);
+        on_update(&mut st, 1_000, 0, t0, false);
         assert!(on_batch(&cfg, &mut st, &view(1_900, &[], None), t0).is_none());
         // A pending drift goes first (here: still waiting for rows after the drift).
         cfg.drift.min_rows_after_drift = 500;
@@ -678,6 +689,16 @@ mod tests {
         let later = t0 + Duration::minutes(11);
         let r = on_batch(&cfg, &mut st, &view(2_600, &[], None), later).unwrap();
         assert_eq!(r.trigger, TriggerKind::Drift);
+        // The drift update kept the champion (it learnt from the 550 rows since the drift
+        // only): more data still counts from row 1 000, and tries all the new rows at once.
+        let mut kept = st.clone();
+        on_update(&mut kept, 2_600, 0, later, true);
+        let r = on_batch(&cfg, &mut kept, &view(2_650, &[], None), later).unwrap();
+        assert_eq!(r.trigger, TriggerKind::MoreData);
+        // Promoted, it counts from the drift update.
+        on_update(&mut st, 2_600, 0, later, false);
+        assert!(on_batch(&cfg, &mut st, &view(2_650, &[], None), later).is_none());
+        assert!(on_batch(&cfg, &mut st, &view(3_600, &[], None), later).is_some());
         // Off by default; every_rows = 0 is a configuration error naming the key.
         assert!(!TriggerConfig::default().more_data.enabled);
         cfg.more_data.every_rows = 0;

@@ -78,6 +78,10 @@ pub struct HoldoutMetrics {
     /// (`None`: calibrated on its first labelled rows instead; see `crate::estimate`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<crate::estimate::Calibration>,
+    /// Its predictions on the newest holdout rows, which its detectors start from (`None`:
+    /// no holdout, or a version registered before they were kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::domain::HoldoutTrace>,
     /// The update learnt classes its parent could not output (a binary model that became
     /// multiclass among them).
     #[serde(default, skip_serializing_if = "Option::is_none")]

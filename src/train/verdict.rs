@@ -50,6 +50,9 @@ pub enum KeepReason {
     },
     /// McNemar's test does not reject "equally accurate" at `alpha`.
     McNemar { comparison: Comparison, alpha: f64 },
+    /// `ties_keep_champion`: the best candidate is no more accurate than the champion (it
+    /// may have a lower log-loss).
+    Tie { comparison: Comparison },
 }
 
 /// What an update decided.
@@ -118,6 +121,10 @@ impl std::fmt::Display for KeepReason {
             KeepReason::McNemar { comparison, alpha } => {
                 write!(f, "{comparison} fails McNemar at alpha {alpha}")
             }
+            KeepReason::Tie { comparison } => write!(
+                f,
+                "{comparison} is not more accurate than the champion (ties_keep_champion)"
+            ),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! *Gate*: whether the chosen candidate replaces the champion (a margin, then McNemar's
-//! test on the paired holdout predictions), as a typed [`Verdict`].
+//! *Gate*: whether the chosen candidate replaces the champion (with `ties_keep_champion`,
+//! a higher accuracy; a margin; then McNemar's test on the paired holdout predictions), as a
+//! typed [`Verdict`].
 
 use super::score::Scored;
 use super::select::rank_key;
@@ -33,6 +34,9 @@ pub(super) fn gate(
         champion: ch,
         p_value: reports[best.report].mcnemar_p_value.unwrap_or(1.0),
     };
+    if cfg.ties_keep_champion && bs.accuracy <= ch.accuracy {
+        return Verdict::Keep(KeepReason::Tie { comparison });
+    }
     if !beats(cfg.selection_metric, &bs, &ch, cfg.min_improvement) {
         return Verdict::Keep(KeepReason::NotBetter {
             comparison,

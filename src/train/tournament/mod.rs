@@ -57,7 +57,7 @@ use super::strategy::{pools, JobKey, Rows};
 use super::verdict::{KeepReason, Promotion, Verdict};
 use super::{Result, TrainError};
 use crate::config::train::TrainConfig;
-use crate::domain::{CandidateSpec, Dataset, Strategy};
+use crate::domain::{CandidateSpec, Dataset, HoldoutTrace, Strategy};
 use crate::estimate::{Calibration, Method};
 
 /// What the daemon asks for.
@@ -149,6 +149,8 @@ pub struct Candidate {
     /// Its probabilities calibrated on the holdout (`None` without a holdout it was not
     /// trained on: the bootstrap's is in-sample).
     pub calibration: Option<Calibration>,
+    /// Its predictions on the newest holdout rows (`None` as for the calibration).
+    pub holdout_trace: Option<HoldoutTrace>,
 }
 
 impl Candidate {
@@ -382,7 +384,8 @@ fn run_encoded(
         cfg,
     );
     let mut cand = scored.swap_remove(chosen).cand;
-    cand.calibration = calibrate(&cand.artifact, &plan.holdout, req.calibration)?;
+    (cand.calibration, cand.holdout_trace) =
+        on_holdout(&cand.artifact, &plan.holdout, req.calibration)?;
     tracing::info!(strategy = %plan.strategy, chosen = %cand.spec(), promoted = verdict.promotes(), "{verdict}");
     outcome.chosen = Some(cand);
     outcome.decide(verdict, start);
@@ -395,29 +398,31 @@ fn run_encoded(
     Ok(outcome)
 }
 
-/// The chosen model's calibration on the holdout it was not trained on (see
-/// [`crate::estimate`]); `None` without a holdout.
-fn calibrate(
+/// The chosen model on the holdout it was not trained on: its calibration (see
+/// [`crate::estimate`]) and its newest predictions, which the detectors of the version it
+/// becomes start from (see [`HoldoutTrace`]); `None` without a holdout.
+fn on_holdout(
     artifact: &ModelArtifact,
     holdout: &Dataset,
     method: Method,
-) -> Result<Option<Calibration>> {
+) -> Result<(Option<Calibration>, Option<HoldoutTrace>)> {
     if holdout.is_empty() {
-        return Ok(None);
+        return Ok((None, None));
     }
     let p = super::artifact::predict_encoded(artifact, &holdout.x, tch::Device::Cpu)?;
+    let label = |i: usize| holdout.y[i] as u32;
     let pairs: Vec<(f64, bool)> = (0..p.len())
         .map(|i| {
-            let label = holdout.y[i] as usize;
             if p.n_classes <= 2 {
-                (f64::from(p.proba[i]), label == 1)
+                (f64::from(p.proba[i]), label(i) == 1)
             } else {
-                let top = p.labels[i] as usize;
-                (f64::from(p.prob(i, top)), top == label)
+                let top = p.labels[i];
+                (f64::from(p.prob(i, top as usize)), top == label(i))
             }
         })
         .collect();
-    Ok(Some(Calibration::fit(method, &pairs)))
+    let trace = HoldoutTrace::newest((0..p.len()).map(|i| (p.stored(i) as f32, label(i))));
+    Ok((Some(Calibration::fit(method, &pairs)), Some(trace)))
 }
 
 /// No champion: one fresh model on every row (holdout included), windowed.
@@ -466,6 +471,7 @@ fn bootstrap(
         train_seconds: t.stats.seconds,
         n_train_rows: t.stats.n_train_rows,
         calibration: None,
+        holdout_trace: None,
     });
     outcome.n_old_rows = windowed.len();
     outcome.n_new_train_rows = 0;

@@ -130,6 +130,7 @@ pub(super) fn score_candidates(
                 train_seconds: stats.seconds,
                 n_train_rows: stats.n_train_rows,
                 calibration: None,
+                holdout_trace: None,
             },
             detail,
         });

@@ -30,6 +30,11 @@ pub(super) fn select(
     };
     let tol = cfg.selection_tolerance_se * best.standard_error(metric);
     let stale = champ.is_some_and(|c| c.scores.accuracy < best.scores.accuracy);
+    // With `ties_keep_champion`, the model promoted must itself be right more often than
+    // the champion, not only the best candidate.
+    let no_better = |d: &Detail| {
+        cfg.ties_keep_champion && champ.is_some_and(|c| d.scores.accuracy <= c.scores.accuracy)
+    };
     let chosen = scored
         .iter()
         .position(|sc| {
@@ -39,7 +44,7 @@ pub(super) fn select(
             );
             sc.detail
                 .as_ref()
-                .is_some_and(|d| within(metric, &d.scores, &best.scores, tol))
+                .is_some_and(|d| within(metric, &d.scores, &best.scores, tol) && !no_better(d))
                 && !(stale && keeps_champion)
         })
         .unwrap_or(top);

@@ -297,6 +297,112 @@ fn auto_promotes_on_drift_and_keeps_champion_when_stationary() {
     )
     .unwrap();
     assert!(!out.promoted, "{}", out.reason);
+    // The chosen model's holdout trace: its stored predictions on the holdout rows, whose
+    // errors are its holdout accuracy's.
+    let chosen = out.chosen.as_ref().unwrap();
+    let trace = chosen.holdout_trace.as_ref().unwrap();
+    assert_eq!(trace.len(), out.n_holdout.min(HoldoutTrace::MAX_ROWS));
+    let right = trace
+        .rows()
+        .filter(|&(p, y)| crate::domain::Task::Binary.predicted_class(p) == y)
+        .count();
+    let acc = chosen.holdout.unwrap().accuracy;
+    assert!(
+        (right as f64 / trace.len() as f64 - acc).abs() < 1e-9,
+        "{right} vs {acc}"
+    );
+}
+
+#[test]
+fn ties_keep_the_champion_and_what_is_promoted_is_more_accurate() {
+    // A champion fit on plenty of rows of a concept, more rows of the same concept: the
+    // candidates are about as accurate. With `ties_keep_champion`, whatever is promoted
+    // (the best candidate or one preferred within the tolerance) is right on more holdout
+    // rows than the champion; a tie keeps it.
+    let cfg = TrainConfig {
+        ties_keep_champion: true,
+        ..quick()
+    };
+    let a = Concept::new(4, 12, 9, 2);
+    let old = make_classification(&a, 2000, 0, 10);
+    let no = no();
+    let bootstrap = run_update(
+        &UpdateRequest::new(3, None),
+        None,
+        &old,
+        &Dataset::empty(12),
+        &cfg,
+        &no,
+    );
+    let champ = bootstrap.unwrap().chosen.unwrap().artifact;
+    let mut kept = 0;
+    for seed in 0..4 {
+        let same = make_classification(&a, 500, 3000 + 500 * seed as i64, 20 + seed);
+        let out = run_update(
+            &UpdateRequest::new(seed, None),
+            Some(&champ),
+            &old,
+            &same,
+            &cfg,
+            &no,
+        )
+        .unwrap();
+        let ch = out.champion_holdout.unwrap().accuracy;
+        let chosen = out.chosen.unwrap().holdout.unwrap().accuracy;
+        if out.promoted {
+            assert!(chosen > ch, "{}", out.reason);
+        } else {
+            kept += 1;
+        }
+    }
+    eprintln!("{kept} of 4 kept");
+    // The gate on given scores: a candidate as accurate as the champion with a lower
+    // log-loss is promoted without the rule; with it, the champion stays and says why.
+    let s = |accuracy, log_loss| Scores {
+        accuracy,
+        log_loss,
+        n: 100,
+    };
+    let scored = vec![super::score::Scored {
+        report: 0,
+        cand: Candidate {
+            strategy: Strategy::RefitNew,
+            recent_rows: None,
+            artifact: champ,
+            holdout: Some(s(0.9, 0.2)),
+            train_seconds: 0.0,
+            n_train_rows: 100,
+            calibration: None,
+            holdout_trace: None,
+        },
+        detail: None,
+    }];
+    let reports = vec![CandidateReport {
+        strategy: Strategy::RefitNew,
+        recent_rows: None,
+        holdout_accuracy: Some(0.9),
+        holdout_log_loss: Some(0.2),
+        train_seconds: 0.0,
+        n_train_rows: 100,
+        epochs_run: 1,
+        steps: 1,
+        final_train_loss: None,
+        mcnemar_p_value: Some(1.0),
+        error: None,
+    }];
+    let champion = Some(s(0.9, 0.3));
+    let verdict = |cfg: &TrainConfig| gate(Strategy::Auto, &scored, 0, 0, &reports, champion, cfg);
+    assert!(verdict(&quick()).promotes(), "{}", verdict(&quick()));
+    let tie = verdict(&cfg);
+    assert!(
+        matches!(tie, Verdict::Keep(KeepReason::Tie { .. })),
+        "{tie}"
+    );
+    assert!(
+        tie.to_string()
+            .contains("not more accurate than the champion"),
+        "{tie}"
+    );
 }
 
 #[test]
