@@ -841,6 +841,21 @@ async fn a_class_the_champion_never_saw_is_counted_then_learnt_and_served() {
         "{reason}"
     );
     assert!(reason.contains("binary became multiclass"), "{reason}");
+    // Each promoted version keeps its predictions on the newest holdout rows (at most
+    // 1 000), which its detectors start from.
+    let traces: Vec<(i32, i32, i32)> = sqlx::query_as(
+        "SELECT jsonb_array_length(holdout_metrics->'trace'->'labels'), \
+                jsonb_array_length(holdout_metrics->'trace'->'predictions'), \
+                (holdout_metrics->>'n_holdout')::int \
+         FROM driftd.model_versions WHERE model = 'm' AND version > 1 ORDER BY version",
+    )
+    .fetch_all(&mut db.conn)
+    .await
+    .unwrap();
+    assert!(!traces.is_empty());
+    for (labels, predictions, n_holdout) in traces {
+        assert_eq!((labels, predictions), (n_holdout.min(1_000), n_holdout.min(1_000)));
+    }
 
     // It serves three classes, and scores new rows with class indices.
     let metadata = || {
