@@ -854,7 +854,10 @@ async fn a_class_the_champion_never_saw_is_counted_then_learnt_and_served() {
     .unwrap();
     assert!(!traces.is_empty());
     for (labels, predictions, n_holdout) in traces {
-        assert_eq!((labels, predictions), (n_holdout.min(1_000), n_holdout.min(1_000)));
+        assert_eq!(
+            (labels, predictions),
+            (n_holdout.min(1_000), n_holdout.min(1_000))
+        );
     }
 
     // It serves three classes, and scores new rows with class indices.
