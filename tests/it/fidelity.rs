@@ -5,6 +5,8 @@
 //!
 //! A second test gives every row a label time of its own (`labeled_at`, out of row order):
 //! the feed labels what has arrived by each batch's newest prediction, as the replay does.
+//! A third has a promotion where the world changes: both see it through detectors that start
+//! from the new version's holdout errors.
 //!
 //! The feed makes training instantaneous for the daemon as it is for the backtest: it writes
 //! a batch of rows, waits for the champion to score them, labels them, waits for the daemon
@@ -139,7 +141,7 @@ async fn daemon_updates(db: &mut TestDb) -> Vec<Update> {
     let rows = sqlx::query(
         "SELECT trigger, status, old_first_id, old_last_id, new_first_id, new_last_id, \
                 holdout_first_id, holdout_last_id FROM driftd.training_runs \
-         WHERE status <> 'skipped' ORDER BY id",
+         WHERE status NOT IN ('skipped', 'coalesced') ORDER BY id",
     )
     .fetch_all(&mut db.conn)
     .await
@@ -187,8 +189,17 @@ fn backtest_updates(report: &Path) -> Vec<Update> {
 /// `wait_decided` tells a finished round by the lag gauge each round sets), the rows exactly
 /// as the backtest reads them, and the updates `driftd backtest` makes on them.
 async fn replayed(dir: &Path, input: &Path) -> (TestDb, std::path::PathBuf, History, Vec<Update>) {
+    replayed_with(dir, input, MODEL_TOML).await
+}
+
+/// [`replayed`] with the model section `model_toml`.
+async fn replayed_with(
+    dir: &Path,
+    input: &Path,
+    model_toml: &str,
+) -> (TestDb, std::path::PathBuf, History, Vec<Update>) {
     let db = shared_pg().fresh_db().await;
-    let config = write_config(dir, &db.url, MODEL_TOML);
+    let config = write_config(dir, &db.url, model_toml);
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("[poll]", "[poll]\nidle_poll_ms = 100");
@@ -287,6 +298,56 @@ async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
     assert_eq!(triggers[0], "bootstrap");
     assert!(triggers.contains(&"drift"), "{triggers:?}");
     assert!(got.iter().filter(|u| u.1).count() >= 2, "{got:?}");
+}
+
+/// The more-data trigger promotes version 2 at row 1 200, just where the world changes. Its
+/// detectors start from its holdout errors, so they see the change at once (restarted empty,
+/// they would have only the new error rate to go on: the release before them first saw it
+/// 1 000 rows later), in the daemon as in the backtest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_comes_with_a_promotion_is_seen_at_once_by_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("stream.csv");
+    let spec = driftd::backtest::generate_spec(ROWS, 4, 5);
+    assert_eq!(spec.abrupt_at, Some(1_200));
+    driftd::backtest::generate_csv(&spec, &input).unwrap();
+    let toml =
+        format!("{MODEL_TOML}[models.triggers.more_data]\nenabled = true\nevery_rows = 700\n");
+    let (mut db, config, h, expected) = replayed_with(dir.path(), &input, &toml).await;
+    let daemon = Daemon::spawn(&config);
+    feed(&mut db, &daemon, &h, &h.rows.ts).await;
+    let got = daemon_updates(&mut db).await;
+    assert_eq!(
+        got,
+        expected,
+        "daemon (left) and backtest (right) differ; daemon log:\n{}",
+        daemon.logs()
+    );
+    let triggers: Vec<(&str, bool)> = got.iter().map(|u| (u.0.as_str(), u.1)).collect();
+    assert_eq!(
+        triggers[..3],
+        [("bootstrap", true), ("more_data", true), ("drift", true)],
+        "{got:?}"
+    );
+    // A request that came while another was due waits as a follow-up on both sides.
+    let report: driftd::backtest::Report =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    let coalesced = db
+        .scalar_i64("SELECT count(*) FROM driftd.training_runs WHERE status = 'coalesced'")
+        .await;
+    assert_eq!(coalesced as usize, report.coalesced);
+    // The more-data version serves from row 1 200; its detectors fire within 100 rows.
+    let first: i64 = db
+        .scalar_i64(
+            "SELECT coalesce(min(row_index), -1) FROM driftd.drift_events \
+             WHERE model = 'm' AND kind = 'drift'",
+        )
+        .await;
+    assert!(
+        (1_200..1_300).contains(&first),
+        "first drift at row {first}"
+    );
 }
 
 /// Adds a `labeled_at` column to a generated CSV: row `i`'s label arrives 0 to 249 s (rows)
