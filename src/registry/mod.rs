@@ -111,6 +111,16 @@ pub struct VersionInfo {
     pub holdout_metrics: HoldoutMetrics,
 }
 
+impl VersionInfo {
+    /// Without its holdout trace: only the model loop reads it (for the detectors); a
+    /// listing or the serving cache would carry up to 1 000 predictions per version for
+    /// nothing.
+    pub fn without_trace(mut self) -> Self {
+        self.holdout_metrics.trace = None;
+        self
+    }
+}
+
 /// Where a new version comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -157,6 +167,13 @@ pub struct ChampionReference {
 const INFO_COLUMNS: &str =
     "model, version, parent_version, strategy, trigger, status, created_at, promoted_at, \
      n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, holdout_metrics";
+
+/// [`INFO_COLUMNS`] without the holdout trace (see [`VersionInfo::without_trace`]), for
+/// listings: the database does not send it.
+const LIST_COLUMNS: &str =
+    "model, version, parent_version, strategy, trigger, status, created_at, promoted_at, \
+     n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, \
+     holdout_metrics - 'trace' AS holdout_metrics";
 
 fn info_from_row(r: &sqlx::postgres::PgRow) -> Result<VersionInfo, sqlx::Error> {
     let cutoff = match (
@@ -393,7 +410,7 @@ pub async fn list(
     model: Option<&str>,
 ) -> Result<Vec<VersionInfo>, RegistryError> {
     let rows = sqlx::query(&format!(
-        "SELECT {INFO_COLUMNS} FROM driftd.model_versions WHERE $1::text IS NULL OR model = $1 ORDER BY model, version"
+        "SELECT {LIST_COLUMNS} FROM driftd.model_versions WHERE $1::text IS NULL OR model = $1 ORDER BY model, version"
     ))
     .bind(model)
     .fetch_all(&mut *conn)

@@ -129,7 +129,7 @@ impl ChampionCache {
         let served = match registry::champion(conn, model).await {
             Ok(Some((info, artifact))) => match Predictor::new(&artifact) {
                 Ok(predictor) => Some(Arc::new(Served {
-                    info,
+                    info: info.without_trace(),
                     predictor,
                     safetensors: Bytes::from(artifact.to_safetensors_bytes()),
                     sidecar: Bytes::from(artifact.sidecar_json()),

@@ -853,6 +853,24 @@ async fn a_class_the_champion_never_saw_is_counted_then_learnt_and_served() {
     .await
     .unwrap();
     assert!(!traces.is_empty());
+    // ... which the listing leaves out (it would carry up to 1 000 predictions a version).
+    let (code, listing) = http(
+        d.addr,
+        "GET",
+        "/v1/models/m",
+        None,
+        &[("Authorization", "Bearer r")],
+    );
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let versions = listing["versions"].as_array().unwrap();
+    assert_eq!(code, 200);
+    assert!(versions.len() >= 2, "{listing}");
+    assert!(
+        versions.iter().all(
+            |v| v["holdout_metrics"].is_object() && v["holdout_metrics"].get("trace").is_none()
+        ),
+        "{listing}"
+    );
     for (labels, predictions, n_holdout) in traces {
         assert_eq!(
             (labels, predictions),
