@@ -137,6 +137,9 @@ async fn wait_decided(db: &mut TestDb, d: &Daemon, last_id: i64) {
     }
 }
 
+/// The daemon's runs that trained. A request recorded as `coalesced` (made by a round while a
+/// training ran, which the backtest's instantaneous trainings never meet) is not one: the
+/// follow-up it becomes is.
 async fn daemon_updates(db: &mut TestDb) -> Vec<Update> {
     let rows = sqlx::query(
         "SELECT trigger, status, old_first_id, old_last_id, new_first_id, new_last_id, \
@@ -329,14 +332,6 @@ async fn a_change_that_comes_with_a_promotion_is_seen_at_once_by_both() {
         [("bootstrap", true), ("more_data", true), ("drift", true)],
         "{got:?}"
     );
-    // A request that came while another was due waits as a follow-up on both sides.
-    let report: driftd::backtest::Report =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
-            .unwrap();
-    let coalesced = db
-        .scalar_i64("SELECT count(*) FROM driftd.training_runs WHERE status = 'coalesced'")
-        .await;
-    assert_eq!(coalesced as usize, report.coalesced);
     // The more-data version serves from row 1 200; its detectors fire within 100 rows.
     let first: i64 = db
         .scalar_i64(
