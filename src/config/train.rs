@@ -128,9 +128,11 @@ pub struct TrainConfig {
     /// If set, `auto` also requires an exact/chi² McNemar test on paired holdout predictions
     /// (candidate vs champion) to reject equality at this level. Default: off.
     pub mcnemar_alpha: Option<f64>,
-    /// A candidate whose holdout accuracy only equals the champion's keeps the champion, even
-    /// with a lower log-loss: a promotion needs a model that is right more often. Default
-    /// false.
+    /// A promotion needs a model that is right on more holdout rows than the champion: a best
+    /// candidate whose accuracy only equals the champion's (even with a lower log-loss) keeps
+    /// it, and the one-standard-error rule prefers only candidates that are more accurate
+    /// than the champion. Default false (see the README's "promotions on evidence" for what
+    /// it costs without frequent `more_data` tries).
     pub ties_keep_champion: bool,
     /// Apply the gate of `auto` to fixed strategies too (otherwise a fixed strategy's model is
     /// promoted whenever it trains successfully). Default false.
