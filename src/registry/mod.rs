@@ -164,16 +164,22 @@ pub struct ChampionReference {
     pub sample: ReferenceSample,
 }
 
-const INFO_COLUMNS: &str =
-    "model, version, parent_version, strategy, trigger, status, created_at, promoted_at, \
-     n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, holdout_metrics";
+/// A [`VersionInfo`]'s columns, `holdout_metrics` read as `$metrics`.
+macro_rules! info_columns {
+    ($metrics:literal) => {
+        concat!(
+            "model, version, parent_version, strategy, trigger, status, created_at, ",
+            "promoted_at, n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, ",
+            $metrics
+        )
+    };
+}
+
+const INFO_COLUMNS: &str = info_columns!("holdout_metrics");
 
 /// [`INFO_COLUMNS`] without the holdout trace (see [`VersionInfo::without_trace`]), for
 /// listings: the database does not send it.
-const LIST_COLUMNS: &str =
-    "model, version, parent_version, strategy, trigger, status, created_at, promoted_at, \
-     n_train_rows, n_holdout_rows, cutoff_labeled_at, cutoff_id, \
-     holdout_metrics - 'trace' AS holdout_metrics";
+const LIST_COLUMNS: &str = info_columns!("holdout_metrics - 'trace' AS holdout_metrics");
 
 fn info_from_row(r: &sqlx::postgres::PgRow) -> Result<VersionInfo, sqlx::Error> {
     let cutoff = match (

@@ -173,6 +173,21 @@ async fn daemon_updates(db: &mut TestDb) -> Vec<Update> {
         .collect()
 }
 
+/// The daemon's updates, which must be `expected` (the backtest's).
+async fn same_updates_as(db: &mut TestDb, daemon: &Daemon, expected: &[Update]) -> Vec<Update> {
+    let got = daemon_updates(db).await;
+    for u in &got {
+        eprintln!("daemon: {u:?}");
+    }
+    assert_eq!(
+        got,
+        expected,
+        "daemon (left) and backtest (right) differ; daemon log:\n{}",
+        daemon.logs()
+    );
+    got
+}
+
 fn backtest_updates(report: &Path) -> Vec<Update> {
     let r: driftd::backtest::Report =
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
@@ -287,16 +302,7 @@ async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
     let daemon = Daemon::spawn(&config);
     // Each label arrives with its own row's prediction.
     feed(&mut db, &daemon, &h, &h.rows.ts).await;
-    let got = daemon_updates(&mut db).await;
-    for u in &got {
-        eprintln!("daemon: {u:?}");
-    }
-    assert_eq!(
-        got,
-        expected,
-        "daemon (left) and backtest (right) differ; daemon log:\n{}",
-        daemon.logs()
-    );
+    let got = same_updates_as(&mut db, &daemon, &expected).await;
     let triggers: Vec<&str> = got.iter().map(|u| u.0.as_str()).collect();
     assert_eq!(triggers[0], "bootstrap");
     assert!(triggers.contains(&"drift"), "{triggers:?}");
@@ -319,13 +325,7 @@ async fn a_change_that_comes_with_a_promotion_is_seen_at_once_by_both() {
     let (mut db, config, h, expected) = replayed_with(dir.path(), &input, &toml).await;
     let daemon = Daemon::spawn(&config);
     feed(&mut db, &daemon, &h, &h.rows.ts).await;
-    let got = daemon_updates(&mut db).await;
-    assert_eq!(
-        got,
-        expected,
-        "daemon (left) and backtest (right) differ; daemon log:\n{}",
-        daemon.logs()
-    );
+    let got = same_updates_as(&mut db, &daemon, &expected).await;
     let triggers: Vec<(&str, bool)> = got.iter().map(|u| (u.0.as_str(), u.1)).collect();
     assert_eq!(
         triggers[..3],
@@ -382,12 +382,6 @@ async fn with_their_own_label_times_the_daemon_and_the_backtest_make_the_same_up
         .collect();
     let daemon = Daemon::spawn(&config);
     feed(&mut db, &daemon, &h, &arrival).await;
-    let got = daemon_updates(&mut db).await;
-    assert_eq!(
-        got,
-        expected,
-        "daemon (left) and backtest (right) differ; daemon log:\n{}",
-        daemon.logs()
-    );
+    let got = same_updates_as(&mut db, &daemon, &expected).await;
     assert!(got.len() >= 2, "{got:?}");
 }
