@@ -29,6 +29,7 @@ pub mod policy;
 pub mod progress;
 pub mod registry;
 pub mod serve;
+pub mod shadow;
 pub mod span;
 pub mod splitmix;
 pub mod systemd;

@@ -224,6 +224,21 @@ pub struct DriftPoint {
     pub detector: String,
 }
 
+/// A shadow challenger promoted after the row at `index`: the version it became, and how it
+/// and the champion did on the same rows before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowPoint {
+    pub index: usize,
+    pub version: i64,
+    pub challenger: String,
+    /// The newest row it learnt from.
+    pub trained_upto: usize,
+    pub rows: usize,
+    pub challenger_accuracy: f64,
+    pub champion_accuracy: f64,
+    pub p_value: f64,
+}
+
 /// Estimated against realized accuracy over one window of predicted rows.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EstimationPoint {
@@ -279,8 +294,11 @@ pub struct Report {
     pub bootstrap: Retrain,
     /// Every later update, in order.
     pub retrains: Vec<Retrain>,
-    /// Updates that produced a new champion.
+    /// Updates that produced a new champion (the shadow promotions included).
     pub promotions: usize,
+    /// Each shadow challenger that replaced the champion, in order (`[models.shadow]`).
+    #[serde(default)]
+    pub shadow_promotions: Vec<ShadowPoint>,
     /// Requests that arrived while an update was decided on: each became (part of) a
     /// follow-up update.
     pub coalesced: usize,

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::metrics::{class_reports, stream_metrics, UpdateCost};
 use super::{
     BacktestError, BacktestOptions, DriftPoint, EstimationPoint, History, PolicyMode, Report,
-    Retrain, SeriesPoint,
+    Retrain, SeriesPoint, ShadowPoint,
 };
 use crate::config::ModelConfig;
 use crate::control::{
@@ -22,6 +22,7 @@ use crate::feature_drift::{self, ReferenceSample};
 use crate::monitor::{score_row, MonitorEvent};
 use crate::outcomes::{Outcome, Watermark};
 use crate::policy::schedule::next_firing;
+use crate::shadow::Promotion;
 use crate::train::{self, Dataset, ModelArtifact, TrainError, UpdateRequest};
 
 fn at(ts: i64) -> DateTime<Utc> {
@@ -50,6 +51,7 @@ struct Sim<'a> {
     cancel: AtomicBool,
     served: Option<Served>,
     retrains: Vec<Retrain>,
+    shadow: Vec<ShadowPoint>,
     coalesced: usize,
     skipped: usize,
 }
@@ -187,26 +189,89 @@ impl Sim<'_> {
         now: DateTime<Utc>,
     ) -> Result<(), BacktestError> {
         let mut plans = Vec::new();
+        let mut promotions = Vec::new();
         for d in decisions {
             match d {
                 Decision::Train(plan) => plans.push(plan),
                 Decision::Coalesce(_) => self.coalesced += 1,
                 Decision::Skip(_) => self.skipped += 1,
+                Decision::Promote(p) => promotions.push(*p),
             }
+        }
+        // A promotion comes before the requests that coalesced behind it.
+        for p in promotions {
+            let promoted = self
+                .promote_shadow(p, index)
+                .map(|p| self.champion_in(core, p));
+            self.finished(core, promoted, now, &mut plans);
         }
         while let Some(plan) = plans.pop() {
-            let promoted = self.train(&plan, core.champion(), index)?.map(|p| {
-                core.calibrate(p.view.version, p.calibration);
-                core.prime_detectors(p.view.version, p.trace);
-                p.view
-            });
-            match core.on_training_finished(promoted, now) {
-                Some(Decision::Train(next)) => plans.push(next),
-                Some(Decision::Skip(_)) => self.skipped += 1,
-                _ => {}
-            }
+            let promoted = self
+                .train(&plan, core.champion(), index)?
+                .map(|p| self.champion_in(core, p));
+            self.finished(core, promoted, now, &mut plans);
         }
         Ok(())
+    }
+
+    /// Tells the core what the new champion brings: its calibration, the errors its
+    /// detectors start from, its network for the shadow challenger.
+    fn champion_in(&self, core: &mut Controller, p: Promoted) -> ChampionView {
+        core.calibrate(p.view.version, p.calibration);
+        core.prime_detectors(p.view.version, p.trace);
+        let network = self
+            .served
+            .as_ref()
+            .and_then(|s| s.artifact.to_network().ok());
+        core.challenge(p.view.version, network);
+        p.view
+    }
+
+    fn finished(
+        &mut self,
+        core: &mut Controller,
+        promoted: Option<ChampionView>,
+        now: DateTime<Utc>,
+        plans: &mut Vec<TrainPlan>,
+    ) {
+        match core.on_training_finished(promoted, now) {
+            Some(Decision::Train(next)) => plans.push(next),
+            Some(Decision::Skip(_)) => self.skipped += 1,
+            _ => {}
+        }
+    }
+
+    /// A shadow challenger becomes the champion, as the registry would number it.
+    fn promote_shadow(&mut self, p: Promotion, index: usize) -> Option<Promoted> {
+        let artifact = ModelArtifact::from_network(&p.network).ok()?;
+        let served = self.served.take()?;
+        let version = served.version + 1;
+        let classes = artifact.arch.n_classes;
+        self.served = Some(Served {
+            artifact,
+            version,
+            reference: served.reference,
+        });
+        self.shadow.push(ShadowPoint {
+            index,
+            version,
+            challenger: p.challenger,
+            trained_upto: p.cutoff.id as usize,
+            rows: p.standing.rows,
+            challenger_accuracy: p.standing.challenger_accuracy,
+            champion_accuracy: p.standing.champion_accuracy,
+            p_value: p.standing.p_value,
+        });
+        Some(Promoted {
+            view: ChampionView {
+                version,
+                holdout_accuracy: Some(p.standing.challenger_accuracy),
+                cutoff: p.cutoff,
+                classes,
+            },
+            calibration: None,
+            trace: Some(p.trace),
+        })
     }
 }
 
@@ -527,6 +592,7 @@ fn new_replay<'a>(
         cancel: AtomicBool::new(false),
         served: None,
         retrains: Vec::new(),
+        shadow: Vec::new(),
         coalesced: 0,
         skipped: 0,
     };
@@ -707,7 +773,8 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
         drifts,
         drift_events,
         bootstrap,
-        promotions: sim.retrains.iter().filter(|r| r.promoted).count(),
+        promotions: sim.retrains.iter().filter(|r| r.promoted).count() + sim.shadow.len(),
+        shadow_promotions: sim.shadow,
         retrains: sim.retrains,
         coalesced: sim.coalesced,
         skipped: sim.skipped,

@@ -411,6 +411,9 @@ pub struct ModelConfig {
     /// Accuracy before the labels arrive: calibration and the estimate of scored rows.
     #[serde(default)]
     pub estimate: crate::estimate::EstimateConfig,
+    /// Challengers in shadow: an online copy of the champion, promoted on evidence.
+    #[serde(default)]
+    pub shadow: crate::shadow::ShadowConfig,
 }
 
 /// A model key's error: the key relative to the model's table, and the reason.
@@ -463,6 +466,9 @@ impl ModelConfig {
         self.validate_detectors()?;
         self.validate_triggers()?;
         self.validate_estimate()?;
+        if let Some((key, reason)) = self.shadow.invalid() {
+            return Err(field(key, reason));
+        }
         if let Some(fd) = &self.feature_drift {
             fd.validate()
                 .map_err(|(key, reason)| field(format!("feature_drift.{key}"), reason))?;

@@ -23,6 +23,7 @@ use crate::estimate::{
 use crate::feature_drift::{FeatureDriftReport, ReferenceSample};
 use crate::monitor::{MonitorEvent, MonitorState};
 use crate::policy::{self, BatchView, PolicyState, TrainRequest, TriggerKind};
+use crate::shadow::{Network, Promotion, ShadowState};
 
 #[cfg(test)]
 mod tests;
@@ -104,6 +105,10 @@ pub enum Decision {
     /// A request with nothing to learn from (every row is already the champion's): record
     /// it as skipped, with why; nothing trains, and it is no failure.
     Skip(Skipped),
+    /// A challenger in shadow beat the champion on the same rows: register it as the new
+    /// champion (trigger `shadow`) and report back with [`Controller::on_training_finished`],
+    /// as for a training (requests meanwhile coalesce).
+    Promote(Box<Promotion>),
 }
 
 /// A request dropped because it had nothing to do.
@@ -204,6 +209,13 @@ pub struct ModelState {
     pub policy: PolicyState,
     #[serde(default)]
     pub calibrations: Calibrations,
+    /// The challengers in shadow (`[models.shadow]`).
+    #[serde(default, skip_serializing_if = "is_idle")]
+    pub shadow: ShadowState,
+}
+
+fn is_idle(s: &ShadowState) -> bool {
+    s.online.is_none()
 }
 
 impl ModelState {
@@ -212,6 +224,7 @@ impl ModelState {
             monitor: MonitorState::new(cfg),
             policy: PolicyState::default(),
             calibrations: Calibrations::new(&cfg.estimate),
+            shadow: ShadowState::default(),
         }
     }
 
@@ -221,6 +234,12 @@ impl ModelState {
             monitor: MonitorState::restore(cfg, snapshot.monitor),
             policy: snapshot.policy,
             calibrations: Calibrations::restore(&cfg.estimate, snapshot.calibrations),
+            // Turned off: the challenger is forgotten; turned on again, it starts over.
+            shadow: if cfg.shadow.enabled {
+                snapshot.shadow
+            } else {
+                ShadowState::default()
+            },
         }
     }
 
@@ -240,6 +259,7 @@ impl ModelState {
         let task = self.task();
         let row = LabelledScore::of(task, o, correct);
         self.calibrations.on_label(&cfg.estimate, task, &row);
+        self.shadow.observe(&cfg.shadow, o, correct);
         events
     }
 }
@@ -391,6 +411,20 @@ impl Controller {
         }
     }
 
+    /// The serving `version`'s network, for the online challenger to start from (see
+    /// [`crate::shadow`]): with `[models.shadow]` on and the configured triggers, a
+    /// challenger of another version starts over from it; one of this version goes on.
+    /// Stored with the next batch; a driver that restarts sets it again.
+    pub fn challenge(&mut self, version: i64, network: Option<Network>) {
+        if !self.cfg.shadow.enabled || self.mode != TriggerMode::Configured {
+            return;
+        }
+        match network {
+            Some(n) => self.state.shadow.challenge(version, n),
+            None => self.state.shadow = ShadowState::default(),
+        }
+    }
+
     /// The folded batch is stored: it is now the state.
     pub fn commit(&mut self, folded: Folded) -> Vec<MonitorEvent> {
         self.state = folded.state;
@@ -410,6 +444,7 @@ impl Controller {
     /// that read nothing): the drift, threshold, more-data and bootstrap triggers, then the
     /// estimated one, or the baseline's.
     pub fn on_batch(&mut self, events: &[MonitorEvent], now: DateTime<Utc>) -> Vec<Decision> {
+        let mut decisions: Vec<Decision> = self.shadow_promotion().into_iter().collect();
         let request = match self.mode {
             TriggerMode::Configured => self
                 .policy_request(events, now)
@@ -417,7 +452,24 @@ impl Controller {
             TriggerMode::Never => None,
             TriggerMode::EveryRows(n) => self.periodic_request(n),
         };
-        request.map(|r| self.request(r)).into_iter().collect()
+        decisions.extend(request.map(|r| self.request(r)));
+        decisions
+    }
+
+    /// A challenger's promotion, when one is due and nothing else is in flight (a training
+    /// in flight goes first: if it promotes, the evidence was against an old champion).
+    fn shadow_promotion(&mut self) -> Option<Decision> {
+        if self.training || self.mode != TriggerMode::Configured || self.champion.is_none() {
+            return None;
+        }
+        let p = self.state.shadow.take_promotion()?;
+        if Some(p.champion_version) != self.champion.map(|c| c.version) {
+            self.state.shadow.promotion_dropped();
+            return None;
+        }
+        self.training = true;
+        self.in_flight = Some(TriggerKind::Shadow);
+        Some(Decision::Promote(Box::new(p)))
     }
 
     fn policy_request(
@@ -597,15 +649,29 @@ impl Controller {
         now: DateTime<Utc>,
     ) -> Option<Decision> {
         self.training = false;
-        let kept_drift = promoted.is_none() && self.in_flight.take() == Some(TriggerKind::Drift);
-        let monitor = &self.state.monitor;
-        policy::on_update(
-            &mut self.state.policy,
-            monitor.rows,
-            monitor.unseen_labels,
-            now,
-            kept_drift,
-        );
+        let trigger = self.in_flight.take();
+        let kept_drift = promoted.is_none() && trigger == Some(TriggerKind::Drift);
+        match (trigger, promoted) {
+            (Some(TriggerKind::Shadow), Some(p)) => self.state.shadow.promoted(p.version),
+            // Not carried out, or another update changed the champion.
+            (Some(TriggerKind::Shadow), None) | (_, Some(_)) => {
+                self.state.shadow.promotion_dropped()
+            }
+            _ => {}
+        }
+        // A shadow promotion is no update of the policy's: the champion learnt the same rows
+        // in small steps, and what they ask of the trainer (a drift waiting for its rows,
+        // the next more-data try, the cooldown) still stands.
+        if trigger != Some(TriggerKind::Shadow) {
+            let monitor = &self.state.monitor;
+            policy::on_update(
+                &mut self.state.policy,
+                monitor.rows,
+                monitor.unseen_labels,
+                now,
+                kept_drift,
+            );
+        }
         if promoted.is_some() {
             self.set_champion(promoted);
         }

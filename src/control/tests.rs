@@ -506,3 +506,108 @@ fn the_next_deadline_is_the_earliest_hold_cooldown_or_check() {
         None
     );
 }
+
+/// Rows of a concept (`x0 > x1`) that champion v1 gets right on every other row only.
+fn concept_rows(ids: std::ops::Range<i64>) -> Vec<Outcome> {
+    ids.map(|i| {
+        let x0 = ((i * 37) % 101) as f32 / 50.0 - 1.0;
+        let x1 = ((i * 53) % 97) as f32 / 48.0 - 1.0;
+        let label = u32::from(x0 > x1);
+        let right = i % 2 == 0;
+        Outcome {
+            id: i,
+            labeled_at: t(i),
+            features: vec![x0, x1],
+            prediction: if right == (label == 1) { 0.9 } else { 0.1 },
+            label,
+            model_version: Some(1),
+        }
+    })
+    .collect()
+}
+
+fn shadowed() -> Controller {
+    let mut c = controller(
+        "[models.shadow]\nenabled = true\nlearning_rate = 0.5\n[models.triggers.drift]\nenabled = false",
+    );
+    c.set_champion(Some(ChampionView {
+        version: 1,
+        holdout_accuracy: Some(0.5),
+        cutoff: Watermark::start(),
+        classes: 2,
+    }));
+    c.challenge(1, Some(crate::shadow::testing::blank(2, 8)));
+    c
+}
+
+/// Feeds `rows` in polls of `batch` rows; returns the decisions after each poll.
+fn poll_in(c: &mut Controller, rows: &[Outcome], batch: usize) -> Vec<Decision> {
+    let mut decisions = Vec::new();
+    for chunk in rows.chunks(batch) {
+        let last = chunk.last().unwrap();
+        let folded = c.fold(
+            chunk,
+            Watermark {
+                labeled_at: last.labeled_at,
+                id: last.id,
+            },
+        );
+        let events = c.commit(folded);
+        decisions.extend(c.on_batch(&events, last.labeled_at));
+    }
+    decisions
+}
+
+/// The shadow challenger's promotion comes from the core: the same rows in polls of 7 or of
+/// 250 rows give the same promotion (the same weights, cut-off and evidence); a request while
+/// it is carried out coalesces, and the challenger then duels the version it became.
+#[test]
+fn a_shadow_promotion_does_not_depend_on_the_poll_size_and_requests_coalesce_behind_it() {
+    let rows = concept_rows(1..1001);
+    let promotion = |batch| {
+        let mut c = shadowed();
+        let promotes: Vec<_> = poll_in(&mut c, &rows[..400], batch)
+            .into_iter()
+            .filter_map(|d| match d {
+                Decision::Promote(p) => Some(*p),
+                _ => None,
+            })
+            .collect();
+        (c, promotes)
+    };
+    let (mut small, a) = promotion(7);
+    let (_, b) = promotion(250);
+    assert_eq!(a.len(), 1, "one promotion");
+    assert_eq!(a, b, "the same promotion whatever the poll size");
+    let p = &a[0];
+    assert!(p.standing.challenger_accuracy > p.standing.champion_accuracy + 0.2);
+    assert_eq!(p.champion_version, 1);
+    assert!(small.is_training(), "a promotion is in flight");
+    let manual = manual_request(small.config(), 9, None, "operator".into());
+    assert!(matches!(small.on_request(manual), Decision::Coalesce(_)));
+    let v2 = ChampionView {
+        version: 2,
+        holdout_accuracy: Some(p.standing.challenger_accuracy),
+        cutoff: p.cutoff,
+        classes: 2,
+    };
+    let next = small.on_training_finished(Some(v2), t(400));
+    assert!(matches!(next, Some(Decision::Train(ref plan)) if plan.champion_version == Some(2)));
+    let online = small.state().shadow.online.as_ref().unwrap();
+    assert_eq!((online.base_version, online.duel.len()), (2, 0));
+    // Stored and restored, the challenger goes on from where it was.
+    let json = serde_json::to_string(small.state()).unwrap();
+    let back: ModelState = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.shadow, small.state().shadow);
+}
+
+/// Without `[models.shadow]` nothing is challenged, and a baseline replay never is.
+#[test]
+fn no_challenger_unless_configured() {
+    let mut c = controller("");
+    c.challenge(1, Some(crate::shadow::testing::blank(2, 8)));
+    assert!(c.state().shadow.online.is_none());
+    let mut baseline = controller("[models.shadow]\nenabled = true").with_mode(TriggerMode::Never);
+    baseline.challenge(1, Some(crate::shadow::testing::blank(2, 8)));
+    assert!(baseline.state().shadow.online.is_none());
+}

@@ -99,13 +99,18 @@ struct Scorer {
     artifact: ModelArtifact,
 }
 
-/// Starts the trainings the core decided on and records the requests it coalesced.
+/// Starts the trainings the core decided on and records the requests it coalesced; a
+/// shadow promotion is carried out first, by the model loop (see
+/// [`ModelLoop::promote_shadow`]), and only then what coalesced behind it.
 async fn carry_out(decisions: Vec<Decision>, trainer: &mut Trainer) -> Result<(), StoreError> {
     for d in decisions {
         match d {
             Decision::Train(plan) => trainer.start(plan).await?,
             Decision::Coalesce(req) => trainer.coalesced(&req).await?,
             Decision::Skip(skipped) => trainer.skipped(&skipped).await?,
+            Decision::Promote(p) => {
+                tracing::error!(challenger = %p.challenger, "a shadow promotion reached the trainer; dropped")
+            }
         }
     }
     Ok(())
@@ -306,6 +311,12 @@ impl ModelLoop {
             }
         }
         self.refresh_champion(live).await?;
+        if let Some(s) = live.core.state().shadow.standing() {
+            let window = self.cfg.shadow.window_rows;
+            self.metrics
+                .shadow
+                .publish(&self.cfg.name, "online", window, &s);
+        }
         if self.runtime.score_unscored {
             self.score_unscored(live).await?;
         }
@@ -316,7 +327,129 @@ impl ModelLoop {
             decisions.push(live.core.on_request(req));
         }
         drop(conn);
+        let decisions = self.promote_shadows(live, decisions, now).await?;
         carry_out(decisions, trainer).await
+    }
+
+    /// Carries out the shadow promotions among `decisions`; returns the rest, with what the
+    /// core decided once each was done (a follow-up of requests that coalesced behind it).
+    async fn promote_shadows(
+        &self,
+        live: &mut Live,
+        decisions: Vec<Decision>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let (promotions, mut rest): (Vec<_>, Vec<_>) = decisions
+            .into_iter()
+            .partition(|d| matches!(d, Decision::Promote(_)));
+        for d in promotions {
+            if let Decision::Promote(p) = d {
+                rest.extend(self.promote_shadow(live, *p, now).await?);
+            }
+        }
+        Ok(rest)
+    }
+
+    /// Registers a shadow challenger as the champion (trigger `shadow`, announced by NOTIFY
+    /// in the same transaction) and tells the core, which hears of a failure too.
+    async fn promote_shadow(
+        &self,
+        live: &mut Live,
+        p: crate::shadow::Promotion,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<Decision>, StoreError> {
+        let name = &self.cfg.name;
+        let registered = match ModelArtifact::from_network(&p.network) {
+            Ok(artifact) => self.register_shadow(&p, &artifact).await,
+            Err(e) => {
+                tracing::error!(model = %name, error = %e, "shadow challenger is no valid model; not promoted");
+                Ok(None)
+            }
+        };
+        let view = registered.as_ref().ok().copied().flatten().map(|version| {
+            live.core.calibrate(version, None);
+            live.core.prime_detectors(version, Some(p.trace.clone()));
+            ChampionView {
+                version,
+                holdout_accuracy: Some(p.standing.challenger_accuracy),
+                cutoff: p.cutoff,
+                classes: p.network.n_classes,
+            }
+        });
+        let next = live.core.on_training_finished(view, now);
+        if let Some(v) = view {
+            let status = crate::registry::RunStatus::Promoted;
+            self.metrics.training.finished(
+                name,
+                crate::policy::TriggerKind::Shadow,
+                status,
+                Utc::now(),
+            );
+            self.metrics.serving.set_champion(name, v.version);
+            tracing::info!(
+                model = %name,
+                version = v.version,
+                challenger = %p.challenger,
+                challenger_accuracy = p.standing.challenger_accuracy,
+                champion_accuracy = p.standing.champion_accuracy,
+                rows = p.standing.rows,
+                p_value = p.standing.p_value,
+                "shadow challenger promoted"
+            );
+        }
+        registered?;
+        Ok(next)
+    }
+
+    /// The registry's part of [`Self::promote_shadow`]: the new version's number.
+    async fn register_shadow(
+        &self,
+        p: &crate::shadow::Promotion,
+        artifact: &ModelArtifact,
+    ) -> Result<Option<i64>, StoreError> {
+        let name = &self.cfg.name;
+        let mut conn = self.pool.acquire().await?;
+        // The champion's sample of its training rows stays the data-drift reference.
+        let reference = match registry::champion_reference(&mut conn, name).await {
+            Ok(r) => r.map(|r| r.sample),
+            Err(registry::RegistryError::Db(e)) => return Err(e.into()),
+            Err(_) => None,
+        };
+        let s = &p.standing;
+        let version = registry::NewVersion {
+            model: name,
+            parent_version: Some(p.champion_version),
+            origin: registry::Origin::Shadow,
+            n_train_rows: p.rows_learnt as i64,
+            n_holdout_rows: s.rows as i64,
+            cutoff: p.cutoff,
+            holdout_metrics: registry::HoldoutMetrics {
+                n_holdout: s.rows,
+                reason: format!(
+                    "{} challenger right on {:.1}% of the last {} live rows, v{} on {:.1}% \
+                     (one-sided McNemar p = {:.2e})",
+                    p.challenger,
+                    100.0 * s.challenger_accuracy,
+                    s.rows,
+                    p.champion_version,
+                    100.0 * s.champion_accuracy,
+                    s.p_value
+                ),
+                trace: Some(p.trace.clone()),
+                shadow: Some(*s),
+                ..Default::default()
+            },
+            artifact,
+            reference_sample: reference.as_ref(),
+        };
+        match registry::register(&mut conn, &version, true).await {
+            Ok(v) => Ok(Some(v)),
+            Err(registry::RegistryError::Db(e)) => Err(e.into()),
+            Err(e) => {
+                tracing::error!(model = %name, error = %e, "shadow promotion not registered");
+                Ok(None)
+            }
+        }
     }
 
     /// A round on the clock alone, after a sweep has seen nothing for this model to read,
@@ -331,7 +464,9 @@ impl ModelLoop {
         if !self.cfg.train.enabled {
             return Ok(());
         }
-        let decisions = self.decide(live, &[], Utc::now()).await?;
+        let now = Utc::now();
+        let decisions = self.decide(live, &[], now).await?;
+        let decisions = self.promote_shadows(live, decisions, now).await?;
         carry_out(decisions, trainer).await
     }
 
@@ -444,6 +579,8 @@ impl ModelLoop {
                     .calibrate(info.version, info.holdout_metrics.calibration.clone());
                 live.core
                     .prime_detectors(info.version, info.holdout_metrics.trace.clone());
+                live.core
+                    .challenge(info.version, artifact.to_network().ok());
                 Some(Scorer {
                     version: info.version,
                     artifact,

@@ -473,6 +473,7 @@ impl Job {
             calibration: chosen.calibration.clone(),
             trace: chosen.holdout_trace.clone(),
             grew_classes: outcome.grew_classes,
+            shadow: None,
         };
         let cutoff = self.plan.cutoff(data.n_new_read, champion_cutoff);
         let reference_sample = control::reference_sample(

@@ -10,6 +10,7 @@
 
 pub mod category;
 mod dataset;
+pub mod encoding;
 mod holdout_trace;
 mod outcome;
 pub mod packed;

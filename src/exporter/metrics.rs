@@ -60,6 +60,49 @@ pub struct Metrics {
     pub serving: ServingMetrics,
     /// Accuracy before the labels: the estimate over scored rows, and its gap to the labels.
     pub estimate: EstimateMetrics,
+    /// Challengers in shadow against the champion on the same live rows.
+    pub shadow: ShadowMetrics,
+}
+
+/// The challengers in shadow (`[models.shadow]`).
+pub struct ShadowMetrics {
+    accuracy: GaugeVec,
+}
+
+impl ShadowMetrics {
+    fn declare(d: &Declare) -> Self {
+        ShadowMetrics {
+            accuracy: d.gauge(
+                "driftd_shadow_accuracy",
+                "Accuracy on the same live rows (each predicted before it was learnt from) of a \
+                 challenger in shadow and of the champion (challenger=\"champion\"), over the \
+                 newest `window` rows.",
+                &["model", "challenger", "window"],
+            ),
+        }
+    }
+
+    /// How `challenger` and the champion stand on the newest `window` rows.
+    pub fn publish(
+        &self,
+        model: &str,
+        challenger: &str,
+        window: usize,
+        standing: &crate::shadow::Standing,
+    ) {
+        if standing.rows == 0 {
+            return;
+        }
+        let window = window.to_string();
+        for (who, accuracy) in [
+            (challenger, standing.challenger_accuracy),
+            ("champion", standing.champion_accuracy),
+        ] {
+            self.accuracy
+                .with_label_values(&[model, who, window.as_str()])
+                .set(accuracy);
+        }
+    }
 }
 
 /// Per model, at most this many features get their own drift series (in the order of the
@@ -798,6 +841,7 @@ impl Metrics {
             serving: ServingMetrics::declare(&d),
             ownership: OwnershipMetrics::declare(&d),
             estimate: EstimateMetrics::declare(&d),
+            shadow: ShadowMetrics::declare(&d),
             registry,
         };
         // Daemon-wide errors (migrations, ownership) and both origins exist at 0 from the start.
@@ -1084,5 +1128,12 @@ mod tests {
         m.serving.unknown_categories("a", "f0", 1);
         m.ingest.poll_took(0.004);
         m.ingest.poll_took(0.2);
+        let standing = crate::shadow::Standing {
+            rows: 500,
+            champion_accuracy: 0.8,
+            challenger_accuracy: 0.86,
+            p_value: 0.001,
+        };
+        m.shadow.publish("a", "online", 500, &standing);
     }
 }

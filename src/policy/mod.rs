@@ -35,11 +35,13 @@ pub enum TriggerKind {
     NewClass,
     /// The backtest's "update every N rows" baseline; the daemon never makes it.
     Periodic,
+    /// A challenger in shadow proved better on the same live rows (`crate::shadow`).
+    Shadow,
 }
 
 impl TriggerKind {
     /// Every trigger the daemon makes (so every metric series it can have).
-    pub const ALL: [TriggerKind; 10] = [
+    pub const ALL: [TriggerKind; 11] = [
         TriggerKind::Bootstrap,
         TriggerKind::Schedule,
         TriggerKind::Drift,
@@ -50,6 +52,7 @@ impl TriggerKind {
         TriggerKind::MoreData,
         TriggerKind::Estimated,
         TriggerKind::NewClass,
+        TriggerKind::Shadow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl TriggerKind {
             TriggerKind::Estimated => "estimated",
             TriggerKind::NewClass => "new_class",
             TriggerKind::Periodic => "periodic",
+            TriggerKind::Shadow => "shadow",
         }
     }
 }

@@ -86,6 +86,10 @@ pub struct HoldoutMetrics {
     /// multiclass among them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grew_classes: Option<crate::train::ClassGrowth>,
+    /// A shadow promotion's evidence: the challenger and the champion on the same live rows
+    /// (then `holdout` is `None`: it had no holdout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<crate::shadow::StandingRecord>,
 }
 
 impl HoldoutMetrics {
@@ -131,6 +135,9 @@ pub enum Origin {
     },
     /// A model trained elsewhere (`driftd import`): stored with strategy and trigger `import`.
     Imported,
+    /// A challenger in shadow that beat the champion on the same live rows
+    /// (`crate::shadow`): stored with strategy `online` and trigger `shadow`.
+    Shadow,
 }
 
 impl Origin {
@@ -139,6 +146,7 @@ impl Origin {
         match self {
             Origin::Trained { strategy, trigger } => (strategy.as_str(), trigger.as_str()),
             Origin::Imported => ("import", "import"),
+            Origin::Shadow => ("online", TriggerKind::Shadow.as_str()),
         }
     }
 }

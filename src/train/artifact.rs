@@ -20,6 +20,7 @@ use super::encoding::Encoding;
 use super::mlp::{forward_proba, Activation, Arch, Linear};
 use super::scaler::Scaler;
 use super::{Result, TrainError};
+use crate::shadow::net::{Dense, Member as NetMember, Network};
 
 const SIDECAR_KEY: &str = "driftd.sidecar";
 const FORMAT: &str = "driftd-mlp";
@@ -223,6 +224,90 @@ impl ModelArtifact {
             ensemble: Ensemble::single(),
             encoding: None,
         }
+    }
+
+    /// The same model in plain Rust, for the shadow challengers to learn from
+    /// (`crate::shadow`).
+    pub fn to_network(&self) -> Result<Network> {
+        self.validate()?;
+        let members = self
+            .members
+            .iter()
+            .map(|m| {
+                let layers = m
+                    .layers(&self.arch)?
+                    .into_iter()
+                    .map(|l| Dense {
+                        inp: l.inp,
+                        out: l.out,
+                        w: l.w,
+                        b: l.b,
+                    })
+                    .collect();
+                Ok(NetMember {
+                    mean: m.scaler.mean.clone(),
+                    std: m.scaler.std.clone(),
+                    layers,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Network {
+            n_classes: self.arch.n_classes,
+            n_raw: self
+                .encoding
+                .as_ref()
+                .map_or(self.arch.n_features, |e| e.n_raw),
+            encoding: self.encoding.clone(),
+            members,
+            member_weights: self.ensemble.weights.clone(),
+        })
+    }
+
+    /// A shadow challenger's network as a version (the inverse of [`Self::to_network`]).
+    pub fn from_network(n: &Network) -> Result<Self> {
+        let first = n
+            .members
+            .first()
+            .ok_or_else(|| TrainError::Artifact("a network without members".into()))?;
+        let (last, hidden) = first
+            .layers
+            .split_last()
+            .ok_or_else(|| TrainError::Artifact("a member without layers".into()))?;
+        let hidden: Vec<usize> = hidden.iter().map(|l| l.out).collect();
+        let n_features = first.layers[0].inp;
+        debug_assert!(last.out == if n.n_classes <= 2 { 1 } else { n.n_classes });
+        let members = n
+            .members
+            .iter()
+            .map(|m| {
+                let layers: Vec<Linear> = m
+                    .layers
+                    .iter()
+                    .map(|l| Linear {
+                        inp: l.inp,
+                        out: l.out,
+                        w: l.w.clone(),
+                        b: l.b.clone(),
+                    })
+                    .collect();
+                let scaler = Scaler {
+                    mean: m.mean.clone(),
+                    std: m.std.clone(),
+                };
+                Member::from_layers(scaler, &layers)
+            })
+            .collect();
+        let artifact = ModelArtifact {
+            arch: Arch::new(n_features, &hidden, n.n_classes),
+            members,
+            ensemble: Ensemble {
+                method: "weighted_mean_proba".into(),
+                weights: n.member_weights.clone(),
+            },
+            encoding: n.encoding.clone(),
+        };
+        artifact.validate()?;
+        Ok(artifact)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -575,6 +660,27 @@ mod tests {
         let mut bytes = a.to_safetensors_bytes();
         bytes.truncate(bytes.len() - 4);
         assert!(ModelArtifact::from_safetensors_bytes(&bytes).is_err());
+    }
+
+    /// The shadow challengers' plain-Rust network is the same model: it round-trips, and
+    /// predicts what libtorch predicts (to rounding).
+    #[test]
+    fn the_shadow_network_is_the_same_model() {
+        for (nc, nm) in [(2, 1), (2, 3), (4, 2)] {
+            let (a, x) = artifact(nc, nm);
+            let net = a.to_network().unwrap();
+            assert!(net.is_valid());
+            assert_eq!(ModelArtifact::from_network(&net).unwrap(), a);
+            let torch = predict(&a, &x).unwrap();
+            for (i, row) in x.chunks(6).enumerate() {
+                let ours = net.predict(row);
+                let theirs = torch.stored(i);
+                assert!(
+                    (ours - theirs).abs() < 1e-5,
+                    "{nc}/{nm} row {i}: {ours} vs {theirs}"
+                );
+            }
+        }
     }
 
     /// Writes an artifact, inputs and predictions, and checks them in PyTorch with

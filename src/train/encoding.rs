@@ -12,46 +12,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::artifact::{Member, ModelArtifact};
 use super::mlp::Arch;
 use super::{Result, TrainError};
 use crate::domain::Dataset;
 
-/// One categorical feature's inputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Vocabulary {
-    /// Its position among the raw features.
-    pub feature: usize,
-    /// The codes with an input each, in input order; anything else is "other".
-    pub codes: Vec<f32>,
-}
-
-/// How raw rows (codes at categorical positions) become the MLP's inputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Encoding {
-    /// Raw features per row.
-    pub n_raw: usize,
-    /// One per categorical feature, in feature order.
-    pub vocabularies: Vec<Vocabulary>,
-}
+pub use crate::domain::encoding::{Encoding, Vocabulary};
 
 impl Encoding {
-    /// The encoded width: the numeric features, then each vocabulary and its "other".
-    pub fn width(&self) -> usize {
-        self.n_raw - self.vocabularies.len()
-            + self
-                .vocabularies
-                .iter()
-                .map(|v| v.codes.len() + 1)
-                .sum::<usize>()
-    }
-
-    fn is_categorical(&self, i: usize) -> bool {
-        self.vocabularies.iter().any(|v| v.feature == i)
-    }
-
     /// The vocabulary of the training rows: per feature of `categorical`, the codes of
     /// `previous` (a champion's) in place, then the most frequent others, up to `max`.
     pub fn learn(
@@ -93,36 +61,6 @@ impl Encoding {
         }
     }
 
-    /// Encodes `n` raw rows (row-major) into `width()` inputs each.
-    pub fn encode(&self, x: &[f32]) -> Vec<f32> {
-        let n = x.len() / self.n_raw.max(1);
-        let mut out = Vec::with_capacity(n * self.width());
-        for row in x.chunks_exact(self.n_raw) {
-            self.encode_row(row, &mut out);
-        }
-        out
-    }
-
-    /// Appends one raw row's inputs to `out`.
-    pub fn encode_row(&self, row: &[f32], out: &mut Vec<f32>) {
-        out.extend(
-            row.iter()
-                .enumerate()
-                .filter(|(i, _)| !self.is_categorical(*i))
-                .map(|(_, &v)| v),
-        );
-        for v in &self.vocabularies {
-            let slot = v
-                .codes
-                .iter()
-                .position(|&c| c == row[v.feature])
-                .unwrap_or(v.codes.len());
-            let at = out.len();
-            out.resize(at + v.codes.len() + 1, 0.0);
-            out[at + slot] = 1.0;
-        }
-    }
-
     /// Encodes a dataset's rows (labels, times and ids kept).
     pub fn encode_dataset(&self, d: &Dataset) -> Dataset {
         Dataset {
@@ -130,14 +68,6 @@ impl Encoding {
             n_features: self.width(),
             ..d.clone()
         }
-    }
-
-    /// Whether a raw value is "other" here (not in its feature's vocabulary).
-    pub fn is_unknown(&self, feature: usize, code: f32) -> bool {
-        self.vocabularies
-            .iter()
-            .find(|v| v.feature == feature)
-            .is_some_and(|v| !v.codes.contains(&code))
     }
 
     /// Where each of `self`'s inputs is in `to`'s (which holds every code of `self` in the

@@ -148,6 +148,7 @@ const CORE: &[&str] = &[
     "detect",
     "feature_drift",
     "estimate",
+    "shadow",
 ];
 
 /// The pure modules the core stands on: its own types, configuration types, durations, the

@@ -385,3 +385,58 @@ async fn with_their_own_label_times_the_daemon_and_the_backtest_make_the_same_up
     let got = same_updates_as(&mut db, &daemon, &expected).await;
     assert!(got.len() >= 2, "{got:?}");
 }
+
+/// The shadow promotions of the backtest's report: the newest row each had learnt from.
+fn backtest_shadow_cutoffs(report: &Path) -> Vec<i64> {
+    let r: driftd::backtest::Report =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    r.shadow_promotions
+        .iter()
+        .map(|p| p.trained_upto as i64)
+        .collect()
+}
+
+/// With `[models.shadow]` on, the online challenger learns from every labelled row and
+/// replaces the champion when it is right more often on the same rows: the daemon, which
+/// reads the rows in its own polls, promotes it after the same rows as the backtest, with
+/// the same weights (its later trainings and their holdouts are the same too), and records
+/// it as a version with trigger `shadow` and its evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_and_the_backtest_make_the_same_shadow_promotions() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("stream.csv");
+    let spec = driftd::backtest::generate_spec(ROWS, 4, 5);
+    driftd::backtest::generate_csv(&spec, &input).unwrap();
+    let toml = format!("{MODEL_TOML}[models.shadow]\nenabled = true\n");
+    let (mut db, config, h, expected) = replayed_with(dir.path(), &input, &toml).await;
+    let shadow_expected = backtest_shadow_cutoffs(&dir.path().join("report.json"));
+    assert!(
+        !shadow_expected.is_empty(),
+        "the backtest promoted no challenger"
+    );
+    let daemon = Daemon::spawn(&config);
+    feed(&mut db, &daemon, &h, &h.rows.ts).await;
+    same_updates_as(&mut db, &daemon, &expected).await;
+    let rows = sqlx::query(
+        "SELECT cutoff_id, strategy, status, holdout_metrics FROM driftd.model_versions \
+         WHERE model = 'm' AND trigger = 'shadow' ORDER BY version",
+    )
+    .fetch_all(&mut db.conn)
+    .await
+    .unwrap();
+    let cutoffs: Vec<i64> = rows.iter().map(|r| r.get("cutoff_id")).collect();
+    assert_eq!(cutoffs, shadow_expected, "daemon log:\n{}", daemon.logs());
+    for r in &rows {
+        assert_eq!(r.get::<String, _>("strategy"), "online");
+        let sqlx::types::Json(m): sqlx::types::Json<serde_json::Value> = r.get("holdout_metrics");
+        let s = &m["shadow"];
+        assert!(
+            s["challenger_accuracy"].as_f64() > s["champion_accuracy"].as_f64()
+                && s["p_value"].as_f64().unwrap() < 0.01,
+            "{m}"
+        );
+    }
+    let series =
+        daemon.metric(r#"driftd_shadow_accuracy{model="m",challenger="online",window="500"}"#);
+    assert!(series.is_some(), "the shadow accuracy is exported");
+}

@@ -1,8 +1,8 @@
 //! The tournament's tests: every strategy, `auto` on drift and without, windows, the
 //! batched engine against the sequential one, bootstrap, cancel, multiclass.
 
-use super::gate::erfc;
 use super::*;
+use crate::shadow::evidence::erfc;
 use crate::train::synth::{make_classification, make_mixture, Concept};
 use crate::train::{predict, EarlyStopping, Window};
 

@@ -1,0 +1,350 @@
+//! Challengers in shadow: learning between updates, scored on every labelled row before
+//! learning from it (pure; part of the decision core).
+//!
+//! The **online** challenger starts as a copy of the champion ([`Network`]) and takes one SGD
+//! step per mini-batch of `batch_rows` labelled rows, in the order the rows are read. Each
+//! row is predicted by it on arrival, with the weights of the mini-batches before it, so it
+//! is judged on rows it has not learnt from, whatever the poll's batch size: the daemon and
+//! the backtest, which read different batches, learn and judge the same way.
+//!
+//! Its verdicts and the champion's (the row's own prediction) on the same rows form a
+//! [`duel::Duel`] over the newest `window_rows`. At the end of a mini-batch, once
+//! `min_rows` rows are in, a one-sided McNemar test below `alpha` makes a [`Promotion`]: the
+//! network as it is then, the newest row it learnt (its cut-off), the evidence. The
+//! controller hands it to its driver, which registers it as a version with trigger
+//! `shadow`; the challenger then goes on learning from the new champion (itself).
+//!
+//! Rows predicted by another version than the champion it duels are learnt from but not
+//! compared: after a promotion, rows the old champion predicted still arrive.
+//!
+//! Everything is stored in the controller's snapshot, committed with the watermark: each row
+//! advances the challenger exactly once, across restarts and takeovers.
+
+pub mod duel;
+pub mod evidence;
+pub mod net;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{HoldoutTrace, Outcome, Watermark};
+pub use duel::{Duel, Standing};
+pub use net::Network;
+
+/// `[models.shadow]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// Whether the online challenger runs (default off).
+    pub enabled: bool,
+    /// Its SGD learning rate (on the champion's standardised inputs).
+    pub learning_rate: f32,
+    /// Rows per SGD step: each is predicted before any of them is learnt from.
+    pub batch_rows: usize,
+    /// The duel's window: the newest rows both predicted.
+    pub window_rows: usize,
+    /// The fewest rows in the window before a promotion.
+    pub min_rows: usize,
+    /// One-sided McNemar: the challenger is promoted when the p-value that it is no better
+    /// than the champion is below this.
+    pub alpha: f64,
+}
+
+impl Default for ShadowConfig {
+    fn default() -> Self {
+        ShadowConfig {
+            enabled: false,
+            learning_rate: 0.05,
+            batch_rows: 16,
+            window_rows: 500,
+            min_rows: 200,
+            alpha: 0.01,
+        }
+    }
+}
+
+impl ShadowConfig {
+    /// The first key that is out of range, and why.
+    pub fn invalid(&self) -> Option<(&'static str, &'static str)> {
+        if !(self.learning_rate.is_finite()
+            && self.learning_rate > 0.0
+            && self.learning_rate <= 10.0)
+        {
+            return Some(("shadow.learning_rate", "must be above 0 and at most 10"));
+        }
+        if !(1..=10_000).contains(&self.batch_rows) {
+            return Some(("shadow.batch_rows", "must be 1 to 10000 rows"));
+        }
+        if !(10..=100_000).contains(&self.window_rows) {
+            return Some(("shadow.window_rows", "must be 10 to 100000 rows"));
+        }
+        if self.min_rows == 0 || self.min_rows > self.window_rows {
+            return Some(("shadow.min_rows", "must be 1 to window_rows"));
+        }
+        if !(self.alpha > 0.0 && self.alpha < 0.5) {
+            return Some(("shadow.alpha", "must be above 0 and below 0.5"));
+        }
+        None
+    }
+}
+
+/// A challenger that proved better than the champion: what the driver registers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Promotion {
+    pub challenger: String,
+    /// The champion it beat.
+    pub champion_version: i64,
+    pub network: Network,
+    /// The newest row it learnt from.
+    pub cutoff: Watermark,
+    /// Rows it learnt from since it started from the champion.
+    pub rows_learnt: u64,
+    pub standing: StandingRecord,
+    /// Its predictions on the duel's rows, for the detectors of the version it becomes.
+    pub trace: HoldoutTrace,
+}
+
+/// [`Standing`], as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StandingRecord {
+    pub rows: usize,
+    pub champion_accuracy: f64,
+    pub challenger_accuracy: f64,
+    pub p_value: f64,
+}
+
+impl From<Standing> for StandingRecord {
+    fn from(s: Standing) -> Self {
+        StandingRecord {
+            rows: s.rows,
+            champion_accuracy: s.champion_accuracy,
+            challenger_accuracy: s.challenger_accuracy,
+            p_value: s.p_value,
+        }
+    }
+}
+
+/// The online challenger (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Online {
+    /// The champion version it duels with (and started from, or became).
+    pub base_version: i64,
+    pub network: Network,
+    /// The mini-batch being gathered: raw rows and labels, already predicted.
+    #[serde(with = "packed_vec")]
+    pending_x: Vec<f32>,
+    pending_y: Vec<u32>,
+    pub duel: Duel,
+    pub rows_learnt: u64,
+    /// A promotion made and not yet taken by the driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promotion: Option<Box<Promotion>>,
+}
+
+/// The challengers of one model, stored in its snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShadowState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<Online>,
+}
+
+impl ShadowState {
+    /// The serving `version` is `network`: a challenger of an older champion starts over
+    /// from it; one that duels this version already (after a restart, or one that became
+    /// it) goes on.
+    pub fn challenge(&mut self, version: i64, network: Network) {
+        if self
+            .online
+            .as_ref()
+            .is_some_and(|o| o.base_version == version)
+        {
+            return;
+        }
+        self.online = network.is_valid().then(|| Online {
+            base_version: version,
+            network,
+            pending_x: Vec::new(),
+            pending_y: Vec::new(),
+            duel: Duel::default(),
+            rows_learnt: 0,
+            promotion: None,
+        });
+    }
+
+    /// One labelled row, in poll order; `champion_right` is whether its own prediction was.
+    pub fn observe(&mut self, cfg: &ShadowConfig, o: &Outcome, champion_right: bool) {
+        let Some(online) = self.online.as_mut() else {
+            return;
+        };
+        online.observe(cfg, o, champion_right);
+    }
+
+    /// The promotion made, if any, for the driver to carry out.
+    pub fn take_promotion(&mut self) -> Option<Promotion> {
+        self.online.as_mut()?.promotion.take().map(|p| *p)
+    }
+
+    /// The promoted challenger is now champion `version`: it duels that version from now.
+    pub fn promoted(&mut self, version: i64) {
+        if let Some(o) = self.online.as_mut() {
+            o.base_version = version;
+            o.duel.clear();
+        }
+    }
+
+    /// A promotion could not be carried out, or another update changed the champion
+    /// meanwhile: the evidence is gathered again.
+    pub fn promotion_dropped(&mut self) {
+        if let Some(o) = self.online.as_mut() {
+            o.promotion = None;
+            o.duel.clear();
+        }
+    }
+
+    /// How the online challenger and the champion stand now.
+    pub fn standing(&self) -> Option<Standing> {
+        self.online.as_ref().map(|o| o.duel.standing())
+    }
+}
+
+impl Online {
+    fn observe(&mut self, cfg: &ShadowConfig, o: &Outcome, champion_right: bool) {
+        if o.features.len() != self.network.n_raw {
+            return;
+        }
+        let prediction = self.network.predict(&o.features);
+        let class = if self.network.width() == 1 {
+            u32::from(prediction >= 0.5)
+        } else {
+            prediction as u32
+        };
+        let compared = o.model_version.is_none_or(|v| v == self.base_version);
+        if compared && self.promotion.is_none() {
+            let right = class == o.label;
+            self.duel.push(
+                cfg.window_rows,
+                champion_right,
+                right,
+                prediction as f32,
+                o.label,
+            );
+        }
+        self.pending_x.extend_from_slice(&o.features);
+        self.pending_y.push(o.label);
+        if self.pending_y.len() >= cfg.batch_rows {
+            self.network
+                .learn(&self.pending_x, &self.pending_y, cfg.learning_rate);
+            self.rows_learnt += self.pending_y.len() as u64;
+            self.pending_x.clear();
+            self.pending_y.clear();
+            self.consider_promotion(
+                cfg,
+                Watermark {
+                    labeled_at: o.labeled_at,
+                    id: o.id,
+                },
+            );
+        }
+    }
+
+    /// At the end of a mini-batch: a promotion, if the duel shows enough evidence.
+    fn consider_promotion(&mut self, cfg: &ShadowConfig, cutoff: Watermark) {
+        if self.promotion.is_some() || self.duel.len() < cfg.min_rows {
+            return;
+        }
+        let standing = self.duel.standing();
+        if standing.p_value >= cfg.alpha {
+            return;
+        }
+        self.promotion = Some(Box::new(Promotion {
+            challenger: "online".into(),
+            champion_version: self.base_version,
+            network: self.network.clone(),
+            cutoff,
+            rows_learnt: self.rows_learnt,
+            standing: standing.into(),
+            trace: self.duel.trace(),
+        }));
+    }
+}
+
+/// `Vec<f32>` as base64 of the values' little-endian bytes (exact).
+pub(crate) mod packed_vec {
+    use std::collections::VecDeque;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let q: VecDeque<f32> = v.iter().copied().collect();
+        crate::domain::packed::f32s::serialize(&q, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        crate::domain::packed::f32s::deserialize(d).map(Vec::from)
+    }
+}
+
+/// `VecDeque<u8>` as base64.
+pub(crate) mod packed_bytes {
+    use std::collections::VecDeque;
+
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &VecDeque<u8>, s: S) -> Result<S::Ok, S::Error> {
+        let (a, b) = v.as_slices();
+        s.serialize_str(&STANDARD.encode([a, b].concat()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<VecDeque<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD
+            .decode(text)
+            .map(VecDeque::from)
+            .map_err(|e| D::Error::custom(format!("not base64: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Networks for the tests of the core.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::net::{Dense, Member};
+    use super::Network;
+
+    /// A binary network that knows nothing yet (every weight zero: P(class 1) = 0.5).
+    pub(crate) fn blank(n_raw: usize, hidden: usize) -> Network {
+        let w = |n: usize| {
+            (0..n)
+                .map(|i| ((i * 7 % 11) as f32 / 11.0 - 0.45) * 0.5)
+                .collect()
+        };
+        Network {
+            n_classes: 2,
+            n_raw,
+            encoding: None,
+            members: vec![Member {
+                mean: vec![0.0; n_raw],
+                std: vec![1.0; n_raw],
+                layers: vec![
+                    Dense {
+                        inp: n_raw,
+                        out: hidden,
+                        w: w(n_raw * hidden),
+                        b: vec![0.0; hidden],
+                    },
+                    Dense {
+                        inp: hidden,
+                        out: 1,
+                        w: vec![0.0; hidden],
+                        b: vec![0.0],
+                    },
+                ],
+            }],
+            member_weights: vec![1.0],
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The online challenger against a champion, row by row.
+
+use chrono::{TimeZone, Utc};
+
+use super::testing::blank;
+use super::*;
+
+/// Row `i` of a stream whose label is `x0 > x1`, predicted by version `version` with
+/// `prediction`.
+fn row(i: i64, version: i64, prediction: f64) -> Outcome {
+    let x0 = ((i * 37) % 101) as f32 / 50.0 - 1.0;
+    let x1 = ((i * 53) % 97) as f32 / 48.0 - 1.0;
+    Outcome {
+        id: i,
+        labeled_at: Utc.timestamp_opt(1_700_000_000 + i, 0).unwrap(),
+        features: vec![x0, x1],
+        prediction,
+        label: u32::from(x0 > x1),
+        model_version: Some(version),
+    }
+}
+
+fn cfg() -> ShadowConfig {
+    ShadowConfig {
+        enabled: true,
+        learning_rate: 0.5,
+        ..ShadowConfig::default()
+    }
+}
+
+/// A champion that is right on every other row (a coin, in effect) loses to a challenger
+/// that learns the concept; the promotion carries its evidence and the rows it learnt.
+#[test]
+fn a_challenger_that_learns_is_promoted_with_its_evidence() {
+    let cfg = cfg();
+    let mut s = ShadowState::default();
+    s.challenge(3, blank(2, 8));
+    let mut promoted_at = None;
+    for i in 0..3000 {
+        let mut o = row(i, 3, 0.0);
+        o.prediction = if i % 2 == 0 {
+            f64::from(o.label)
+        } else {
+            1.0 - f64::from(o.label)
+        };
+        let right = i % 2 == 0;
+        s.observe(&cfg, &o, right);
+        if let Some(p) = s.take_promotion() {
+            promoted_at = Some((i, p));
+            break;
+        }
+    }
+    let (at, p) = promoted_at.expect("the challenger is promoted");
+    assert!(at >= cfg.min_rows as i64, "not before min_rows: {at}");
+    assert_eq!(
+        (at + 1) % cfg.batch_rows as i64,
+        0,
+        "at a mini-batch's end: {at}"
+    );
+    assert_eq!(p.champion_version, 3);
+    assert_eq!(p.cutoff.id, at);
+    assert_eq!(p.rows_learnt, at as u64 + 1);
+    assert!(p.standing.p_value < cfg.alpha);
+    assert!(p.standing.challenger_accuracy > p.standing.champion_accuracy);
+    assert!((p.standing.champion_accuracy - 0.5).abs() < 0.01);
+    assert_eq!(p.trace.len(), p.standing.rows);
+    // It duels its own version from now, with fresh evidence.
+    s.promoted(4);
+    let online = s.online.as_ref().unwrap();
+    assert_eq!((online.base_version, online.duel.len()), (4, 0));
+}
+
+/// A challenger as good as the champion (the same network, learning nothing new because
+/// the champion already predicts the labels) is never promoted: a tie is no evidence.
+#[test]
+fn an_equal_challenger_is_never_promoted() {
+    let cfg = cfg();
+    let mut s = ShadowState::default();
+    let net = blank(2, 8);
+    s.challenge(1, net.clone());
+    for i in 0..5000 {
+        let mut o = row(i, 1, 0.0);
+        // The champion's own prediction: the challenger, before it learnt anything, and
+        // whether it was right.
+        let p = s.online.as_ref().unwrap().network.predict(&o.features);
+        o.prediction = p;
+        let right = u32::from(p >= 0.5) == o.label;
+        s.observe(&cfg, &o, right);
+        assert!(s.take_promotion().is_none(), "row {i}");
+    }
+}
+
+/// Rows of another version are learnt from but not compared, and the state a replay
+/// reaches is the same however the rows were batched (each row is seen once, in order).
+#[test]
+fn other_versions_rows_teach_but_do_not_count() {
+    let cfg = cfg();
+    let mut s = ShadowState::default();
+    s.challenge(2, blank(2, 8));
+    for i in 0..100 {
+        s.observe(&cfg, &row(i, 1, 0.5), false);
+    }
+    let online = s.online.as_ref().unwrap();
+    assert_eq!(online.duel.len(), 0);
+    assert_eq!(online.rows_learnt, 96);
+    // A challenge from the same version keeps it; from another starts over.
+    let before = s.clone();
+    s.challenge(2, blank(2, 8));
+    assert_eq!(s, before);
+    s.challenge(5, blank(2, 8));
+    assert_eq!(s.online.as_ref().unwrap().rows_learnt, 0);
+    let json = serde_json::to_string(&before).unwrap();
+    assert_eq!(serde_json::from_str::<ShadowState>(&json).unwrap(), before);
+}
+
+#[test]
+fn settings_out_of_range_name_their_key() {
+    let bad = |f: fn(&mut ShadowConfig)| {
+        let mut c = ShadowConfig::default();
+        f(&mut c);
+        c.invalid().map(|(k, _)| k)
+    };
+    assert_eq!(ShadowConfig::default().invalid(), None);
+    assert_eq!(bad(|c| c.learning_rate = 0.0), Some("shadow.learning_rate"));
+    assert_eq!(bad(|c| c.batch_rows = 0), Some("shadow.batch_rows"));
+    assert_eq!(
+        bad(|c| c.min_rows = c.window_rows + 1),
+        Some("shadow.min_rows")
+    );
+    assert_eq!(bad(|c| c.alpha = 0.7), Some("shadow.alpha"));
+}
