@@ -53,7 +53,7 @@ impl Default for ShadowConfig {
     fn default() -> Self {
         ShadowConfig {
             enabled: false,
-            learning_rate: 0.05,
+            learning_rate: 0.2,
             batch_rows: 16,
             window_rows: 500,
             min_rows: 200,
@@ -152,12 +152,17 @@ impl ShadowState {
     /// from it; one that duels this version already (after a restart, or one that became
     /// it) goes on.
     pub fn challenge(&mut self, version: i64, network: Network) {
-        if self
-            .online
-            .as_ref()
-            .is_some_and(|o| o.base_version == version)
-        {
-            return;
+        if let Some(o) = self.online.as_mut() {
+            if o.base_version == version {
+                return;
+            }
+            // Its own promotion, registered before a restart that came before the state
+            // saying so was stored: it is that version now, and goes on.
+            if o.promotion.as_ref().is_some_and(|p| p.network == network) {
+                o.promotion = None;
+                self.promoted(version);
+                return;
+            }
         }
         self.online = network.is_valid().then(|| Online {
             base_version: version,

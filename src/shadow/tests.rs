@@ -129,3 +129,39 @@ fn settings_out_of_range_name_their_key() {
     );
     assert_eq!(bad(|c| c.alpha = 0.7), Some("shadow.alpha"));
 }
+
+/// A restart after the promotion was registered but before the state saying so was
+/// stored: the stored state still holds the promotion; the champion it became is that very
+/// network, so the challenger is that version now and goes on (it does not start over).
+#[test]
+fn a_promotion_registered_before_a_restart_is_not_made_twice() {
+    let cfg = cfg();
+    let mut s = ShadowState::default();
+    s.challenge(3, blank(2, 8));
+    let mut stored = None;
+    for i in 0..3000 {
+        let mut o = row(i, 3, 0.0);
+        let right = i % 2 == 0;
+        o.prediction = if right {
+            f64::from(o.label)
+        } else {
+            1.0 - f64::from(o.label)
+        };
+        s.observe(&cfg, &o, right);
+        if s.online.as_ref().unwrap().promotion.is_some() {
+            stored = Some(s.clone());
+            break;
+        }
+    }
+    let mut restored = stored.expect("a promotion");
+    let p = s.take_promotion().unwrap();
+    restored.challenge(4, p.network.clone());
+    let online = restored.online.as_ref().unwrap();
+    assert_eq!(online.base_version, 4);
+    assert_eq!(online.rows_learnt, p.rows_learnt);
+    assert!(online.duel.is_empty() && restored.take_promotion().is_none());
+    // Another network as version 4 (an update that was not this promotion) starts over.
+    let mut other = s.clone();
+    other.challenge(4, blank(2, 8));
+    assert_eq!(other.online.as_ref().unwrap().rows_learnt, 0);
+}

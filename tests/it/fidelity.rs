@@ -250,7 +250,18 @@ async fn replayed_with(
 /// round that decides on them is waited for, and after an update the cooldown (1 s of wall
 /// time in the daemon, nothing next to the replay's 100 s batches) is let pass, so that it
 /// holds back neither. The backtest decides nothing after its last batch: neither is it fed.
-async fn feed(db: &mut TestDb, daemon: &Daemon, h: &History, arrival: &[i64]) {
+///
+/// With `kills`, the daemon is killed (SIGKILL) a few milliseconds after the labels of each
+/// batch it names arrive, while it reads, folds and commits them, and started again with the
+/// configuration.
+async fn feed(
+    db: &mut TestDb,
+    daemon: &mut Daemon,
+    h: &History,
+    arrival: &[i64],
+    kills: Option<(&Path, &[usize])>,
+) {
+    let mut batch = 0;
     let mut labelled = vec![false; ROWS];
     // The newest label in the poll's order, (label time, id).
     let mut newest = (i64::MIN, -1i64);
@@ -281,6 +292,12 @@ async fn feed(db: &mut TestDb, daemon: &Daemon, h: &History, arrival: &[i64]) {
         }
         let at: Vec<i64> = due.iter().map(|&j| arrival[j]).collect();
         label_at(db, h, &due, &at).await;
+        if let Some((config, _)) = kills.filter(|(_, b)| b.contains(&batch)) {
+            tokio::time::sleep(Duration::from_millis(3 * (batch as u64 % 11))).await;
+            daemon.kill9();
+            *daemon = Daemon::spawn(config);
+        }
+        batch += 1;
         wait_decided(db, daemon, newest.1).await;
         if start == 0 || db.scalar_i64(runs).await > runs_before {
             tokio::time::sleep(Duration::from_millis(1_300)).await;
@@ -299,9 +316,9 @@ async fn the_daemon_and_the_backtest_make_the_same_updates_on_the_same_rows() {
     driftd::backtest::generate_csv(&spec, &input).unwrap();
     let (mut db, config, h, expected) = replayed(dir.path(), &input).await;
     assert!(h.label_ts.is_none());
-    let daemon = Daemon::spawn(&config);
+    let mut daemon = Daemon::spawn(&config);
     // Each label arrives with its own row's prediction.
-    feed(&mut db, &daemon, &h, &h.rows.ts).await;
+    feed(&mut db, &mut daemon, &h, &h.rows.ts, None).await;
     let got = same_updates_as(&mut db, &daemon, &expected).await;
     let triggers: Vec<&str> = got.iter().map(|u| u.0.as_str()).collect();
     assert_eq!(triggers[0], "bootstrap");
@@ -323,8 +340,8 @@ async fn a_change_that_comes_with_a_promotion_is_seen_at_once_by_both() {
     let toml =
         format!("{MODEL_TOML}[models.triggers.more_data]\nenabled = true\nevery_rows = 700\n");
     let (mut db, config, h, expected) = replayed_with(dir.path(), &input, &toml).await;
-    let daemon = Daemon::spawn(&config);
-    feed(&mut db, &daemon, &h, &h.rows.ts).await;
+    let mut daemon = Daemon::spawn(&config);
+    feed(&mut db, &mut daemon, &h, &h.rows.ts, None).await;
     let got = same_updates_as(&mut db, &daemon, &expected).await;
     let triggers: Vec<(&str, bool)> = got.iter().map(|u| (u.0.as_str(), u.1)).collect();
     assert_eq!(
@@ -380,52 +397,21 @@ async fn with_their_own_label_times_the_daemon_and_the_backtest_make_the_same_up
             }
         })
         .collect();
-    let daemon = Daemon::spawn(&config);
-    feed(&mut db, &daemon, &h, &arrival).await;
+    let mut daemon = Daemon::spawn(&config);
+    feed(&mut db, &mut daemon, &h, &arrival, None).await;
     let got = same_updates_as(&mut db, &daemon, &expected).await;
     assert!(got.len() >= 2, "{got:?}");
 }
 
-/// The shadow promotions of the backtest's report: the newest row each had learnt from.
-fn backtest_shadow_cutoffs(report: &Path) -> Vec<i64> {
-    let r: driftd::backtest::Report =
-        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
-    r.shadow_promotions
-        .iter()
-        .map(|p| p.trained_upto as i64)
-        .collect()
-}
-
-/// With `[models.shadow]` on, the online challenger learns from every labelled row and
-/// replaces the champion when it is right more often on the same rows: the daemon, which
-/// reads the rows in its own polls, promotes it after the same rows as the backtest, with
-/// the same weights (its later trainings and their holdouts are the same too), and records
-/// it as a version with trigger `shadow` and its evidence.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_and_the_backtest_make_the_same_shadow_promotions() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("stream.csv");
-    let spec = driftd::backtest::generate_spec(ROWS, 4, 5);
-    driftd::backtest::generate_csv(&spec, &input).unwrap();
-    let toml = format!("{MODEL_TOML}[models.shadow]\nenabled = true\n");
-    let (mut db, config, h, expected) = replayed_with(dir.path(), &input, &toml).await;
-    let shadow_expected = backtest_shadow_cutoffs(&dir.path().join("report.json"));
-    assert!(
-        !shadow_expected.is_empty(),
-        "the backtest promoted no challenger"
-    );
-    let daemon = Daemon::spawn(&config);
-    feed(&mut db, &daemon, &h, &h.rows.ts).await;
-    same_updates_as(&mut db, &daemon, &expected).await;
+/// The daemon's shadow versions, checked for their evidence: the newest row each learnt.
+async fn daemon_shadow_cutoffs(db: &mut TestDb) -> Vec<i64> {
     let rows = sqlx::query(
-        "SELECT cutoff_id, strategy, status, holdout_metrics FROM driftd.model_versions \
+        "SELECT cutoff_id, strategy, holdout_metrics FROM driftd.model_versions \
          WHERE model = 'm' AND trigger = 'shadow' ORDER BY version",
     )
     .fetch_all(&mut db.conn)
     .await
     .unwrap();
-    let cutoffs: Vec<i64> = rows.iter().map(|r| r.get("cutoff_id")).collect();
-    assert_eq!(cutoffs, shadow_expected, "daemon log:\n{}", daemon.logs());
     for r in &rows {
         assert_eq!(r.get::<String, _>("strategy"), "online");
         let sqlx::types::Json(m): sqlx::types::Json<serde_json::Value> = r.get("holdout_metrics");
@@ -436,7 +422,81 @@ async fn the_daemon_and_the_backtest_make_the_same_shadow_promotions() {
             "{m}"
         );
     }
+    rows.iter().map(|r| r.get("cutoff_id")).collect()
+}
+
+/// With `[models.shadow]` on, the online challenger learns from every labelled row and
+/// replaces the champion when it is right more often on the same rows: the daemon, which
+/// reads the rows in its own polls, promotes it after the same rows as the backtest, with
+/// the same weights (its later trainings and their holdouts are the same too), and records
+/// it as a version with trigger `shadow` and its evidence.
+///
+/// Then the same again, killing the daemon (SIGKILL) while it reads every third batch that
+/// makes no update: each row advances the challenger exactly once, so the promotions are
+/// the same and the stored challenger at the end is the uninterrupted run's, bit for bit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_and_the_backtest_make_the_same_shadow_promotions_even_through_kill_dash_nine() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("stream.csv");
+    let spec = driftd::backtest::generate_spec(ROWS, 4, 5);
+    driftd::backtest::generate_csv(&spec, &input).unwrap();
+    let toml = format!("{MODEL_TOML}[models.shadow]\nenabled = true\n");
+    let (mut db, config, h, expected) = replayed_with(dir.path(), &input, &toml).await;
+    let report: driftd::backtest::Report =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    let shadow_expected: Vec<i64> = report
+        .shadow_promotions
+        .iter()
+        .map(|p| p.trained_upto as i64)
+        .collect();
+    assert!(
+        !shadow_expected.is_empty(),
+        "the backtest promoted no challenger"
+    );
+    let mut daemon = Daemon::spawn(&config);
+    feed(&mut db, &mut daemon, &h, &h.rows.ts, None).await;
+    same_updates_as(&mut db, &daemon, &expected).await;
+    let cutoffs = daemon_shadow_cutoffs(&mut db).await;
+    assert_eq!(cutoffs, shadow_expected, "daemon log:\n{}", daemon.logs());
     let series =
-        daemon.metric(r#"driftd_shadow_accuracy{model="m",challenger="online",window="500"}"#);
+        daemon.metric(r#"driftd_shadow_accuracy{challenger="online",model="m",window="500"}"#);
     assert!(series.is_some(), "the shadow accuracy is exported");
+    let uninterrupted = db.state_json(MODEL).await["shadow"].clone();
+    assert!(
+        uninterrupted["online"]["network"].is_object(),
+        "{uninterrupted}"
+    );
+    drop(daemon);
+
+    // Kill only where the backtest made no update (a killed training is a failed run).
+    let busy: Vec<usize> = std::iter::once(&report.bootstrap)
+        .chain(&report.retrains)
+        .map(|r| r.index)
+        .chain(report.shadow_promotions.iter().map(|p| p.index))
+        .collect();
+    let quiet: Vec<usize> = (1..(ROWS - BOOTSTRAP) / BATCH)
+        .filter(|b| !busy.contains(&(BOOTSTRAP + b * BATCH - 1)))
+        .collect();
+    let kills: Vec<usize> = quiet.iter().copied().step_by(3).collect();
+    assert!(kills.len() >= 5, "{kills:?}");
+    let dir2 = tempfile::tempdir().unwrap();
+    let (mut db2, config2, _, _) = replayed_with(dir2.path(), &input, &toml).await;
+    let mut daemon = Daemon::spawn(&config2);
+    feed(
+        &mut db2,
+        &mut daemon,
+        &h,
+        &h.rows.ts,
+        Some((&config2, &kills)),
+    )
+    .await;
+    same_updates_as(&mut db2, &daemon, &expected).await;
+    assert_eq!(daemon_shadow_cutoffs(&mut db2).await, shadow_expected);
+    assert_eq!(
+        db2.state_json(MODEL).await["shadow"],
+        uninterrupted,
+        "the challenger after {} kills differs from the uninterrupted run's",
+        kills.len()
+    );
 }
