@@ -39,7 +39,7 @@ VALUES = {
     "window": ["100", "1000", "10000", "1h", "24h", "7d"],
     "reason": ["null_feature", "non_finite_feature", "wrong_feature_count", "invalid_label", "missing_prediction"],
     "detector": ["adwin", "ddm", "page_hinkley"],
-    "trigger": ["schedule", "drift", "threshold", "manual", "bootstrap", "feature_drift"],
+    "trigger": ["schedule", "drift", "threshold", "manual", "bootstrap", "feature_drift", "shadow"],
     "result": ["promoted", "kept", "failed", "cancelled", "coalesced"],
     "strategy": ["full", "warm_start"],
     "feature": ["nswprice", "vicprice", "transfer"],
@@ -49,6 +49,7 @@ VALUES = {
     "origin": ["configured", "template"],
     "route": ["/v1/models/{model}/predict", "/v2/models/{model}/infer", "unmatched"],
     "code": ["200", "401", "503"],
+    "challenger": ["online"],
 }
 BUCKETS = [0.01, 0.1, 1, 10, 60, 600, 3600]
 
