@@ -1,5 +1,6 @@
 //! A hand-written SVG of a replay: rolling accuracy over the rows, the rows where drift was
-//! detected, the updates (promoted or kept), axes and a legend.
+//! detected, the updates (promoted or kept), the challenger in shadow and its promotions,
+//! axes and a legend.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,6 +24,8 @@ const PROMOTED: &str = "#2ca02c";
 const KEPT: &str = "#8c8c8c";
 /// The estimated accuracy (a dashed line).
 const ESTIMATE: &str = "#17becf";
+/// The challenger in shadow (a dotted line) and its promotions.
+const SHADOW: &str = "#e377c2";
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -106,6 +109,7 @@ pub fn render_svg(main: &Report, others: &[&Report]) -> String {
     write_updates(&mut s, &sc, main);
     write_accuracy_lines(&mut s, &sc, &lines);
     write_estimate(&mut s, &sc, main);
+    write_shadow(&mut s, &sc, main);
     write_drifts(&mut s, &sc, main);
     write_legend(&mut s, &lines, main);
     s.push_str("</svg>\n");
@@ -273,6 +277,46 @@ fn write_estimate(s: &mut String, sc: &Scale, main: &Report) {
     }
 }
 
+/// The online challenger's accuracy on the duel's rows (dotted), and its promotions
+/// (dotted verticals with a tooltip of the evidence).
+fn write_shadow(s: &mut String, sc: &Scale, main: &Report) {
+    let pts: Vec<String> = main
+        .shadow_series
+        .iter()
+        .map(|p| {
+            let y = sc.y(p.challenger_accuracy);
+            format!("{:.1},{y:.1}", sc.x(p.index as f64 + 1.0))
+        })
+        .collect();
+    if !pts.is_empty() {
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{SHADOW}" stroke-dasharray="2,2" stroke-width="1.5"/>"#,
+            pts.join(" ")
+        );
+    }
+    for p in &main.shadow_promotions {
+        let xx = sc.x(p.index as f64 + 1.0);
+        let tip = format!(
+            "row {}: shadow challenger ({}) promoted as version {}: {:.4} vs the champion's \
+             {:.4} on the same {} rows, p = {:.2e}",
+            p.index + 1,
+            p.challenger,
+            p.version,
+            p.challenger_accuracy,
+            p.champion_accuracy,
+            p.rows,
+            p.p_value
+        );
+        let _ = writeln!(
+            s,
+            r#"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="{SHADOW}" stroke-dasharray="2,2" stroke-width="1.5"><title>{}</title></line>"#,
+            TOP + PH,
+            esc(&tip)
+        );
+    }
+}
+
 /// Drifts: triangles along the top edge, with a tooltip naming the detector.
 fn write_drifts(s: &mut String, sc: &Scale, main: &Report) {
     for d in &main.drift_events {
@@ -310,6 +354,17 @@ fn write_legend(s: &mut String, lines: &[&Report], main: &Report) {
                 r#"<line x1="0" y1="0" x2="18" y2="0" stroke="{ESTIMATE}" stroke-dasharray="5,3" stroke-width="1.5"/>"#
             ),
             format!("estimated before the labels (MAE {mae:.3})"),
+        ));
+    }
+    if !main.shadow_series.is_empty() {
+        entries.push((
+            format!(
+                r#"<line x1="0" y1="0" x2="18" y2="0" stroke="{SHADOW}" stroke-dasharray="2,2" stroke-width="1.5"/>"#
+            ),
+            format!(
+                "challenger in shadow ({} promoted)",
+                main.shadow_promotions.len()
+            ),
         ));
     }
     entries.push((

@@ -252,6 +252,18 @@ pub struct EstimationPoint {
     pub rows: usize,
 }
 
+/// How the online challenger and the champion stood after a batch: their accuracy on the
+/// same newest rows of the duel (`[models.shadow] window_rows`), each row predicted by the
+/// challenger before it learnt from it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ShadowSeriesPoint {
+    /// The newest row predicted when it was read.
+    pub index: usize,
+    pub rows: usize,
+    pub challenger_accuracy: f64,
+    pub champion_accuracy: f64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SeriesPoint {
     /// The last row of the span.
@@ -299,6 +311,10 @@ pub struct Report {
     /// Each shadow challenger that replaced the champion, in order (`[models.shadow]`).
     #[serde(default)]
     pub shadow_promotions: Vec<ShadowPoint>,
+    /// The online challenger against the champion after each batch (empty when shadow is
+    /// off).
+    #[serde(default)]
+    pub shadow_series: Vec<ShadowSeriesPoint>,
     /// Requests that arrived while an update was decided on: each became (part of) a
     /// follow-up update.
     pub coalesced: usize,
@@ -526,7 +542,40 @@ fn summary(r: &Report) -> String {
     } else {
         String::new()
     };
-    summary_line(r) + &skipped + &delay + &estimate + &grown_classes(r)
+    summary_line(r) + &skipped + &delay + &estimate + &shadow_summary(r) + &grown_classes(r)
+}
+
+/// The challengers' part of the summary: their promotions and where they stood last.
+fn shadow_summary(r: &Report) -> String {
+    let Some(last) = r.shadow_series.last() else {
+        return String::new();
+    };
+    let promotions: Vec<String> = r
+        .shadow_promotions
+        .iter()
+        .map(|p| {
+            format!(
+                "row {} ({:.3} vs {:.3}, p {:.2e})",
+                p.index + 1,
+                p.challenger_accuracy,
+                p.champion_accuracy,
+                p.p_value
+            )
+        })
+        .collect();
+    let listed = if promotions.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", promotions.join(", "))
+    };
+    format!(
+        "; shadow: {} promotion(s){listed}; at the end the challenger {:.3} vs the champion \
+         {:.3} on the newest {} rows",
+        r.shadow_promotions.len(),
+        last.challenger_accuracy,
+        last.champion_accuracy,
+        last.rows
+    )
 }
 
 /// The classes the updates learnt that the bootstrap model did not have, with how soon.

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::metrics::{class_reports, stream_metrics, UpdateCost};
 use super::{
     BacktestError, BacktestOptions, DriftPoint, EstimationPoint, History, PolicyMode, Report,
-    Retrain, SeriesPoint, ShadowPoint,
+    Retrain, SeriesPoint, ShadowPoint, ShadowSeriesPoint,
 };
 use crate::config::ModelConfig;
 use crate::control::{
@@ -297,6 +297,7 @@ struct Replay<'a> {
     versions: Vec<i64>,
     correct: Vec<bool>,
     drift_events: Vec<DriftPoint>,
+    shadow_series: Vec<ShadowSeriesPoint>,
     /// Per schedule, its next firing on the simulated clock.
     schedules: Vec<Option<DateTime<Utc>>>,
     /// The next label to fold, as a position in label order.
@@ -372,7 +373,7 @@ impl Replay<'_> {
 
     /// Folds the labels that arrived, up to position `label_end` in label order, into the
     /// monitor.
-    fn label(&mut self, label_end: usize) -> Vec<MonitorEvent> {
+    fn label(&mut self, label_end: usize) {
         let h = self.sim.h;
         let all = &self.sim.all;
         let outcomes: Vec<Outcome> = (self.next_label..label_end)
@@ -391,15 +392,14 @@ impl Replay<'_> {
             .collect();
         self.next_label = label_end;
         let Some(last) = outcomes.last() else {
-            return Vec::new();
+            return;
         };
         let to = Watermark {
             labeled_at: last.labeled_at,
             id: last.id,
         };
         let folded = self.core.fold(&outcomes, to);
-        let events = self.core.commit(folded);
-        for e in &events {
+        for e in &self.core.commit(folded) {
             if let MonitorEvent::Drift {
                 detector, row_id, ..
             } = e
@@ -410,17 +410,16 @@ impl Replay<'_> {
                 });
             }
         }
-        events
     }
 
     /// What the daemon asks the core after a committed batch: the feature-drift check, the
     /// batch's triggers, the schedules that fired.
-    fn decide(&mut self, events: &[MonitorEvent], now: DateTime<Utc>, end: usize) -> Vec<Decision> {
+    fn decide(&mut self, now: DateTime<Utc>, end: usize) -> Vec<Decision> {
         let mut decisions = Vec::new();
         if self.core.feature_check_due(now) {
             decisions.extend(self.check_features(end, now));
         }
-        decisions.extend(self.core.on_batch(events, now));
+        decisions.extend(self.core.on_batch(now));
         let model = self.sim.model;
         for (i, next) in self.schedules.iter_mut().enumerate() {
             if next.is_some_and(|t| now >= t) {
@@ -457,18 +456,31 @@ impl Replay<'_> {
         let t = Instant::now();
         self.estimate(step, end);
         let label_end = self.labels_in(end);
-        let events = self.label(label_end);
+        self.label(label_end);
         if end == n {
             // Nothing is left to predict: an update now could not change any prediction.
             self.monitor_seconds += t.elapsed().as_secs_f64();
             return Ok(false);
         }
         let now = at(self.sim.h.rows.ts[end - 1]);
-        let decisions = self.decide(&events, now, end);
+        let decisions = self.decide(now, end);
+        self.record_standing(end - 1);
         self.monitor_seconds += t.elapsed().as_secs_f64();
         self.sim
             .carry_out(&mut self.core, decisions, end - 1, now)?;
         Ok(true)
+    }
+
+    /// Where the online challenger stands after the batch, before any promotion it brings.
+    fn record_standing(&mut self, index: usize) {
+        if let Some(s) = self.core.state().shadow.standing().filter(|s| s.rows > 0) {
+            self.shadow_series.push(ShadowSeriesPoint {
+                index,
+                rows: s.rows,
+                challenger_accuracy: s.challenger_accuracy,
+                champion_accuracy: s.champion_accuracy,
+            });
+        }
     }
 
     /// How many labels (in label order) have arrived once rows `..end` are predicted: all of
@@ -619,6 +631,7 @@ fn new_replay<'a>(
         versions: vec![0i64; n],
         correct: vec![false; n],
         drift_events: Vec::new(),
+        shadow_series: Vec::new(),
         schedules,
         next_label: b,
         predict_seconds: 0.0,
@@ -725,6 +738,7 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
         opts,
         correct,
         drift_events,
+        shadow_series,
         predict_seconds,
         monitor_seconds,
         preds,
@@ -775,6 +789,7 @@ fn report(replay: Replay<'_>, b: usize, wall: Instant) -> Report {
         bootstrap,
         promotions: sim.retrains.iter().filter(|r| r.promoted).count() + sim.shadow.len(),
         shadow_promotions: sim.shadow,
+        shadow_series,
         retrains: sim.retrains,
         coalesced: sim.coalesced,
         skipped: sim.skipped,

@@ -1011,3 +1011,51 @@ fn a_categorical_change_is_found_and_learnt() {
     );
     assert!(mean > 0.8, "after the change: {mean:.3}");
 }
+
+/// With `[models.shadow]` on, the report and the chart show the challenger: where it stood
+/// after each batch, and each promotion with its evidence (more often right on the same
+/// rows, with significance).
+#[test]
+fn the_report_and_the_chart_show_the_challenger_and_its_promotions() {
+    let mut cfg = stream_config();
+    cfg.models[0].shadow.enabled = true;
+    let r = run_history(
+        &cfg.models[0],
+        &History::from_stream(&drifting()),
+        &BacktestOptions::default(),
+    )
+    .unwrap();
+    assert!(!r.shadow_series.is_empty());
+    assert!(!r.shadow_promotions.is_empty(), "{}", summary(&r));
+    for p in &r.shadow_promotions {
+        assert!(p.challenger_accuracy > p.champion_accuracy, "{p:?}");
+        assert!(p.p_value < cfg.models[0].shadow.alpha, "{p:?}");
+    }
+    let text = summary(&r);
+    assert!(
+        text.contains(&format!(
+            "shadow: {} promotion(s)",
+            r.shadow_promotions.len()
+        )),
+        "{text}"
+    );
+    let svg = render_svg(&r, &[]);
+    assert_eq!(
+        svg.matches("shadow challenger (online) promoted").count(),
+        r.shadow_promotions.len()
+    );
+    assert!(
+        svg.contains("challenger in shadow ("),
+        "the legend names it"
+    );
+    // Off, none of it.
+    let off = run_history(
+        &stream_config().models[0],
+        &History::from_stream(&drifting()),
+        &BacktestOptions::default(),
+    )
+    .unwrap();
+    assert!(off.shadow_series.is_empty() && off.shadow_promotions.is_empty());
+    assert!(!summary(&off).contains("shadow:"));
+    assert!(!render_svg(&off, &[]).contains("challenger in shadow"));
+}

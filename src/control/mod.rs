@@ -354,12 +354,19 @@ impl Controller {
     }
 
     /// Folds `outcomes` (validated, in poll order, the newest at `to`) into a copy of the state.
+    /// Folds a batch into a copy of the state. The drift it shows the policy is noted in
+    /// that copy (with a champion, as the triggers only watch one), so it is stored with the
+    /// batch: decided on after the commit, or after a restart that came between.
     pub fn fold(&self, outcomes: &[Outcome], to: Watermark) -> Folded {
         let mut state = self.state.clone();
-        let events = outcomes
+        let events: Vec<MonitorEvent> = outcomes
             .iter()
             .flat_map(|o| state.update(&self.cfg, o))
             .collect();
+        if self.mode == TriggerMode::Configured && self.champion.is_some() {
+            let rows = state.monitor.rows;
+            policy::note_drift(&self.cfg.triggers.drift, &mut state.policy, rows, &events);
+        }
         Folded { state, events, to }
     }
 
@@ -440,14 +447,14 @@ impl Controller {
         self.champion = champion;
     }
 
-    /// After a committed batch (`events` are what it showed the detectors; none on a round
-    /// that read nothing): the drift, threshold, more-data and bootstrap triggers, then the
+    /// After a committed batch, or a round that read nothing: a shadow promotion, the
+    /// drift (noted by the fold), threshold, more-data and bootstrap triggers, then the
     /// estimated one, or the baseline's.
-    pub fn on_batch(&mut self, events: &[MonitorEvent], now: DateTime<Utc>) -> Vec<Decision> {
+    pub fn on_batch(&mut self, now: DateTime<Utc>) -> Vec<Decision> {
         let mut decisions: Vec<Decision> = self.shadow_promotion().into_iter().collect();
         let request = match self.mode {
             TriggerMode::Configured => self
-                .policy_request(events, now)
+                .policy_request(now)
                 .or_else(|| self.estimated_request(now)),
             TriggerMode::Never => None,
             TriggerMode::EveryRows(n) => self.periodic_request(n),
@@ -472,14 +479,9 @@ impl Controller {
         Some(Decision::Promote(Box::new(p)))
     }
 
-    fn policy_request(
-        &mut self,
-        events: &[MonitorEvent],
-        now: DateTime<Utc>,
-    ) -> Option<TrainRequest> {
+    fn policy_request(&mut self, now: DateTime<Utc>) -> Option<TrainRequest> {
         let view = BatchView {
             rows: self.state.monitor.rows,
-            events,
             watched_accuracy: self
                 .state
                 .monitor

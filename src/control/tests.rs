@@ -88,13 +88,10 @@ fn a_folded_batch_is_not_the_state_until_committed() {
 #[test]
 fn the_bootstrap_reads_every_row_and_seeds_count_up() {
     let mut c = controller("[models.triggers]\nbootstrap_min_rows = 50");
-    let events = feed(&mut c, 1..40, |_| true);
-    assert!(
-        c.on_batch(&events, t(40)).is_empty(),
-        "below bootstrap_min_rows"
-    );
-    let events = feed(&mut c, 40..60, |_| true);
-    let p = plan(c.on_batch(&events, t(60)).remove(0));
+    feed(&mut c, 1..40, |_| true);
+    assert!(c.on_batch(t(40)).is_empty(), "below bootstrap_min_rows");
+    feed(&mut c, 40..60, |_| true);
+    let p = plan(c.on_batch(t(60)).remove(0));
     assert_eq!(p.trigger, TriggerKind::Bootstrap);
     assert_eq!((p.split, p.upto, p.seed), (None, wm(59), 7));
     assert_eq!(p.old_rows(), None);
@@ -110,8 +107,8 @@ fn the_bootstrap_reads_every_row_and_seeds_count_up() {
     assert_eq!(c.champion(), Some(&champion));
     assert_eq!(c.state().policy.rows_at_last_update, 59);
     // The next plan has the next seed and splits at the champion's cut-off.
-    let events = feed(&mut c, 60..70, |_| true);
-    assert!(c.on_batch(&events, t(70)).is_empty());
+    feed(&mut c, 60..70, |_| true);
+    assert!(c.on_batch(t(70)).is_empty());
     let req = manual_request(c.config(), 5, None, "because".into());
     let p = plan(c.on_request(req));
     assert_eq!((p.seed, p.split, p.upto), (8, Some(wm(59)), wm(69)));
@@ -171,8 +168,8 @@ fn a_drift_update_learns_from_the_detection_on() {
     let mut id = 1;
     // Right, then wrong on every row: ADWIN sees the change.
     while drift.is_none() && id < 5_000 {
-        let events = feed(&mut c, id..id + 50, |i| i < 1_000);
-        for d in c.on_batch(&events, t(id + 50)) {
+        feed(&mut c, id..id + 50, |i| i < 1_000);
+        for d in c.on_batch(t(id + 50)) {
             drift = Some(plan(d));
         }
         id += 50;
@@ -190,8 +187,8 @@ fn a_drift_update_learns_from_the_detection_on() {
     // The refresh learns from the same detection on, once 300 more rows are in.
     let mut refresh = None;
     while refresh.is_none() && id < 10_000 {
-        let events = feed(&mut c, id..id + 50, |_| false);
-        for d in c.on_batch(&events, t(id + 50)) {
+        feed(&mut c, id..id + 50, |_| false);
+        for d in c.on_batch(t(id + 50)) {
             refresh = Some(plan(d));
         }
         id += 50;
@@ -283,17 +280,17 @@ fn the_periodic_baseline_counts_rows_since_the_last_update() {
         cutoff: Watermark::start(),
         classes: 2,
     }));
-    let events = feed(&mut c, 1..100, |_| true);
-    assert!(c.on_batch(&events, t(100)).is_empty());
-    let events = feed(&mut c, 100..101, |_| true);
-    let p = plan(c.on_batch(&events, t(101)).remove(0));
+    feed(&mut c, 1..100, |_| true);
+    assert!(c.on_batch(t(100)).is_empty());
+    feed(&mut c, 100..101, |_| true);
+    let p = plan(c.on_batch(t(101)).remove(0));
     assert_eq!(
         (p.trigger, p.reason.as_str()),
         (TriggerKind::Periodic, "100 rows since the last update")
     );
     c.on_training_finished(None, t(102));
-    let events = feed(&mut c, 101..150, |_| true);
-    assert!(c.on_batch(&events, t(150)).is_empty());
+    feed(&mut c, 101..150, |_| true);
+    assert!(c.on_batch(t(150)).is_empty());
 }
 
 #[test]
@@ -436,15 +433,15 @@ fn a_low_estimate_of_scored_rows_requests_an_update_once_it_held() {
         .all(|e| e.is_some_and(|e| (e - 0.6).abs() < 1e-9)));
     assert_eq!(c.estimates().rows, 0, "not in force until committed");
     c.commit_scored(folded);
-    assert!(c.on_batch(&[], t(200)).is_empty(), "the hold starts");
+    assert!(c.on_batch(t(200)).is_empty(), "the hold starts");
     assert_eq!(c.scored_cursor(), wm(100));
     let (acc, n) = c.estimates().window("1000").unwrap();
     assert!((acc - 0.6).abs() < 1e-6 && n == 100, "{acc} over {n}");
     let rows = scored(101, 10);
     let folded = c.fold_scored(&rows, wm(110));
     c.commit_scored(folded);
-    assert!(c.on_batch(&[], t(230)).is_empty(), "still holding");
-    let p = plan(c.on_batch(&[], t(261)).remove(0));
+    assert!(c.on_batch(t(230)).is_empty(), "still holding");
+    let p = plan(c.on_batch(t(261)).remove(0));
     assert_eq!(
         (p.trigger, p.strategy),
         (TriggerKind::Estimated, Strategy::FinetuneCombined)
@@ -552,8 +549,8 @@ fn poll_in(c: &mut Controller, rows: &[Outcome], batch: usize) -> Vec<Decision> 
                 id: last.id,
             },
         );
-        let events = c.commit(folded);
-        decisions.extend(c.on_batch(&events, last.labeled_at));
+        c.commit(folded);
+        decisions.extend(c.on_batch(last.labeled_at));
     }
     decisions
 }
@@ -610,4 +607,59 @@ fn no_challenger_unless_configured() {
     let mut baseline = controller("[models.shadow]\nenabled = true").with_mode(TriggerMode::Never);
     baseline.challenge(1, Some(crate::shadow::testing::blank(2, 8)));
     assert!(baseline.state().shadow.online.is_none());
+}
+
+/// A drift is noted as its batch is folded, so it is stored with the batch: a driver killed
+/// after the commit, before it asked the core for its decisions, makes the same drift
+/// update after the restart (the detectors are past that drift and do not report it again).
+#[test]
+fn a_drift_noted_in_a_committed_batch_survives_a_restart_before_the_decision() {
+    let extra = "[models.triggers.drift]\nmin_new_rows = 100\nmin_rows_after_drift = 200\ncooldown = \"1s\"";
+    let champion = ChampionView {
+        version: 1,
+        holdout_accuracy: Some(0.9),
+        cutoff: wm(0),
+        classes: 2,
+    };
+    let mut c = controller(extra);
+    c.set_champion(Some(champion));
+    let mut id = 1;
+    // Right, then wrong on every row, up to the batch where ADWIN reports it.
+    let mut drifted = false;
+    while !drifted && id < 5_000 {
+        let events = feed(&mut c, id..id + 50, |i| i < 1_000);
+        drifted = events
+            .iter()
+            .any(|e| matches!(e, MonitorEvent::Drift { .. }));
+        id += 50;
+        if !drifted {
+            assert!(c.on_batch(t(id)).is_empty());
+        }
+    }
+    assert!(drifted, "ADWIN saw the change");
+    assert!(
+        c.state().policy.pending_drift.is_some(),
+        "noted by the fold"
+    );
+    // The uninterrupted driver decides now; the killed one restarts from the stored state.
+    let mut restarted = Controller::new(
+        model(extra),
+        serde_json::from_value(serde_json::to_value(c.state()).unwrap()).unwrap(),
+        c.watermark(),
+        7,
+    );
+    restarted.set_champion(Some(champion));
+    let updates = |ctl: &mut Controller| {
+        let mut i = id;
+        let mut got = ctl.on_batch(t(i)).into_iter().next().map(plan);
+        while got.is_none() && i < 5_000 {
+            feed(ctl, i..i + 50, |_| false);
+            i += 50;
+            got = ctl.on_batch(t(i)).into_iter().next().map(plan);
+        }
+        got.map(|p| (p.trigger, p.split, p.upto))
+    };
+    let expected = updates(&mut c);
+    assert_eq!(expected.map(|e| e.0), Some(TriggerKind::Drift));
+    assert_eq!(updates(&mut restarted), expected);
 }

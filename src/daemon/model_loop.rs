@@ -102,6 +102,14 @@ struct Scorer {
 /// Starts the trainings the core decided on and records the requests it coalesced; a
 /// shadow promotion is carried out first, by the model loop (see
 /// [`ModelLoop::promote_shadow`]), and only then what coalesced behind it.
+/// What the core's decisions change in the stored state: the policy's memory and which
+/// champion the challenger duels (its weights change with every batch, and are stored with
+/// it).
+fn decided(state: &control::ModelState) -> (crate::policy::PolicyState, Option<i64>) {
+    let base = state.shadow.online.as_ref().map(|o| o.base_version);
+    (state.policy.clone(), base)
+}
+
 async fn carry_out(decisions: Vec<Decision>, trainer: &mut Trainer) -> Result<(), StoreError> {
     for d in decisions {
         match d {
@@ -168,10 +176,7 @@ impl ModelLoop {
                     Err(e) => Err(e),
                 },
                 Some(l) => match self.step(l).await {
-                    Ok((step, events)) => self
-                        .after_step(l, &mut trainer, &events)
-                        .await
-                        .map(|_| step),
+                    Ok(step) => self.after_step(l, &mut trainer).await.map(|_| step),
                     Err(e) => Err(e),
                 },
             };
@@ -294,7 +299,6 @@ impl ModelLoop {
         &mut self,
         live: &mut Live,
         trainer: &mut Trainer,
-        events: &[MonitorEvent],
     ) -> Result<(), StoreError> {
         self.estimate_scored(live).await?;
         if !self.cfg.train.enabled {
@@ -302,6 +306,7 @@ impl ModelLoop {
             return Ok(());
         }
         let now = Utc::now();
+        let before = decided(live.core.state());
         let mut decisions = Vec::new();
         if let Some(done) = trainer.poll().await {
             tracing::debug!(model = %self.cfg.name, run_id = done.run_id, status = done.status.as_str(), "run collected");
@@ -320,7 +325,7 @@ impl ModelLoop {
         if self.runtime.score_unscored {
             self.score_unscored(live).await?;
         }
-        decisions.extend(self.decide(live, events, now).await?);
+        decisions.extend(self.decide(live, now).await?);
         let mut conn = self.pool.acquire().await?;
         while let Some(run) = registry::runs_claim_requested(&mut conn, &self.cfg.name).await? {
             let req = control::manual_request(&self.cfg, run.id, run.strategy, run.reason);
@@ -328,7 +333,13 @@ impl ModelLoop {
         }
         drop(conn);
         let decisions = self.promote_shadows(live, decisions, now).await?;
-        carry_out(decisions, trainer).await
+        carry_out(decisions, trainer).await?;
+        if decided(live.core.state()) != before {
+            let mut conn = self.pool.acquire().await?;
+            let (name, at) = (&self.cfg.name, live.core.watermark());
+            store::store_decisions(&mut conn, name, at, live.core.state()).await?;
+        }
+        Ok(())
     }
 
     /// Carries out the shadow promotions among `decisions`; returns the rest, with what the
@@ -465,25 +476,24 @@ impl ModelLoop {
             return Ok(());
         }
         let now = Utc::now();
-        let decisions = self.decide(live, &[], now).await?;
+        let decisions = self.decide(live, now).await?;
         let decisions = self.promote_shadows(live, decisions, now).await?;
         carry_out(decisions, trainer).await
     }
 
-    /// The core's answers to what this round brought: a due feature-drift check, the batch's
-    /// events (none on a quiet round: the decisions that wait on time still run) and the
-    /// schedule requests waiting in the channel.
+    /// The core's answers to what this round brought: a due feature-drift check, the
+    /// committed batches (their drifts noted in the stored state; on a quiet round the
+    /// decisions that wait on time still run) and the schedule requests in the channel.
     async fn decide(
         &mut self,
         live: &mut Live,
-        events: &[MonitorEvent],
         now: chrono::DateTime<Utc>,
     ) -> Result<Vec<Decision>, StoreError> {
         let mut decisions = Vec::new();
         if live.core.feature_check_due(now) {
             decisions.extend(self.check_feature_drift(live, now).await?);
         }
-        decisions.extend(live.core.on_batch(events, now));
+        decisions.extend(live.core.on_batch(now));
         while let Ok(r) = self.triggers.try_recv() {
             decisions.push(live.core.on_request(r));
         }
@@ -816,7 +826,7 @@ impl ModelLoop {
     }
 
     /// Reads, folds and commits one batch. The in-memory state only advances after commit.
-    async fn step(&self, live: &mut Live) -> Result<(StepOutcome, Vec<MonitorEvent>), StoreError> {
+    async fn step(&self, live: &mut Live) -> Result<StepOutcome, StoreError> {
         let started = Instant::now();
         let mut conn = self.pool.acquire().await?;
         let raw = match live.read_ahead.take() {
@@ -839,13 +849,10 @@ impl ModelLoop {
             }
         }
         let Some(last) = raw.last() else {
-            return Ok((
-                StepOutcome {
-                    rows: 0,
-                    rejected: 0,
-                },
-                Vec::new(),
-            ));
+            return Ok(StepOutcome {
+                rows: 0,
+                rejected: 0,
+            });
         };
         let to = Watermark {
             labeled_at: last.labeled_at,
@@ -907,13 +914,10 @@ impl ModelLoop {
         self.metrics
             .ingest
             .poll_took(started.elapsed().as_secs_f64());
-        Ok((
-            StepOutcome {
-                rows,
-                rejected: rejected.len(),
-            },
-            events,
-        ))
+        Ok(StepOutcome {
+            rows,
+            rejected: rejected.len(),
+        })
     }
 
     /// One batch of rows past `from`.

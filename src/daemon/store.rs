@@ -213,6 +213,37 @@ pub async fn commit(conn: &mut PgConnection, b: &BatchCommit<'_>) -> Result<(), 
     Ok(())
 }
 
+/// Stores what the core decided after the batch at `at` (the policy's memory: a drift
+/// request clears the drift it noted, an update resets the counts), at the same watermark.
+/// Without it a restart before the next batch would decide again on what was already acted
+/// on (a second update for one drift). A replica that took the model over moved the
+/// watermark: [`StoreError::Conflict`].
+pub async fn store_decisions(
+    conn: &mut PgConnection,
+    model: &str,
+    at: Watermark,
+    state: &ModelState,
+) -> Result<(), StoreError> {
+    let updated = sqlx::query(
+        "UPDATE driftd.monitor_state SET state = $2, updated_at = now() \
+         WHERE model = $1 AND ( \
+            ($3 AND watermark_id IS NULL) OR \
+            (watermark_labeled_at = $4 AND watermark_id = $5))",
+    )
+    .bind(model)
+    .bind(sqlx::types::Json(state))
+    .bind(at == Watermark::start())
+    .bind(at.labeled_at)
+    .bind(at.id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        return Err(StoreError::Conflict(model.to_string()));
+    }
+    Ok(())
+}
+
 /// The chunks of counted ids that changed, in one statement.
 async fn write_counted(
     conn: &mut PgConnection,

@@ -136,9 +136,8 @@ pub struct PolicyState {
 }
 
 /// What one batch showed the policy.
-pub struct BatchView<'a> {
+pub struct BatchView {
     pub rows: u64,
-    pub events: &'a [MonitorEvent],
     /// The watched window's accuracy (see `threshold.window`).
     pub watched_accuracy: Option<f64>,
     pub champion_holdout_accuracy: Option<f64>,
@@ -153,7 +152,7 @@ pub struct BatchView<'a> {
 pub fn on_batch(
     cfg: &TriggerConfig,
     st: &mut PolicyState,
-    b: &BatchView<'_>,
+    b: &BatchView,
     now: DateTime<Utc>,
 ) -> Option<TrainRequest> {
     if !b.has_champion {
@@ -163,11 +162,8 @@ pub fn on_batch(
         }
         return None;
     }
-    // A drift is noted first, so that a new-class update in the same batch defers it
-    // rather than drops it.
-    if cfg.drift.enabled {
-        note_drift(&cfg.drift, st, b);
-    }
+    // The batch's drift is noted already (see [`note_drift`]): a new-class update in the
+    // same batch defers it rather than drops it.
     if let Some(r) = new_class_request(cfg, st, b, now) {
         return Some(r);
     }
@@ -270,10 +266,21 @@ fn cooled_after(
 }
 
 /// Remembers the batch's first watched drift (or warning) as pending, keeping where the first
-/// pending one was seen.
-fn note_drift(cfg: &DriftTriggerConfig, st: &mut PolicyState, b: &BatchView<'_>) {
+/// pending one was seen; `rows` are the monitor's rows after the batch. Called as the batch
+/// is folded, with a champion, so that the note is stored with the batch's watermark: a
+/// restart between the batch's commit and the decisions on it keeps the drift (the
+/// detectors that reported it are past it and will not report it again).
+pub fn note_drift(
+    cfg: &DriftTriggerConfig,
+    st: &mut PolicyState,
+    rows: u64,
+    events: &[MonitorEvent],
+) {
+    if !cfg.enabled {
+        return;
+    }
     let watched = |d: &String| cfg.detectors.is_empty() || cfg.detectors.contains(d);
-    let hit = b.events.iter().find_map(|e| match e {
+    let hit = events.iter().find_map(|e| match e {
         MonitorEvent::Drift {
             detector,
             row_id,
@@ -292,7 +299,7 @@ fn note_drift(cfg: &DriftTriggerConfig, st: &mut PolicyState, b: &BatchView<'_>)
     });
     if let Some((det, id, labeled_at, what)) = hit {
         if st.pending_drift.is_none() {
-            st.pending_drift_rows = b.rows;
+            st.pending_drift_rows = rows;
             st.pending_drift_at = Some(Watermark { labeled_at, id });
         }
         st.pending_drift = Some(format!("{det} reported {what} at row id {id}"));
@@ -303,7 +310,7 @@ fn note_drift(cfg: &DriftTriggerConfig, st: &mut PolicyState, b: &BatchView<'_>)
 fn drift_request(
     cfg: &DriftTriggerConfig,
     st: &mut PolicyState,
-    b: &BatchView<'_>,
+    b: &BatchView,
     now: DateTime<Utc>,
 ) -> Option<TrainRequest> {
     let enough_rows = b.rows.saturating_sub(st.rows_at_last_update) >= cfg.min_new_rows
@@ -335,7 +342,7 @@ fn drift_request(
 fn refresh_request(
     cfg: &DriftTriggerConfig,
     st: &mut PolicyState,
-    b: &BatchView<'_>,
+    b: &BatchView,
     now: DateTime<Utc>,
 ) -> Option<TrainRequest> {
     let (due, from) = st.refresh_due_rows.zip(st.refresh_from)?;
@@ -362,7 +369,7 @@ fn refresh_request(
 fn threshold_request(
     t: &ThresholdTriggerConfig,
     st: &mut PolicyState,
-    b: &BatchView<'_>,
+    b: &BatchView,
     now: DateTime<Utc>,
 ) -> Option<TrainRequest> {
     let floor = match (t.min_accuracy, t.max_drop.zip(b.champion_holdout_accuracy)) {
@@ -413,7 +420,7 @@ pub fn bootstrap_request(rows: u64) -> TrainRequest {
 fn new_class_request(
     cfg: &TriggerConfig,
     st: &mut PolicyState,
-    b: &BatchView<'_>,
+    b: &BatchView,
     now: DateTime<Utc>,
 ) -> Option<TrainRequest> {
     let unseen = b.unseen_labels.saturating_sub(st.unseen_at_last_update);
@@ -473,15 +480,36 @@ mod tests {
         }
     }
 
-    fn view<'a>(rows: u64, events: &'a [MonitorEvent], acc: Option<f64>) -> BatchView<'a> {
-        BatchView {
-            rows,
+    /// A batch as the policy sees it, with the events its fold noted.
+    struct Shown<'a> {
+        view: BatchView,
+        events: &'a [MonitorEvent],
+    }
+
+    fn view<'a>(rows: u64, events: &'a [MonitorEvent], acc: Option<f64>) -> Shown<'a> {
+        Shown {
+            view: BatchView {
+                rows,
+                watched_accuracy: acc,
+                champion_holdout_accuracy: Some(0.9),
+                has_champion: true,
+                unseen_labels: 0,
+            },
             events,
-            watched_accuracy: acc,
-            champion_holdout_accuracy: Some(0.9),
-            has_champion: true,
-            unseen_labels: 0,
         }
+    }
+
+    /// The controller's order: the fold notes the batch's drift, then the policy decides.
+    fn on_batch(
+        cfg: &TriggerConfig,
+        st: &mut PolicyState,
+        b: &Shown<'_>,
+        now: DateTime<Utc>,
+    ) -> Option<TrainRequest> {
+        if b.view.has_champion {
+            note_drift(&cfg.drift, st, b.view.rows, b.events);
+        }
+        super::on_batch(cfg, st, &b.view, now)
     }
 
     #[test]
@@ -490,17 +518,16 @@ mod tests {
         let mut st = PolicyState::default();
         let now = Utc::now();
         on_update(&mut st, 1_000, 30, now, false);
-        let unseen = |n| BatchView {
-            unseen_labels: n,
-            ..view(1_050, &[], Some(0.7))
+        let unseen = |n| {
+            let mut b = view(1_050, &[], Some(0.7));
+            b.view.unseen_labels = n;
+            b
         };
         assert!(on_batch(&cfg, &mut st, &unseen(129), now).is_none());
         // A drift in the same batch is kept for later, not dropped.
         let events = [drift("adwin")];
-        let both = BatchView {
-            unseen_labels: 130,
-            ..view(1_050, &events, Some(0.7))
-        };
+        let mut both = view(1_050, &events, Some(0.7));
+        both.view.unseen_labels = 130;
         let r = on_batch(&cfg, &mut st, &both, now).unwrap();
         assert_eq!(
             (r.trigger, r.strategy),
@@ -526,13 +553,15 @@ mod tests {
         let cfg = TriggerConfig::default();
         let mut st = PolicyState::default();
         let now = Utc::now();
-        let v = |rows| BatchView {
-            rows,
+        let v = |rows| Shown {
+            view: BatchView {
+                rows,
+                watched_accuracy: None,
+                champion_holdout_accuracy: None,
+                has_champion: false,
+                unseen_labels: 0,
+            },
             events: &[],
-            watched_accuracy: None,
-            champion_holdout_accuracy: None,
-            has_champion: false,
-            unseen_labels: 0,
         };
         assert!(on_batch(&cfg, &mut st, &v(499), now).is_none());
         let r = on_batch(&cfg, &mut st, &v(500), now).unwrap();

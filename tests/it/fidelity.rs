@@ -430,6 +430,10 @@ async fn daemon_shadow_cutoffs(db: &mut TestDb) -> Vec<i64> {
 /// reads the rows in its own polls, promotes it after the same rows as the backtest, with
 /// the same weights (its later trainings and their holdouts are the same too), and records
 /// it as a version with trigger `shadow` and its evidence.
+///
+/// Then the same again, killing the daemon (SIGKILL) while it reads every third batch that
+/// makes no update: each row advances the challenger exactly once, so the promotions are
+/// the same and the stored challenger at the end is the uninterrupted run's, bit for bit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_and_the_backtest_make_the_same_shadow_promotions_even_through_kill_dash_nine() {
     let dir = tempfile::tempdir().unwrap();
@@ -462,5 +466,37 @@ async fn the_daemon_and_the_backtest_make_the_same_shadow_promotions_even_throug
     assert!(
         uninterrupted["online"]["network"].is_object(),
         "{uninterrupted}"
+    );
+    drop(daemon);
+
+    // Kill only where the backtest made no update (a killed training is a failed run).
+    let busy: Vec<usize> = std::iter::once(&report.bootstrap)
+        .chain(&report.retrains)
+        .map(|r| r.index)
+        .chain(report.shadow_promotions.iter().map(|p| p.index))
+        .collect();
+    let quiet: Vec<usize> = (1..(ROWS - BOOTSTRAP) / BATCH)
+        .filter(|b| !busy.contains(&(BOOTSTRAP + b * BATCH - 1)))
+        .collect();
+    let kills: Vec<usize> = quiet.iter().copied().step_by(3).collect();
+    assert!(kills.len() >= 5, "{kills:?}");
+    let dir2 = tempfile::tempdir().unwrap();
+    let (mut db2, config2, _, _) = replayed_with(dir2.path(), &input, &toml).await;
+    let mut daemon = Daemon::spawn(&config2);
+    feed(
+        &mut db2,
+        &mut daemon,
+        &h,
+        &h.rows.ts,
+        Some((&config2, &kills)),
+    )
+    .await;
+    same_updates_as(&mut db2, &daemon, &expected).await;
+    assert_eq!(daemon_shadow_cutoffs(&mut db2).await, shadow_expected);
+    assert_eq!(
+        db2.state_json(MODEL).await["shadow"],
+        uninterrupted,
+        "the challenger after {} kills differs from the uninterrupted run's",
+        kills.len()
     );
 }
