@@ -31,6 +31,11 @@ const NAME: &str = "adwin";
 /// first needs no running sums (every summary keeps where it ends) and covers the pending
 /// values too. All of this is exact: it changes how much is computed, not a single
 /// decision or bit of state (see `fold`, `flush`, `check` and `cut_possible_by_ends`).
+/// A check's certificate waits on none of River's in-order sums (the running total and the
+/// variance of the new values): it takes the variance as of the last check (a lower
+/// bound) and the new total summed in eight lanes (within a few ulps, which its rounding
+/// allowance covers), so those chains of additions run alongside it; and an update only
+/// stores its value and bumps one counter (the running total is taken at the check).
 /// Those paths are also compiled for AVX2 and AVX-512, and the widest the CPU has is picked
 /// at run time: the same IEEE operations in the same order in more lanes, so the same bits.
 ///
@@ -93,19 +98,20 @@ pub struct Adwin {
     /// Whether `slots.ends` are prefix sums from the window's first value (false from a drop
     /// of the oldest summary until the reset that follows it).
     ends_valid: bool,
-    /// Values received but not yet inserted into the histogram, and River's running total
-    /// after each of them. The first `folded` are already in `total`, `variance`, `width`
-    /// and `abs_total`: each check folds the values since the last one (River's arithmetic,
-    /// in River's order, but with the divisions of a batch overlapping), and the histogram
+    /// Values received but not yet inserted into the histogram, and (from the fold on)
+    /// River's running total before and after each of them. The first `folded` are
+    /// already in `total`, `width` and `abs_total`, and the first `var_folded` in
+    /// `variance`: each check folds the values since the last one (River's arithmetic, in
+    /// River's order, but with the divisions of a batch overlapping), and the histogram
     /// takes them all in one compression once `PENDING` have gathered (or before anything
     /// reads it). Both are exact: the same operations on the same values, in an order that
     /// no result depends on.
     pending: Box<Pending>,
     folded: usize,
+    /// Pending values through which `variance` has taken the increments (`folded`, except
+    /// within a check: see [`Adwin::fold_totals`]).
+    var_folded: usize,
     n_pending: usize,
-    /// River's running total including the pending values (`total` plus each pending value,
-    /// in order: the same additions River makes), so the estimate costs O(1).
-    total_now: f64,
     /// What the last full certificate proved about the older cut points, so that most checks
     /// test only the newer ones (see [`Standing`]); `None` until one ran since the reset.
     standing: Option<Standing>,
@@ -113,10 +119,14 @@ pub struct Adwin {
     /// a smaller window is a valid (slightly looser) stand-in and saves two logarithms a check.
     delta_prime_at: (f64, f64),
     /// Updates from the last reset to the last check (or restore), and updates left until
-    /// the next check: River's tick is `tick + clock - until_check` (see [`Adwin::ticks`]),
-    /// so an update counts down one counter only.
+    /// the next check as of the last event (see [`Adwin::ticks`]).
     tick: u64,
     until_check: u32,
+    /// `n_pending` at the last event and at the next one (a check, a full pending buffer,
+    /// or the update after a drift, whichever comes first): an update compares one counter
+    /// only, and River's tick is `tick + clock - (until_check - (n_pending - armed_at))`.
+    armed_at: usize,
+    event_at: usize,
     drift: bool,
 }
 
@@ -125,10 +135,17 @@ pub struct Adwin {
 #[derive(Clone, Debug)]
 struct Pending {
     values: [f64; PENDING],
-    /// River's running total after each value.
+    /// River's running total before each value (written when folded), for the increments.
+    before: [f64; PENDING],
+    /// The running total after each value, summed in the same order as River's (written
+    /// when folded): what a summary's end is (see [`Slots`]).
     ends: [f64; PENDING],
     /// The number of window values through each value (written when folded).
     counts: [f64; PENDING],
+    /// Scratch: the variance increments of a fold, and the summaries a compression carries
+    /// from row to row (kept here so that a compression does not zero 4 KiB of stack).
+    inc: [f64; PENDING],
+    carries: [Carry<CARRY>; 2],
 }
 
 /// Capacity of [`Adwin::pending`] (a power of two): the histogram is compressed once per
@@ -189,6 +206,7 @@ impl Slots {
 const CARRY: usize = PENDING / 2 + 1;
 
 /// Summaries entering a row during a flush, oldest first (`N`: capacity).
+#[derive(Clone, Debug)]
 struct Carry<const N: usize> {
     len: usize,
     totals: [f64; N],
@@ -312,6 +330,7 @@ struct Bucket(
 
 impl From<Adwin> for AdwinState {
     fn from(mut a: Adwin) -> Self {
+        let tick = a.ticks();
         a.flush();
         let rows = (0..a.hist.rows)
             .map(|i| {
@@ -331,7 +350,7 @@ impl From<Adwin> for AdwinState {
                 total: a.total,
                 variance: a.variance,
                 width: a.width,
-                tick: a.ticks(),
+                tick,
             },
             drift: a.drift,
         }
@@ -365,13 +384,13 @@ impl TryFrom<AdwinState> for Adwin {
             a.hist.len[i] = row.len();
         }
         a.total = s.window.total;
-        a.total_now = s.window.total;
         a.variance = s.window.variance;
         a.width = s.window.width;
         let since_check = s.window.tick % u64::from(a.clock);
         a.tick = s.window.tick - since_check;
         a.until_check = a.clock - since_check as u32;
         a.drift = s.drift;
+        a.arm();
         a.restore_ends();
         Ok(a)
     }
@@ -416,23 +435,52 @@ fn increment(wm1: f64, t: f64, x: f64) -> f64 {
     }
 }
 
-/// `Σ|x|` in eight independent lanes. Only a bound for rounding errors needs it (never one
-/// of River's values), so the order of the additions is free, and lanes vectorise where
-/// one running sum would wait on each addition in turn.
+/// River's running total from `t` over `xs`, in order: the total before each value into
+/// `before`, after it into `ends`; returns the last.
 #[inline(always)]
-fn abs_sum(xs: &[f64]) -> f64 {
-    let mut lanes = [0.0f64; 8];
+fn running_totals(mut t: f64, xs: &[f64], before: &mut [f64], ends: &mut [f64]) -> f64 {
+    for ((&x, b), e) in xs.iter().zip(before).zip(ends) {
+        *b = t;
+        t += x;
+        *e = t;
+    }
+    t
+}
+
+/// River's variance increments of values `xs` inserted after `w0` values, the running
+/// total before each in `before`, into `inc`.
+#[inline(always)]
+fn increments(w0: f64, before: &[f64], xs: &[f64], inc: &mut [f64]) {
+    for ((v, &x), (&t, &k)) in inc.iter_mut().zip(xs).zip(before.iter().zip(&IOTA)) {
+        *v = increment(w0 + k, t, x);
+    }
+}
+
+/// `Σx` and `Σ|x|`, each in eight independent lanes. Neither is one of River's values (a
+/// certificate's stand-in for the total, a bound for rounding errors), so the order of the
+/// additions is free, and lanes vectorise where one running sum would wait on each addition
+/// in turn.
+#[inline(always)]
+fn lane_sums(xs: &[f64]) -> (f64, f64) {
+    let (mut lanes, mut abs) = ([0.0f64; 8], [0.0f64; 8]);
     let chunks = xs.chunks_exact(8);
     let rest = chunks.remainder();
     for c in chunks {
-        for (l, x) in lanes.iter_mut().zip(c) {
-            *l += x.abs();
+        for k in 0..8 {
+            lanes[k] += c[k];
+            abs[k] += c[k].abs();
         }
     }
-    for (l, x) in lanes.iter_mut().zip(rest) {
-        *l += x.abs();
+    // The rest apart, so that the lanes stay in registers.
+    let (mut sum, mut abs_rest) = (0.0f64, 0.0f64);
+    for &x in rest {
+        sum += x;
+        abs_rest += x.abs();
     }
-    lanes.iter().sum()
+    (
+        lanes.iter().sum::<f64>() + sum,
+        abs.iter().sum::<f64>() + abs_rest,
+    )
 }
 
 /// Columns of consecutive summaries: totals, variances, ends, counts.
@@ -523,7 +571,10 @@ const RECENT: f64 = 512.0;
 /// and `H_min = min H_r` over the older points, `ρ + |μ - μ_r| A + max(0, δ - δ_r) / H_min
 /// <= s` therefore certifies every one of them again. Newer points, and values that arrived
 /// since, are tested as always. Each side keeps a relative margin of 10^-9, far above the
-/// rounding of these few operations.
+/// rounding of these few operations. As the window grows the newer points spread over more
+/// rows, so a standing is renewed (by a full certificate) once two more rows hold newer
+/// points than when it was made: in the benchmark that keeps a check's test to some 40
+/// summaries, at the cost of a full certificate every few dozen checks.
 #[derive(Clone, Copy, Debug)]
 struct Standing {
     w: f64,
@@ -532,6 +583,8 @@ struct Standing {
     delta: f64,
     /// `N_r`: the cut points covered are those with `n0 <= max_count`.
     max_count: f64,
+    /// Rows holding newer cut points when the standing was made.
+    rows: usize,
     rho: f64,
     a: f64,
     h_min: f64,
@@ -569,6 +622,7 @@ impl Standing {
             c: p.c,
             delta: p.delta,
             max_count,
+            rows: 0,
             rho: rho2.sqrt(),
             a: a2.sqrt(),
             h_min: h2_min.sqrt(),
@@ -634,9 +688,9 @@ impl Histogram {
     /// merging leaves) produces exactly the same summaries, computed by the same
     /// arithmetic.
     #[inline(always)]
-    fn compress(&mut self, input: CarryRef) {
-        let (mut a, mut b) = (Carry::<CARRY>::new(), Carry::<CARRY>::new());
-        let (mut carry, mut next) = (&mut a, &mut b);
+    fn compress(&mut self, input: CarryRef, carries: &mut [Carry<CARRY>; 2]) {
+        let [a, b] = carries;
+        let (mut carry, mut next) = (a, b);
         if !self.compress_row(0, input, carry) {
             return;
         }
@@ -745,20 +799,15 @@ impl Histogram {
         let at = self.base(i) + self.len[i];
         let n = carry.len() - skip;
         let s = &mut self.slots;
-        let dst = s.totals[at..at + n]
-            .iter_mut()
-            .zip(&mut s.variances[at..at + n])
-            .zip(s.ends[at..at + n].iter_mut().zip(&mut s.counts[at..at + n]));
-        let src = carry.totals[skip..carry.len()]
-            .iter()
-            .zip(&carry.variances[skip..carry.len()])
-            .zip(
-                carry.ends[skip..carry.len()]
-                    .iter()
-                    .zip(&carry.counts[skip..carry.len()]),
-            );
-        for (((t, v), (e, c)), ((&st, &sv), (&se, &sc))) in dst.zip(src) {
-            (*t, *v, *e, *c) = (st, sv, se, sc);
+        let (t, v) = (&mut s.totals[at..at + n], &mut s.variances[at..at + n]);
+        let (e, c) = (&mut s.ends[at..at + n], &mut s.counts[at..at + n]);
+        let r = skip..skip + n;
+        let (st, sv) = (&carry.totals[r.clone()], &carry.variances[r.clone()]);
+        let (se, sc) = (&carry.ends[r.clone()], &carry.counts[r]);
+        // An indexed loop: a handful of summaries each time (one in the deep rows), where
+        // a vectorised copy's set-up would cost more than the copy.
+        for k in 0..n {
+            (t[k], v[k], e[k], c[k]) = (st[k], sv[k], se[k], sc[k]);
         }
         self.len[i] += n;
     }
@@ -820,65 +869,110 @@ impl Adwin {
             ends_valid: true,
             pending: Box::new(Pending {
                 values: [0.0; PENDING],
+                before: [0.0; PENDING],
                 ends: [0.0; PENDING],
                 counts: [0.0; PENDING],
+                inc: [0.0; PENDING],
+                carries: [Carry::new(), Carry::new()],
             }),
             folded: 0,
+            var_folded: 0,
             n_pending: 0,
-            total_now: 0.0,
             standing: None,
             delta_prime_at: (f64::INFINITY, 0.0),
             tick: 0,
             until_check: clock,
+            armed_at: 0,
+            event_at: 0,
             drift: false,
+        })
+        .map(|mut a: Adwin| {
+            a.arm();
+            a
         })
     }
 
     /// Window variance (sum of squared deviations) and width including the pending values.
-    #[inline(always)]
     fn pending_stats(&self) -> (f64, f64) {
         let (f, n) = (self.folded, self.n_pending);
         let mut variance = self.variance;
         if f == n {
             return (variance, self.width);
         }
-        // The increments do not depend on one another (the running total before each value
-        // is the one after the previous), so their divisions overlap and vectorise (eight
-        // at a time); only their sum must be taken in order.
+        let (mut before, mut ends, mut inc) = ([0.0; PENDING], [0.0; PENDING], [0.0; PENDING]);
         let xs = &self.pending.values[f..n];
-        let mut inc = [0.0f64; PENDING];
-        let inc = &mut inc[..n - f];
-        inc[0] = increment(self.width, self.total, xs[0]);
-        let before = &self.pending.ends[f..n - 1];
-        for ((v, &x), (&t, &k)) in inc[1..]
-            .iter_mut()
-            .zip(&xs[1..])
-            .zip(before.iter().zip(&IOTA[1..]))
-        {
-            *v = increment(self.width + k, t, x);
-        }
-        for &v in inc.iter() {
+        running_totals(self.total, xs, &mut before[..n - f], &mut ends[..n - f]);
+        increments(self.width, &before[..n - f], xs, &mut inc[..n - f]);
+        for &v in &inc[..n - f] {
             variance += v;
         }
         (variance, self.width + (n - f) as f64)
     }
 
+    /// River's running total including the pending values (`total` plus each pending value
+    /// not yet folded, in order: the same additions River makes).
+    fn total_now(&self) -> f64 {
+        let mut t = self.total;
+        for &x in &self.pending.values[self.folded..self.n_pending] {
+            t += x;
+        }
+        t
+    }
+
     /// Folds the pending values not yet folded into the window statistics.
     #[inline(always)]
     fn fold(&mut self) {
+        self.fold_totals();
+        self.fold_variance();
+    }
+
+    /// Folds the pending values not yet folded into the window's total, width and
+    /// magnitude, but not yet into its variance (see [`Adwin::fold_variance`]). Returns the
+    /// new total as summed in eight lanes, within a few ulps of River's in-order one: a
+    /// check's certificate uses it (see [`Adwin::certificate_params`]), and so can test the
+    /// older cut points without waiting on River's chain of additions.
+    #[inline(always)]
+    fn fold_totals(&mut self) -> f64 {
         let (f, n) = (self.folded, self.n_pending);
+        if f == n {
+            return self.total;
+        }
+        let (w0, t0) = (self.width, self.total);
+        let p = &mut *self.pending;
+        let xs = &p.values[f..n];
+        let (sum, abs) = lane_sums(xs);
+        self.abs_total += abs;
+        for (c, &k) in p.counts[f..n].iter_mut().zip(&IOTA[1..]) {
+            *c = w0 + k;
+        }
+        self.width = w0 + (n - f) as f64;
+        // River's running total, one addition per value in order (the one chain an update
+        // would otherwise carry through memory).
+        self.total = running_totals(t0, xs, &mut p.before[f..n], &mut p.ends[f..n]);
+        self.folded = n;
+        t0 + sum
+    }
+
+    /// Adds the increments of the values folded by [`Adwin::fold_totals`] to the variance:
+    /// independent of one another, so that their divisions overlap and vectorise, then
+    /// summed in River's order. A check runs its certificate before this (on the variance
+    /// as of the last check, a lower bound), so that it does not wait on these either.
+    #[inline(always)]
+    fn fold_variance(&mut self) {
+        let (f, n) = (self.var_folded, self.folded);
         if f == n {
             return;
         }
-        let w0 = self.width;
-        (self.variance, self.width) = self.pending_stats();
-        self.total = self.total_now;
-        debug_assert_eq!(self.total.to_bits(), self.pending.ends[n - 1].to_bits());
-        self.abs_total += abs_sum(&self.pending.values[f..n]);
-        for (c, &k) in self.pending.counts[f..n].iter_mut().zip(&IOTA[1..]) {
-            *c = w0 + k;
+        let w0 = self.width - (n - f) as f64;
+        let p = &mut *self.pending;
+        let inc = &mut p.inc[..n - f];
+        increments(w0, &p.before[f..n], &p.values[f..n], inc);
+        let mut variance = self.variance;
+        for &v in inc.iter() {
+            variance += v;
         }
-        self.folded = n;
+        self.variance = variance;
+        self.var_folded = n;
     }
 
     /// Folds the pending values into the window statistics and into the histogram.
@@ -891,46 +985,40 @@ impl Adwin {
         }
         self.n_pending = 0;
         self.folded = 0;
+        self.var_folded = 0;
         if self.hist.rows == 0 {
             self.hist.activate_row();
         }
         // River's insertions into row 0: summaries of one value, variance 0.
-        self.hist.compress(CarryRef {
-            totals: &self.pending.values[..n],
+        let p = &mut *self.pending;
+        let input = CarryRef {
+            totals: &p.values[..n],
             variances: &ZEROS[..n],
-            ends: &self.pending.ends[..n],
-            counts: &self.pending.counts[..n],
-        });
-    }
-
-    /// [`Adwin::flush`] compiled for the widest vector instructions this CPU has.
-    #[inline(never)]
-    fn flush_widest(&mut self) {
-        #[cfg(target_arch = "x86_64")]
-        match isa() {
-            // SAFETY: `isa` has checked at run time that the CPU supports the features.
-            Isa::Avx512 => return unsafe { self.flush_avx512() },
-            Isa::Avx2 => return unsafe { self.flush_avx2() },
-            Isa::Baseline => {}
-        }
-        self.flush()
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn flush_avx2(&mut self) {
-        self.flush()
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn flush_avx512(&mut self) {
-        self.flush()
+            ends: &p.ends[..n],
+            counts: &p.counts[..n],
+        };
+        self.hist.compress(input, &mut p.carries);
     }
 
     /// Updates since the last reset (River's `tick`).
     fn ticks(&self) -> u64 {
-        self.tick + u64::from(self.clock - self.until_check)
+        let since = (self.n_pending - self.armed_at) as u32;
+        self.tick + u64::from(self.clock - (self.until_check - since))
+    }
+
+    /// Sets the next event: the next check, or the update that fills the pending buffer,
+    /// whichever comes first.
+    #[inline(always)]
+    fn arm(&mut self) {
+        let room = PENDING - self.n_pending;
+        self.armed_at = self.n_pending;
+        // After a drift, the next update (River resets the detector on it).
+        let next = if self.drift {
+            1
+        } else {
+            room.min(self.until_check as usize)
+        };
+        self.event_at = self.n_pending + next;
     }
 
     /// Number of values in the current window.
@@ -941,7 +1029,7 @@ impl Adwin {
     /// Sum of the values in the current window.
     #[allow(clippy::misnamed_getters)] // `total` lags by the pending values; `total_now` not.
     pub fn total(&self) -> f64 {
-        self.total_now
+        self.total_now()
     }
 
     /// Sample variance of the values in the current window (`0.0` below two values).
@@ -976,15 +1064,9 @@ impl Adwin {
 
     #[inline(always)]
     fn insert(&mut self, x: f64) {
-        if self.n_pending == PENDING {
-            self.flush_widest();
-        }
         // The mask keeps the index in bounds without a check (`n_pending < PENDING` here).
         let k = self.n_pending & (PENDING - 1);
-        let t = self.total_now + x;
         self.pending.values[k] = x;
-        self.pending.ends[k] = t;
-        self.total_now = t;
         self.n_pending += 1;
     }
 
@@ -998,7 +1080,6 @@ impl Adwin {
         let mu = u * inv_pow2(last);
         self.width -= n;
         self.total -= u;
-        self.total_now = self.total;
         let mu_window = self.total / self.width;
         self.variance -=
             v + n * self.width * (mu - mu_window) * (mu - mu_window) / (n + self.width);
@@ -1041,12 +1122,35 @@ impl Adwin {
 
     #[inline(always)]
     fn on_clock_body(&mut self) {
-        self.tick += u64::from(self.clock);
-        self.until_check = self.clock;
-        self.fold();
-        if self.width > self.grace_period as f64 {
-            self.check();
+        if self.drift {
+            // The update after a drift: River resets the detector before adding the value,
+            // which is already in the old window's pending buffer.
+            let x = self.pending.values[(self.n_pending - 1) & (PENDING - 1)];
+            self.reset();
+            self.insert(x);
+            if self.n_pending != self.event_at {
+                return;
+            }
         }
+        self.until_check -= (self.n_pending - self.armed_at) as u32;
+        if self.until_check == 0 {
+            // River: `tick % clock == 0`.
+            self.tick += u64::from(self.clock);
+            self.until_check = self.clock;
+            // The variance as of the last fold: a lower bound for the new one (increments
+            // are >= 0), which the certificate can use without waiting on this fold's
+            // divisions and in-order sum.
+            let variance_before = self.variance;
+            let total = self.fold_totals();
+            if self.width > self.grace_period as f64 {
+                self.check(variance_before, total);
+            }
+            self.fold_variance();
+        }
+        if self.n_pending == PENDING {
+            self.flush();
+        }
+        self.arm();
     }
 
     /// River's cut check (folded statistics). Its first certificate runs on the histogram
@@ -1054,10 +1158,10 @@ impl Adwin {
     /// never add one, so a certificate for this superset covers River's cut points; only
     /// when it fails is the histogram brought up to date for the exact scan.
     #[inline(always)]
-    fn check(&mut self) {
-        let var_w = self.variance / self.width;
+    fn check(&mut self, variance_lower: f64, total: f64) {
+        let var_w = variance_lower / self.width;
         let delta_prime = self.certificate_delta_prime();
-        if self.ends_valid && !self.cut_possible_by_ends(var_w, delta_prime) {
+        if self.ends_valid && !self.cut_possible_by_ends(var_w, delta_prime, total) {
             return;
         }
         self.flush();
@@ -1098,7 +1202,7 @@ impl Adwin {
         let two_thirds_dp = 2.0 / 3.0 * delta_prime;
         let k_linear = two_thirds_dp * (1.0 - SLACK);
         let k_sqrt = 2.0 * var_w * delta_prime * (1.0 - SLACK);
-        if self.ends_valid && !self.cut_possible_by_ends(var_w, delta_prime) {
+        if self.ends_valid && !self.cut_possible_by_ends(var_w, delta_prime, self.total) {
             return false;
         }
         if !self.cut_possible(var_w, delta_prime) {
@@ -1163,38 +1267,60 @@ impl Adwin {
     /// `(W + 128) 2^-51 (|T| + Σ|x|)` to the bound of [`Adwin::cut_possible`]. The newest
     /// value's count is `W` (`n1 = 0`): masked, as River never evaluates that cut.
     #[inline(always)]
-    fn cut_possible_by_ends(&mut self, var_w: f64, delta_prime: f64) -> bool {
-        let Some(p) = self.certificate_params(var_w, delta_prime) else {
+    fn cut_possible_by_ends(&mut self, var_w: f64, delta_prime: f64, total: f64) -> bool {
+        let Some(p) = self.certificate_params(var_w, delta_prime, total) else {
             return true;
         };
         let n = self.n_pending;
-        let pending = p.possible(&self.pending.ends[..n], &self.pending.counts[..n]);
         let hist = &self.hist;
+        // The histogram first: its test needs only `p`, so it can run while River's running
+        // total of the newest values (the pending ends) is still being summed.
         if let Some(standing) = self.standing.filter(|s| s.covers(&p)) {
             // The older cut points are covered: test the rows holding newer ones.
-            let newer = hist.base(hist.rows_newer_than(standing.max_count));
-            return pending | p.possible(&hist.slots.ends[..newer], &hist.slots.counts[..newer]);
+            let rows = hist.rows_newer_than(standing.max_count);
+            if rows <= standing.rows + 2 {
+                let newer = hist.base(rows);
+                let older = p.possible(&hist.slots.ends[..newer], &hist.slots.counts[..newer]);
+                return older | p.possible(&self.pending.ends[..n], &self.pending.counts[..n]);
+            }
         }
+        let pending = p.possible(&self.pending.ends[..n], &self.pending.counts[..n]);
         let used = hist.base(hist.rows);
         let (ends, counts) = (&hist.slots.ends[..used], &hist.slots.counts[..used]);
         if pending | p.possible(ends, counts) {
             return true;
         }
-        self.standing = Standing::over(&p, ends, counts);
+        self.standing = Standing::over(&p, ends, counts).map(|mut s| {
+            s.rows = hist.rows_newer_than(s.max_count);
+            s
+        });
         false
     }
 
-    /// The constants of [`Adwin::cut_possible_by_ends`]' test, or `None` where magnitudes
-    /// could under- or overflow (leave it to River's arithmetic).
+    /// The constants of [`Adwin::cut_possible_by_ends`]' test for the window total `t`, or
+    /// `None` where magnitudes could under- or overflow (leave it to River's arithmetic).
+    ///
+    /// `t` may be River's total summed in another order (see [`Adwin::fold_totals`]): a
+    /// fold adds at most [`PENDING`] values, so it differs from River's by at most
+    /// ~2^-45 (|T| + Σ|x|), which moves `μ n0` by no more; `δ` allows 2^-41 of that
+    /// magnitude for it (on top of the rounding of the ends), and the magnitude itself is
+    /// inflated by [`SLACK`].
     #[inline(always)]
-    fn certificate_params(&self, var_w: f64, delta_prime: f64) -> Option<CertificateParams> {
-        let (w, t) = (self.width, self.total);
+    fn certificate_params(
+        &self,
+        var_w: f64,
+        delta_prime: f64,
+        t: f64,
+    ) -> Option<CertificateParams> {
+        let w = self.width;
         let c = 2.0 * var_w * delta_prime * (1.0 - SLACK);
-        let magnitude = t.abs() + self.abs_total;
+        let magnitude = (t.abs() + self.abs_total) * (1.0 + SLACK);
         if !(c > 1e-250 && c < 1e250 && magnitude > 1e-100 && magnitude < 1e100 && w < 1e15) {
             return None;
         }
-        let eps = 1.0 / (1u64 << 40) as f64 + (w + 128.0) * (1.0 / (1u64 << 51) as f64);
+        let eps = 1.0 / (1u64 << 40) as f64
+            + 1.0 / (1u64 << 41) as f64
+            + (w + 128.0) * (1.0 / (1u64 << 51) as f64);
         Some(CertificateParams {
             w,
             mu: t / w,
@@ -1295,32 +1421,37 @@ impl Adwin {
         self.abs_total = 0.0;
         self.ends_valid = true;
         self.total = 0.0;
-        self.total_now = 0.0;
         self.variance = 0.0;
         self.width = 0.0;
         self.n_pending = 0;
         self.folded = 0;
+        self.var_folded = 0;
         self.standing = None;
         self.delta_prime_at = (f64::INFINITY, 0.0);
         self.tick = 0;
         self.until_check = self.clock;
         self.drift = false;
+        self.arm();
+    }
+
+    /// A non-finite value: ignored, but River's reset after a drift still happens.
+    #[cold]
+    fn skip(&mut self) {
+        if self.drift {
+            self.reset();
+        }
     }
 }
 
 impl DriftDetector for Adwin {
     #[inline(always)]
     fn update(&mut self, x: f64) {
-        if self.drift {
-            self.reset();
-        }
         if !x.is_finite() {
-            return;
+            return self.skip();
         }
+        // After a drift the next update is an event (see `arm`), which resets first.
         self.insert(x);
-        self.until_check -= 1;
-        if self.until_check == 0 {
-            // River: `tick % clock == 0`.
+        if self.n_pending == self.event_at {
             self.on_clock();
         }
     }
@@ -1330,12 +1461,14 @@ impl DriftDetector for Adwin {
         self.drift
     }
 
+    /// The total is River's running total through the values not yet folded, summed here
+    /// in River's order (fewer than `min(clock, 128)` additions).
     fn estimate(&self) -> f64 {
         let width = self.width + (self.n_pending - self.folded) as f64;
         if width == 0.0 {
             0.0
         } else {
-            self.total_now / width
+            self.total_now() / width
         }
     }
 }

@@ -325,8 +325,9 @@ impl MonitorState {
                 continue;
             };
             slot.detector.update(x);
-            let estimate = slot.detector.estimate();
+            // Read only with an event: for ADWIN it sums the values not yet folded.
             if slot.detector.drift_detected() {
+                let estimate = slot.detector.estimate();
                 slot.drifts += 1;
                 events.push(MonitorEvent::Drift {
                     detector: slot.label.clone(),
@@ -339,6 +340,7 @@ impl MonitorState {
             }
             let warning = slot.detector.warning_detected();
             if warning && !slot.warning {
+                let estimate = slot.detector.estimate();
                 events.push(MonitorEvent::Warning {
                     detector: slot.label.clone(),
                     signal: slot.signal,

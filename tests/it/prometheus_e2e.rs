@@ -311,6 +311,10 @@ n_features = 3
 fit_epochs = 5
 finetune_epochs = 3
 
+# The challenger in shadow (driftd_shadow_accuracy).
+[models.shadow]
+enabled = true
+
 [models.triggers]
 bootstrap_min_rows = 500
 
