@@ -49,7 +49,7 @@ VALUES = {
     "origin": ["configured", "template"],
     "route": ["/v1/models/{model}/predict", "/v2/models/{model}/infer", "unmatched"],
     "code": ["200", "401", "503"],
-    "challenger": ["online"],
+    "challenger": ["online", "recurring", "champion"],
 }
 BUCKETS = [0.01, 0.1, 1, 10, 60, 600, 3600]
 

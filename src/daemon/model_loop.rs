@@ -316,11 +316,18 @@ impl ModelLoop {
             }
         }
         self.refresh_champion(live).await?;
-        if let Some(s) = live.core.state().shadow.standing() {
-            let window = self.cfg.shadow.window_rows;
-            self.metrics
-                .shadow
-                .publish(&self.cfg.name, "online", window, &s);
+        let shadow = &live.core.state().shadow;
+        let window = self.cfg.shadow.window_rows;
+        // The online duel last: its champion figure is the one kept.
+        for (challenger, standing) in [
+            (crate::shadow::RECURRING, shadow.recurring_standing()),
+            ("online", shadow.standing()),
+        ] {
+            if let Some(s) = standing {
+                self.metrics
+                    .shadow
+                    .publish(&self.cfg.name, challenger, window, &s);
+            }
         }
         if self.runtime.score_unscored {
             self.score_unscored(live).await?;
@@ -430,7 +437,9 @@ impl ModelLoop {
         let version = registry::NewVersion {
             model: name,
             parent_version: Some(p.champion_version),
-            origin: registry::Origin::Shadow,
+            origin: registry::Origin::Shadow {
+                recurring: p.challenger == crate::shadow::RECURRING,
+            },
             n_train_rows: p.rows_learnt as i64,
             n_holdout_rows: s.rows as i64,
             cutoff: p.cutoff,

@@ -136,8 +136,9 @@ pub enum Origin {
     /// A model trained elsewhere (`driftd import`): stored with strategy and trigger `import`.
     Imported,
     /// A challenger in shadow that beat the champion on the same live rows
-    /// (`crate::shadow`): stored with strategy `online` and trigger `shadow`.
-    Shadow,
+    /// (`crate::shadow`): stored with trigger `shadow` and strategy `online`, or `recurring`
+    /// for a replaced champion that came back.
+    Shadow { recurring: bool },
 }
 
 impl Origin {
@@ -146,7 +147,10 @@ impl Origin {
         match self {
             Origin::Trained { strategy, trigger } => (strategy.as_str(), trigger.as_str()),
             Origin::Imported => ("import", "import"),
-            Origin::Shadow => ("online", TriggerKind::Shadow.as_str()),
+            Origin::Shadow { recurring } => (
+                if recurring { "recurring" } else { "online" },
+                TriggerKind::Shadow.as_str(),
+            ),
         }
     }
 }

@@ -17,18 +17,24 @@
 //! Rows predicted by another version than the champion it duels are learnt from but not
 //! compared: after a promotion, rows the old champion predicted still arrive.
 //!
+//! The **recurring** challengers ([`recurring`]) are the last `recurring` champions that
+//! were replaced, frozen, each in its own duel with the serving champion; one that proves
+//! better is promoted back (the online challenger then starts over from it).
+//!
 //! Everything is stored in the controller's snapshot, committed with the watermark: each row
 //! advances the challenger exactly once, across restarts and takeovers.
 
 pub mod duel;
 pub mod evidence;
 pub mod net;
+pub mod recurring;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{HoldoutTrace, Outcome, Watermark};
 pub use duel::{Duel, Standing};
 pub use net::Network;
+pub use recurring::{Retired, Served};
 
 /// `[models.shadow]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +50,8 @@ pub struct ShadowConfig {
     pub window_rows: usize,
     /// The fewest rows in the window before a promotion.
     pub min_rows: usize,
+    /// How many replaced champions stay on as recurring challengers (0: none).
+    pub recurring: usize,
     /// One-sided McNemar: the challenger is promoted when the p-value that it is no better
     /// than the champion is below this. 0.001 rather than 0.01: on elec2 the online copy
     /// keeps beating a champion that stopped learning, and at 0.01 it was promoted 47-57
@@ -60,6 +68,7 @@ impl Default for ShadowConfig {
             batch_rows: 16,
             window_rows: 500,
             min_rows: 200,
+            recurring: 0,
             alpha: 0.001,
         }
     }
@@ -82,6 +91,9 @@ impl ShadowConfig {
         }
         if self.min_rows == 0 || self.min_rows > self.window_rows {
             return Some(("shadow.min_rows", "must be 1 to window_rows"));
+        }
+        if self.recurring > 16 {
+            return Some(("shadow.recurring", "must be at most 16"));
         }
         if !(self.alpha > 0.0 && self.alpha < 0.5) {
             return Some(("shadow.alpha", "must be above 0 and below 0.5"));
@@ -148,26 +160,190 @@ pub struct Online {
 pub struct ShadowState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<Online>,
+    /// The serving champion's own network: it retires into `retired` when replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub champion: Option<Served>,
+    /// The replaced champions, newest first (at most `recurring` once a row is observed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<Retired>,
+    /// A retired champion's promotion made and not yet taken by the driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recalled: Option<Box<Promotion>>,
+    /// The promotion the driver is carrying out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promoting: Option<Promoting>,
+    /// Rows since the retired champions' duels were last looked at.
+    #[serde(default)]
+    since_look: usize,
 }
 
 impl ShadowState {
     /// The serving `version` is `network`: a challenger of an older champion starts over
-    /// from it; one that duels this version already (after a restart, or one that became
-    /// it) goes on.
+    /// from it, and the older champion retires; one that duels this version already (after
+    /// a restart, or one that became it) goes on.
     pub fn challenge(&mut self, version: i64, network: Network) {
-        if let Some(o) = self.online.as_mut() {
-            if o.base_version == version {
-                return;
+        if self
+            .online
+            .as_ref()
+            .is_some_and(|o| o.base_version == version)
+        {
+            if self.champion.is_none() {
+                self.champion = Some(Served { version, network });
             }
-            // Its own promotion, registered before a restart that came before the state
-            // saying so was stored: it is that version now, and goes on.
-            if o.promotion.as_ref().is_some_and(|p| p.network == network) {
-                o.promotion = None;
-                self.promoted(version);
-                return;
-            }
+            return;
         }
-        self.online = network.is_valid().then(|| Online {
+        // Its own promotion, registered before a restart that came before the state saying
+        // so was stored: it is that version now, and goes on.
+        let pending = |p: &Option<Box<Promotion>>| p.as_ref().is_some_and(|p| p.network == network);
+        let online_made_it = self.online.as_ref().is_some_and(|o| pending(&o.promotion));
+        if online_made_it || pending(&self.recalled) {
+            if let Some(o) = self.online.as_mut().filter(|_| !online_made_it) {
+                o.promotion = None;
+            }
+            let _ = self.take_promotion();
+            self.promoted(version);
+            return;
+        }
+        self.retire();
+        self.online = network
+            .is_valid()
+            .then(|| Online::new(version, network.clone()));
+        self.champion = network.is_valid().then_some(Served { version, network });
+    }
+
+    /// The serving champion joins the retired ones (a promotion or an update replaces it);
+    /// every retired one duels the next champion from scratch.
+    fn retire(&mut self) {
+        if let Some(c) = self.champion.take() {
+            self.retired.retain(|r| r.served.network != c.network);
+            self.retired.insert(0, Retired::new(c));
+        }
+        self.retired.iter_mut().for_each(|r| r.duel.clear());
+        self.recalled = None;
+    }
+
+    /// One labelled row, in poll order; `champion_right` is whether its own prediction was.
+    pub fn observe(&mut self, cfg: &ShadowConfig, o: &Outcome, champion_right: bool) {
+        if let Some(online) = self.online.as_mut() {
+            online.observe(cfg, o, champion_right);
+        }
+        self.retired.truncate(cfg.recurring);
+        let Some(champion) = &self.champion else {
+            return;
+        };
+        let compared = o.model_version.is_none_or(|v| v == champion.version);
+        if !compared || self.retired.is_empty() || self.recalled.is_some() {
+            return;
+        }
+        for r in &mut self.retired {
+            r.observe(cfg.window_rows, o, champion_right);
+        }
+        self.since_look += 1;
+        if self.since_look >= cfg.batch_rows {
+            self.since_look = 0;
+            self.consider_recall(cfg, o);
+        }
+    }
+
+    /// Every `batch_rows` rows: the retired champion with the strongest evidence, if any.
+    fn consider_recall(&mut self, cfg: &ShadowConfig, o: &Outcome) {
+        let Some(champion) = &self.champion else {
+            return;
+        };
+        let best = self
+            .retired
+            .iter()
+            .filter_map(|r| r.proven(cfg.min_rows, cfg.alpha).map(|s| (r, s)))
+            .min_by(|a, b| a.1.p_value.total_cmp(&b.1.p_value));
+        if let Some((r, standing)) = best {
+            self.recalled = Some(Box::new(Promotion {
+                challenger: RECURRING.into(),
+                champion_version: champion.version,
+                network: r.served.network.clone(),
+                cutoff: Watermark {
+                    labeled_at: o.labeled_at,
+                    id: o.id,
+                },
+                rows_learnt: 0,
+                standing: standing.into(),
+                trace: r.duel.trace(),
+            }));
+        }
+    }
+
+    /// The promotion made, if any, for the driver to carry out: the online challenger's
+    /// first, else a retired champion's.
+    pub fn take_promotion(&mut self) -> Option<Promotion> {
+        let online = self.online.as_mut().and_then(|o| o.promotion.take());
+        let recalled = online.is_none();
+        let p = online.or_else(|| self.recalled.take())?;
+        self.promoting = Some(Promoting {
+            network: p.network.clone(),
+            recalled,
+        });
+        Some(*p)
+    }
+
+    /// The promotion taken is now champion `version`: the champion it replaced retires, a
+    /// recalled champion leaves the retired ones, and the online challenger duels `version`
+    /// (starting over from it when it was a retired one).
+    pub fn promoted(&mut self, version: i64) {
+        let Some(Promoting { network, recalled }) = self.promoting.take() else {
+            return;
+        };
+        self.retire();
+        self.retired.retain(|r| r.served.network != network);
+        match self.online.as_mut() {
+            Some(o) if !recalled => {
+                o.base_version = version;
+                o.duel.clear();
+            }
+            _ => self.online = Some(Online::new(version, network.clone())),
+        }
+        self.champion = Some(Served { version, network });
+    }
+
+    /// A promotion could not be carried out, or another update changed the champion
+    /// meanwhile: the evidence is gathered again.
+    pub fn promotion_dropped(&mut self) {
+        self.promoting = None;
+        self.recalled = None;
+        if let Some(o) = self.online.as_mut() {
+            o.promotion = None;
+            o.duel.clear();
+        }
+        self.retired.iter_mut().for_each(|r| r.duel.clear());
+    }
+
+    /// How the online challenger and the champion stand now.
+    pub fn standing(&self) -> Option<Standing> {
+        self.online.as_ref().map(|o| o.duel.standing())
+    }
+
+    /// The retired champion closest to a promotion (lowest p-value), as it stands.
+    pub fn recurring_standing(&self) -> Option<Standing> {
+        self.retired
+            .iter()
+            .map(|r| r.duel.standing())
+            .filter(|s| s.rows > 0)
+            .min_by(|a, b| a.p_value.total_cmp(&b.p_value))
+    }
+}
+
+/// A promotion taken by the driver: the network it promotes, and whether a retired
+/// champion's (else the online challenger's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Promoting {
+    network: Network,
+    recalled: bool,
+}
+
+/// The challenger name of a retired champion's promotion (and of its metric series).
+pub const RECURRING: &str = "recurring";
+
+impl Online {
+    fn new(version: i64, network: Network) -> Self {
+        Online {
             base_version: version,
             network,
             pending_x: Vec::new(),
@@ -175,56 +351,15 @@ impl ShadowState {
             duel: Duel::default(),
             rows_learnt: 0,
             promotion: None,
-        });
-    }
-
-    /// One labelled row, in poll order; `champion_right` is whether its own prediction was.
-    pub fn observe(&mut self, cfg: &ShadowConfig, o: &Outcome, champion_right: bool) {
-        let Some(online) = self.online.as_mut() else {
-            return;
-        };
-        online.observe(cfg, o, champion_right);
-    }
-
-    /// The promotion made, if any, for the driver to carry out.
-    pub fn take_promotion(&mut self) -> Option<Promotion> {
-        self.online.as_mut()?.promotion.take().map(|p| *p)
-    }
-
-    /// The promoted challenger is now champion `version`: it duels that version from now.
-    pub fn promoted(&mut self, version: i64) {
-        if let Some(o) = self.online.as_mut() {
-            o.base_version = version;
-            o.duel.clear();
         }
     }
 
-    /// A promotion could not be carried out, or another update changed the champion
-    /// meanwhile: the evidence is gathered again.
-    pub fn promotion_dropped(&mut self) {
-        if let Some(o) = self.online.as_mut() {
-            o.promotion = None;
-            o.duel.clear();
-        }
-    }
-
-    /// How the online challenger and the champion stand now.
-    pub fn standing(&self) -> Option<Standing> {
-        self.online.as_ref().map(|o| o.duel.standing())
-    }
-}
-
-impl Online {
     fn observe(&mut self, cfg: &ShadowConfig, o: &Outcome, champion_right: bool) {
         if o.features.len() != self.network.n_raw {
             return;
         }
         let prediction = self.network.predict(&o.features);
-        let class = if self.network.width() == 1 {
-            u32::from(prediction >= 0.5)
-        } else {
-            prediction as u32
-        };
+        let class = self.network.class_of(prediction);
         let compared = o.model_version.is_none_or(|v| v == self.base_version);
         if compared && self.promotion.is_none() {
             let right = class == o.label;

@@ -100,6 +100,15 @@ impl Network {
         best as f64
     }
 
+    /// The class a [`Self::predict`] output stands for.
+    pub fn class_of(&self, prediction: f64) -> u32 {
+        if self.width() == 1 {
+            u32::from(prediction >= 0.5)
+        } else {
+            prediction as u32
+        }
+    }
+
     /// The ensemble's probabilities of one raw row into `s.proba`.
     fn proba(&self, raw: &[f32], s: &mut Scratch) {
         s.proba.clear();

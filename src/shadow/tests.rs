@@ -165,3 +165,71 @@ fn a_promotion_registered_before_a_restart_is_not_made_twice() {
     other.challenge(4, blank(2, 8));
     assert_eq!(other.online.as_ref().unwrap().rows_learnt, 0);
 }
+
+/// A concept that comes back finds its model again: the champion that knew it was retired
+/// when the world changed, duels the serving champion on the same rows, and is promoted back
+/// (challenger `recurring`, its own weights) once it is right more often with significance;
+/// the online challenger then starts over from it.
+#[test]
+fn a_retired_champion_comes_back_with_its_concept() {
+    let cfg = ShadowConfig {
+        recurring: 2,
+        ..cfg()
+    };
+    let mut s = ShadowState::default();
+    s.challenge(1, blank(2, 8));
+    let mut version = 1;
+    let mut promotions: Vec<(i64, String, Network)> = Vec::new();
+    // x0 > x1, then its opposite, then x0 > x1 again.
+    let flipped = |i: i64| (3_000..6_000).contains(&i);
+    for i in 0..9_000 {
+        let mut o = row(i, version, 0.0);
+        if flipped(i) {
+            o.label = 1 - o.label;
+        }
+        let champion = &s.champion.as_ref().unwrap().network;
+        let p = champion.predict(&o.features);
+        o.prediction = p;
+        let right = champion.class_of(p) == o.label;
+        s.observe(&cfg, &o, right);
+        if let Some(p) = s.take_promotion() {
+            assert_eq!(p.champion_version, version);
+            version += 1;
+            s.promoted(version);
+            promotions.push((i, p.challenger, p.network));
+        }
+    }
+    let recalled: Vec<&(i64, String, Network)> =
+        promotions.iter().filter(|p| p.1 == RECURRING).collect();
+    assert!(
+        !recalled.is_empty(),
+        "{:?}",
+        promotions.iter().map(|p| (p.0, &p.1)).collect::<Vec<_>>()
+    );
+    let (at, _, net) = recalled[0];
+    assert!(*at >= 6_000, "recalled after the concept came back: {at}");
+    // The network that came back is one that served before the change.
+    assert!(
+        promotions
+            .iter()
+            .any(|p| p.0 < 3_000 && p.1 == "online" && &p.2 == net),
+        "a champion of the first concept"
+    );
+    // It serves now, and the online challenger learns from it.
+    let online = s.online.as_ref().unwrap();
+    assert!(s.retired.len() <= cfg.recurring);
+    assert_eq!(s.champion.as_ref().unwrap().version, version);
+    assert_eq!(online.base_version, version);
+}
+
+/// Without `recurring`, no replaced champion is kept.
+#[test]
+fn no_retired_champion_is_kept_unless_configured() {
+    let cfg = cfg();
+    let mut s = ShadowState::default();
+    s.challenge(1, blank(2, 8));
+    s.challenge(2, blank(2, 4));
+    s.observe(&cfg, &row(0, 2, 0.5), true);
+    assert!(s.retired.is_empty());
+    assert_eq!(s.champion.as_ref().unwrap().version, 2);
+}
