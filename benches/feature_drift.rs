@@ -18,9 +18,12 @@
 //! `DRIFTD_BENCH_ROWS` changes the recent window's size. Without Python it prints driftd's
 //! figures only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
+
+mod common;
+use common::{env_usize, python};
 
 use driftd::feature_drift::{check, FeatureDriftConfig, FeatureDriftReport, ReferenceSample};
 use driftd::generate::SplitMix64;
@@ -71,23 +74,6 @@ fn generate(rows: usize, drift: bool, seed: u64) -> Vec<f32> {
 fn write_f32(path: &Path, v: &[f32]) {
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     std::fs::write(path, bytes).unwrap();
-}
-
-fn python() -> Option<PathBuf> {
-    let p = std::env::var("DRIFTD_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/driftd/venv/bin/python")
-        });
-    p.exists().then_some(p)
-}
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

@@ -14,33 +14,18 @@
 //! `DRIFTD_PYTHON` (default `$HOME/.cache/driftd/venv/bin/python`; the reference is skipped
 //! without it), `DRIFTD_BENCH_ROWS` (default 50 000), `DRIFTD_BENCH_FEATURES` (default 8).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+
+mod common;
+use common::{env_usize, python};
 
 use chrono::{TimeZone, Utc};
 use driftd::outcomes::Outcome;
 use driftd::shadow::{ShadowConfig, ShadowState};
 use driftd::train::synth::{make_classification, Concept};
 use driftd::train::{fit, Arch, FitOptions, ModelArtifact, TrainConfig};
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn python() -> Option<PathBuf> {
-    let p = std::env::var("DRIFTD_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/driftd/venv/bin/python")
-        });
-    p.exists().then_some(p)
-}
 
 fn main() {
     let rows = env_usize("DRIFTD_BENCH_ROWS", 50_000);
@@ -144,27 +129,30 @@ fn reference(nf: usize, hidden: &[usize], rows: usize, cfg: &ShadowConfig, ours:
 /// What the challenger adds to a model: in memory (its weights, the mini-batch it gathers,
 /// the duel's window) and in the stored snapshot (JSON).
 fn memory(state: &ShadowState, cfg: &ShadowConfig, nf: usize) {
-    let online = state.online.as_ref().unwrap();
-    let weights: usize = online
-        .network
-        .members
-        .iter()
-        .map(|m| {
-            m.mean.len()
-                + m.std.len()
-                + m.layers
-                    .iter()
-                    .map(|l| l.w.len() + l.b.len())
-                    .sum::<usize>()
-        })
-        .sum();
+    let count = |n: &driftd::shadow::Network| -> usize {
+        n.members
+            .iter()
+            .map(|m| {
+                m.mean.len()
+                    + m.std.len()
+                    + m.layers
+                        .iter()
+                        .map(|l| l.w.len() + l.b.len())
+                        .sum::<usize>()
+            })
+            .sum()
+    };
+    // The learning copy, and the champion's own weights (kept to retire it, see
+    // `recurring`).
+    let online = count(&state.online.as_ref().unwrap().network);
+    let weights = online + state.champion.as_ref().map_or(0, |c| count(&c.network));
     // f32 weights; a pending row of f32 features and a u32 label; per duel row a code byte,
     // an f32 prediction and a u32 label.
     let bytes = 4 * weights + cfg.batch_rows * (4 * nf + 4) + cfg.window_rows * 9;
     let stored = serde_json::to_vec(state).unwrap().len();
     println!(
-        "memory per model: {:.1} KiB in memory ({weights} weights, a {}-row mini-batch, a \
-         {}-row duel), {:.1} KiB in the stored snapshot; bounded by the architecture and the \
+        "memory per model: {:.1} KiB in memory ({weights} weights: the challenger's {online} and \
+         the champion's copy; a {}-row mini-batch, a {}-row duel), {:.1} KiB in the stored snapshot; bounded by the architecture and the \
          two windows, not by the rows seen",
         bytes as f64 / 1024.0,
         cfg.batch_rows,

@@ -12,10 +12,13 @@
 //! 1 000 and 100 000 rows × 20 features, their ratio, and the `auto` tournament's time next
 //! to each single candidate's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+
+mod common;
+use common::{env_usize, python};
 
 use driftd::train::synth::{make_classification, Concept};
 use driftd::train::{
@@ -26,16 +29,6 @@ use driftd::train::{
 fn write_f32(path: &Path, v: &[f32]) {
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     std::fs::write(path, bytes).unwrap();
-}
-
-fn python() -> Option<PathBuf> {
-    let p = std::env::var("DRIFTD_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/driftd/venv/bin/python")
-        });
-    p.exists().then_some(p)
 }
 
 fn accuracy(art: &ModelArtifact, d: &Dataset) -> f64 {
@@ -57,11 +50,7 @@ struct Row {
 }
 
 fn repeats() -> usize {
-    std::env::var("DRIFTD_BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1)
+    env_usize("DRIFTD_BENCH_REPEAT", 3).max(1)
 }
 
 fn single_model(n: usize, epochs: usize, threads: i32, py: Option<&Path>) -> Row {

@@ -258,43 +258,42 @@ fn write_accuracy_lines(s: &mut String, sc: &Scale, lines: &[&Report]) {
     }
 }
 
+/// A dashed line through `(row, accuracy)` points (`dash`: SVG's dash pattern); none without
+/// points.
+fn write_dashed(s: &mut String, sc: &Scale, pts: &[(f64, f64)], stroke: &str, dash: &str) {
+    if pts.is_empty() {
+        return;
+    }
+    let pts: Vec<String> = pts
+        .iter()
+        .map(|&(row, acc)| format!("{:.1},{:.1}", sc.x(row), sc.y(acc)))
+        .collect();
+    let _ = writeln!(
+        s,
+        r#"<polyline points="{}" fill="none" stroke="{stroke}" stroke-dasharray="{dash}" stroke-width="1.5"/>"#,
+        pts.join(" ")
+    );
+}
+
 /// The accuracy estimated before the labels, per window: a dashed line over the realized one.
 fn write_estimate(s: &mut String, sc: &Scale, main: &Report) {
-    let pts: Vec<String> = main
+    let pts: Vec<(f64, f64)> = main
         .estimation
         .iter()
-        .map(|p| {
-            let y = sc.y(p.estimated_accuracy);
-            format!("{:.1},{y:.1}", sc.x(p.end_row as f64 + 1.0))
-        })
+        .map(|p| (p.end_row as f64 + 1.0, p.estimated_accuracy))
         .collect();
-    if !pts.is_empty() {
-        let _ = writeln!(
-            s,
-            r#"<polyline points="{}" fill="none" stroke="{ESTIMATE}" stroke-dasharray="5,3" stroke-width="1.5"/>"#,
-            pts.join(" ")
-        );
-    }
+    write_dashed(s, sc, &pts, ESTIMATE, "5,3");
 }
 
 /// The online challenger's accuracy on the duel's rows (dotted), and its promotions
 /// (dotted verticals with a tooltip of the evidence).
 fn write_shadow(s: &mut String, sc: &Scale, main: &Report) {
-    let pts: Vec<String> = main
+    let pts: Vec<(f64, f64)> = main
         .shadow_series
         .iter()
-        .map(|p| {
-            let y = sc.y(p.challenger_accuracy);
-            format!("{:.1},{y:.1}", sc.x(p.index as f64 + 1.0))
-        })
+        .map(|p| (p.index as f64 + 1.0, p.challenger_accuracy))
         .collect();
-    if !pts.is_empty() {
-        let _ = writeln!(
-            s,
-            r#"<polyline points="{}" fill="none" stroke="{SHADOW}" stroke-dasharray="2,2" stroke-width="1.5"/>"#,
-            pts.join(" ")
-        );
-    }
+    write_dashed(s, sc, &pts, SHADOW, "2,2");
     for p in &main.shadow_promotions {
         let xx = sc.x(p.index as f64 + 1.0);
         let tip = format!(

@@ -353,10 +353,10 @@ impl Controller {
         self.training
     }
 
-    /// Folds `outcomes` (validated, in poll order, the newest at `to`) into a copy of the state.
-    /// Folds a batch into a copy of the state. The drift it shows the policy is noted in
-    /// that copy (with a champion, as the triggers only watch one), so it is stored with the
-    /// batch: decided on after the commit, or after a restart that came between.
+    /// Folds `outcomes` (validated, in poll order, the newest at `to`) into a copy of the
+    /// state. The drift they show the policy is noted in that copy (with a champion, as the
+    /// triggers only watch one), so it is stored with the batch: decided on after the
+    /// commit, or after a restart that came between.
     pub fn fold(&self, outcomes: &[Outcome], to: Watermark) -> Folded {
         let mut state = self.state.clone();
         let events: Vec<MonitorEvent> = outcomes

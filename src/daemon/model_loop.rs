@@ -99,9 +99,6 @@ struct Scorer {
     artifact: ModelArtifact,
 }
 
-/// Starts the trainings the core decided on and records the requests it coalesced; a
-/// shadow promotion is carried out first, by the model loop (see
-/// [`ModelLoop::promote_shadow`]), and only then what coalesced behind it.
 /// What the core's decisions change in the stored state: the policy's memory and which
 /// champion the challenger duels (its weights change with every batch, and are stored with
 /// it).
@@ -110,6 +107,9 @@ fn decided(state: &control::ModelState) -> (crate::policy::PolicyState, Option<i
     (state.policy.clone(), base)
 }
 
+/// Starts the trainings the core decided on and records the requests it coalesced; a
+/// shadow promotion is carried out first, by the model loop (see
+/// [`ModelLoop::promote_shadow`]), and only then what coalesced behind it.
 async fn carry_out(decisions: Vec<Decision>, trainer: &mut Trainer) -> Result<(), StoreError> {
     for d in decisions {
         match d {
@@ -339,6 +339,21 @@ impl ModelLoop {
             decisions.push(live.core.on_request(req));
         }
         drop(conn);
+        self.carry_out_and_store(live, trainer, decisions, before, now)
+            .await
+    }
+
+    /// Carries out `decisions` (shadow promotions first), then stores what they changed in
+    /// the state (`before`: [`decided`] when the round began) at the same watermark, so that
+    /// a restart before the next batch does not decide on the same thing again.
+    async fn carry_out_and_store(
+        &self,
+        live: &mut Live,
+        trainer: &mut Trainer,
+        decisions: Vec<Decision>,
+        before: (crate::policy::PolicyState, Option<i64>),
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let decisions = self.promote_shadows(live, decisions, now).await?;
         carry_out(decisions, trainer).await?;
         if decided(live.core.state()) != before {
@@ -485,9 +500,10 @@ impl ModelLoop {
             return Ok(());
         }
         let now = Utc::now();
+        let before = decided(live.core.state());
         let decisions = self.decide(live, now).await?;
-        let decisions = self.promote_shadows(live, decisions, now).await?;
-        carry_out(decisions, trainer).await
+        self.carry_out_and_store(live, trainer, decisions, before, now)
+            .await
     }
 
     /// The core's answers to what this round brought: a due feature-drift check, the
